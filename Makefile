@@ -1,0 +1,49 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   # venv + install + label examples/images with ontologies/example.yaml (real default models)
+#   make test   # venv + install dev deps + run the test suite (offline, tiny random-weight models)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# torch/torchvision pinned to the releases known to work (pip takes local wheels where present)
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+DEMO_OUT ?= runs/demo
+DEMO_ARGS ?=
+ifdef DETECTOR_MODEL
+DEMO_ARGS += --detector-model $(DETECTOR_MODEL)
+endif
+ifdef SEGMENTER_MODEL
+DEMO_ARGS += --segmenter-model $(SEGMENTER_MODEL)
+endif
+
+.PHONY: demo test install install-dev lint clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+	$(PIP) install $(TORCH_PINS)
+	$(PIP) install -e '.[models]'
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -e '.[models,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/autolabel label ontologies/example.yaml examples/images -o $(DEMO_OUT) $(DEMO_ARGS)
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(PIP) install ruff mypy
+	$(VENV)/bin/ruff check autolabel tests
+	$(VENV)/bin/mypy autolabel --ignore-missing-imports
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,77 @@
+"""Backend registry. Importing this module imports no model library.
+
+A backend name is one of the registered names below, or `package.module:ClassName` for a plugin
+class with a `from_config(cfg, device, dtype)` classmethod implementing the Detector/Segmenter protocol.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    kind: str  # "detector", "segmenter" or "engine" (text → masks in one model; used as the detector)
+    target: str  # "module:Class"
+    default_model: str | None
+    summary: str
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    s.name: s
+    for s in [
+        BackendSpec("grounding_dino", "detector", "autolabel.backends.grounding_dino:GroundingDinoDetector",
+                    "IDEA-Research/grounding-dino-tiny",
+                    "Grounding DINO (transformers); all prompts in one caption per image, batched over images"),
+        BackendSpec("sam2", "segmenter", "autolabel.backends.sam2:Sam2Segmenter", "facebook/sam2.1-hiera-tiny",
+                    "SAM 2 / 2.1 (transformers Sam2Model); one embedding per image, all boxes in one call"),
+        BackendSpec("none", "segmenter", "", None, "no segmenter: a box-only dataset"),
+    ]
+}
+
+
+def backend_names(kind: str) -> list[str]:
+    kinds = ("detector", "engine") if kind == "detector" else (kind,)
+    return [n for n, s in BACKENDS.items() if s.kind in kinds]
+
+
+def get_spec(name: str, kind: str) -> BackendSpec:
+    """Look up a backend by name for a role ('detector' or 'segmenter'); plugins as 'module:Class'."""
+    if ":" in name:
+        return BackendSpec(name, kind, name, None, "plugin")
+    spec = BACKENDS.get(name)
+    valid = backend_names(kind)
+    if spec is None or name not in valid:
+        raise UsageError(f"unknown {kind} backend '{name}'; valid: {', '.join(valid)}",
+                         hint="run `autolabel backends` to list them, or give a plugin as 'package.module:ClassName'")
+    return spec
+
+
+def default_model(name: str, kind: str) -> str | None:
+    return get_spec(name, kind).default_model
+
+
+def _load_class(target: str) -> Any:
+    module_name, _, cls_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UsageError(f"cannot import backend module '{module_name}': {e}",
+                         hint="install autolabel with its model extras: pip install 'autolabel[models]'") from None
+    try:
+        return getattr(module, cls_name)
+    except AttributeError:
+        raise UsageError(f"backend module '{module_name}' has no class '{cls_name}'") from None
+
+
+def load_backend(name: str, kind: str, cfg: Any, device: str, dtype: str) -> Any:
+    """Instantiate a detector or segmenter from its config. Returns None for segmenter 'none'."""
+    spec = get_spec(name, kind)
+    if not spec.target:
+        return None
+    return _load_class(spec.target).from_config(cfg, device=device, dtype=dtype)

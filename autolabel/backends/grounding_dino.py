@@ -1,0 +1,166 @@
+"""Grounding DINO through transformers: one merged caption per image, batched images, token-span mapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..geometry import clip_xyxy, cxcywh_norm_to_xyxy
+from .base import ForwardStats, PromptBoxes
+from .torch_utils import load_pretrained, sync_fn
+
+DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
+
+
+@dataclass(frozen=True)
+class Caption:
+    """One caption holding several prompts: `spans[k]` = (first, last+1) token indices of prompt `prompt_ids[k]`."""
+
+    text: str
+    input_ids: list[int]
+    prompt_ids: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...]
+
+
+def plan_captions(tokenizer: Any, prompts: Sequence[str], max_tokens: int) -> list[Caption]:
+    """Pack prompts into as few captions as fit `max_tokens` (special tokens included), in order.
+
+    The caption is "p1. p2. p3." as Grounding DINO expects; each prompt's token span is found from the
+    tokenizer's character offsets, so mapping never depends on substring search.
+    """
+    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    groups: list[list[int]] = [[]]
+    used = 2  # [CLS] ... [SEP]
+    for i, n in enumerate(lengths):
+        need = n + 1  # the prompt and its "."
+        if need + 2 > max_tokens:
+            raise ValueError(f"prompt '{prompts[i]}' is {n} tokens; the text encoder takes at most {max_tokens - 3}")
+        if groups[-1] and used + need > max_tokens:
+            groups.append([])
+            used = 2
+        groups[-1].append(i)
+        used += need
+    return [_make_caption(tokenizer, prompts, g) for g in groups]
+
+
+def _make_caption(tokenizer: Any, prompts: Sequence[str], ids: list[int]) -> Caption:
+    text, char_spans = "", []
+    for i in ids:
+        start = len(text)
+        text += prompts[i]
+        char_spans.append((start, len(text)))
+        text += ". "
+    text = text.rstrip()
+    enc = tokenizer(text, return_offsets_mapping=True)
+    offsets = enc["offset_mapping"]
+    spans = []
+    for (cs, ce), i in zip(char_spans, ids):
+        toks = [t for t, (a, b) in enumerate(offsets) if b > a and a >= cs and b <= ce]
+        if not toks:
+            raise ValueError(f"prompt '{prompts[i]}' produced no tokens")
+        spans.append((toks[0], toks[-1] + 1))
+    return Caption(text, list(enc["input_ids"]), tuple(ids), tuple(spans))
+
+
+def assign_queries(
+    probs: np.ndarray, caption: Caption, text_threshold: float, min_score: float, token_names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Map each query to the prompt whose token span it scores highest on.
+
+    `probs`: (Q, T) sigmoid token scores of one image. A query is a candidate when its best token
+    reaches `min_score`. Its prompt is the span with the highest max-token score; it is kept with that
+    score when the score reaches both `text_threshold` and `min_score`. A candidate whose best prompt
+    span stays under the text threshold fired on something that is no prompt (the "." separators,
+    [CLS]/[SEP]): it is dropped and counted under that token's text.
+    Returns (query indices, prompt ids, scores, unmatched counts).
+    """
+    n_tok = len(caption.input_ids)
+    p = probs[:, :n_tok]
+    best_any = p.max(axis=1)
+    span_scores = np.stack([p[:, a:b].max(axis=1) for a, b in caption.spans], axis=1)  # (Q, K)
+    best_k = span_scores.argmax(axis=1)
+    best = span_scores[np.arange(len(p)), best_k]
+    candidate = best_any >= min_score
+    keep = candidate & (best >= text_threshold) & (best >= min_score)
+    unmatched: dict[str, int] = {}
+    for q in np.flatnonzero(candidate & (best < text_threshold)):
+        name = token_names[int(p[q].argmax())]
+        unmatched[name] = unmatched.get(name, 0) + 1
+    q_idx = np.flatnonzero(keep)
+    prompt_ids = np.asarray(caption.prompt_ids, dtype=np.int64)[best_k[q_idx]]
+    return q_idx, prompt_ids, best[q_idx].astype(np.float64), unmatched
+
+
+class GroundingDinoDetector:
+    has_scores = True
+    segments = False
+
+    def __init__(self, processor: Any, model: Any, device: str, dtype: Any, text_threshold: float) -> None:
+        self.processor = processor
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.text_threshold = text_threshold
+        self.max_tokens = int(getattr(model.config, "max_text_len", 256))
+        self.stats = ForwardStats()
+        self._sync = sync_fn(device)
+        self._plans: dict[tuple[str, ...], list[Caption]] = {}
+
+    @classmethod
+    def from_config(cls, cfg: Any, device: str, dtype: Any) -> GroundingDinoDetector:
+        from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+
+        ref = cfg.model or DEFAULT_MODEL
+        processor, model = load_pretrained(ref, "detector", "--detector-model", [
+            AutoProcessor.from_pretrained,
+            AutoModelForZeroShotObjectDetection.from_pretrained,
+        ])
+        model = model.to(device=device, dtype=dtype).eval()
+        return cls(processor, model, device, dtype, cfg.text_threshold)
+
+    def captions(self, prompts: Sequence[str]) -> list[Caption]:
+        key = tuple(prompts)
+        if key not in self._plans:
+            self._plans[key] = plan_captions(self.processor.tokenizer, prompts, self.max_tokens)
+        return self._plans[key]
+
+    def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
+        """images: RGB uint8 (H, W, 3). One forward per caption chunk for the whole batch of images."""
+        import torch
+
+        captions = self.captions(prompts)
+        enc = self.processor.image_processor(images=list(images), return_tensors="pt")
+        pixel_values = enc["pixel_values"].to(self.device, self.dtype)
+        pixel_mask = enc["pixel_mask"].to(self.device)
+        parts: list[list[PromptBoxes]] = [[] for _ in images]
+        for cap in captions:
+            ids = torch.tensor([cap.input_ids] * len(images), device=self.device)
+            with torch.inference_mode(), self.stats.timed(self._sync):
+                out = self.model(pixel_values=pixel_values, pixel_mask=pixel_mask, input_ids=ids,
+                                 attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids))
+            probs = out.logits.float().sigmoid().cpu().numpy()
+            boxes = out.pred_boxes.float().cpu().numpy()
+            names = self.processor.tokenizer.convert_ids_to_tokens(cap.input_ids)
+            for b, img in enumerate(images):
+                q, pid, scores, unmatched = assign_queries(probs[b], cap, self.text_threshold, min_score, names)
+                h, w = img.shape[:2]
+                xyxy = clip_xyxy(cxcywh_norm_to_xyxy(boxes[b][q], w, h), w, h)
+                parts[b].append(PromptBoxes(xyxy, scores, pid, unmatched=unmatched))
+        return [_join(p) for p in parts]
+
+
+def _join(parts: list[PromptBoxes]) -> PromptBoxes:
+    if len(parts) == 1:
+        return parts[0]
+    unmatched: dict[str, int] = {}
+    for p in parts:
+        for k, v in p.unmatched.items():
+            unmatched[k] = unmatched.get(k, 0) + v
+    return PromptBoxes(
+        np.concatenate([p.xyxy for p in parts]),
+        np.concatenate([p.scores for p in parts if p.scores is not None]),
+        np.concatenate([p.prompt_index for p in parts]),
+        unmatched=unmatched,
+    )

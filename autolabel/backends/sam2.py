@@ -1,0 +1,83 @@
+"""SAM 2 / 2.1 through transformers: one image embedding per image, all its boxes in one decoder call."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .base import ForwardStats
+from .torch_utils import load_pretrained, sync_fn
+
+DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+UPSAMPLE_CHUNK = 16  # masks upsampled to full resolution at a time (bounds memory for many boxes)
+
+
+class Sam2Segmenter:
+    def __init__(self, processor: Any, model: Any, device: str, dtype: Any, multimask: bool,
+                 mask_threshold: float) -> None:
+        self.processor = processor
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.multimask = multimask
+        self.mask_threshold = mask_threshold
+        self.stats = ForwardStats()
+        self._sync = sync_fn(device)
+
+    @classmethod
+    def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam2Segmenter:
+        from transformers import AutoModelForMaskGeneration, AutoProcessor
+
+        ref = cfg.model or DEFAULT_MODEL
+        processor, model = load_pretrained(ref, "segmenter", "--segmenter-model", [
+            AutoProcessor.from_pretrained, AutoModelForMaskGeneration.from_pretrained,
+        ])
+        model = model.to(device=device, dtype=dtype).eval()
+        return cls(processor, model, device, dtype, cfg.multimask, cfg.mask_threshold)
+
+    def embed(self, images: Sequence[np.ndarray]) -> Any:
+        """Image embeddings for a batch: SAM 2 returns a list of FPN levels, each (B, C, h, w)."""
+        import torch
+
+        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+        with torch.inference_mode(), self.stats.timed(self._sync):
+            return self.model.get_image_embeddings(pixel_values.to(self.device, self.dtype))
+
+    def select_embedding(self, emb: Any, j: int) -> Any:
+        return [e[j : j + 1] for e in emb]
+
+    def decode(self, emb_j: Any, boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+        """All boxes (N, 4) of one image in one decoder call → bool (N, H, W)."""
+        import torch
+
+        enc = self.processor(input_boxes=[boxes.tolist()], original_sizes=[[height, width]], return_tensors="pt")
+        input_boxes = enc["input_boxes"].to(self.device, self.dtype)  # (1, N, 4) in the model's frame
+        with torch.inference_mode(), self.stats.timed(self._sync):
+            out = self.model(image_embeddings=emb_j, input_boxes=input_boxes, multimask_output=self.multimask)
+        pred = out.pred_masks[0]  # (N, M, h, w) low-res logits
+        if pred.shape[1] > 1:  # multimask: the mask with the best predicted IoU per box
+            best = out.iou_scores[0].argmax(dim=-1)
+            pred = pred[torch.arange(len(pred)), best][:, None]
+        return self._upsample(pred, height, width)
+
+    def _upsample(self, pred: Any, height: int, width: int) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(pred), UPSAMPLE_CHUNK):
+            part = pred[start : start + UPSAMPLE_CHUNK].float()[None]
+            m = self.processor.post_process_masks(part, [[height, width]], mask_threshold=self.mask_threshold,
+                                                  binarize=True)[0]
+            chunks.append(m[:, 0].cpu().numpy().astype(bool))
+        return np.concatenate(chunks) if chunks else np.zeros((0, height, width), dtype=bool)
+
+    def segment(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Embeds only images that have boxes, in one batch; then one decoder call per image."""
+        out = [np.zeros((0, *img.shape[:2]), dtype=bool) for img in images]
+        todo = [i for i, b in enumerate(boxes) if len(b)]
+        if not todo:
+            return out
+        emb = self.embed([images[i] for i in todo])
+        for j, i in enumerate(todo):
+            h, w = images[i].shape[:2]
+            out[i] = self.decode(self.select_embedding(emb, j), np.asarray(boxes[i], dtype=np.float64), h, w)
+        return out

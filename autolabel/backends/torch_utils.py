@@ -1,0 +1,68 @@
+"""Device/precision choice and model loading helpers shared by the transformers backends."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import UsageError
+from ..hub import resolve_model, wrap_load_error
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' picks cuda, then mps, then cpu. An explicit device that is not available is an error."""
+    import torch
+
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise UsageError(f"unknown device '{device}'; valid: {', '.join(DEVICES)} (or cuda:N)")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device '{device}' requested but CUDA is not available",
+                         hint="use --device cpu (or auto), or install a CUDA build of torch")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("device 'mps' requested but it is not available", hint="use --device cpu (or auto)")
+    return device
+
+
+def resolve_dtype(precision: str, device: str) -> Any:
+    """fp16/bf16 only on GPU; 'auto' is fp16 on CUDA and fp32 elsewhere."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision '{precision}'; valid: {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    if precision in ("fp16", "bf16") and not device.startswith("cuda"):
+        raise UsageError(f"precision {precision} needs a CUDA GPU; the device is '{device}'",
+                         hint="use --precision fp32 (or auto) on CPU/MPS")
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def load_pretrained(ref: str, role: str, option: str, loaders: list[Callable[[str], Any]]) -> list[Any]:
+    """Resolve `ref` (fast failure when unreachable) and call each loader on it, wrapping errors."""
+    target, _local = resolve_model(ref, role, option)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bar is the one the user watches
+    try:
+        return [load(target) for load in loaders]
+    except UsageError:
+        raise
+    except Exception as e:  # transformers raises OSError/ValueError/KeyError for wrong or broken checkpoints
+        raise wrap_load_error(role, ref, option, e) from e
+
+
+def sync_fn(device: str) -> Callable[[], None] | None:
+    """A synchronize function so forward timings include queued GPU work."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.synchronize
+    return None

@@ -1,0 +1,175 @@
+"""Command line: thin typer commands over library functions. Heavy modules are imported inside commands.
+
+Exit codes: 0 success; 2 bad input (ontology, arguments, model, output dir), nothing written;
+3 the run finished but some images were skipped (listed in OUTPUT/skipped.txt); 130 interrupted;
+1 unexpected error (set AUTOLABEL_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Turn a folder of unlabeled images into an instance-segmentation dataset.")
+
+EXIT_SKIPPED = 3
+EXIT_INTERRUPTED = 130
+
+
+class CocoMasks(str, Enum):
+    polygon = "polygon"
+    rle = "rle"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+def _fail(message: str, hint: str | None, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
+    raise typer.Exit(code)
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    """The one error boundary: library errors → `error:`/`hint:` lines and their exit code."""
+    from .errors import AutolabelError
+
+    try:
+        return fn()
+    except AutolabelError as e:
+        if os.environ.get("AUTOLABEL_DEBUG"):
+            raise
+        _fail(e.message, e.hint, e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command()
+def label(
+    ontology: Path = typer.Argument(..., help="Ontology YAML (prompts → classes, models, thresholds)."),
+    input_dir: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory [default: runs/<input folder name>]."),
+    formats: str = typer.Option("coco", "--format", "-f", help="Exports to write, comma-separated: coco."),
+    coco_masks: CocoMasks = typer.Option(CocoMasks.polygon, help="COCO segmentation as polygons or compressed RLE."),
+    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per detector forward pass."),
+    device: Device = typer.Option(Device.auto, help="auto picks cuda, then mps, then cpu."),
+    precision: Precision = typer.Option(Precision.auto, help="fp16/bf16 only on CUDA; auto = fp16 on CUDA, else fp32."),
+    detector: Optional[str] = typer.Option(None, help="Detector backend (see `autolabel backends`)."),
+    detector_model: Optional[str] = typer.Option(None, help="Detector hub id, local directory or checkpoint."),
+    segmenter: Optional[str] = typer.Option(None, help="Segmenter backend, or 'none' for boxes only."),
+    segmenter_model: Optional[str] = typer.Option(None, help="Segmenter hub id, local directory or checkpoint."),
+    box_threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Override detector.box_threshold."),
+    text_threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Override detector.text_threshold."),
+    max_image_pixels: Optional[int] = typer.Option(None, help="Decompression-bomb limit in pixels [default: Pillow's, ~179 MP]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard a previous run in OUTPUT made with other settings."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Label every image under INPUT_DIR with the ONTOLOGY and write the exports. Reruns resume."""
+
+    def run() -> int:
+        from .engine import RunSettings, run_labeling
+        from .exporters import ExportOptions, export_run, parse_formats
+        from .images import DEFAULT_MAX_IMAGE_PIXELS
+        from .ontology import load_ontology
+        from .progress import RichProgress, print_summary
+
+        fmts = parse_formats(formats)
+        ont = load_ontology(ontology).with_overrides(
+            detector={"backend": detector, "model": detector_model, "box_threshold": box_threshold,
+                      "text_threshold": text_threshold},
+            segmenter={"backend": segmenter, "model": segmenter_model},
+        )
+        out = output if output is not None else Path("runs") / input_dir.resolve().name
+        settings = RunSettings(batch_size=batch_size, device=device.value, precision=precision.value,
+                               overwrite=overwrite, max_image_pixels=max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS)
+        summary = run_labeling(ont, input_dir, out, settings, progress=None if quiet else RichProgress())
+        exports: dict[str, Any] = {}
+        if not summary.interrupted:
+            exports = export_run(out, fmts, ExportOptions(coco_masks=coco_masks.value,
+                                                          polygon_tolerance=ont.masks.polygon_tolerance))
+        if not quiet:
+            print_summary(summary, exports)
+        if summary.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_SKIPPED if summary.skipped else 0
+
+    code = _guard(run)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def validate(ontology: Path = typer.Argument(..., help="Ontology YAML to check.")) -> None:
+    """Check an ontology file without loading any model."""
+
+    def run() -> None:
+        from .backends import get_spec
+        from .ontology import load_ontology
+
+        ont = load_ontology(ontology)
+        get_spec(ont.detector.backend, "detector")
+        get_spec(ont.segmenter.backend, "segmenter")
+        typer.echo(f"{ontology}: ok — {len(ont.prompts)} prompts → {len(ont.classes)} classes")
+        for cid, name in enumerate(ont.classes):
+            prompts = [p for p, c in zip(ont.prompts, ont.prompt_class) if c == cid]
+            typer.echo(f"  {cid}: {name} ← {', '.join(repr(p) for p in prompts)} "
+                       f"(box_threshold {ont.box_threshold_of_class(cid)})")
+        typer.echo(f"  detector: {ont.detector.backend} ({ont.detector.model or 'default model'}); "
+                   f"segmenter: {ont.segmenter.backend} ({ont.segmenter.model or 'default model'})")
+
+    _guard(run)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
+    formats: str = typer.Option("coco", "--format", "-f", help="Exports to write, comma-separated: coco."),
+    coco_masks: CocoMasks = typer.Option(CocoMasks.polygon, help="COCO segmentation as polygons or compressed RLE."),
+    polygon_tolerance: float = typer.Option(0.0, min=0.0, help="Polygon simplification in pixels."),
+) -> None:
+    """Write exports again from a run's store, without loading any model."""
+
+    def run() -> None:
+        from .exporters import ExportOptions, export_run, parse_formats
+
+        written = export_run(run_dir, parse_formats(formats), ExportOptions(coco_masks.value, polygon_tolerance))
+        for fmt, path in written.items():
+            typer.echo(f"{fmt}: {path}")
+
+    _guard(run)
+
+
+@app.command()
+def backends() -> None:
+    """List the detector, segmenter and engine backends and their default models."""
+    from .backends import BACKENDS
+
+    for spec in BACKENDS.values():
+        typer.echo(f"{spec.name:16} {spec.kind:10} {spec.default_model or '-':36} {spec.summary}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

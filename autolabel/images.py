@@ -1,0 +1,101 @@
+"""Image input, in one place: discovery, decoding to RGB uint8 after EXIF transpose."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageError, UsageError
+from .types import ImageInfo
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+DEFAULT_MAX_IMAGE_PIXELS = 178_956_970  # Pillow's default decompression-bomb limit
+
+
+def discover_images(root: str | Path) -> list[ImageInfo]:
+    """All images under `root`, recursively, case-insensitive extensions, sorted by relative path.
+
+    Relative paths use '/' and keep sub-folders, so `a/x.jpg` and `b/x.jpg` stay distinct. Hidden
+    files and folders (starting with '.') are skipped. Symlinked files are followed; symlinked folders
+    are not walked (no cycles).
+    """
+    root_p = Path(root)
+    if not root_p.exists():
+        raise UsageError(f"input folder '{root}' does not exist")
+    if not root_p.is_dir():
+        raise UsageError(f"input '{root}' is not a folder", hint="pass the folder that holds the images")
+    found: list[ImageInfo] = []
+    for dirpath, dirnames, filenames in os.walk(root_p):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            full = Path(dirpath) / name
+            rel = full.relative_to(root_p).as_posix()
+            found.append(ImageInfo(relpath=rel, path=str(full)))
+    found.sort(key=lambda i: i.relpath)
+    return found
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale integer images wider than 8 bits (16-bit PNG/TIFF) and float images to uint8."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        return ((np.nan_to_num(arr) - lo) * scale).clip(0, 255).astype(np.uint8)
+    # integer: 16-bit data stored in I;16 / I mode. Use the full 16-bit range unless values exceed it.
+    hi = int(arr.max()) if arr.size else 0
+    bits = 16 if hi <= 65535 else 32
+    return (arr.astype(np.float64) / (2**bits - 1) * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode one image to RGB uint8 (H, W, 3), after EXIF transpose.
+
+    Grayscale, palette, LA/RGBA (alpha dropped), CMYK, 16-bit and float inputs are converted.
+    Raises ImageError with a reason for empty, truncated, unreadable, non-image or too-large files.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    try:
+        if p.stat().st_size == 0:
+            raise ImageError("empty file (0 bytes)")
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                return _pil_to_rgb(im)
+    except ImageError:
+        raise
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image (Pillow cannot identify the file)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"too large ({e}); raise the limit with --max-image-pixels") from None
+    except OSError as e:
+        raise ImageError(f"cannot decode: {e}") from None
+    except (ValueError, SyntaxError) as e:
+        raise ImageError(f"cannot decode: {e}") from None
+
+
+def _pil_to_rgb(im: object) -> np.ndarray:
+    mode = im.mode  # type: ignore[attr-defined]
+    if mode in ("RGB",):
+        return np.asarray(im, dtype=np.uint8).copy()
+    if mode in ("P", "PA", "1", "L", "LA", "RGBA", "RGBa", "CMYK", "YCbCr", "LAB", "HSV", "La", "RGBX"):
+        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()  # type: ignore[attr-defined]
+    arr = _to_uint8(np.asarray(im))  # I;16*, I, F: scale, don't clip
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(arr[:, :, :3])

@@ -1,0 +1,110 @@
+"""Binary instance masks: RLE, polygons, areas and clean-up. NumPy + OpenCV + pycocotools only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """(H, W) bool → COCO compressed RLE `{"size": [H, W], "counts": str}`."""
+    rle = mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """COCO compressed RLE → (H, W) bool."""
+    counts = rle["counts"]
+    coco_rle = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return mask_utils.decode(coco_rle).astype(bool)
+
+
+def rle_area(rle: dict) -> int:
+    counts = rle["counts"]
+    return int(mask_utils.area({"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}))
+
+
+def mask_to_xyxy(mask: np.ndarray) -> np.ndarray | None:
+    """Tight box around the True pixels as xyxy with exclusive right/bottom edges; None when empty."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if len(ys) == 0:
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    return np.array([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1], dtype=np.float64)
+
+
+def external_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[np.ndarray]:
+    """Outer outlines of every part of a mask as (K, 2) float arrays of x, y pixel-corner coordinates.
+
+    The outline follows pixel edges, not pixel centres: the contour is traced on a 2× nearest-neighbour
+    upsample, where boundary pixel u maps back to edge ceil(u / 2). A polygon rasterised by pycocotools
+    therefore gives back exactly the pixels of a hole-free mask (a lone pixel becomes its unit square).
+    Holes are not returned (RETR_EXTERNAL): polygons describe parts, never holes; use RLE to keep holes.
+    `tolerance` > 0 simplifies with Douglas-Peucker (pixels). Parts are ordered largest first.
+    """
+    m = np.asarray(mask, dtype=bool)
+    box = mask_to_xyxy(m)
+    if box is None:
+        return []
+    x0, y0, x1, y1 = (int(v) for v in box)
+    crop = m[y0:y1, x0:x1].astype(np.uint8)
+    up = np.pad(np.kron(crop, np.ones((2, 2), dtype=np.uint8)), 1)  # pad: contours never touch the border
+    contours, _ = cv2.findContours(up, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polys: list[tuple[float, np.ndarray]] = []
+    for c in contours:
+        pts = np.ceil((c.reshape(-1, 2) - 1) / 2).astype(np.float64) + (x0, y0)
+        pts = pts[np.any(pts != np.roll(pts, 1, axis=0), axis=1)]  # drop repeated points
+        if tolerance > 0 and len(pts) > 3:
+            simple = cv2.approxPolyDP(pts.astype(np.float32).reshape(-1, 1, 2), tolerance, True).reshape(-1, 2)
+            pts = simple.astype(np.float64) if len(simple) >= 3 else pts
+        if len(pts) < 3:
+            continue
+        polys.append((abs(float(cv2.contourArea(pts.astype(np.float32)))), pts))
+    polys.sort(key=lambda p: -p[0])
+    return [p for _, p in polys]
+
+
+@dataclass(frozen=True)
+class MaskCleanup:
+    """Mask post-processing shared by every segmenter (pixel units; 0 disables a step)."""
+
+    fill_holes_below: int = 0
+    drop_islands_below: int = 0
+    keep_largest_part: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.fill_holes_below or self.drop_islands_below or self.keep_largest_part)
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return labels, stats[1:n, cv2.CC_STAT_AREA]
+
+
+def clean_mask(mask: np.ndarray, cfg: MaskCleanup) -> np.ndarray:
+    """Fill small holes, drop small islands, optionally keep only the largest part. Returns a new mask."""
+    out = np.asarray(mask, dtype=bool).copy()
+    if cfg.fill_holes_below > 0:
+        # holes are background components that do not touch the border (4-connectivity for background)
+        inv = (~out).astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+        border = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist())
+        for k in range(1, n):
+            if k not in border and stats[k, cv2.CC_STAT_AREA] < cfg.fill_holes_below:
+                out[labels == k] = True
+    if cfg.drop_islands_below > 0 or cfg.keep_largest_part:
+        labels, areas = _components(out)
+        if len(areas):
+            keep = np.ones(len(areas), dtype=bool)
+            if cfg.drop_islands_below > 0:
+                keep &= areas >= cfg.drop_islands_below
+            if cfg.keep_largest_part:
+                largest = np.zeros(len(areas), dtype=bool)
+                largest[int(np.argmax(areas))] = True
+                keep &= largest
+            out = np.isin(labels, np.flatnonzero(keep) + 1)
+    return out

@@ -1,0 +1,318 @@
+"""Ontology YAML: prompts → classes, model choices and thresholds, validated into frozen dataclasses.
+
+Example::
+
+    ontology:              # caption prompt: class name (many prompts may share a class)
+      pickup truck: truck
+      lorry: truck
+      car: car
+    classes:               # optional per-class settings
+      truck: {box_threshold: 0.3}
+    detector: {backend: grounding_dino, model: IDEA-Research/grounding-dino-tiny, box_threshold: 0.35}
+    segmenter: {backend: sam2, model: facebook/sam2.1-hiera-tiny}
+
+Class ids are 0-based in order of first appearance in `ontology:` (COCO category id = class id + 1).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .errors import OntologyError
+from .masks import MaskCleanup
+
+TOP_KEYS = ("ontology", "classes", "detector", "segmenter", "postprocess", "masks")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    backend: str = "grounding_dino"
+    model: str | None = None  # None → the backend's default hub id
+    box_threshold: float = 0.35
+    text_threshold: float = 0.25
+    task: str | None = None  # Florence-2 task; None → the backend's default
+    max_new_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    backend: str = "sam2"  # "none" → box-only dataset
+    model: str | None = None
+    multimask: bool = False  # ask for 3 masks per box and keep the one with the best predicted IoU
+    mask_threshold: float = 0.0  # logit threshold for binarising masks
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    nms_iou: float = 0.5  # class-wise NMS
+    cross_class_iou: float | None = 0.9  # one object, one class: drop the lower-scored box; None disables
+    min_box_area: float = 0.0  # pixels²
+    max_box_fraction: float = 1.0  # drop boxes covering more than this fraction of the image
+    max_detections: int = 300  # per image, after NMS, highest scores first
+
+
+@dataclass(frozen=True)
+class MasksConfig:
+    fill_holes_below: int = 0  # pixels; holes smaller than this are filled
+    drop_islands_below: int = 0  # pixels; separate parts smaller than this are dropped
+    keep_largest_part: bool = False
+    polygon_tolerance: float = 0.0  # pixels; Douglas-Peucker simplification of exported polygons
+
+    @property
+    def cleanup(self) -> MaskCleanup:
+        return MaskCleanup(self.fill_holes_below, self.drop_islands_below, self.keep_largest_part)
+
+
+@dataclass(frozen=True)
+class Ontology:
+    """A validated ontology. `prompts[i]` maps to class `prompt_class[i]` (index into `classes`)."""
+
+    prompts: tuple[str, ...]
+    prompt_class: tuple[int, ...]
+    classes: tuple[str, ...]
+    class_box_threshold: tuple[float | None, ...]
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    masks: MasksConfig = field(default_factory=MasksConfig)
+    source: str = "<memory>"
+
+    def class_of(self, prompt: str) -> int:
+        return self.prompt_class[self.prompts.index(prompt)]
+
+    def box_threshold_of_class(self, class_id: int) -> float:
+        t = self.class_box_threshold[class_id]
+        return self.detector.box_threshold if t is None else t
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Ontology:
+        """Replace fields of sections, e.g. `with_overrides(detector={"model": "/models/gd"})`. None values are ignored."""
+        changes = {}
+        for name, values in sections.items():
+            values = {k: v for k, v in values.items() if v is not None}
+            if values:
+                changes[name] = replace(getattr(self, name), **values)
+        return replace(self, **changes) if changes else self
+
+    def canonical(self) -> dict[str, Any]:
+        """Everything that changes results, as plain JSON data (for fingerprints and run metadata)."""
+        d = asdict(self)
+        d.pop("source")
+        return json.loads(json.dumps(d))
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[arg-type]
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, f"unhashable key {key!r}", key_node.start_mark)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_ontology(path: str | Path) -> Ontology:
+    """Read and validate an ontology file. Raises OntologyError naming the file and key."""
+    p = Path(path)
+    if not p.is_file():
+        raise OntologyError(f"{p}: ontology file not found", hint="pass the path of a YAML file, e.g. ontologies/example.yaml")
+    try:
+        text = p.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except UnicodeDecodeError as e:
+        raise OntologyError(f"{p}: not a UTF-8 text file ({e.reason})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise OntologyError(f"{p}: invalid YAML{where}: {problem}", hint="check indentation and quoting") from None
+    return parse_ontology(data, source=str(p))
+
+
+def parse_ontology(data: Any, source: str = "<memory>") -> Ontology:
+    """Validate already-parsed YAML data. All problems are reported together in one OntologyError."""
+    v = _Validator(source)
+    ont = v.ontology(data)
+    if v.problems:
+        first, *rest = v.problems
+        msg = first if not rest else first + "".join(f"\n  {r}" for r in rest)
+        raise OntologyError(msg, hint="see the ontology format in README.md, or run `autolabel validate FILE`")
+    assert ont is not None
+    return ont
+
+
+def _did_you_mean(key: str, valid: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
+
+
+def normalize_prompt(prompt: str) -> str:
+    """Prompts compare case- and whitespace-insensitively (Grounding DINO lowercases its caption)."""
+    return re.sub(r"\s+", " ", prompt.strip()).lower()
+
+
+class _Validator:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def err(self, key: str, msg: str) -> None:
+        self.problems.append(f"{self.source}: {key}: {msg}" if key else f"{self.source}: {msg}")
+
+    def ontology(self, data: Any) -> Ontology | None:
+        if data is None:
+            self.err("", "the file is empty; it needs an 'ontology:' mapping of prompt: class")
+            return None
+        if not isinstance(data, dict):
+            self.err("", f"expected a mapping with an 'ontology:' key at the top, got {type(data).__name__}")
+            return None
+        for k in data:
+            if k not in TOP_KEYS:
+                self.err(str(k), "unknown key" + _did_you_mean(str(k), TOP_KEYS))
+        prompts, prompt_class, classes = self.mapping(data.get("ontology"))
+        thresholds = self.class_settings(data.get("classes"), classes)
+        det = self.section(data.get("detector"), "detector", DetectorConfig)
+        seg = self.section(data.get("segmenter"), "segmenter", SegmenterConfig)
+        post = self.section(data.get("postprocess"), "postprocess", PostprocessConfig)
+        masks = self.section(data.get("masks"), "masks", MasksConfig)
+        if self.problems:
+            return None
+        return Ontology(tuple(prompts), tuple(prompt_class), tuple(classes), tuple(thresholds),
+                        det, seg, post, masks, self.source)
+
+    def mapping(self, m: Any) -> tuple[list[str], list[int], list[str]]:
+        prompts: list[str] = []
+        prompt_class: list[int] = []
+        classes: list[str] = []
+        if m is None:
+            self.err("ontology", "missing or empty; add e.g.\n    ontology:\n      pickup truck: truck")
+            return prompts, prompt_class, classes
+        if not isinstance(m, dict):
+            self.err("ontology", f"must be a mapping of prompt: class, got {type(m).__name__}")
+            return prompts, prompt_class, classes
+        if not m:
+            self.err("ontology", "is empty; add at least one 'prompt: class' line")
+        seen: dict[str, tuple[str, str]] = {}
+        for prompt, cls in m.items():
+            key = f"ontology.{prompt}"
+            if not isinstance(prompt, str) or not prompt.strip():
+                self.err(key, "a prompt must be non-empty text")
+                continue
+            if not isinstance(cls, str) or not cls.strip():
+                self.err(key, f"the class name must be non-empty text, got {cls!r}")
+                continue
+            if "." in prompt:
+                self.err(key, "a prompt must not contain '.': Grounding DINO uses '.' to separate prompts")
+                continue
+            norm = normalize_prompt(prompt)
+            if norm in seen:
+                other, other_cls = seen[norm]
+                if other_cls != cls.strip():
+                    self.err(key, f"prompt is mapped to two classes: '{other_cls}' (as '{other}') and '{cls.strip()}'")
+                else:
+                    self.err(key, f"prompt repeats '{other}' (prompts compare case-insensitively)")
+                continue
+            seen[norm] = (prompt, cls.strip())
+            name = cls.strip()
+            if name not in classes:
+                classes.append(name)
+            prompts.append(prompt.strip())
+            prompt_class.append(classes.index(name))
+        return prompts, prompt_class, classes
+
+    def class_settings(self, m: Any, classes: list[str]) -> list[float | None]:
+        out: list[float | None] = [None] * len(classes)
+        if m is None:
+            return out
+        if not isinstance(m, dict):
+            self.err("classes", f"must be a mapping of class: {{box_threshold: …}}, got {type(m).__name__}")
+            return out
+        for name, settings in m.items():
+            key = f"classes.{name}"
+            if name not in classes:
+                self.err(key, "no prompt maps to this class" + (_did_you_mean(str(name), classes) if classes else ""))
+                continue
+            if not isinstance(settings, dict):
+                self.err(key, f"must be a mapping such as {{box_threshold: 0.3}}, got {settings!r}")
+                continue
+            for k, val in settings.items():
+                if k != "box_threshold":
+                    self.err(f"{key}.{k}", "unknown key" + _did_you_mean(str(k), ("box_threshold",)))
+                    continue
+                out[classes.index(name)] = self.number(f"{key}.{k}", val, float, 0.0, 1.0)
+        return out
+
+    def section(self, m: Any, name: str, cls: Callable[..., Any]) -> Any:
+        defaults = cls()
+        if m is None:
+            return defaults
+        if name == "segmenter" and isinstance(m, str):  # `segmenter: none` shorthand
+            m = {"backend": m}
+        if not isinstance(m, dict):
+            self.err(name, f"must be a mapping, got {type(m).__name__}")
+            return defaults
+        fields = asdict(defaults)
+        values: dict[str, Any] = {}
+        for k, val in m.items():
+            key = f"{name}.{k}"
+            if k not in fields:
+                self.err(key, "unknown key" + _did_you_mean(str(k), list(fields)))
+                continue
+            values[k] = self.value(key, k, val, fields[k], cls)
+        return replace(defaults, **values)
+
+    def value(self, key: str, k: str, val: Any, default: Any, cls: Any) -> Any:
+        if k in ("backend", "model", "task"):
+            if val is None and k != "backend":
+                return None
+            if not isinstance(val, str) or not val.strip():
+                self.err(key, f"must be text, got {val!r}")
+                return default
+            return val.strip()
+        if isinstance(default, bool):
+            if not isinstance(val, bool):
+                self.err(key, f"must be true or false, got {val!r}")
+                return default
+            return val
+        if k == "cross_class_iou" and val is None:
+            return None
+        if k in ("fill_holes_below", "drop_islands_below", "max_detections", "max_new_tokens"):
+            return self.number(key, val, int, 0 if k != "max_detections" else 1, None)
+        if k in ("min_box_area", "polygon_tolerance"):
+            return self.number(key, val, float, 0.0, None)
+        if k == "mask_threshold":
+            return self.number(key, val, float, None, None)
+        return self.number(key, val, float, 0.0, 1.0)
+
+    def number(self, key: str, val: Any, typ: type, lo: float | None, hi: float | None) -> Any:
+        ok_types = (int,) if typ is int else (int, float)
+        if isinstance(val, bool) or not isinstance(val, ok_types):
+            self.err(key, f"must be a{'n integer' if typ is int else ' number'}, got {val!r}")
+            return lo if lo is not None else 0
+        if (lo is not None and val < lo) or (hi is not None and val > hi):
+            rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+            self.err(key, f"must be in {rng}, got {val}")
+            return lo
+        return typ(val)
