@@ -29,6 +29,7 @@ from .store import RESULT_FORMAT, STORE_NAME, RunMeta, RunStore, store_path
 from .types import ImageInfo, ImageResult
 
 SKIPPED_NAME = "skipped.txt"
+SUMMARY_NAME = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ class RunSummary:
 
     def add_time(self, stage: str, seconds: float) -> None:
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as plain data (written to summary.json in the run directory)."""
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["skipped"] = [{"relpath": r, "reason": why} for r, why in self.skipped]
+        d["stage_seconds"] = {k: round(v, 4) for k, v in self.stage_seconds.items()}
+        return d
 
 
 class Progress:
@@ -169,6 +179,7 @@ def run_labeling(
         progress.stop()
         _finish_summary(output_p, ontology, summary, detector, segmenter)
     summary.wall_seconds = time.perf_counter() - t_start
+    write_text_atomic(output_p / SUMMARY_NAME, json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
 
 

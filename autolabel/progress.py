@@ -46,7 +46,7 @@ def print_summary(summary: RunSummary, exports: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console(stderr=True)
+    con = Console(stderr=True, soft_wrap=True)
     state = "interrupted" if summary.interrupted else "done"
     con.print(f"[bold]{state}[/]: {summary.images_total} images, {summary.processed} labeled now, "
               f"{summary.already_done} already done, {len(summary.skipped)} skipped "

@@ -1,0 +1,104 @@
+"""Real backends on tiny random-weight models, loaded through the hub-id code path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autolabel.backends.grounding_dino import Caption, GroundingDinoDetector, assign_queries, plan_captions
+from autolabel.backends.sam2 import Sam2Segmenter
+from autolabel.errors import ModelLoadError
+from autolabel.ontology import DetectorConfig, SegmenterConfig
+
+from .helpers import scene
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_models: dict[str, Path]):  # type: ignore[no-untyped-def]
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(tiny_models["gdino"]).tokenizer
+
+
+def test_one_caption_holds_all_prompts_with_token_spans(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    (cap,) = plan_captions(tokenizer, ["red box", "cat", "traffic light"], 256)
+    assert cap.text == "red box. cat. traffic light."
+    toks = tokenizer.convert_ids_to_tokens(cap.input_ids)
+    assert [toks[a:b] for a, b in cap.spans] == [["red", "box"], ["cat"], ["traffic", "light"]]
+    assert cap.prompt_ids == (0, 1, 2)
+
+
+def test_captions_split_only_when_the_token_limit_forces_it(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    prompts = [f"red box {'cat ' * (i % 5)}".strip() for i in range(60)]  # ~5 tokens each → > 256 in total
+    caps = plan_captions(tokenizer, prompts, 256)
+    assert len(caps) == 2
+    assert all(len(c.input_ids) <= 256 for c in caps)
+    assert [i for c in caps for i in c.prompt_ids] == list(range(60))  # every prompt exactly once, in order
+    assert len(plan_captions(tokenizer, prompts[:20], 256)) == 1
+    with pytest.raises(ValueError, match="at most"):
+        plan_captions(tokenizer, ["cat " * 300], 256)
+
+
+def test_queries_map_to_prompts_by_token_span_not_substring() -> None:
+    # caption "cat. cat bird." — tokens: [CLS] cat . cat bird . [SEP]; prompt 1 contains "cat" as a substring
+    cap = Caption("cat. cat bird.", [101, 1, 1012, 1, 2, 1012, 102], (0, 1), ((1, 2), (3, 5)))
+    names = ["[CLS]", "cat", ".", "cat", "bird", ".", "[SEP]"]
+    probs = np.zeros((4, 256))
+    probs[0, 1] = 0.9  # query 0 fires on the first "cat" token → prompt 0
+    probs[1, 4] = 0.8  # query 1 on "bird" → prompt 1 ("cat bird"), though "cat" is a substring of it
+    probs[2, 2] = 0.95  # query 2 on the "." separator only → unmatched, counted
+    probs[3, 3] = 0.1  # query 3 below every threshold → background
+    q, pid, scores, unmatched = assign_queries(probs, cap, text_threshold=0.25, min_score=0.3, token_names=names)
+    assert q.tolist() == [0, 1] and pid.tolist() == [0, 1]
+    np.testing.assert_allclose(scores, [0.9, 0.8])
+    assert unmatched == {".": 1}
+
+
+def test_grounding_dino_batches_images_and_runs_one_pass_per_caption(tiny_models: dict[str, Path]) -> None:
+    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"]), text_threshold=0.0),
+                                            device="cpu", dtype=__import__("torch").float32)
+    images = [np.array(scene(160, 120, seed=i)) for i in range(3)]
+    out = det.detect(images, ["red box", "blue circle", "cat"], min_score=0.0)
+    assert det.stats.passes == 1  # three prompts, three images: one forward pass
+    assert len(out) == 3
+    for pb in out:
+        assert len(pb.xyxy) > 0 and pb.scores is not None
+        assert set(pb.prompt_index.tolist()) <= {0, 1, 2}
+        assert (pb.xyxy[:, 0] >= 0).all() and (pb.xyxy[:, 2] <= 160).all() and (pb.xyxy[:, 3] <= 120).all()
+    # the same image alone gives the same detections as in the batch (same-size images: no padding)
+    single = det.detect(images[1:2], ["red box", "blue circle", "cat"], min_score=0.0)[0]
+    np.testing.assert_allclose(single.xyxy, out[1].xyxy, atol=1e-3)
+
+
+def test_sam2_embeds_once_per_image_and_decodes_all_boxes_in_one_call(tiny_models: dict[str, Path]) -> None:
+    import torch
+
+    seg = Sam2Segmenter.from_config(SegmenterConfig(model=str(tiny_models["sam2"])), device="cpu", dtype=torch.float32)
+    images = [np.array(scene(160, 120, seed=0)), np.array(scene(100, 80, seed=1)), np.array(scene(64, 64))]
+    boxes = [np.array([[10, 10, 50, 45], [70, 20, 120, 70], [0, 0, 160, 120]], dtype=float),
+             np.zeros((0, 4)), np.array([[5, 5, 30, 30]], dtype=float)]
+    masks = seg.segment(images, boxes)
+    assert [m.shape for m in masks] == [(3, 120, 160), (0, 80, 100), (1, 64, 64)]
+    assert all(m.dtype == bool for m in masks)
+    # one embedding pass for the two images with boxes (none for the empty one) + one decoder call each
+    assert seg.stats.passes == 3
+
+
+def test_missing_local_model_path_is_a_clear_error(tmp_path: Path) -> None:
+    import torch
+
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        GroundingDinoDetector.from_config(DetectorConfig(model=str(tmp_path / "nope")), "cpu", torch.float32)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="could not load detector model") as e:
+        GroundingDinoDetector.from_config(DetectorConfig(model=str(tmp_path / "empty")), "cpu", torch.float32)
+    assert "--detector-model" in (e.value.hint or "")
+
+
+def test_wrong_kind_of_checkpoint_is_a_clear_error(tiny_models: dict[str, Path]) -> None:
+    import torch
+
+    with pytest.raises(ModelLoadError, match="could not load segmenter model"):
+        Sam2Segmenter.from_config(SegmenterConfig(model=str(tiny_models["gdino"])), "cpu", torch.float32)

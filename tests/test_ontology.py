@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autolabel.errors import OntologyError
+from autolabel.ontology import load_ontology, parse_ontology
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "ont.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_class_ids_follow_first_appearance_and_many_prompts_share_a_class(tmp_path: Path) -> None:
+    ont = load_ontology(write(tmp_path, "ontology:\n  pickup truck: truck\n  car: car\n  lorry: truck\n"))
+    assert ont.classes == ("truck", "car")
+    assert ont.prompts == ("pickup truck", "car", "lorry")
+    assert ont.prompt_class == (0, 1, 0)
+    assert ont.detector.backend == "grounding_dino" and ont.segmenter.backend == "sam2"
+
+
+def test_per_class_threshold_overrides_detector_threshold() -> None:
+    ont = parse_ontology({"ontology": {"car": "car", "dog": "dog"}, "detector": {"box_threshold": 0.4},
+                          "classes": {"dog": {"box_threshold": 0.2}}})
+    assert ont.box_threshold_of_class(0) == 0.4
+    assert ont.box_threshold_of_class(1) == 0.2
+
+
+def test_segmenter_none_shorthand() -> None:
+    ont = parse_ontology({"ontology": {"car": "car"}, "segmenter": "none"})
+    assert ont.segmenter.backend == "none"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "the file is empty"),
+        ("ontology: {}\n", "ontology: is empty"),
+        ("ontology:\n", "ontology: missing or empty"),
+        ("ontology:\n  car: car\ndetector:\n  box_treshold: 0.3\n", "detector.box_treshold: unknown key; did you mean 'box_threshold'?"),
+        ("ontolgy:\n  car: car\n", "ontolgy: unknown key; did you mean 'ontology'?"),
+        ("ontology:\n  car: car\n  Car: vehicle\n", "prompt is mapped to two classes: 'car'"),
+        ("ontology:\n  car: car\n  car: vehicle\n", "duplicate key 'car'"),
+        ("ontology:\n  car: car\ndetector:\n  box_threshold: 1.5\n", "detector.box_threshold: must be in [0.0, 1.0], got 1.5"),
+        ("ontology:\n  car: car\ndetector:\n  box_threshold: high\n", "detector.box_threshold: must be a number, got 'high'"),
+        ("ontology:\n  car: car\nsegmenter:\n  multimask: 3\n", "segmenter.multimask: must be true or false"),
+        ("ontology:\n  car: [a, b]\n", "the class name must be non-empty text"),
+        ("ontology:\n  a car. a dog: car\n", "must not contain '.'"),
+        ("ontology:\n  car: car\nclasses:\n  dog: {box_threshold: 0.2}\n", "classes.dog: no prompt maps to this class"),
+        ("ontology:\n  car: car\nclasses:\n  car: {box_treshold: 0.2}\n", "classes.car.box_treshold: unknown key; did you mean 'box_threshold'?"),
+        ("- car\n- dog\n", "expected a mapping"),
+        ("ontology:\n  car: car\n    bad: indent\n", "invalid YAML (line 3"),
+    ],
+)
+def test_invalid_ontologies_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    p = write(tmp_path, text)
+    with pytest.raises(OntologyError) as e:
+        load_ontology(p)
+    assert str(p) in e.value.message
+    assert expected in e.value.message
+    assert e.value.exit_code == 2
+
+
+def test_all_problems_reported_together(tmp_path: Path) -> None:
+    p = write(tmp_path, "ontology:\n  car: car\ndetector:\n  box_treshold: 0.3\n  text_threshold: 7\n")
+    with pytest.raises(OntologyError) as e:
+        load_ontology(p)
+    assert "box_treshold" in e.value.message and "text_threshold" in e.value.message
+
+
+def test_missing_file() -> None:
+    with pytest.raises(OntologyError, match="ontology file not found"):
+        load_ontology("/nonexistent/ont.yaml")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[1] / "ontologies").glob("*.yaml")))
+def test_shipped_ontologies_are_valid(name: str) -> None:
+    ont = load_ontology(Path(__file__).parents[1] / "ontologies" / name)
+    assert len(ont.classes) >= 2 and len(ont.prompts) >= len(ont.classes)
+
+
+def test_fingerprint_material_is_plain_json() -> None:
+    ont = parse_ontology({"ontology": {"car": "car"}})
+    c = ont.canonical()
+    assert c["prompts"] == ["car"] and c["detector"]["backend"] == "grounding_dino"
+    changed = ont.with_overrides(detector={"box_threshold": 0.5, "model": None})
+    assert changed.detector.box_threshold == 0.5 and changed.canonical() != c
