@@ -24,11 +24,14 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	$(PIP) install $(TORCH_PINS)
-	$(PIP) install -e '.[models]'
+	$(PIP) install -e '.[models,fiftyone]'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -e '.[models,dev]'
+	$(PIP) install -e '.[models,fiftyone,dev]'
+	# ultralytics pulls opencv-python (the GUI build, needs libGL); keep only the headless cv2
+	$(PIP) uninstall -y opencv-python
+	$(PIP) install --force-reinstall --no-deps opencv-python-headless
 	touch $@
 
 install: $(VENV)/.installed

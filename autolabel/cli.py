@@ -22,6 +22,17 @@ EXIT_SKIPPED = 3
 EXIT_INTERRUPTED = 130
 
 
+class Media(str, Enum):
+    symlink = "symlink"
+    hardlink = "hardlink"
+    copy = "copy"
+
+
+class Multipart(str, Enum):
+    merge = "merge"
+    largest = "largest"
+
+
 class CocoMasks(str, Enum):
     polygon = "polygon"
     rle = "rle"
@@ -68,8 +79,14 @@ def label(
     ontology: Path = typer.Argument(..., help="Ontology YAML (prompts → classes, models, thresholds)."),
     input_dir: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory [default: runs/<input folder name>]."),
-    formats: str = typer.Option("coco", "--format", "-f", help="Exports to write, comma-separated: coco."),
+    formats: str = typer.Option("coco,yolo,fiftyone", "--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone."),
     coco_masks: CocoMasks = typer.Option(CocoMasks.polygon, help="COCO segmentation as polygons or compressed RLE."),
+    split: str = typer.Option("0.8,0.2", help="YOLO train,val[,test] fractions (seeded, reproducible)."),
+    seed: int = typer.Option(0, help="Seed of the YOLO split."),
+    media: Media = typer.Option(Media.symlink, help="How YOLO images/ refer to the source images."),
+    multipart: Multipart = typer.Option(Multipart.merge, help="YOLO: bridge a multi-part mask into one polygon, or keep the largest part."),
+    dataset_name: Optional[str] = typer.Option(None, help="FiftyOne dataset name [default: autolabel-<run dir name>]."),
+    fiftyone_dir: Optional[Path] = typer.Option(None, help="Also write the FiftyOne dataset to this directory."),
     batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per detector forward pass."),
     device: Device = typer.Option(Device.auto, help="auto picks cuda, then mps, then cpu."),
     precision: Precision = typer.Option(Precision.auto, help="fp16/bf16 only on CUDA; auto = fp16 on CUDA, else fp32."),
@@ -87,12 +104,13 @@ def label(
 
     def run() -> int:
         from .engine import RunSettings, run_labeling
-        from .exporters import ExportOptions, export_run, parse_formats
+        from .exporters import check_export_dependencies, export_run, parse_formats
         from .images import DEFAULT_MAX_IMAGE_PIXELS
         from .ontology import load_ontology
         from .progress import RichProgress, print_summary
 
         fmts = parse_formats(formats)
+        check_export_dependencies(fmts)
         ont = load_ontology(ontology).with_overrides(
             detector={"backend": detector, "model": detector_model, "box_threshold": box_threshold,
                       "text_threshold": text_threshold},
@@ -104,8 +122,8 @@ def label(
         summary = run_labeling(ont, input_dir, out, settings, progress=None if quiet else RichProgress())
         exports: dict[str, Any] = {}
         if not summary.interrupted:
-            exports = export_run(out, fmts, ExportOptions(coco_masks=coco_masks.value,
-                                                          polygon_tolerance=ont.masks.polygon_tolerance))
+            exports = export_run(out, fmts, _export_options(coco_masks, ont.masks.polygon_tolerance, split, seed, media,
+                                                            multipart, dataset_name, fiftyone_dir))
         if not quiet:
             print_summary(summary, exports)
         if summary.interrupted:
@@ -139,19 +157,36 @@ def validate(ontology: Path = typer.Argument(..., help="Ontology YAML to check."
     _guard(run)
 
 
+def _export_options(coco_masks: CocoMasks, polygon_tolerance: float | None, split: str, seed: int, media: Media,
+                    multipart: Multipart, dataset_name: str | None, fiftyone_dir: Path | None) -> Any:
+    from .exporters import ExportOptions
+    from .exporters.yolo import YoloOptions, parse_split
+
+    yolo = YoloOptions(split=parse_split(split), seed=seed, media=media.value, multipart=multipart.value)
+    return ExportOptions(coco_masks=coco_masks.value, polygon_tolerance=polygon_tolerance, yolo=yolo,
+                         dataset_name=dataset_name, fiftyone_dir=str(fiftyone_dir) if fiftyone_dir else None)
+
+
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
-    formats: str = typer.Option("coco", "--format", "-f", help="Exports to write, comma-separated: coco."),
+    formats: str = typer.Option("coco,yolo,fiftyone", "--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone."),
     coco_masks: CocoMasks = typer.Option(CocoMasks.polygon, help="COCO segmentation as polygons or compressed RLE."),
-    polygon_tolerance: float = typer.Option(0.0, min=0.0, help="Polygon simplification in pixels."),
+    polygon_tolerance: Optional[float] = typer.Option(None, min=0.0, help="Polygon simplification in pixels [default: the run's masks.polygon_tolerance]."),
+    split: str = typer.Option("0.8,0.2", help="YOLO train,val[,test] fractions (seeded, reproducible)."),
+    seed: int = typer.Option(0, help="Seed of the YOLO split."),
+    media: Media = typer.Option(Media.symlink, help="How YOLO images/ refer to the source images."),
+    multipart: Multipart = typer.Option(Multipart.merge, help="YOLO: bridge a multi-part mask into one polygon, or keep the largest part."),
+    dataset_name: Optional[str] = typer.Option(None, help="FiftyOne dataset name [default: autolabel-<run dir name>]."),
+    fiftyone_dir: Optional[Path] = typer.Option(None, help="Also write the FiftyOne dataset to this directory."),
 ) -> None:
     """Write exports again from a run's store, without loading any model."""
 
     def run() -> None:
-        from .exporters import ExportOptions, export_run, parse_formats
+        from .exporters import export_run, parse_formats
 
-        written = export_run(run_dir, parse_formats(formats), ExportOptions(coco_masks.value, polygon_tolerance))
+        written = export_run(run_dir, parse_formats(formats), _export_options(
+            coco_masks, polygon_tolerance, split, seed, media, multipart, dataset_name, fiftyone_dir))
         for fmt, path in written.items():
             typer.echo(f"{fmt}: {path}")
 

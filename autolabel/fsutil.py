@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Iterator
 
 from .errors import UsageError
@@ -42,12 +42,15 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def safe_join(root: str | Path, relpath: str) -> Path:
-    """`root / relpath`, refusing anything that would land outside `root` ('..', absolute paths)."""
-    root_p = Path(root).resolve()
-    target = (root_p / relpath).resolve()
-    if target != root_p and root_p not in target.parents:
-        raise UsageError(f"refusing to write '{relpath}' outside the output directory {root_p}")
-    return target
+    """`root / relpath` for writing, refusing '..', absolute paths and empty parts.
+
+    Nothing is resolved below `root`: an existing symlink at the target (an exported image link) is
+    replaced, never followed, so an export can never write into the input folder through it.
+    """
+    rel = PurePosixPath(relpath.replace("\\", "/"))
+    if rel.is_absolute() or not rel.parts or any(part in ("..", ".", "") for part in rel.parts):
+        raise UsageError(f"refusing to write '{relpath}' outside the output directory {root}")
+    return Path(root).resolve().joinpath(*rel.parts)
 
 
 def is_within(child: str | Path, parent: str | Path) -> bool:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +58,16 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return (arr.astype(np.float64) / (2**bits - 1) * 255).round().clip(0, 255).astype(np.uint8)
 
 
+def _pil_open() -> Any:
+    """Pillow's own Image.open. ultralytics, once imported, replaces it process-wide with a wrapper that
+    tries to install a HEIF plugin on unidentifiable files (ModuleNotFoundError offline); its original
+    is kept in `ultralytics.utils.patches._image_open`."""
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", None) or Image.open
+
+
 def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode one image to RGB uint8 (H, W, 3), after EXIF transpose.
 
@@ -71,7 +83,7 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXE
         Image.MAX_IMAGE_PIXELS = max_pixels
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
+            with _pil_open()(p) as im:
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 return _pil_to_rgb(im)
@@ -85,8 +97,8 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXE
         raise ImageError(f"too large ({e}); raise the limit with --max-image-pixels") from None
     except OSError as e:
         raise ImageError(f"cannot decode: {e}") from None
-    except (ValueError, SyntaxError) as e:
-        raise ImageError(f"cannot decode: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a decoder bug must skip one image, never stop the run
+        raise ImageError(f"cannot decode: {type(e).__name__}: {e}") from None
 
 
 def _pil_to_rgb(im: object) -> np.ndarray:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# FiftyOne's embedded MongoDB and ultralytics' settings live in a throwaway folder, never in ~
+_SCRATCH = Path(tempfile.mkdtemp(prefix="autolabel-tests-"))
+os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(_SCRATCH / "fiftyone-db"))
+os.environ.setdefault("FIFTYONE_HOME", str(_SCRATCH / "fiftyone-home"))
+os.environ.setdefault("YOLO_CONFIG_DIR", str(_SCRATCH / "ultralytics"))
+os.environ.setdefault("YOLO_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,3 +37,23 @@ def fake_ontology_yaml(tmp_path: Path) -> Path:
         "segmenter:\n  backend: tests.fakes:FakeSegmenter\n"
     )
     return p
+
+
+@pytest.fixture
+def labeled_run(tmp_path: Path, fake_ontology_yaml: Path) -> dict[str, Path]:
+    """A finished run (fake backends) over generated images, incl. two files named x.png."""
+    from autolabel.engine import RunSettings, run_labeling
+    from autolabel.ontology import load_ontology
+
+    from .fakes import FakeDetector, FakeSegmenter
+    from .helpers import write_images
+
+    names = ["a/x.png", "b/x.png", "c.jpg", "d/e/f.png", "g.png", "h.png", "i.png", "j.png"]
+    write_images(tmp_path / "in", names)
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (128, 128, 128)).save(tmp_path / "in" / "empty.png")  # no objects
+    out = tmp_path / "out"
+    run_labeling(load_ontology(fake_ontology_yaml), tmp_path / "in", out, RunSettings(),
+                 backends=(FakeDetector(), FakeSegmenter()))
+    return {"input": tmp_path / "in", "run": out}

@@ -18,7 +18,7 @@ def scene(width: int = 160, height: int = 120, seed: int = 0) -> Image.Image:
     ox, oy = int(rng.integers(0, 10)), int(rng.integers(0, 10))
     d.rectangle([10 + ox, 10 + oy, 49 + ox, 44 + oy], fill=COLORS["red"])
     d.ellipse([70 + ox, 20 + oy, 120 + ox, 70 + oy], fill=COLORS["blue"])
-    d.ellipse([88 + ox, 38 + oy, 102 + ox, 52 + oy], fill=BACKGROUND)  # the hole
+    d.ellipse([90 + ox, 40 + oy, 100 + ox, 50 + oy], fill=BACKGROUND)  # the hole
     d.rectangle([130, 90, 141, 101], fill=COLORS["green"])
     return img
 

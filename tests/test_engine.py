@@ -47,7 +47,7 @@ def test_labels_every_image_maps_prompts_and_keeps_holes(fake_ontology_yaml: Pat
     assert [i["file_name"] for i in coco.dataset["images"]] == sorted(NAMES)
     ring = next(a for a in coco.dataset["annotations"] if a["category_id"] == 2)
     assert ring["prompt"] == "blue ring" and ring["iscrowd"] == 0
-    assert 1500 < ring["area"] < 2000  # disk of Ø51 minus a hole of Ø15: the mask area, not the box area
+    assert 1800 < ring["area"] < 2000  # disk of Ø51 minus a hole of Ø11: the mask area, not the box area (2601)
 
 
 def test_rerun_resumes_without_loading_models_and_exports_identically(fake_ontology_yaml: Path, data: Path,

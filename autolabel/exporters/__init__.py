@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UsageError
-from ..store import RunStore, store_path
+from ..errors import MissingDependencyError, UsageError
+from ..store import RunMeta, RunStore, store_path
+from .yolo import YoloOptions
 
-FORMATS = ("coco",)
+FORMATS = ("coco", "yolo", "fiftyone")
+DEFAULT_FORMATS = "coco,yolo,fiftyone"
 COCO_PATH = Path("coco") / "annotations.json"
+YOLO_DIR = Path("yolo")
 
 
 @dataclass(frozen=True)
 class ExportOptions:
     coco_masks: str = "polygon"
-    polygon_tolerance: float = 0.0
+    polygon_tolerance: float | None = None  # None: the run's masks.polygon_tolerance
+    yolo: YoloOptions = field(default_factory=YoloOptions)
+    dataset_name: str | None = None  # FiftyOne dataset; default autolabel-<run dir name>
+    fiftyone_dir: str | None = None  # also write a FiftyOneDataset directory here
 
 
 def parse_formats(text: str) -> list[str]:
@@ -27,6 +34,14 @@ def parse_formats(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def check_export_dependencies(formats: list[str]) -> None:
+    """Fail before labeling, not after hours of it, when an exporter's package is missing."""
+    if "fiftyone" in formats and importlib.util.find_spec("fiftyone") is None:
+        raise MissingDependencyError(
+            "the FiftyOne export needs the 'fiftyone' package",
+            hint="pip install 'autolabel[fiftyone]', or leave fiftyone out of --format (e.g. --format coco,yolo)")
+
+
 def open_run_store(run_dir: str | Path) -> RunStore:
     if not store_path(run_dir).is_file():
         raise UsageError(f"'{run_dir}' is not an autolabel run directory (no {store_path(run_dir).name})",
@@ -34,22 +49,45 @@ def open_run_store(run_dir: str | Path) -> RunStore:
     return RunStore(store_path(run_dir))
 
 
-def export_run(run_dir: str | Path, formats: list[str], options: ExportOptions = ExportOptions()) -> dict[str, Path]:
-    """Write the requested exports of a run directory from its store. No model is loaded."""
+def run_has_masks(meta: RunMeta) -> bool:
+    ont = meta.settings.get("ontology", {})
+    return ont.get("segmenter", {}).get("backend") != "none"
+
+
+def export_run(run_dir: str | Path, formats: list[str], options: ExportOptions = ExportOptions()) -> dict[str, str]:
+    """Write the requested exports of a run directory from its store. No model is loaded.
+    Returns {format: where it went}."""
     from .coco import write_coco
+    from .yolo import write_yolo
 
     run_dir = Path(run_dir)
+    check_export_dependencies(formats)
     store = open_run_store(run_dir)
-    written: dict[str, Path] = {}
+    written: dict[str, str] = {}
     try:
         meta = store.get_meta()
         if meta is None:
-            raise UsageError(f"'{run_dir}' holds no finished run metadata", hint="rerun `autolabel label`")
+            raise UsageError(f"'{run_dir}' holds no run metadata", hint="rerun `autolabel label`")
+        tolerance = options.polygon_tolerance
+        if tolerance is None:
+            tolerance = float(meta.settings.get("ontology", {}).get("masks", {}).get("polygon_tolerance", 0.0))
         if "coco" in formats:
             path = run_dir / COCO_PATH
-            write_coco(path, meta.classes, store.iter_image_sizes(), store.iter_results(),
-                       options.coco_masks, options.polygon_tolerance)
-            written["coco"] = path
+            write_coco(path, meta.classes, store.iter_image_sizes(), store.iter_results(), options.coco_masks, tolerance)
+            written["coco"] = str(path)
+        if "yolo" in formats:
+            relpaths = [r for r, _, _ in store.iter_image_sizes()]
+            counts = write_yolo(run_dir / YOLO_DIR, meta.classes, meta.input_root, store.iter_results(), relpaths,
+                                run_has_masks(meta), options.yolo, tolerance)
+            split = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+            written["yolo"] = f"{run_dir / YOLO_DIR / 'data.yaml'} ({split})"
+        if "fiftyone" in formats:
+            from .fiftyone import default_dataset_name, write_fiftyone
+
+            name = write_fiftyone(options.dataset_name or default_dataset_name(run_dir), meta.classes,
+                                  meta.input_root, store.iter_results(), options.fiftyone_dir)
+            written["fiftyone"] = f"dataset '{name}'" + (f", directory {options.fiftyone_dir}"
+                                                         if options.fiftyone_dir else "")
     finally:
         store.close()
     return written
