@@ -86,6 +86,34 @@ def test_sam2_embeds_once_per_image_and_decodes_all_boxes_in_one_call(tiny_model
     assert seg.stats.passes == 3
 
 
+def test_sam_v1_same_contract_and_boxes_land_where_they_should(tiny_models: dict[str, Path]) -> None:
+    import torch
+
+    from autolabel.backends.sam import SamSegmenter, resize_longest_side
+
+    assert resize_longest_side(480, 640, 1024) == (768, 1024)
+    seg = SamSegmenter.from_config(SegmenterConfig(model=str(tiny_models["sam"]), multimask=True), "cpu",
+                                   torch.float32)
+    images = [np.array(scene(160, 120, seed=0)), np.array(scene(64, 96, seed=1))]
+    boxes = [np.array([[10, 10, 50, 45], [70, 20, 120, 70]], dtype=float), np.array([[5, 5, 30, 30]], dtype=float)]
+    masks = seg.segment(images, boxes)
+    assert [m.shape for m in masks] == [(2, 120, 160), (1, 96, 64)]
+    assert seg.stats.passes == 3  # one batched embedding + one decoder call per image
+
+
+def test_checkpoint_of_another_family_or_raw_pt_is_a_clear_error(tiny_models: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    import torch
+
+    with pytest.raises(ModelLoadError, match="is a SamModel, but backend 'sam2' needs a Sam2Model"):
+        Sam2Segmenter.from_config(SegmenterConfig(model=str(tiny_models["sam"])), "cpu", torch.float32)
+    pt = tmp_path / "sam2.1_hiera_tiny.pt"
+    pt.write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="raw PyTorch checkpoint") as e:
+        Sam2Segmenter.from_config(SegmenterConfig(model=str(pt)), "cpu", torch.float32)
+    assert "convert_sam2_to_hf" in (e.value.hint or "")
+
+
 def test_missing_local_model_path_is_a_clear_error(tmp_path: Path) -> None:
     import torch
 

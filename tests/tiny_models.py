@@ -70,9 +70,30 @@ def build_tiny_sam2(out: str | Path) -> Path:
     return out
 
 
+def build_tiny_sam(out: str | Path) -> Path:
+    import torch
+    from transformers import (SamConfig, SamImageProcessor, SamMaskDecoderConfig, SamModel, SamProcessor,
+                              SamPromptEncoderConfig, SamVisionConfig)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    h = 32
+    config = SamConfig(
+        vision_config=SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, output_channels=h,
+                                      global_attn_indexes=[1], mlp_dim=64, num_pos_feats=h // 2),
+        prompt_encoder_config=SamPromptEncoderConfig(hidden_size=h, mask_input_channels=8),
+        mask_decoder_config=SamMaskDecoderConfig(hidden_size=h, mlp_dim=64, num_attention_heads=4,
+                                                 iou_head_hidden_dim=32),
+    )
+    torch.manual_seed(0)
+    SamModel(config).eval().save_pretrained(out)
+    SamProcessor(image_processor=SamImageProcessor()).save_pretrained(out)
+    return out
+
+
 if __name__ == "__main__":  # python -m tests.tiny_models OUTDIR
     import sys
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "models/tiny")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    print(build_tiny_gdino(root / "gdino"), build_tiny_sam2(root / "sam2"))
+    print(build_tiny_gdino(root / "gdino"), build_tiny_sam2(root / "sam2"), build_tiny_sam(root / "sam"))

@@ -30,6 +30,8 @@ BACKENDS: dict[str, BackendSpec] = {
                     "Grounding DINO (transformers); all prompts in one caption per image, batched over images"),
         BackendSpec("sam2", "segmenter", "autolabel.backends.sam2:Sam2Segmenter", "facebook/sam2.1-hiera-tiny",
                     "SAM 2 / 2.1 (transformers Sam2Model); one embedding per image, all boxes in one call"),
+        BackendSpec("sam", "segmenter", "autolabel.backends.sam:SamSegmenter", "facebook/sam-vit-base",
+                    "SAM v1 (transformers SamModel); one embedding per image, all boxes in one call"),
         BackendSpec("none", "segmenter", "", None, "no segmenter: a box-only dataset"),
     ]
 }

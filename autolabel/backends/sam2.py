@@ -7,13 +7,17 @@ from typing import Any, Sequence
 import numpy as np
 
 from .base import ForwardStats
-from .torch_utils import load_pretrained, sync_fn
+from .torch_utils import check_model_class, load_pretrained, sync_fn
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 UPSAMPLE_CHUNK = 16  # masks upsampled to full resolution at a time (bounds memory for many boxes)
 
 
 class Sam2Segmenter:
+    DEFAULT_MODEL = DEFAULT_MODEL
+    MODEL_CLASS = "Sam2Model"
+    BACKEND = "sam2"
+
     def __init__(self, processor: Any, model: Any, device: str, dtype: Any, multimask: bool,
                  mask_threshold: float) -> None:
         self.processor = processor
@@ -29,10 +33,11 @@ class Sam2Segmenter:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam2Segmenter:
         from transformers import AutoModelForMaskGeneration, AutoProcessor
 
-        ref = cfg.model or DEFAULT_MODEL
+        ref = cfg.model or cls.DEFAULT_MODEL
         processor, model = load_pretrained(ref, "segmenter", "--segmenter-model", [
             AutoProcessor.from_pretrained, AutoModelForMaskGeneration.from_pretrained,
         ])
+        check_model_class(model, cls.MODEL_CLASS, ref, "segmenter", cls.BACKEND)
         model = model.to(device=device, dtype=dtype).eval()
         return cls(processor, model, device, dtype, cfg.multimask, cfg.mask_threshold)
 

@@ -48,6 +48,15 @@ def resolve_dtype(precision: str, device: str) -> Any:
 def load_pretrained(ref: str, role: str, option: str, loaders: list[Callable[[str], Any]]) -> list[Any]:
     """Resolve `ref` (fast failure when unreachable) and call each loader on it, wrapping errors."""
     target, _local = resolve_model(ref, role, option)
+    if target.endswith((".pt", ".pth")):
+        from ..errors import ModelLoadError
+
+        raise ModelLoadError(
+            f"{role} model '{ref}' is a raw PyTorch checkpoint; autolabel loads transformers model directories",
+            hint="for Meta's official SAM 2 .pt files, convert once with transformers' "
+                 "src/transformers/models/sam2/convert_sam2_to_hf.py (--checkpoint_path FILE --model_name "
+                 "sam2.1_hiera_tiny --pytorch_dump_folder_path DIR) and pass DIR, or use the equivalent hub id "
+                 "facebook/sam2.1-hiera-tiny (also -small, -base-plus, -large)")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress bar is the one the user watches
@@ -66,3 +75,13 @@ def sync_fn(device: str) -> Callable[[], None] | None:
     if device.startswith("cuda"):
         return torch.cuda.synchronize
     return None
+
+
+def check_model_class(model: Any, expected: str, ref: str, role: str, backend: str) -> None:
+    """A checkpoint of another family (e.g. SAM v1 given to the sam2 backend) is a clear error."""
+    from ..errors import ModelLoadError
+
+    got = type(model).__name__
+    if got != expected:
+        raise ModelLoadError(f"{role} model '{ref}' is a {got}, but backend '{backend}' needs a {expected}",
+                             hint="pick the backend that matches the checkpoint (see `autolabel backends`)")
