@@ -100,7 +100,7 @@ def test_exit_code_3_when_images_were_skipped(fake_ontology_yaml: Path, tmp_path
     ("args", "message"),
     [
         (["--format", "coco,pascal"], "unknown export format(s) pascal"),
-        (["--segmenter", "sam9"], "unknown segmenter backend 'sam9'; valid: sam2, none"),
+        (["--segmenter", "sam9"], "unknown segmenter backend 'sam9'; valid: sam2, sam, none"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
     ],
 )
@@ -115,3 +115,23 @@ def test_bad_arguments_exit_2_and_write_nothing(fake_ontology_yaml: Path, tmp_pa
 def test_backends_lists_registry() -> None:
     r = cli("backends")
     assert r.returncode == 0 and "grounding_dino" in r.stdout and "facebook/sam2.1-hiera-tiny" in r.stdout
+
+
+def test_seed_001_pipeline_grounding_dino_sam_and_box_only(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    write_images(tmp_path / "in", ["a.png", "b.png"])
+    ont = tmp_path / "ont.yaml"
+    ont.write_text("ontology:\n  red box: box\n  cat: cat\ndetector:\n  box_threshold: 0.2\n  text_threshold: 0.0\n"
+                   "segmenter:\n  backend: sam\n")
+    base = ["label", str(ont), str(tmp_path / "in"), "--detector-model", str(tiny_models["gdino"]), "-q",
+            "--format", "coco,yolo"]
+    r = cli(*base, "-o", str(tmp_path / "sam"), "--segmenter-model", str(tiny_models["sam"]))
+    assert r.returncode == 0, r.stderr
+    coco = COCO(str(tmp_path / "sam" / "coco" / "annotations.json"))
+    assert coco.dataset["annotations"] and all("segmentation" in a for a in coco.dataset["annotations"])
+    r = cli(*base, "-o", str(tmp_path / "boxes"), "--segmenter", "none")
+    assert r.returncode == 0, r.stderr
+    data = json.loads((tmp_path / "boxes" / "coco" / "annotations.json").read_text())
+    assert data["annotations"] and all("segmentation" not in a for a in data["annotations"])
+    rows = [line.split() for p in (tmp_path / "boxes" / "yolo" / "labels").rglob("*.txt")
+            for line in p.read_text().splitlines()]
+    assert rows and all(len(r) == 5 for r in rows)  # detection rows only, never mixed

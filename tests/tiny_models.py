@@ -91,6 +91,69 @@ def build_tiny_sam(out: str | Path) -> Path:
     return out
 
 
+def _bytes_to_unicode() -> list[str]:  # GPT-2 / BART byte-level alphabet
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def build_tiny_florence2(out: str | Path) -> Path:
+    """Tiny DaViT + BART Florence-2 with a hand-written byte-level BPE tokenizer (577 image tokens)."""
+    import json
+
+    import torch
+    from transformers import (BartConfig, BartTokenizer, CLIPImageProcessor, Florence2Config,
+                              Florence2ForConditionalGeneration, Florence2Processor, Florence2VisionConfig)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for ch in _bytes_to_unicode():
+        vocab.setdefault(ch, len(vocab))
+    merges = [("c", "a"), ("ca", "t"), ("Ġ", "cat"), ("o", "g"), ("d", "og"), ("Ġ", "dog")]
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    vocab["<mask>"] = len(vocab)
+    (out / "vocab.json").write_text(json.dumps(vocab))
+    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
+    tokenizer = BartTokenizer(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"), image_token="<image>")
+    task_tokens = ["<od>", "</od>", "<ocr>", "</ocr>", "<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>", "</dcap>",
+                   "<grounding>", "</grounding>", "<seg>", "</seg>", "<sep>", "<region_cap>", "</region_cap>",
+                   "<proposal>", "</proposal>", "<poly>", "</poly>", "<and>"]
+    tokenizer.add_special_tokens({"extra_special_tokens": task_tokens + [f"<loc_{i}>" for i in range(1000)]
+                                  + ["<image>"]})
+    image_processor = CLIPImageProcessor(do_resize=True, size={"height": 768, "width": 768}, resample=3,
+                                         do_center_crop=False, do_rescale=True, rescale_factor=1 / 255,
+                                         do_normalize=True, image_mean=[0.485, 0.456, 0.406],
+                                         image_std=[0.229, 0.224, 0.225])
+    image_processor.image_seq_length = 577  # (768/32)^2 + 1: must match the vision tower
+    post = {"ocr": {"pattern": r"(.+?)<loc_(\d+)>" * 1, "area_threshold": 0.0},
+            "phrase_grounding": {"banned_grounding_tokens": ["the image"]}, "pure_text": {},
+            "description_with_bboxes": {}, "description_with_polygons": {}, "polygons": {}, "bboxes": {},
+            "description_with_bboxes_or_polygons": {}}
+    processor = Florence2Processor(image_processor=image_processor, tokenizer=tokenizer, post_processor_config=post)
+    d = 32
+    config = Florence2Config(
+        vision_config=Florence2VisionConfig(depths=[1, 1, 1, 1], embed_dim=[8, 16, 32, 64], num_heads=[1, 1, 2, 2],
+                                            num_groups=[1, 1, 2, 2], projection_dim=d, drop_path_rate=0.0),
+        text_config=BartConfig(vocab_size=len(tokenizer), d_model=d, encoder_layers=1, decoder_layers=1,
+                               encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                               decoder_ffn_dim=64, max_position_embeddings=1024, pad_token_id=1, bos_token_id=0,
+                               eos_token_id=2, decoder_start_token_id=2),
+        image_token_id=tokenizer.image_token_id,
+    )
+    torch.manual_seed(0)
+    Florence2ForConditionalGeneration(config).eval().save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
 if __name__ == "__main__":  # python -m tests.tiny_models OUTDIR
     import sys
 
