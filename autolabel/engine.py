@@ -346,8 +346,10 @@ def _infer(batch: list[tuple[ImageInfo, np.ndarray]], ontology: Ontology, detect
     t = time.perf_counter()
     if segmenter is not None:
         masks = segmenter.segment(images, [d.xyxy for d in dets])
+    elif ontology.segmenter.backend == "none":
+        masks = [None for _ in dets]  # a box-only dataset, also with an engine that makes masks (SAM 3)
     else:
-        masks = [d.masks for d in dets]  # None (box-only) or the engine's own masks (SAM 3)
+        masks = [d.masks for d in dets]  # the engine's own masks (SAM 3)
     t_seg = time.perf_counter() - t
     t = time.perf_counter()
     out = []

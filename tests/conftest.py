@@ -22,11 +22,12 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random-weight Grounding DINO and SAM2 directories (built once per session)."""
-    from .tiny_models import build_tiny_florence2, build_tiny_gdino, build_tiny_sam, build_tiny_sam2
+    from .tiny_models import build_tiny_florence2, build_tiny_gdino, build_tiny_sam, build_tiny_sam2, build_tiny_sam3
 
     root = tmp_path_factory.mktemp("models")
     return {"gdino": build_tiny_gdino(root / "gdino"), "sam2": build_tiny_sam2(root / "sam2"),
-            "sam": build_tiny_sam(root / "sam"), "florence2": build_tiny_florence2(root / "florence2")}
+            "sam": build_tiny_sam(root / "sam"), "florence2": build_tiny_florence2(root / "florence2"),
+            "sam3": build_tiny_sam3(root / "sam3")}
 
 
 @pytest.fixture

@@ -130,3 +130,37 @@ def test_wrong_kind_of_checkpoint_is_a_clear_error(tiny_models: dict[str, Path])
 
     with pytest.raises(ModelLoadError, match="could not load segmenter model"):
         Sam2Segmenter.from_config(SegmenterConfig(model=str(tiny_models["gdino"])), "cpu", torch.float32)
+
+
+def test_sam3_engine_one_vision_pass_per_batch_and_bool_masks(tiny_models: dict[str, Path]) -> None:
+    import torch
+
+    from autolabel.backends.sam3 import Sam3Engine
+
+    eng = Sam3Engine.from_config(DetectorConfig(backend="sam3", model=str(tiny_models["sam3"])), "cpu",
+                                 torch.float32)
+    images = [np.array(scene(160, 120, seed=0)), np.array(scene(160, 120, seed=1))]
+    out = eng.detect(images, ["cat", "dog", "red box"], min_score=0.0)
+    assert eng.stats.passes == 1 + 3  # one vision pass for the batch, one text/decoder pass per prompt
+    for pb in out:
+        assert pb.masks is not None and pb.masks.dtype == bool and pb.masks.shape[1:] == (120, 160)
+        assert len(pb.masks) == len(pb.xyxy) == len(pb.scores) == len(pb.prompt_index) > 0
+        assert set(pb.prompt_index.tolist()) <= {0, 1, 2}
+
+
+def test_sam3_through_the_cli(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    from .helpers import write_images
+    from .test_cli import cli
+
+    write_images(tmp_path / "in", ["a.png"])
+    ont = tmp_path / "o.yaml"
+    ont.write_text(f"ontology:\n  cat: cat\n  dog: dog\ndetector:\n  backend: sam3\n  model: {tiny_models['sam3']}\n"
+                   "  box_threshold: 0.0\n")
+    r = cli("label", str(ont), str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-f", "coco", "-q")
+    assert r.returncode == 0, r.stderr
+    data = json.loads((tmp_path / "out" / "coco" / "annotations.json").read_text())
+    assert data["annotations"] and all(a["area"] > 0 and "segmentation" in a for a in data["annotations"])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["segmenter_passes"] == 0 and summary["detector_passes"] == 3

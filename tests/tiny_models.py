@@ -154,6 +154,55 @@ def build_tiny_florence2(out: str | Path) -> Path:
     return out
 
 
+def build_tiny_sam3(out: str | Path) -> Path:
+    """Tiny SAM 3 with a hand-written CLIP BPE tokenizer (1008×1008 input, like facebook/sam3)."""
+    import json
+
+    import torch
+    from transformers import CLIPTokenizer, Sam3ImageProcessor, Sam3Model, Sam3Processor
+    from transformers.models.sam3.configuration_sam3 import (Sam3Config, Sam3DETRDecoderConfig,
+                                                             Sam3DETREncoderConfig, Sam3GeometryEncoderConfig,
+                                                             Sam3MaskDecoderConfig, Sam3VisionConfig, Sam3ViTConfig)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    alphabet = _bytes_to_unicode()
+    vocab: dict[str, int] = {}
+    for t in alphabet + [c + "</w>" for c in alphabet]:
+        vocab.setdefault(t, len(vocab))
+    merges = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>")]
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (out / "vocab.json").write_text(json.dumps(vocab))
+    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
+    tokenizer = CLIPTokenizer(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"))
+    processor = Sam3Processor(image_processor=Sam3ImageProcessor(), tokenizer=tokenizer)
+    d = 32
+    config = Sam3Config(
+        vision_config=Sam3VisionConfig(
+            backbone_config=Sam3ViTConfig(hidden_size=d, num_hidden_layers=2, num_attention_heads=2,
+                                          intermediate_size=64, window_size=24, global_attn_indexes=[1]),
+            fpn_hidden_size=d),
+        text_config=dict(model_type="clip_text_model", vocab_size=len(vocab), hidden_size=d, intermediate_size=64,
+                         projection_dim=d, num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32,
+                         bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+                         pad_token_id=vocab["<|endoftext|>"]),
+        geometry_encoder_config=Sam3GeometryEncoderConfig(hidden_size=d, num_layers=1, num_attention_heads=2,
+                                                          intermediate_size=64),
+        detr_encoder_config=Sam3DETREncoderConfig(hidden_size=d, num_layers=1, num_attention_heads=2,
+                                                  intermediate_size=64),
+        detr_decoder_config=Sam3DETRDecoderConfig(hidden_size=d, num_layers=1, num_queries=20, num_attention_heads=2,
+                                                  intermediate_size=64),
+        mask_decoder_config=Sam3MaskDecoderConfig(hidden_size=d, num_attention_heads=2),
+    )
+    torch.manual_seed(0)
+    Sam3Model(config).eval().save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
 if __name__ == "__main__":  # python -m tests.tiny_models OUTDIR
     import sys
 

@@ -31,6 +31,8 @@ BACKENDS: dict[str, BackendSpec] = {
         BackendSpec("florence2", "detector", "autolabel.backends.florence2:Florence2Detector",
                     "florence-community/Florence-2-base",
                     "Florence-2 (transformers); task ovd (one pass per prompt, exact mapping) or grounding; no scores"),
+        BackendSpec("sam3", "engine", "autolabel.backends.sam3:Sam3Engine", "facebook/sam3",
+                    "SAM 3 (transformers Sam3Model): text → instance masks in one model; vision pass once per image"),
         BackendSpec("sam2", "segmenter", "autolabel.backends.sam2:Sam2Segmenter", "facebook/sam2.1-hiera-tiny",
                     "SAM 2 / 2.1 (transformers Sam2Model); one embedding per image, all boxes in one call"),
         BackendSpec("sam", "segmenter", "autolabel.backends.sam:SamSegmenter", "facebook/sam-vit-base",

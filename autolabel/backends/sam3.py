@@ -1,0 +1,69 @@
+"""SAM 3 as an engine: text → instance masks in one model, replacing detector + segmenter.
+
+The vision backbone runs once per batch of images; every prompt then reuses those features (one
+text + DETR-decoder pass per prompt for the whole batch). Masks become bool NumPy arrays right after
+post-processing (SAM 3's raw masks are large int64/float tensors).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..geometry import clip_xyxy
+from .base import ForwardStats, PromptBoxes
+from .torch_utils import check_model_class, load_pretrained, sync_fn
+
+DEFAULT_MODEL = "facebook/sam3"
+MASK_PROBABILITY = 0.5
+
+
+class Sam3Engine:
+    has_scores = True
+    segments = True
+
+    def __init__(self, processor: Any, model: Any, device: str, dtype: Any) -> None:
+        self.processor, self.model = processor, model
+        self.device, self.dtype = device, dtype
+        self.stats = ForwardStats()
+        self._sync = sync_fn(device)
+
+    @classmethod
+    def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam3Engine:
+        from transformers import AutoModel, AutoProcessor
+
+        ref = cfg.model or DEFAULT_MODEL
+        processor, model = load_pretrained(ref, "detector", "--detector-model", [
+            AutoProcessor.from_pretrained, AutoModel.from_pretrained,
+        ])
+        check_model_class(model, "Sam3Model", ref, "detector", "sam3")
+        return cls(processor, model.to(device=device, dtype=dtype).eval(), device, dtype)
+
+    def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
+        import torch
+
+        enc = self.processor.image_processor(images=list(images), return_tensors="pt")
+        sizes = [tuple(img.shape[:2]) for img in images]
+        with torch.inference_mode(), self.stats.timed(self._sync):
+            vision = self.model.get_vision_features(pixel_values=enc["pixel_values"].to(self.device, self.dtype))
+        parts: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]] = [[] for _ in images]
+        for k, prompt in enumerate(prompts):
+            text = self.processor(text=[prompt] * len(images), return_tensors="pt")
+            with torch.inference_mode(), self.stats.timed(self._sync):
+                out = self.model(vision_embeds=vision, input_ids=text["input_ids"].to(self.device),
+                                 attention_mask=text["attention_mask"].to(self.device))
+            results = self.processor.post_process_instance_segmentation(
+                out, threshold=min_score, mask_threshold=MASK_PROBABILITY, target_sizes=sizes)
+            for b, r in enumerate(results):
+                masks = r["masks"].bool().cpu().numpy()  # early: never keep the int64 tensors around
+                parts[b].append((r["boxes"].float().cpu().numpy(), r["scores"].float().cpu().numpy(), masks, k))
+        out_boxes = []
+        for b, (h, w) in enumerate(sizes):
+            p = parts[b]
+            xyxy = np.concatenate([x[0].reshape(-1, 4) for x in p]) if p else np.zeros((0, 4))
+            scores = np.concatenate([x[1] for x in p]) if p else np.zeros((0,))
+            masks = np.concatenate([x[2].reshape(-1, h, w) for x in p]) if p else np.zeros((0, h, w), dtype=bool)
+            pidx = np.concatenate([np.full(len(x[1]), x[3], dtype=np.int64) for x in p]) if p else np.zeros(0, int)
+            out_boxes.append(PromptBoxes(clip_xyxy(xyxy, w, h), scores.astype(np.float64), pidx, masks=masks))
+        return out_boxes
