@@ -103,12 +103,18 @@ def label(
     """Label every image under INPUT_DIR with the ONTOLOGY and write the exports. Reruns resume."""
 
     def run() -> int:
+        import signal
+
         from .engine import RunSettings, run_labeling
         from .exporters import check_export_dependencies, export_run, parse_formats
         from .images import DEFAULT_MAX_IMAGE_PIXELS
         from .ontology import load_ontology
         from .progress import RichProgress, print_summary
 
+        def _terminate(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt  # SIGTERM (a scheduler's stop) ends the run as cleanly as Ctrl-C
+
+        signal.signal(signal.SIGTERM, _terminate)
         fmts = parse_formats(formats)
         check_export_dependencies(fmts)
         ont = load_ontology(ontology).with_overrides(

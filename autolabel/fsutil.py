@@ -56,3 +56,13 @@ def safe_join(root: str | Path, relpath: str) -> Path:
 def is_within(child: str | Path, parent: str | Path) -> bool:
     c, p = Path(child).resolve(), Path(parent).resolve()
     return c == p or p in c.parents
+
+
+def remove_stale_temp_files(root: str | Path) -> int:
+    """Delete temporary files that a killed atomic_write left behind (`.NAME.*.tmp`). Returns how many."""
+    n = 0
+    for p in Path(root).rglob(".*.tmp"):
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            n += 1
+    return n

@@ -8,6 +8,8 @@ Both are loadable as plugins: `backend: tests.fakes:FakeDetector`.
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any, Sequence
 
 import cv2
@@ -38,6 +40,9 @@ class FakeDetector:
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         self.calls.append(len(images))
+        delay = float(os.environ.get("AUTOLABEL_FAKE_DELAY", "0"))  # seconds per image (kill tests)
+        if delay:
+            time.sleep(delay * len(images))
         out = []
         with self.stats.timed():
             for img in images:

@@ -169,3 +169,15 @@ def test_mapping_nms_and_cross_class_dedup() -> None:
     assert counts.nms_removed == 1 and counts.dedup_removed == 1
     no_dedup = replace(ont, postprocess=replace(ont.postprocess, cross_class_iou=None))
     assert len(to_detections(pb, no_dedup, 100, 100, MappingCounts())) == 3
+
+
+def test_mask_cleanup_from_the_ontology_fills_the_ring_hole(fake_ontology_yaml: Path, data: Path,
+                                                            tmp_path: Path) -> None:
+    filled = tmp_path / "filled.yaml"
+    filled.write_text(fake_ontology_yaml.read_text() + "masks:\n  fill_holes_below: 200\n")
+    for ont, out in ((fake_ontology_yaml, tmp_path / "o1"), (filled, tmp_path / "o2")):
+        run(ont, data, out)
+        export_run(out, ["coco"])
+    areas = [sorted(a["area"] for a in json.loads((o / "coco" / "annotations.json").read_text())["annotations"]
+                    if a["category_id"] == 2) for o in (tmp_path / "o1", tmp_path / "o2")]
+    assert all(b - a > 60 for a, b in zip(*areas))  # the Ø11 hole (~90 px) is filled

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MissingDependencyError, UsageError
+from ..fsutil import remove_stale_temp_files
 from ..store import RunMeta, RunStore, store_path
 from .yolo import YoloOptions
 
@@ -63,6 +64,7 @@ def export_run(run_dir: str | Path, formats: list[str], options: ExportOptions =
     run_dir = Path(run_dir)
     check_export_dependencies(formats)
     store = open_run_store(run_dir)
+    remove_stale_temp_files(run_dir)
     written: dict[str, str] = {}
     try:
         meta = store.get_meta()
