@@ -16,7 +16,7 @@ ifdef SEGMENTER_MODEL
 DEMO_ARGS += --segmenter-model $(SEGMENTER_MODEL)
 endif
 
-.PHONY: demo test install install-dev lint clean
+.PHONY: demo test bench install install-dev lint clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q
+
+# speed/memory ratios with real-size random-weight architectures and the tiny models (minutes on CPU)
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-dev
+	$(PY) -m tests.bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(PIP) install ruff mypy

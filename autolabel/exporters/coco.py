@@ -28,6 +28,14 @@ def _num(v: float) -> float | int:
     return int(r) if r.is_integer() else r
 
 
+def _coords(poly: np.ndarray) -> list[float | int]:
+    """Flat [x1, y1, …]; outlines lie on pixel corners, so they are integers unless simplified otherwise."""
+    flat = poly.reshape(-1)
+    if np.all(flat == np.round(flat)):
+        return flat.astype(np.int64).tolist()
+    return [_num(v) for v in flat]
+
+
 def detections_to_coco_annotations(
     det: Detections, image_id: int, first_id: int, mask_format: str = "polygon", polygon_tolerance: float = 0.0
 ) -> list[dict[str, Any]]:
@@ -50,7 +58,7 @@ def detections_to_coco_annotations(
             if mask_format == "rle":
                 ann["segmentation"] = encode_rle(mask)
             else:
-                ann["segmentation"] = [[_num(v) for v in p.reshape(-1)] for p in external_polygons(mask, polygon_tolerance)]
+                ann["segmentation"] = [_coords(p) for p in external_polygons(mask, polygon_tolerance)]
         else:
             ann["area"] = _num(box_area(det.xyxy[i : i + 1])[0])
         ann["bbox"] = [_num(v) for v in boxes[i]]

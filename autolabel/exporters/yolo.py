@@ -76,6 +76,13 @@ def assign_splits(relpaths: list[str], fractions: tuple[float, ...], seed: int) 
     return out
 
 
+def _closest_pair(p: np.ndarray, q: np.ndarray) -> tuple[int, int]:
+    """Indices of the closest points of two (N, 2) / (M, 2) arrays (first minimum, like np.argmin)."""
+    d = (p * p).sum(1)[:, None] + (q * q).sum(1)[None, :] - 2.0 * p @ q.T  # squared distances, one matmul
+    a, b = np.unravel_index(int(np.argmin(d)), d.shape)
+    return int(a), int(b)
+
+
 def merge_multi_segment(segments: list[np.ndarray]) -> np.ndarray:
     """Join several polygons into one by thin bridges between their closest points (the ultralytics way).
 
@@ -87,8 +94,7 @@ def merge_multi_segment(segments: list[np.ndarray]) -> np.ndarray:
     segs = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in segments]
     idx: list[list[int]] = [[] for _ in segs]
     for i in range(1, len(segs)):
-        d = ((segs[i - 1][:, None, :] - segs[i][None, :, :]) ** 2).sum(-1)
-        a, b = np.unravel_index(int(np.argmin(d)), d.shape)
+        a, b = _closest_pair(segs[i - 1], segs[i])
         idx[i - 1].append(int(a))
         idx[i].append(int(b))
     out: list[np.ndarray] = []
@@ -113,8 +119,10 @@ def merge_multi_segment(segments: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _fmt(values: Iterable[float]) -> str:
-    return " ".join(f"{v:.6f}".rstrip("0").rstrip(".") if v not in (0, 1) else str(int(v)) for v in values)
+def _fmt(values: np.ndarray) -> str:
+    """Space-separated, 6 decimals, trailing zeros dropped (0.5, 0.291667, 1)."""
+    text = np.char.rstrip(np.char.rstrip(np.char.mod("%.6f", np.asarray(values, dtype=np.float64)), "0"), ".")
+    return " ".join(text.tolist())
 
 
 def detections_to_yolo_lines(det: Detections, width: int, height: int, segments: bool = True,
