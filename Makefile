@@ -16,7 +16,7 @@ ifdef SEGMENTER_MODEL
 DEMO_ARGS += --segmenter-model $(SEGMENTER_MODEL)
 endif
 
-.PHONY: demo test bench install install-dev lint clean
+.PHONY: demo test bench browser install install-dev lint clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: $(VENV)/.installed-dev
 BENCH_ARGS ?=
 bench: $(VENV)/.installed-dev
 	$(PY) -m tests.bench $(BENCH_ARGS)
+
+# headless Chromium for the optional App screenshot test (Debian/Ubuntu, as root)
+browser:
+	apt-get update && apt-get install -y chromium
 
 lint: $(VENV)/.installed-dev
 	$(PIP) install ruff mypy

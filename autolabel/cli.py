@@ -175,7 +175,7 @@ def _export_options(coco_masks: CocoMasks, polygon_tolerance: float | None, spli
 
 @app.command()
 def export(
-    run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
+    run_dir: Optional[Path] = typer.Argument(None, help="Output directory of an `autolabel label` run."),
     formats: str = typer.Option("coco,yolo,fiftyone", "--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone."),
     coco_masks: CocoMasks = typer.Option(CocoMasks.polygon, help="COCO segmentation as polygons or compressed RLE."),
     polygon_tolerance: Optional[float] = typer.Option(None, min=0.0, help="Polygon simplification in pixels [default: the run's masks.polygon_tolerance]."),
@@ -185,16 +185,97 @@ def export(
     multipart: Multipart = typer.Option(Multipart.merge, help="YOLO: bridge a multi-part mask into one polygon, or keep the largest part."),
     dataset_name: Optional[str] = typer.Option(None, help="FiftyOne dataset name [default: autolabel-<run dir name>]."),
     fiftyone_dir: Optional[Path] = typer.Option(None, help="Also write the FiftyOne dataset to this directory."),
+    from_fiftyone: Optional[str] = typer.Option(None, "--from-fiftyone", help="Write corrected COCO/YOLO from this reviewed FiftyOne dataset (items tagged 'reject' left out)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --from-fiftyone: where to write [default: RUN_DIR/corrected]."),
 ) -> None:
-    """Write exports again from a run's store, without loading any model."""
+    """Write exports again from a run's store (no model loaded), or corrected ones from a reviewed dataset."""
 
     def run() -> None:
+        from .errors import UsageError
         from .exporters import export_run, parse_formats
 
-        written = export_run(run_dir, parse_formats(formats), _export_options(
-            coco_masks, polygon_tolerance, split, seed, media, multipart, dataset_name, fiftyone_dir))
+        fmts = parse_formats(formats)
+        opts = _export_options(coco_masks, polygon_tolerance, split, seed, media, multipart, dataset_name, fiftyone_dir)
+        if from_fiftyone:
+            from .review import export_from_dataset
+
+            if output is None and run_dir is None:
+                raise UsageError("--from-fiftyone needs RUN_DIR or --output to know where to write")
+            target = output or (run_dir / "corrected")  # type: ignore[operator]
+            fmts = [f for f in fmts if f != "fiftyone"] if formats == "coco,yolo,fiftyone" else fmts
+            written = export_from_dataset(from_fiftyone, fmts, target, opts)
+        else:
+            if run_dir is None:
+                raise UsageError("give the RUN_DIR to export (the --output of `autolabel label`)")
+            written = export_run(run_dir, fmts, opts)
         for fmt, path in written.items():
             typer.echo(f"{fmt}: {path}")
+
+    _guard(run)
+
+
+@app.command()
+def review(
+    run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
+    dataset_name: Optional[str] = typer.Option(None, help="FiftyOne dataset [default: autolabel-<run dir name>]."),
+    port: int = typer.Option(5151, help="App port."),
+    address: str = typer.Option("localhost", help="Address to serve on (0.0.0.0 for other machines)."),
+    remote: bool = typer.Option(False, "--remote", help="Do not try to open a browser (serving for a remote one)."),
+    refresh: bool = typer.Option(False, "--refresh", help="Rebuild the dataset from the run store (discards App edits)."),
+    low_margin: float = typer.Option(0.15, help="'low-confidence' view: under the class box threshold + this."),
+    tiny_fraction: float = typer.Option(0.001, help="'tiny-masks' view: masks under this fraction of the image."),
+    overlap_iou: float = typer.Option(0.5, help="'class-overlaps' view: IoU with another class above this."),
+) -> None:
+    """Review a run in the FiftyOne App with saved views; tag what is wrong 'reject', then
+    `autolabel export --from-fiftyone NAME`."""
+
+    def run() -> None:
+        from .review import ViewSettings, launch, prepare_dataset
+
+        ds = prepare_dataset(run_dir, dataset_name, refresh, ViewSettings(low_margin, tiny_fraction, overlap_iou))
+        typer.echo(f"dataset '{ds.name}': {len(ds)} images")
+        launch(ds, port, address, remote, echo=lambda m: typer.echo(m, err=False))
+
+    _guard(run)
+
+
+@app.command("eval")
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
+    gt: Path = typer.Option(..., "--gt", help="Hand-labelled COCO instances file (file_name relative to the labeled folder)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Where to write the JSON report [default: RUN_DIR/eval.json]."),
+) -> None:
+    """COCO bbox and segm mAP, AP50, per-class AP and recall of the auto-labels against ground truth."""
+
+    def run() -> None:
+        import json
+
+        from .evaluate import evaluate_run, format_report
+        from .fsutil import write_text_atomic
+
+        report = evaluate_run(run_dir, gt)
+        typer.echo(format_report(report))
+        path = json_out or run_dir / "eval.json"
+        write_text_atomic(path, json.dumps(report.to_json(), indent=2) + "\n")
+        typer.echo(f"report: {path}")
+
+    _guard(run)
+
+
+@app.command()
+def preview(
+    run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
+    n: int = typer.Option(16, "-n", min=1, help="How many images."),
+    seed: Optional[int] = typer.Option(None, help="Pick a seeded random sample instead of the first N by path."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="[default: RUN_DIR/preview]"),
+) -> None:
+    """Overlay images (masks, boxes, class names, scores) and a contact sheet to look at before training."""
+
+    def run() -> None:
+        from .preview import write_previews
+
+        sheet, count = write_previews(run_dir, n, output, seed)
+        typer.echo(f"{count} overlays; contact sheet: {sheet}")
 
     _guard(run)
 

@@ -50,6 +50,14 @@ def open_run_store(run_dir: str | Path) -> RunStore:
     return RunStore(store_path(run_dir))
 
 
+def class_box_thresholds(meta: RunMeta) -> dict[str, float]:
+    """Each class's effective box threshold in the run (per-class override or the detector's)."""
+    ont = meta.settings.get("ontology", {})
+    default = float(ont.get("detector", {}).get("box_threshold", 0.0))
+    per = ont.get("class_box_threshold") or [None] * len(meta.classes)
+    return {c: float(default if t is None else t) for c, t in zip(meta.classes, per)}
+
+
 def run_has_masks(meta: RunMeta) -> bool:
     ont = meta.settings.get("ontology", {})
     return ont.get("segmenter", {}).get("backend") != "none"
@@ -86,8 +94,9 @@ def export_run(run_dir: str | Path, formats: list[str], options: ExportOptions =
         if "fiftyone" in formats:
             from .fiftyone import default_dataset_name, write_fiftyone
 
+            info = {"run_dir": str(run_dir.resolve()), "box_thresholds": class_box_thresholds(meta)}
             name = write_fiftyone(options.dataset_name or default_dataset_name(run_dir), meta.classes,
-                                  meta.input_root, store.iter_results(), options.fiftyone_dir)
+                                  meta.input_root, store.iter_results(), options.fiftyone_dir, info)
             written["fiftyone"] = f"dataset '{name}'" + (f", directory {options.fiftyone_dir}"
                                                          if options.fiftyone_dir else "")
     finally:

@@ -43,9 +43,34 @@ def default_dataset_name(run_dir: str | Path) -> str:
     return f"autolabel-{Path(run_dir).resolve().name}"
 
 
+def max_iou_with_other_class(det: Any) -> np.ndarray:
+    """For each instance, its highest IoU (mask IoU when masks exist, else box IoU) with an instance of
+    another class in the same image — what the review view 'class-overlaps' filters on."""
+    from ..geometry import box_iou
+
+    n = len(det)
+    out = np.zeros(n)
+    if n < 2:
+        return out
+    iou = box_iou(det.xyxy, det.xyxy)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if det.class_id[i] == det.class_id[j] or iou[i, j] == 0:
+                continue
+            if det.masks is not None:
+                inter = np.logical_and(det.masks[i], det.masks[j]).sum()
+                union = np.logical_or(det.masks[i], det.masks[j]).sum()
+                v = inter / union if union else 0.0
+            else:
+                v = iou[i, j]
+            out[i], out[j] = max(out[i], v), max(out[j], v)
+    return out
+
+
 def to_fiftyone_detections(fo: Any, result: ImageResult, classes: list[str]) -> Any:
     det = result.detections
     w, h = result.width, result.height
+    overlap = max_iou_with_other_class(det)
     items = []
     for i in range(len(det)):
         x0, y0, x1, y1 = (float(v) for v in det.xyxy[i])
@@ -54,7 +79,11 @@ def to_fiftyone_detections(fo: Any, result: ImageResult, classes: list[str]) -> 
             "bounding_box": [x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h],
             "confidence": None if det.confidence is None else float(det.confidence[i]),
             "prompt": det.prompt[i],
+            "max_iou_other_class": round(float(overlap[i]), 4),
         }
+        area = float(det.masks[i].sum()) if det.masks is not None else (x1 - x0) * (y1 - y0)
+        kwargs["area"] = area  # mask pixels (box area without masks)
+        kwargs["area_fraction"] = round(area / (w * h), 6)
         if det.masks is not None:
             r0, r1 = int(np.floor(y0)), max(int(np.ceil(y1)), int(np.floor(y0)) + 1)
             c0, c1 = int(np.floor(x0)), max(int(np.ceil(x1)), int(np.floor(x0)) + 1)
@@ -73,14 +102,15 @@ def _metadata(fo: Any, path: Path, width: int, height: int) -> Any:
 
 
 def write_fiftyone(dataset_name: str, classes: list[str], input_root: str | Path, results: Iterable[ImageResult],
-                   fiftyone_dir: str | Path | None = None) -> str:
+                   fiftyone_dir: str | Path | None = None, info: dict[str, Any] | None = None) -> str:
     """(Re)create the persistent dataset `dataset_name` from the results; optionally write it to disk."""
     fo = import_fiftyone()
     if fo.dataset_exists(dataset_name):
         fo.delete_dataset(dataset_name)
     ds = fo.Dataset(dataset_name, persistent=True)
     ds.default_classes = list(classes)
-    ds.info = {"source": "autolabel", "input_root": str(Path(input_root).resolve()), "classes": list(classes)}
+    ds.info = {"source": "autolabel", "input_root": str(Path(input_root).resolve()), "classes": list(classes),
+               **(info or {})}
     batch = []
     for res in results:
         path = Path(input_root) / res.relpath
