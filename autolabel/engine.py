@@ -183,8 +183,23 @@ def run_labeling(
     return summary
 
 
+def preflight_models(ontology: Ontology) -> None:
+    """Check every model reference resolves (local path, cached, or hub reachable) before importing torch
+    and transformers (~10 s on a small CPU), so an offline user hears about a missing model at once."""
+    from .hub import resolve_model
+
+    ont = resolved_ontology(ontology)
+    if ont.detector.model:
+        resolve_model(ont.detector.model, "detector", "--detector-model")
+    engine = get_spec(ont.detector.backend, "detector").kind == "engine"
+    if ont.segmenter.model and ont.segmenter.backend != "none" and not engine:
+        resolve_model(ont.segmenter.model, "segmenter", "--segmenter-model")
+
+
 def load_models(ontology: Ontology, settings: RunSettings) -> tuple[Any, Any]:
     from .backends.torch_utils import resolve_device, resolve_dtype
+
+    preflight_models(ontology)
 
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.precision, device)
