@@ -135,3 +135,25 @@ def test_seed_001_pipeline_grounding_dino_sam_and_box_only(tiny_models: dict[str
     rows = [line.split() for p in (tmp_path / "boxes" / "yolo" / "labels").rglob("*.txt")
             for line in p.read_text().splitlines()]
     assert rows and all(len(r) == 5 for r in rows)  # detection rows only, never mixed
+
+
+def test_missing_fiftyone_is_an_install_hint_before_labeling(fake_ontology_yaml: Path, tmp_path: Path) -> None:
+    write_images(tmp_path / "in", ["a.png"])
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class _Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'fiftyone' or name.startswith('fiftyone.'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, _Block())\n")
+    env = {"PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
+    r = cli("label", str(fake_ontology_yaml), str(tmp_path / "in"), "-o", str(tmp_path / "out"), env=env)
+    assert r.returncode == 2, r.stderr
+    assert "error: the FiftyOne export needs the 'fiftyone' package" in r.stderr
+    assert "pip install 'autolabel[fiftyone]'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+    r = cli("label", str(fake_ontology_yaml), str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-f", "coco,yolo",
+            env=env)
+    assert r.returncode == 0, r.stderr

@@ -37,7 +37,11 @@ def parse_formats(text: str) -> list[str]:
 
 def check_export_dependencies(formats: list[str]) -> None:
     """Fail before labeling, not after hours of it, when an exporter's package is missing."""
-    if "fiftyone" in formats and importlib.util.find_spec("fiftyone") is None:
+    try:
+        missing = importlib.util.find_spec("fiftyone") is None
+    except (ImportError, ValueError):  # a broken or blocked installation counts as missing
+        missing = True
+    if "fiftyone" in formats and missing:
         raise MissingDependencyError(
             "the FiftyOne export needs the 'fiftyone' package",
             hint="pip install 'autolabel[fiftyone]', or leave fiftyone out of --format (e.g. --format coco,yolo)")
