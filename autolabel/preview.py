@@ -43,7 +43,7 @@ def render_overlay(image: np.ndarray, res: ImageResult, classes: list[str], alph
             contours, _ = cv2.findContours(det.masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             cv2.drawContours(canvas, contours, -1, color, max(1, thick // 2))
         text = classes[int(det.class_id[i])] + ("" if det.confidence is None else f" {det.confidence[i]:.2f}")
-        fs = 0.5 * scale
+        fs = max(0.35, 0.5 * scale)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, thick // 2))
         ty = max(y0, th + base + 2)
         cv2.rectangle(canvas, (x0, ty - th - base - 2), (x0 + tw + 4, ty), color, -1)
