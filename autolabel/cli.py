@@ -51,6 +51,16 @@ class Precision(str, Enum):
     fp16 = "fp16"
     bf16 = "bf16"
 
+# Export options shared by `label` and `export` (typer reads these as parameter defaults).
+FORMATS_OPT = typer.Option("coco,yolo,fiftyone", "--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone.")
+COCO_MASKS_OPT = typer.Option(CocoMasks.polygon, help="COCO segmentation as polygons or compressed RLE.")
+SPLIT_OPT = typer.Option("0.8,0.2", help="YOLO train,val[,test] fractions (seeded, reproducible).")
+SEED_OPT = typer.Option(0, help="Seed of the YOLO split.")
+MEDIA_OPT = typer.Option(Media.symlink, help="How YOLO images/ refer to the source images.")
+MULTIPART_OPT = typer.Option(Multipart.merge, help="YOLO: bridge a multi-part mask into one polygon, or keep the largest part.")
+DATASET_NAME_OPT = typer.Option(None, help="FiftyOne dataset name [default: autolabel-<run dir name>].")
+FIFTYONE_DIR_OPT = typer.Option(None, help="Also write the FiftyOne dataset to this directory.")
+
 
 def _fail(message: str, hint: str | None, code: int) -> None:
     typer.echo(f"error: {message}", err=True)
@@ -79,14 +89,14 @@ def label(
     ontology: Path = typer.Argument(..., help="Ontology YAML (prompts → classes, models, thresholds)."),
     input_dir: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory [default: runs/<input folder name>]."),
-    formats: str = typer.Option("coco,yolo,fiftyone", "--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone."),
-    coco_masks: CocoMasks = typer.Option(CocoMasks.polygon, help="COCO segmentation as polygons or compressed RLE."),
-    split: str = typer.Option("0.8,0.2", help="YOLO train,val[,test] fractions (seeded, reproducible)."),
-    seed: int = typer.Option(0, help="Seed of the YOLO split."),
-    media: Media = typer.Option(Media.symlink, help="How YOLO images/ refer to the source images."),
-    multipart: Multipart = typer.Option(Multipart.merge, help="YOLO: bridge a multi-part mask into one polygon, or keep the largest part."),
-    dataset_name: Optional[str] = typer.Option(None, help="FiftyOne dataset name [default: autolabel-<run dir name>]."),
-    fiftyone_dir: Optional[Path] = typer.Option(None, help="Also write the FiftyOne dataset to this directory."),
+    formats: str = FORMATS_OPT,
+    coco_masks: CocoMasks = COCO_MASKS_OPT,
+    split: str = SPLIT_OPT,
+    seed: int = SEED_OPT,
+    media: Media = MEDIA_OPT,
+    multipart: Multipart = MULTIPART_OPT,
+    dataset_name: Optional[str] = DATASET_NAME_OPT,
+    fiftyone_dir: Optional[Path] = FIFTYONE_DIR_OPT,
     batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per detector forward pass."),
     device: Device = typer.Option(Device.auto, help="auto picks cuda, then mps, then cpu."),
     precision: Precision = typer.Option(Precision.auto, help="fp16/bf16 only on CUDA; auto = fp16 on CUDA, else fp32."),
@@ -176,15 +186,15 @@ def _export_options(coco_masks: CocoMasks, polygon_tolerance: float | None, spli
 @app.command()
 def export(
     run_dir: Optional[Path] = typer.Argument(None, help="Output directory of an `autolabel label` run."),
-    formats: str = typer.Option("coco,yolo,fiftyone", "--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone."),
-    coco_masks: CocoMasks = typer.Option(CocoMasks.polygon, help="COCO segmentation as polygons or compressed RLE."),
+    formats: str = FORMATS_OPT,
+    coco_masks: CocoMasks = COCO_MASKS_OPT,
     polygon_tolerance: Optional[float] = typer.Option(None, min=0.0, help="Polygon simplification in pixels [default: the run's masks.polygon_tolerance]."),
-    split: str = typer.Option("0.8,0.2", help="YOLO train,val[,test] fractions (seeded, reproducible)."),
-    seed: int = typer.Option(0, help="Seed of the YOLO split."),
-    media: Media = typer.Option(Media.symlink, help="How YOLO images/ refer to the source images."),
-    multipart: Multipart = typer.Option(Multipart.merge, help="YOLO: bridge a multi-part mask into one polygon, or keep the largest part."),
-    dataset_name: Optional[str] = typer.Option(None, help="FiftyOne dataset name [default: autolabel-<run dir name>]."),
-    fiftyone_dir: Optional[Path] = typer.Option(None, help="Also write the FiftyOne dataset to this directory."),
+    split: str = SPLIT_OPT,
+    seed: int = SEED_OPT,
+    media: Media = MEDIA_OPT,
+    multipart: Multipart = MULTIPART_OPT,
+    dataset_name: Optional[str] = DATASET_NAME_OPT,
+    fiftyone_dir: Optional[Path] = FIFTYONE_DIR_OPT,
     from_fiftyone: Optional[str] = typer.Option(None, "--from-fiftyone", help="Write corrected COCO/YOLO from this reviewed FiftyOne dataset (items tagged 'reject' left out)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --from-fiftyone: where to write [default: RUN_DIR/corrected]."),
 ) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from ..geometry import clip_xyxy
 from ..ontology import normalize_prompt
 from .base import ForwardStats, PromptBoxes
-from .torch_utils import check_model_class, load_pretrained, sync_fn
+from .torch_utils import load_processor_and_model, sync_fn
 
 DEFAULT_MODEL = "florence-community/Florence-2-base"
 TASKS = {"ovd": "<OPEN_VOCABULARY_DETECTION>", "grounding": "<CAPTION_TO_PHRASE_GROUNDING>"}
@@ -62,14 +62,11 @@ class Florence2Detector:
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Florence2Detector:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
 
-        ref = cfg.model or DEFAULT_MODEL
-        processor, model = load_pretrained(ref, "detector", "--detector-model", [
-            AutoProcessor.from_pretrained, AutoModelForImageTextToText.from_pretrained,
-        ])
-        check_model_class(model, "Florence2ForConditionalGeneration", ref, "detector", "florence2")
-        model = model.to(device=device, dtype=dtype).eval()
+        processor, model = load_processor_and_model(cfg.model or DEFAULT_MODEL, "detector", "florence2",
+                                                    AutoModelForImageTextToText.from_pretrained,
+                                                    "Florence2ForConditionalGeneration", device, dtype)
         return cls(processor, model, device, dtype, cfg.task or "ovd", cfg.max_new_tokens)
 
     def _generate(self, images: Sequence[np.ndarray], text: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..geometry import clip_xyxy, cxcywh_norm_to_xyxy
 from .base import ForwardStats, PromptBoxes
-from .torch_utils import load_pretrained, sync_fn
+from .torch_utils import load_processor_and_model, sync_fn
 
 DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
 
@@ -110,14 +110,11 @@ class GroundingDinoDetector:
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> GroundingDinoDetector:
-        from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+        from transformers import AutoModelForZeroShotObjectDetection
 
-        ref = cfg.model or DEFAULT_MODEL
-        processor, model = load_pretrained(ref, "detector", "--detector-model", [
-            AutoProcessor.from_pretrained,
-            AutoModelForZeroShotObjectDetection.from_pretrained,
-        ])
-        model = model.to(device=device, dtype=dtype).eval()
+        processor, model = load_processor_and_model(cfg.model or DEFAULT_MODEL, "detector", "grounding_dino",
+                                                    AutoModelForZeroShotObjectDetection.from_pretrained,
+                                                    "GroundingDinoForObjectDetection", device, dtype)
         return cls(processor, model, device, dtype, cfg.text_threshold)
 
     def captions(self, prompts: Sequence[str]) -> list[Caption]:

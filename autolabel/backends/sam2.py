@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .base import ForwardStats
-from .torch_utils import check_model_class, load_pretrained, sync_fn
+from .torch_utils import load_processor_and_model, sync_fn
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 UPSAMPLE_CHUNK = 16  # masks upsampled to full resolution at a time (bounds memory for many boxes)
@@ -31,14 +31,11 @@ class Sam2Segmenter:
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam2Segmenter:
-        from transformers import AutoModelForMaskGeneration, AutoProcessor
+        from transformers import AutoModelForMaskGeneration
 
-        ref = cfg.model or cls.DEFAULT_MODEL
-        processor, model = load_pretrained(ref, "segmenter", "--segmenter-model", [
-            AutoProcessor.from_pretrained, AutoModelForMaskGeneration.from_pretrained,
-        ])
-        check_model_class(model, cls.MODEL_CLASS, ref, "segmenter", cls.BACKEND)
-        model = model.to(device=device, dtype=dtype).eval()
+        processor, model = load_processor_and_model(cfg.model or cls.DEFAULT_MODEL, "segmenter", cls.BACKEND,
+                                                    AutoModelForMaskGeneration.from_pretrained, cls.MODEL_CLASS,
+                                                    device, dtype)
         return cls(processor, model, device, dtype, cfg.multimask, cfg.mask_threshold)
 
     def embed(self, images: Sequence[np.ndarray]) -> Any:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..geometry import clip_xyxy
 from .base import ForwardStats, PromptBoxes
-from .torch_utils import check_model_class, load_pretrained, sync_fn
+from .torch_utils import load_processor_and_model, sync_fn
 
 DEFAULT_MODEL = "facebook/sam3"
 MASK_PROBABILITY = 0.5
@@ -31,14 +31,11 @@ class Sam3Engine:
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam3Engine:
-        from transformers import AutoModel, AutoProcessor
+        from transformers import AutoModel
 
-        ref = cfg.model or DEFAULT_MODEL
-        processor, model = load_pretrained(ref, "detector", "--detector-model", [
-            AutoProcessor.from_pretrained, AutoModel.from_pretrained,
-        ])
-        check_model_class(model, "Sam3Model", ref, "detector", "sam3")
-        return cls(processor, model.to(device=device, dtype=dtype).eval(), device, dtype)
+        processor, model = load_processor_and_model(cfg.model or DEFAULT_MODEL, "detector", "sam3",
+                                                    AutoModel.from_pretrained, "Sam3Model", device, dtype)
+        return cls(processor, model, device, dtype)
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         import torch

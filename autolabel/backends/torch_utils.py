@@ -85,3 +85,14 @@ def check_model_class(model: Any, expected: str, ref: str, role: str, backend: s
     if got != expected:
         raise ModelLoadError(f"{role} model '{ref}' is a {got}, but backend '{backend}' needs a {expected}",
                              hint="pick the backend that matches the checkpoint (see `autolabel backends`)")
+
+
+def load_processor_and_model(ref: str, role: str, backend: str, model_loader: Callable[[str], Any],
+                             expected_class: str | None, device: str, dtype: Any) -> tuple[Any, Any]:
+    """AutoProcessor + model from a hub id or local directory, checked for its family, on device, in eval."""
+    from transformers import AutoProcessor
+
+    processor, model = load_pretrained(ref, role, f"--{role}-model", [AutoProcessor.from_pretrained, model_loader])
+    if expected_class is not None:
+        check_model_class(model, expected_class, ref, role, backend)
+    return processor, model.to(device=device, dtype=dtype).eval()
