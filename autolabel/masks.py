@@ -92,10 +92,11 @@ def clean_mask(mask: np.ndarray, cfg: MaskCleanup) -> np.ndarray:
         # holes are background components that do not touch the border (4-connectivity for background)
         inv = (~out).astype(np.uint8)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
-        border = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist())
-        for k in range(1, n):
-            if k not in border and stats[k, cv2.CC_STAT_AREA] < cfg.fill_holes_below:
-                out[labels == k] = True
+        small = stats[:, cv2.CC_STAT_AREA] < cfg.fill_holes_below
+        small[0] = False  # label 0 is the mask itself
+        small[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = False  # not holes
+        if small.any():
+            out |= small[labels]
     if cfg.drop_islands_below > 0 or cfg.keep_largest_part:
         labels, areas = _components(out)
         if len(areas):

@@ -24,6 +24,7 @@ BATCH = 64
 def import_fiftyone() -> Any:
     """Import fiftyone (starting its embedded MongoDB), or explain how to install it."""
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")  # no notice about fiftyone-db's MongoDB version
     try:
         import fiftyone as fo
     except ImportError:
