@@ -38,7 +38,7 @@ def prepare_dataset(run_dir: str | Path, dataset_name: str | None = None, refres
     fo = import_fiftyone()
     name = dataset_name or default_dataset_name(run_dir)
     if refresh or not fo.dataset_exists(name):
-        export_run(run_dir, ["fiftyone"], ExportOptions(dataset_name=name))
+        export_run(run_dir, ["fiftyone"], ExportOptions(dataset_name=name, replace_edited_dataset=refresh))
     ds = fo.load_dataset(name)
     thresholds = ds.info.get("box_thresholds") or {}
     if not thresholds:

@@ -94,3 +94,17 @@ def test_scoreless_runs_give_confidence_none(labeled_run: dict[str, Path], tmp_p
     export_run(out, ["fiftyone"], ExportOptions(dataset_name="al-test-noscore"))
     confs = fo.load_dataset("al-test-noscore").values("autolabel.detections.confidence", unwind=True)
     assert confs and all(c is None for c in confs)
+
+
+def test_reexport_keeps_a_dataset_with_review_edits(labeled_run: dict[str, Path]) -> None:
+    run = labeled_run["run"]
+    export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-kept"))
+    ds = fo.load_dataset("al-test-kept")
+    s = ds.first()
+    s.tags.append("reject")
+    s.save()
+    written = export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-kept"))
+    assert "kept" in written["fiftyone"] and "--from-fiftyone" in written["fiftyone"]
+    assert len(fo.load_dataset("al-test-kept").match_tags("reject")) == 1  # the edit survived
+    export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-kept", replace_edited_dataset=True))
+    assert len(fo.load_dataset("al-test-kept").match_tags("reject")) == 0

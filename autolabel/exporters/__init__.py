@@ -24,6 +24,7 @@ class ExportOptions:
     yolo: YoloOptions = field(default_factory=YoloOptions)
     dataset_name: str | None = None  # FiftyOne dataset; default autolabel-<run dir name>
     fiftyone_dir: str | None = None  # also write a FiftyOneDataset directory here
+    replace_edited_dataset: bool = False  # replace a FiftyOne dataset that holds review edits
 
 
 def parse_formats(text: str) -> list[str]:
@@ -96,13 +97,19 @@ def export_run(run_dir: str | Path, formats: list[str], options: ExportOptions =
             split = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
             written["yolo"] = f"{run_dir / YOLO_DIR / 'data.yaml'} ({split})"
         if "fiftyone" in formats:
-            from .fiftyone import default_dataset_name, write_fiftyone
+            from .fiftyone import ReviewedDatasetKept, default_dataset_name, write_fiftyone
 
             info = {"run_dir": str(run_dir.resolve()), "box_thresholds": class_box_thresholds(meta)}
-            name = write_fiftyone(options.dataset_name or default_dataset_name(run_dir), meta.classes,
-                                  meta.input_root, store.iter_results(), options.fiftyone_dir, info)
-            written["fiftyone"] = f"dataset '{name}'" + (f", directory {options.fiftyone_dir}"
-                                                         if options.fiftyone_dir else "")
+            name = options.dataset_name or default_dataset_name(run_dir)
+            try:
+                write_fiftyone(name, meta.classes, meta.input_root, store.iter_results(), options.fiftyone_dir,
+                               info, replace_edited=options.replace_edited_dataset)
+                written["fiftyone"] = f"dataset '{name}'" + (f", directory {options.fiftyone_dir}"
+                                                             if options.fiftyone_dir else "")
+            except ReviewedDatasetKept:
+                written["fiftyone"] = (f"dataset '{name}' kept: it has review edits (export them with "
+                                       f"`autolabel export --from-fiftyone {name}`, rebuild it with "
+                                       "`autolabel review RUN --refresh`, or pick --dataset-name)")
     finally:
         store.close()
     return written

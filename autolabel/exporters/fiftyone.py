@@ -40,6 +40,22 @@ def import_fiftyone() -> Any:
     return fo
 
 
+class ReviewedDatasetKept(Exception):
+    """The FiftyOne dataset holds review edits; it was not replaced."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def was_edited(ds: Any) -> bool:
+    """True when samples changed (or were added/deleted) after autolabel's last export of the dataset."""
+    exported = (ds.info or {}).get("exported")
+    if not exported:
+        return len(ds) > 0  # not written by this version of autolabel: treat as someone's work
+    return str(ds.max("last_modified_at")) != exported["last_modified_at"] or len(ds) != exported["samples"]
+
+
 def default_dataset_name(run_dir: str | Path) -> str:
     return f"autolabel-{Path(run_dir).resolve().name}"
 
@@ -103,10 +119,16 @@ def _metadata(fo: Any, path: Path, width: int, height: int) -> Any:
 
 
 def write_fiftyone(dataset_name: str, classes: list[str], input_root: str | Path, results: Iterable[ImageResult],
-                   fiftyone_dir: str | Path | None = None, info: dict[str, Any] | None = None) -> str:
-    """(Re)create the persistent dataset `dataset_name` from the results; optionally write it to disk."""
+                   fiftyone_dir: str | Path | None = None, info: dict[str, Any] | None = None,
+                   replace_edited: bool = False) -> str:
+    """(Re)create the persistent dataset `dataset_name` from the results; optionally write it to disk.
+
+    A dataset edited since autolabel wrote it (review in the App) is kept: ReviewedDatasetKept is raised
+    unless `replace_edited`."""
     fo = import_fiftyone()
     if fo.dataset_exists(dataset_name):
+        if not replace_edited and was_edited(fo.load_dataset(dataset_name)):
+            raise ReviewedDatasetKept(dataset_name)
         fo.delete_dataset(dataset_name)
     ds = fo.Dataset(dataset_name, persistent=True)
     ds.default_classes = list(classes)
@@ -124,6 +146,7 @@ def write_fiftyone(dataset_name: str, classes: list[str], input_root: str | Path
             batch = []
     if batch:
         ds.add_samples(batch, progress=False)
+    ds.info["exported"] = {"last_modified_at": str(ds.max("last_modified_at")), "samples": len(ds)}
     ds.save()
     if fiftyone_dir is not None:
         target = Path(fiftyone_dir)
