@@ -81,7 +81,7 @@ def _guard(fn: Callable[[], Any]) -> Any:
         _fail(e.message, e.hint, e.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 @app.command()

@@ -17,7 +17,6 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import __version__
 from .backends import default_model, get_spec, load_backend
 from .errors import ImageError, RunStoreError, UsageError
 from .fsutil import is_within, write_text_atomic

@@ -111,7 +111,7 @@ def test_ultralytics_loads_our_export_with_nothing_dropped_or_corrected(labeled_
             rel = Path(lab["im_file"]).relative_to(yolo / "images" / split).as_posix()
             res = ours[rel]
             assert len(lab["segments"]) == len(res.detections)
-            for seg, cls, mask in zip(lab["segments"], lab["cls"][:, 0], res.detections.masks):
+            for seg, mask in zip(lab["segments"], res.detections.masks):
                 pts = (seg * [res.width, res.height]).round().astype(np.int32)
                 got = np.zeros((res.height, res.width), np.uint8)
                 cv2.fillPoly(got, [pts], 1)
