@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+import sqlite3
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,7 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .backends import default_model, get_spec, load_backend
-from .errors import ImageError, RunStoreError, UsageError
+from .errors import AutolabelError, ImageError, RunStoreError, UsageError
 from .fsutil import is_within, write_text_atomic
 from .hub import model_identity
 from .images import DEFAULT_MAX_IMAGE_PIXELS, discover_images, load_image
@@ -289,6 +290,9 @@ class _Writer(threading.Thread):
                     store.put_skipped(*item)
                 self.summary.add_time("store", time.perf_counter() - t)
                 self.progress.advance()
+        except sqlite3.Error as e:
+            self.error = AutolabelError(f"cannot write the run store {store_path(self.output_p)}: {e}",
+                                        hint="free disk space or fix permissions, then rerun: done images are kept")
         except BaseException as e:  # surfaced to the main thread
             self.error = e
         finally:
@@ -324,7 +328,12 @@ def _process(pending: list[ImageInfo], ontology: Ontology, settings: RunSettings
             _label_batch(batch, ontology, detector, segmenter, summary, writer.put)
     finally:
         stop.set()
-        writer.q.put(None)
+        while writer.is_alive():  # a writer that died must not leave us blocked on a full queue
+            try:
+                writer.q.put(None, timeout=0.5)
+                break
+            except queue.Full:
+                continue
         writer.join()
     if writer.error is not None:
         raise writer.error

@@ -181,3 +181,18 @@ def test_mask_cleanup_from_the_ontology_fills_the_ring_hole(fake_ontology_yaml: 
     areas = [sorted(a["area"] for a in json.loads((o / "coco" / "annotations.json").read_text())["annotations"]
                     if a["category_id"] == 2) for o in (tmp_path / "o1", tmp_path / "o2")]
     assert all(b - a > 60 for a, b in zip(*areas))  # the Ø11 hole (~90 px) is filled
+
+
+def test_a_failing_store_write_surfaces_instead_of_hanging(fake_ontology_yaml: Path, data: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from autolabel import store as store_mod
+
+    def disk_full(self, result):  # type: ignore[no-untyped-def]
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store_mod.RunStore, "put_result", disk_full)
+    from autolabel.errors import AutolabelError
+
+    with pytest.raises(AutolabelError, match="cannot write the run store .*disk is full") as e:
+        run(fake_ontology_yaml, data, tmp_path / "out")
+    assert "rerun" in (e.value.hint or "")
