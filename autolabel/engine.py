@@ -172,7 +172,8 @@ def run_labeling(
     progress.start(len(images), summary.already_done)
     try:
         if pending:
-            _process(pending, ontology, settings, detector, segmenter, output_p, summary, progress)
+            _process(fixed_batches(images, done, settings.batch_size), done, ontology, settings, detector, segmenter,
+                     output_p, summary, progress)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -309,25 +310,41 @@ class _Writer(threading.Thread):
                 continue
 
 
-def _process(pending: list[ImageInfo], ontology: Ontology, settings: RunSettings, detector: Any, segmenter: Any,
-             output_p: Path, summary: RunSummary, progress: Progress) -> None:
+def fixed_batches(images: list[ImageInfo], done: set[str], batch_size: int) -> list[list[ImageInfo]]:
+    """The batches still to run: fixed slices of the full sorted image list, kept when any image in them
+    is not done. A resumed run thus sees exactly the batches of an uninterrupted one (same padding, same
+    batched kernels), so its results are identical; done images in a partly done slice are recomputed
+    but not written again."""
+    slices = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+    return [b for b in slices if any(im.relpath not in done for im in b)]
+
+
+def _process(batches: list[list[ImageInfo]], done: set[str], ontology: Ontology, settings: RunSettings,
+             detector: Any, segmenter: Any, output_p: Path, summary: RunSummary, progress: Progress) -> None:
     stop = threading.Event()
     writer = _Writer(output_p, summary, progress)
     writer.start()
+
+    def emit(item: Any) -> None:  # results of images already in the store are not written again
+        relpath = item.relpath if isinstance(item, ImageResult) else item[0]
+        if relpath not in done:
+            writer.put(item)
+
+    loaded = _prefetch([im for b in batches for im in b], settings, summary, stop)
     try:
-        batch: list[tuple[ImageInfo, np.ndarray]] = []
-        for info, img, why in _prefetch(pending, settings, summary, stop):
-            if img is None:
-                writer.put((info.relpath, why or "unreadable"))
-                continue
-            batch.append((info, img))
-            if len(batch) >= settings.batch_size:
-                _label_batch(batch, ontology, detector, segmenter, summary, writer.put)
-                batch = []
-        if batch:
-            _label_batch(batch, ontology, detector, segmenter, summary, writer.put)
+        for slice_ in batches:
+            batch: list[tuple[ImageInfo, np.ndarray]] = []
+            for _ in slice_:
+                info, img, why = next(loaded)
+                if img is None:
+                    emit((info.relpath, why or "unreadable"))
+                else:
+                    batch.append((info, img))
+            if batch:
+                _label_batch(batch, ontology, detector, segmenter, summary, emit)
     finally:
         stop.set()
+        loaded.close()  # stops the decode threads now, not when garbage-collected
         while writer.is_alive():  # a writer that died must not leave us blocked on a full queue
             try:
                 writer.q.put(None, timeout=0.5)

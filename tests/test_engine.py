@@ -196,3 +196,15 @@ def test_a_failing_store_write_surfaces_instead_of_hanging(fake_ontology_yaml: P
     with pytest.raises(AutolabelError, match="cannot write the run store .*disk is full") as e:
         run(fake_ontology_yaml, data, tmp_path / "out")
     assert "rerun" in (e.value.hint or "")
+
+
+def test_resume_recomputes_the_same_fixed_batches(fake_ontology_yaml: Path, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(fake_ontology_yaml, data, out)  # batches of 2 over the 5 sorted images: [a/x b/x] [c d/e/f] [g]
+    con = sqlite3.connect(out / "run.sqlite")
+    con.execute("DELETE FROM images WHERE relpath = 'd/e/f.png'")
+    con.commit()
+    con.close()
+    summary, det = run(fake_ontology_yaml, data, out)
+    assert det.calls == [2]  # the slice [c.jpg, d/e/f.png] again, exactly as in the first run
+    assert summary.processed == 1 and summary.already_done == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,38 @@ def test_sam3_through_the_cli(tiny_models: dict[str, Path], tmp_path: Path) -> N
     assert data["annotations"] and all(a["area"] > 0 and "segmentation" in a for a in data["annotations"])
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["segmenter_passes"] == 0 and summary["detector_passes"] == 3
+
+
+def test_resume_with_real_models_on_mixed_sizes_is_byte_identical(tiny_models: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    """Batches pad images to a common size, so the results depend on batch composition: a resumed run
+    must run the very same batches to reproduce an uninterrupted one."""
+    import sqlite3
+
+    from autolabel.engine import RunSettings, load_models, run_labeling
+    from autolabel.exporters import export_run
+    from autolabel.ontology import parse_ontology
+
+    sizes = [(160, 120), (100, 140), (128, 96), (90, 90), (150, 100), (120, 160), (64, 80)]
+    for i, (w, h) in enumerate(sizes):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        scene(w, h, seed=i).save(tmp_path / "in" / f"im{i}.png")
+    ont = parse_ontology({"ontology": {"red box": "box", "blue circle": "circle"},
+                          "detector": {"model": str(tiny_models["gdino"]), "box_threshold": 0.2,
+                                       "text_threshold": 0.0},
+                          "segmenter": {"model": str(tiny_models["sam2"])}})
+    models = load_models(ont, RunSettings(device="cpu"))
+    settings = RunSettings(batch_size=3, device="cpu")
+    run_labeling(ont, tmp_path / "in", tmp_path / "ref", settings, backends=models)
+    export_run(tmp_path / "ref", ["coco"])
+    run_labeling(ont, tmp_path / "in", tmp_path / "out", settings, backends=models)
+    con = sqlite3.connect(tmp_path / "out" / "run.sqlite")
+    con.execute("DELETE FROM images WHERE relpath IN ('im1.png', 'im4.png', 'im5.png')")  # as if killed
+    con.commit()
+    con.close()
+    summary = run_labeling(ont, tmp_path / "in", tmp_path / "out", settings, backends=models)
+    assert summary.processed == 3
+    export_run(tmp_path / "out", ["coco"])
+    ref = (tmp_path / "ref" / "coco" / "annotations.json").read_bytes()
+    assert (tmp_path / "out" / "coco" / "annotations.json").read_bytes() == ref
+    assert json.loads(ref)["annotations"]
