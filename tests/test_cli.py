@@ -102,6 +102,8 @@ def test_exit_code_3_when_images_were_skipped(fake_ontology_yaml: Path, tmp_path
         (["--format", "coco,pascal"], "unknown export format(s) pascal"),
         (["--segmenter", "sam9"], "unknown segmenter backend 'sam9'; valid: sam2, sam, none"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--device", "cuda"], "device 'cuda' requested but CUDA is not available"),
+        (["--device", "cpu", "--precision", "fp16"], "precision fp16 needs a CUDA GPU"),
     ],
 )
 def test_bad_arguments_exit_2_and_write_nothing(fake_ontology_yaml: Path, tmp_path: Path, args: list[str],

@@ -73,6 +73,18 @@ def test_grounding_dino_batches_images_and_runs_one_pass_per_caption(tiny_models
     np.testing.assert_allclose(single.xyxy, out[1].xyxy, atol=1e-3)
 
 
+def test_prompts_beyond_the_token_limit_take_a_second_caption_pass(tiny_models: dict[str, Path]) -> None:
+    import torch
+
+    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"]), text_threshold=0.0),
+                                            "cpu", torch.float32)
+    prompts = [f"red box {'cat ' * (i % 5)}{i}".strip() for i in range(60)]  # > 256 tokens in all
+    out = det.detect([np.array(scene(160, 120))] * 2, prompts, min_score=0.0)
+    assert det.stats.passes == 2 and len(det.captions(prompts)) == 2
+    assert all(set(pb.prompt_index.tolist()) <= set(range(60)) for pb in out)
+    assert any((pb.prompt_index >= len(det.captions(prompts)[0].prompt_ids)).any() for pb in out)
+
+
 def test_sam2_embeds_once_per_image_and_decodes_all_boxes_in_one_call(tiny_models: dict[str, Path]) -> None:
     import torch
 
