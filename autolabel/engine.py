@@ -20,7 +20,7 @@ import numpy as np
 
 from .backends import default_model, get_spec, load_backend
 from .errors import AutolabelError, ImageError, RunStoreError, UsageError
-from .fsutil import is_within, write_text_atomic
+from .fsutil import RunLock, is_within, write_text_atomic
 from .hub import model_identity
 from .images import DEFAULT_MAX_IMAGE_PIXELS, discover_images, load_image
 from .mapping import MappingCounts, finish_masks, min_threshold, to_detections
@@ -110,7 +110,8 @@ def check_output_dir(input_dir: Path, output_dir: Path) -> None:
                          hint="autolabel never writes into the input folder; choose an --output outside it")
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"output '{output_dir}' exists and is not a directory")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not store_path(output_dir).exists():
+    visible = output_dir.is_dir() and any(not p.name.startswith(".") for p in output_dir.iterdir())
+    if visible and not store_path(output_dir).exists():
         raise RunStoreError(f"output directory '{output_dir}' is not empty and holds no autolabel run ({STORE_NAME})",
                             hint="choose a new or empty --output directory")
 
@@ -152,6 +153,7 @@ def run_labeling(
         raise UsageError(f"no images found under '{input_p}'",
                          hint="supported extensions: .jpg .jpeg .png .bmp .webp .tif .tiff (any case)")
     check_output_dir(input_p, output_p)
+    RunLock.check(output_p)  # before any model is loaded: a busy directory is refused at once
     get_spec(ontology.detector.backend, "detector")
     get_spec(ontology.segmenter.backend, "segmenter")
     fingerprint, fp_settings = run_fingerprint(ontology)
@@ -163,22 +165,22 @@ def run_labeling(
     if pending:  # a finished run loads no model at all
         detector, segmenter = backends if backends is not None else load_models(ontology, settings)
     output_p.mkdir(parents=True, exist_ok=True)
-    if store is None:
-        store = RunStore(store_path(output_p))
-    meta = RunMeta(fingerprint, str(input_p.resolve()), list(ontology.classes), fp_settings)
-    store.set_meta(meta)
-    store.close()
-
-    progress.start(len(images), summary.already_done)
-    try:
-        if pending:
-            _process(fixed_batches(images, done, settings.batch_size), done, ontology, settings, detector, segmenter,
-                     output_p, summary, progress)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    finally:
-        progress.stop()
-        _finish_summary(output_p, ontology, summary, detector, segmenter)
+    with RunLock(output_p):
+        if store is None:
+            store = RunStore(store_path(output_p))
+        meta = RunMeta(fingerprint, str(input_p.resolve()), list(ontology.classes), fp_settings)
+        store.set_meta(meta)
+        store.close()
+        progress.start(len(images), summary.already_done)
+        try:
+            if pending:
+                _process(fixed_batches(images, done, settings.batch_size), done, ontology, settings, detector,
+                         segmenter, output_p, summary, progress)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            progress.stop()
+            _finish_summary(output_p, ontology, summary, detector, segmenter)
     summary.wall_seconds = time.perf_counter() - t_start
     write_text_atomic(output_p / SUMMARY_NAME, json.dumps(summary.to_json(), indent=2) + "\n")
     return summary

@@ -66,3 +66,45 @@ def remove_stale_temp_files(root: str | Path) -> int:
             p.unlink()
             n += 1
     return n
+
+
+class RunLock:
+    """An exclusive lock on a run directory (`.lock`, flock): a second `autolabel label` on the same
+    output directory is refused instead of interleaving with the first. Released when the process
+    ends, however it ends."""
+
+    @classmethod
+    def check(cls, run_dir: str | Path) -> None:
+        """Raise if another process holds the lock; creates nothing."""
+        if (Path(run_dir) / ".lock").exists():
+            with cls(run_dir, create=False):
+                pass
+
+    def __init__(self, run_dir: str | Path, create: bool = True) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self.create = create
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        if self.create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if self.create else 0), FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UsageError(f"another autolabel process (pid {other}) is labeling into '{self.path.parent}'",
+                             hint="wait for it to finish (a rerun then resumes), or choose another --output") from None
+        if self.create:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock; the file stays (harmless, reused next time)
+            self._fd = None

@@ -55,7 +55,7 @@ class PostprocessConfig:
     cross_class_iou: float | None = 0.9  # one object, one class: drop the lower-scored box; None disables
     min_box_area: float = 0.0  # pixels²
     max_box_fraction: float = 1.0  # drop boxes covering more than this fraction of the image
-    max_detections: int = 300  # per image, after NMS, highest scores first
+    max_detections: int = 100  # per image, after NMS, highest scores first
 
 
 @dataclass(frozen=True)

@@ -208,3 +208,20 @@ def test_resume_recomputes_the_same_fixed_batches(fake_ontology_yaml: Path, data
     summary, det = run(fake_ontology_yaml, data, out)
     assert det.calls == [2]  # the slice [c.jpg, d/e/f.png] again, exactly as in the first run
     assert summary.processed == 1 and summary.already_done == 4
+
+
+def test_a_second_run_on_a_busy_directory_is_refused(fake_ontology_yaml: Path, data: Path, tmp_path: Path) -> None:
+    from autolabel.fsutil import RunLock
+
+    out = tmp_path / "out"
+    run(fake_ontology_yaml, data, out)
+    with RunLock(out):  # as if another process were labeling into it
+        with pytest.raises(UsageError, match="another autolabel process .* is labeling into") as e:
+            run(fake_ontology_yaml, data, out)
+        assert "resumes" in (e.value.hint or "")
+    summary, _ = run(fake_ontology_yaml, data, out)  # lock released: fine again
+    assert summary.already_done == 5
+    (tmp_path / "only-lock").mkdir()
+    (tmp_path / "only-lock" / ".lock").write_text("")  # killed before the store existed
+    summary, _ = run(fake_ontology_yaml, data, tmp_path / "only-lock")
+    assert summary.processed == 5
