@@ -159,3 +159,22 @@ def test_missing_fiftyone_is_an_install_hint_before_labeling(fake_ontology_yaml:
     r = cli("label", str(fake_ontology_yaml), str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-f", "coco,yolo",
             env=env)
     assert r.returncode == 0, r.stderr
+
+
+def test_export_and_finished_rerun_work_with_torch_unimportable(labeled_run: dict[str, Path], tmp_path: Path,
+                                                               fake_ontology_yaml: Path) -> None:
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class _Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'transformers'):\n"
+        "            raise ModuleNotFoundError(f'blocked: {name}')\n"
+        "sys.meta_path.insert(0, _Block())\n")
+    env = {"PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
+    r = cli("export", str(labeled_run["run"]), "-f", "coco,yolo", env=env)
+    assert r.returncode == 0, r.stderr
+    r = cli("label", str(fake_ontology_yaml), str(labeled_run["input"]), "-o", str(labeled_run["run"]), "-f", "coco",
+            "-q", env=env)
+    assert r.returncode == 0, r.stderr
