@@ -20,6 +20,20 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
                           cwd=cwd or REPO, timeout=300)
 
 
+def import_blocker(tmp_path: Path, packages: list[str]) -> dict[str, str]:
+    """Environment for a subprocess in which importing any of `packages` fails (as if not installed)."""
+    blocker = tmp_path / "block"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class _Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {tuple(packages)!r}:\n"
+        "            raise ModuleNotFoundError(f'blocked: {name}')\n"
+        "sys.meta_path.insert(0, _Block())\n")
+    return {"PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
+
+
 def test_help_does_not_import_torch() -> None:
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom autolabel.cli import app\n"
             "r = CliRunner().invoke(app, ['--help'])\nassert r.exit_code == 0, r.output\n"
@@ -141,16 +155,7 @@ def test_seed_001_pipeline_grounding_dino_sam_and_box_only(tiny_models: dict[str
 
 def test_missing_fiftyone_is_an_install_hint_before_labeling(fake_ontology_yaml: Path, tmp_path: Path) -> None:
     write_images(tmp_path / "in", ["a.png"])
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
-        "import importlib.abc, sys\n"
-        "class _Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'fiftyone' or name.startswith('fiftyone.'):\n"
-        "            raise ModuleNotFoundError(name)\n"
-        "sys.meta_path.insert(0, _Block())\n")
-    env = {"PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
+    env = import_blocker(tmp_path, ["fiftyone"])
     r = cli("label", str(fake_ontology_yaml), str(tmp_path / "in"), "-o", str(tmp_path / "out"), env=env)
     assert r.returncode == 2, r.stderr
     assert "error: the FiftyOne export needs the 'fiftyone' package" in r.stderr
@@ -163,16 +168,7 @@ def test_missing_fiftyone_is_an_install_hint_before_labeling(fake_ontology_yaml:
 
 def test_export_and_finished_rerun_work_with_torch_unimportable(labeled_run: dict[str, Path], tmp_path: Path,
                                                                fake_ontology_yaml: Path) -> None:
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
-        "import importlib.abc, sys\n"
-        "class _Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('torch', 'transformers'):\n"
-        "            raise ModuleNotFoundError(f'blocked: {name}')\n"
-        "sys.meta_path.insert(0, _Block())\n")
-    env = {"PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
+    env = import_blocker(tmp_path, ["torch", "transformers"])
     r = cli("export", str(labeled_run["run"]), "-f", "coco,yolo", env=env)
     assert r.returncode == 0, r.stderr
     r = cli("label", str(fake_ontology_yaml), str(labeled_run["input"]), "-o", str(labeled_run["run"]), "-f", "coco",
