@@ -27,6 +27,12 @@ def rle_area(rle: dict) -> int:
     return int(mask_utils.area({"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}))
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks of the same shape (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
 def mask_to_xyxy(mask: np.ndarray) -> np.ndarray | None:
     """Tight box around the True pixels as xyxy with exclusive right/bottom edges; None when empty."""
     ys = np.flatnonzero(mask.any(axis=1))

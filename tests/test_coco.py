@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from autolabel.exporters.coco import coco_mask_iou, detections_to_coco_annotations, write_coco
+from autolabel.exporters.coco import detections_to_coco_annotations, write_coco
+from autolabel.masks import mask_iou
 from autolabel.types import Detections, ImageResult
 
 H, W = 60, 80
@@ -46,7 +47,7 @@ def test_pycocotools_reads_back_our_masks(tmp_path: Path, fmt: str) -> None:
         if fmt == "rle":
             assert (got == mask).all()
         else:
-            assert coco_mask_iou(got, mask) >= 0.95
+            assert mask_iou(got, mask) >= 0.95
         ys, xs = np.nonzero(mask)
         assert ann["bbox"] == [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]
     # polygons: one per part, holes are not extra polygons

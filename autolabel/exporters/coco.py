@@ -158,9 +158,3 @@ def write_coco(path: str | Path, classes: list[str], sizes: Iterable[tuple[str, 
         for res in results:
             w.add_annotations(res)
     return w.n_annotations
-
-
-def coco_mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks (used by tests and checks)."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0

@@ -64,6 +64,7 @@ def max_iou_with_other_class(det: Any) -> np.ndarray:
     """For each instance, its highest IoU (mask IoU when masks exist, else box IoU) with an instance of
     another class in the same image — what the review view 'class-overlaps' filters on."""
     from ..geometry import box_iou
+    from ..masks import mask_iou
 
     n = len(det)
     out = np.zeros(n)
@@ -74,12 +75,7 @@ def max_iou_with_other_class(det: Any) -> np.ndarray:
         for j in range(i + 1, n):
             if det.class_id[i] == det.class_id[j] or iou[i, j] == 0:
                 continue
-            if det.masks is not None:
-                inter = np.logical_and(det.masks[i], det.masks[j]).sum()
-                union = np.logical_or(det.masks[i], det.masks[j]).sum()
-                v = inter / union if union else 0.0
-            else:
-                v = iou[i, j]
+            v = mask_iou(det.masks[i], det.masks[j]) if det.masks is not None else iou[i, j]
             out[i], out[j] = max(out[i], v), max(out[j], v)
     return out
 
