@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .sam2 import UPSAMPLE_CHUNK, Sam2Segmenter
+from .sam2 import Sam2Segmenter
 
 DEFAULT_MODEL = "facebook/sam-vit-base"
 
@@ -30,22 +30,15 @@ class SamSegmenter(Sam2Segmenter):
         longest = size.get("longest_edge") if hasattr(size, "get") else getattr(size, "longest_edge", None)
         return int(longest or 1024)
 
-    def decode(self, emb_j: Any, boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    def model_boxes(self, boxes: np.ndarray, height: int, width: int) -> Any:
+        """Boxes scaled into the resized (longest side) image, as SAM's processor does."""
         import torch
 
         new_h, new_w = resize_longest_side(height, width, self._longest())
         scaled = boxes * np.array([new_w / width, new_h / height, new_w / width, new_h / height])
-        input_boxes = torch.as_tensor(scaled[None], dtype=self.dtype, device=self.device)  # (1, N, 4)
-        with torch.inference_mode(), self.stats.timed(self._sync):
-            out = self.model(image_embeddings=emb_j, input_boxes=input_boxes, multimask_output=self.multimask)
-        pred = out.pred_masks[0]  # (N, M, 256, 256)
-        if pred.shape[1] > 1:
-            best = out.iou_scores[0].argmax(dim=-1)
-            pred = pred[torch.arange(len(pred)), best][:, None]
-        chunks = []
-        for start in range(0, len(pred), UPSAMPLE_CHUNK):
-            part = pred[start : start + UPSAMPLE_CHUNK].float()[None]
-            m = self.processor.image_processor.post_process_masks(
-                part, [[height, width]], [[new_h, new_w]], mask_threshold=self.mask_threshold, binarize=True)[0]
-            chunks.append(m[:, 0].cpu().numpy().astype(bool))
-        return np.concatenate(chunks) if chunks else np.zeros((0, height, width), dtype=bool)
+        return torch.as_tensor(scaled[None], dtype=torch.float32)  # (1, N, 4)
+
+    def post_process(self, part: Any, height: int, width: int) -> Any:
+        reshaped = list(resize_longest_side(height, width, self._longest()))
+        return self.processor.image_processor.post_process_masks(
+            part, [[height, width]], [reshaped], mask_threshold=self.mask_threshold, binarize=True)[0]

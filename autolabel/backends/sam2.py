@@ -53,8 +53,7 @@ class Sam2Segmenter:
         """All boxes (N, 4) of one image in one decoder call → bool (N, H, W)."""
         import torch
 
-        enc = self.processor(input_boxes=[boxes.tolist()], original_sizes=[[height, width]], return_tensors="pt")
-        input_boxes = enc["input_boxes"].to(self.device, self.dtype)  # (1, N, 4) in the model's frame
+        input_boxes = self.model_boxes(boxes, height, width).to(self.device, self.dtype)
         with torch.inference_mode(), self.stats.timed(self._sync):
             out = self.model(image_embeddings=emb_j, input_boxes=input_boxes, multimask_output=self.multimask)
         pred = out.pred_masks[0]  # (N, M, h, w) low-res logits
@@ -63,12 +62,20 @@ class Sam2Segmenter:
             pred = pred[torch.arange(len(pred)), best][:, None]
         return self._upsample(pred, height, width)
 
+    def model_boxes(self, boxes: np.ndarray, height: int, width: int) -> Any:
+        """(N, 4) xyxy pixels → (1, N, 4) tensor in the model's input frame."""
+        enc = self.processor(input_boxes=[boxes.tolist()], original_sizes=[[height, width]], return_tensors="pt")
+        return enc["input_boxes"]
+
+    def post_process(self, part: Any, height: int, width: int) -> Any:
+        """(1, n, 1, h, w) low-res logits → (n, 1, H, W) bool at the original size."""
+        return self.processor.post_process_masks(part, [[height, width]], mask_threshold=self.mask_threshold,
+                                                 binarize=True)[0]
+
     def _upsample(self, pred: Any, height: int, width: int) -> np.ndarray:
         chunks = []
         for start in range(0, len(pred), UPSAMPLE_CHUNK):
-            part = pred[start : start + UPSAMPLE_CHUNK].float()[None]
-            m = self.processor.post_process_masks(part, [[height, width]], mask_threshold=self.mask_threshold,
-                                                  binarize=True)[0]
+            m = self.post_process(pred[start : start + UPSAMPLE_CHUNK].float()[None], height, width)
             chunks.append(m[:, 0].cpu().numpy().astype(bool))
         return np.concatenate(chunks) if chunks else np.zeros((0, height, width), dtype=bool)
 
