@@ -98,24 +98,16 @@ def merge_multi_segment(segments: list[np.ndarray]) -> np.ndarray:
         idx[i - 1].append(int(a))
         idx[i].append(int(b))
     out: list[np.ndarray] = []
-    for k in range(2):
-        if k == 0:
-            for i, ix in enumerate(idx):
-                if len(ix) == 2 and ix[0] > ix[1]:
-                    ix = [len(segs[i]) - 1 - x for x in ix]
-                    segs[i] = segs[i][::-1]
-                segs[i] = np.roll(segs[i], -ix[0], axis=0)
-                segs[i] = np.concatenate([segs[i], segs[i][:1]])
-                if i in (0, len(idx) - 1):
-                    out.append(segs[i])
-                else:
-                    span = ix[1] - ix[0]
-                    out.append(segs[i][: span + 1])
-        else:
-            for i in range(len(idx) - 1, -1, -1):
-                if i not in (0, len(idx) - 1):
-                    span = abs(idx[i][1] - idx[i][0])
-                    out.append(segs[i][span:])
+    last = len(segs) - 1
+    for i, ix in enumerate(idx):  # forward: enter each part, walk to the point that leads to the next
+        if len(ix) == 2 and ix[0] > ix[1]:
+            ix = [len(segs[i]) - 1 - x for x in ix]
+            segs[i] = segs[i][::-1]
+        segs[i] = np.roll(segs[i], -ix[0], axis=0)
+        segs[i] = np.concatenate([segs[i], segs[i][:1]])
+        out.append(segs[i] if i in (0, last) else segs[i][: ix[1] - ix[0] + 1])
+    for i in range(last - 1, 0, -1):  # backward: the rest of each middle part, back to the first
+        out.append(segs[i][abs(idx[i][1] - idx[i][0]) :])
     return np.concatenate(out)
 
 
