@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Turn a folder of unlabeled images into an instance-segmentation dataset.")
 
 EXIT_SKIPPED = 3
@@ -58,7 +58,7 @@ SPLIT_OPT = typer.Option("0.8,0.2", help="YOLO train,val[,test] fractions (seede
 SEED_OPT = typer.Option(0, help="Seed of the YOLO split.")
 MEDIA_OPT = typer.Option(Media.symlink, help="How YOLO images/ refer to the source images.")
 MULTIPART_OPT = typer.Option(Multipart.merge, help="YOLO: bridge a multi-part mask into one polygon, or keep the largest part.")
-DATASET_NAME_OPT = typer.Option(None, help="FiftyOne dataset name [default: autolabel-<run dir name>].")
+DATASET_NAME_OPT = typer.Option(None, help="FiftyOne dataset name [default: autolabel-<run dir name>-<hash of its path>].")
 FIFTYONE_DIR_OPT = typer.Option(None, help="Also write the FiftyOne dataset to this directory.")
 
 
@@ -70,25 +70,48 @@ def _fail(message: str, hint: str | None, code: int) -> None:
 
 
 def _guard(fn: Callable[[], Any]) -> Any:
-    """The one error boundary: library errors → `error:`/`hint:` lines and their exit code."""
+    """The one error boundary: library errors → `error:`/`hint:` lines and their exit code; anything
+    unexpected → one `error:` line and exit 1 (AUTOLABEL_DEBUG=1 shows the traceback)."""
     from .errors import AutolabelError
 
     try:
         return fn()
+    except (typer.Exit, typer.Abort):
+        raise
     except AutolabelError as e:
         if os.environ.get("AUTOLABEL_DEBUG"):
             raise
         _fail(e.message, e.hint, e.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        typer.echo("interrupted: rerun the same command to resume (finished images are kept)", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as e:  # noqa: BLE001 - the one boundary
+        if os.environ.get("AUTOLABEL_DEBUG"):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        _fail(f"unexpected {type(e).__name__}: {first}",
+              "set AUTOLABEL_DEBUG=1 for the traceback; finished images are kept (a rerun resumes)", 1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"autolabel {version('autolabel')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Show the version and exit.")) -> None:
+    """Turn a folder of unlabeled images into an instance-segmentation dataset."""
 
 
 @app.command()
 def label(
     ontology: Path = typer.Argument(..., help="Ontology YAML (prompts → classes, models, thresholds)."),
-    input_dir: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory [default: runs/<input folder name>]."),
+    input_dir: Path = typer.Argument(..., help="Folder of images (searched recursively), or one image file."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory [default: runs/<input name>-<hash of its path>]."),
     formats: str = FORMATS_OPT,
     coco_masks: CocoMasks = COCO_MASKS_OPT,
     split: str = SPLIT_OPT,
@@ -98,16 +121,16 @@ def label(
     dataset_name: Optional[str] = DATASET_NAME_OPT,
     fiftyone_dir: Optional[Path] = FIFTYONE_DIR_OPT,
     batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per detector forward pass."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Label only the first N images (sorted by path) for a quick look."),
     device: Device = typer.Option(Device.auto, help="auto picks cuda, then mps, then cpu."),
     precision: Precision = typer.Option(Precision.auto, help="fp16/bf16 only on CUDA; auto = fp16 on CUDA, else fp32."),
     detector: Optional[str] = typer.Option(None, help="Detector backend (see `autolabel backends`)."),
     detector_model: Optional[str] = typer.Option(None, help="Detector hub id, local directory or checkpoint."),
     segmenter: Optional[str] = typer.Option(None, help="Segmenter backend, or 'none' for boxes only."),
     segmenter_model: Optional[str] = typer.Option(None, help="Segmenter hub id, local directory or checkpoint."),
-    box_threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Override detector.box_threshold."),
-    text_threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Override detector.text_threshold."),
+    box_threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Override detector.box_threshold (a decision: no relabel)."),
     max_image_pixels: Optional[int] = typer.Option(None, help="Decompression-bomb limit in pixels [default: Pillow's, ~179 MP]."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Discard a previous run in OUTPUT made with other settings."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard a previous run in OUTPUT made from another folder or with other inference settings."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Label every image under INPUT_DIR with the ONTOLOGY and write the exports. Reruns resume."""
@@ -115,8 +138,9 @@ def label(
     def run() -> int:
         import signal
 
-        from .engine import RunSettings, run_labeling
-        from .exporters import check_export_dependencies, export_run, parse_formats
+        from .api import default_output, label_folder
+        from .engine import RunSettings
+        from .exporters import parse_formats
         from .images import DEFAULT_MAX_IMAGE_PIXELS
         from .ontology import load_ontology
         from .progress import RichProgress, print_summary
@@ -126,23 +150,22 @@ def label(
 
         signal.signal(signal.SIGTERM, _terminate)
         fmts = parse_formats(formats)
-        check_export_dependencies(fmts)
         ont = load_ontology(ontology).with_overrides(
-            detector={"backend": detector, "model": detector_model, "box_threshold": box_threshold,
-                      "text_threshold": text_threshold},
+            detector={"backend": detector, "model": detector_model, "box_threshold": box_threshold},
             segmenter={"backend": segmenter, "model": segmenter_model},
         )
-        out = output if output is not None else Path("runs") / input_dir.resolve().name
+        out = output if output is not None else default_output(input_dir)
         settings = RunSettings(batch_size=batch_size, device=device.value, precision=precision.value,
-                               overwrite=overwrite, max_image_pixels=max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS)
-        summary = run_labeling(ont, input_dir, out, settings, progress=None if quiet else RichProgress())
-        exports: dict[str, Any] = {}
-        if not summary.interrupted:
-            exports = export_run(out, fmts, _export_options(coco_masks, ont.masks.polygon_tolerance, split, seed, media,
-                                                            multipart, dataset_name, fiftyone_dir))
+                               overwrite=overwrite, max_image_pixels=max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS,
+                               limit=limit)
+        opts = _export_options(coco_masks, None, split, seed, media, multipart, dataset_name, fiftyone_dir)
+        summary, written = label_folder(ont, input_dir, out, fmts, settings, opts,
+                                        progress=None if quiet else RichProgress(),
+                                        export_progress=None if quiet else RichProgress("export"))
         if not quiet:
-            print_summary(summary, exports)
+            print_summary(summary, written, out)
         if summary.interrupted:
+            typer.echo("interrupted: rerun the same command to resume (finished images are kept)", err=True)
             return EXIT_INTERRUPTED
         return EXIT_SKIPPED if summary.skipped else 0
 
@@ -156,17 +179,16 @@ def validate(ontology: Path = typer.Argument(..., help="Ontology YAML to check."
     """Check an ontology file without loading any model."""
 
     def run() -> None:
-        from .backends import get_spec
         from .ontology import load_ontology
 
-        ont = load_ontology(ontology)
-        get_spec(ont.detector.backend, "detector")
-        get_spec(ont.segmenter.backend, "segmenter")
+        ont = load_ontology(ontology)  # backends (plugins imported) are checked with everything else
         typer.echo(f"{ontology}: ok — {len(ont.prompts)} prompts → {len(ont.classes)} classes")
         for cid, name in enumerate(ont.classes):
             prompts = [p for p, c in zip(ont.prompts, ont.prompt_class) if c == cid]
             typer.echo(f"  {cid}: {name} ← {', '.join(repr(p) for p in prompts)} "
                        f"(box_threshold {ont.box_threshold_of_class(cid)})")
+        if ont.negatives:
+            typer.echo(f"  negatives (detected, never exported): {', '.join(repr(p) for p in ont.negatives)}")
         typer.echo(f"  detector: {ont.detector.backend} ({ont.detector.model or 'default model'}); "
                    f"segmenter: {ont.segmenter.backend} ({ont.segmenter.model or 'default model'})")
 
@@ -197,15 +219,23 @@ def export(
     fiftyone_dir: Optional[Path] = FIFTYONE_DIR_OPT,
     from_fiftyone: Optional[str] = typer.Option(None, "--from-fiftyone", help="Write corrected COCO/YOLO from this reviewed FiftyOne dataset (items tagged 'reject' left out)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --from-fiftyone: where to write [default: RUN_DIR/corrected]."),
+    box_threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Every class's box threshold for this export [default: the run's]."),
+    thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="YAML of per-class box thresholds (`classes: {name: {box_threshold: x}}`, as `autolabel tune` writes)."),
 ) -> None:
-    """Write exports again from a run's store (no model loaded), or corrected ones from a reviewed dataset."""
+    """Write exports again from a run's store with the decisions applied (no model loaded), or corrected
+    ones from a reviewed dataset."""
 
     def run() -> None:
+        from dataclasses import replace
+
         from .errors import UsageError
         from .exporters import export_run, parse_formats
+        from .thresholds import load_thresholds
 
         fmts = parse_formats(formats)
         opts = _export_options(coco_masks, polygon_tolerance, split, seed, media, multipart, dataset_name, fiftyone_dir)
+        opts = replace(opts, box_threshold=box_threshold,
+                       class_thresholds=load_thresholds(thresholds) if thresholds else None)
         if from_fiftyone:
             from .review import export_from_dataset
 
@@ -217,7 +247,11 @@ def export(
         else:
             if run_dir is None:
                 raise UsageError("give the RUN_DIR to export (the --output of `autolabel label`)")
-            written = export_run(run_dir, fmts, opts)
+            from .progress import RichProgress, print_decisions
+
+            report = export_run(run_dir, fmts, opts, progress=RichProgress("export"))
+            print_decisions(report.decisions, report.objects_per_class)
+            written = report.written
         for fmt, path in written.items():
             typer.echo(f"{fmt}: {path}")
 
@@ -227,7 +261,7 @@ def export(
 @app.command()
 def review(
     run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
-    dataset_name: Optional[str] = typer.Option(None, help="FiftyOne dataset [default: autolabel-<run dir name>]."),
+    dataset_name: Optional[str] = typer.Option(None, help="FiftyOne dataset [default: autolabel-<run dir name>-<hash of its path>]."),
     port: int = typer.Option(5151, help="App port."),
     address: str = typer.Option("localhost", help="Address to serve on (0.0.0.0 for other machines)."),
     remote: bool = typer.Option(False, "--remote", help="Do not try to open a browser (serving for a remote one)."),
@@ -273,6 +307,48 @@ def evaluate(
 
 
 @app.command()
+def tune(
+    run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
+    gt: Path = typer.Option(..., "--gt", help="Hand-labeled COCO file covering some of the run's images (file_name relative to the labeled folder)."),
+    metric: str = typer.Option("f1", help="What to maximise per class: f1, f0.5 (precision first) or f2 (recall first)."),
+    iou: float = typer.Option(0.5, min=0.05, max=0.95, help="IoU (mask IoU when both have masks) for a match."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Thresholds YAML [default: RUN_DIR/thresholds.yaml]."),
+) -> None:
+    """Choose per-class box thresholds on hand-labeled images; writes a thresholds YAML and PR curves.
+    Then: `autolabel export RUN --thresholds FILE`. No model is loaded."""
+
+    def run() -> None:
+        import json
+
+        from .exporters import ExportOptions, open_run_store, run_decisions
+        from .fsutil import write_text_atomic
+        from .thresholds import thresholds_yaml
+        from .tune import format_tune, plot_curves, tune_run
+
+        store = open_run_store(run_dir)
+        try:
+            meta = store.get_meta()
+            if meta is None:
+                raise UsageError(f"'{run_dir}' holds no run metadata")
+            dec = run_decisions(meta, ExportOptions())
+            report = tune_run(store, dec, float(meta.settings.get("detector.candidate_floor", 0.0)), gt, metric, iou)
+        finally:
+            store.close()
+        typer.echo(format_tune(report))
+        path = output or run_dir / "thresholds.yaml"
+        write_text_atomic(path, thresholds_yaml(report.thresholds(), {c.name: c.note for c in report.classes}))
+        write_text_atomic(path.with_suffix(".json"), json.dumps(report.to_json(), indent=2) + "\n")
+        png = path.with_name(path.stem + "_pr.png")
+        if plot_curves(report, png):
+            typer.echo(f"PR curves: {png}")
+        typer.echo(f"thresholds: {path}\nnext: autolabel export {run_dir} --thresholds {path}")
+
+    from .errors import UsageError
+
+    _guard(run)
+
+
+@app.command()
 def preview(
     run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
     n: int = typer.Option(16, "-n", min=1, help="How many images."),
@@ -300,7 +376,7 @@ def backends() -> None:
 
 
 def main() -> None:
-    app()
+    app(prog_name="autolabel")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError
-from .exporters import open_run_store
+from .exporters import ExportOptions, decided_results, open_run_store, run_decisions
 from .masks import encode_rle
 
 
@@ -99,7 +99,9 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
         preds: dict[str, list[dict]] = {"bbox": [], "segm": []}
         has_masks = False
         pred_count: Counter[str] = Counter()
-        for res in store.iter_results():
+        dec = run_decisions(meta, ExportOptions())
+        prf = _operating_point(store, dec, gt_path, shared)
+        for res in decided_results(store, dec):
             im = matched.get(res.relpath)
             if im is None:
                 continue
@@ -119,7 +121,8 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
                 preds["bbox"].append({**base, "bbox": [x0, y0, x1 - x0, y1 - y0]})
                 if det.masks is not None:
                     has_masks = True
-                    preds["segm"].append({**base, "segmentation": encode_rle(det.masks[i])})
+                    rle = det.masks.rles[i] if hasattr(det.masks, "rles") else encode_rle(det.masks[i])
+                    preds["segm"].append({**base, "segmentation": rle})
     finally:
         store.close()
     if report.images_matched == 0:
@@ -135,18 +138,35 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
     gt_count = Counter(coco_gt.cats[a["category_id"]]["name"] for a in coco_gt.dataset["annotations"]
                        if a["image_id"] in set(img_ids) and not a.get("iscrowd"))
     for c in shared:
-        report.per_class[c] = {"gt": float(gt_count[c]), "pred": float(pred_count[c])}
+        report.per_class[c] = {"gt": float(gt_count[c]), "pred": float(pred_count[c]), **prf.get(c, {})}
     for iou_type in ("bbox", "segm"):
         if iou_type == "segm" and (not has_masks or not gt_has_segm):
             continue
         report.metrics[iou_type], per_class = _cocoeval(COCOeval, coco_gt, preds[iou_type], iou_type, img_ids, cat_ids)
         for cid, ap in per_class.items():
-            report.per_class[coco_gt.cats[cid]["name"]][f"{iou_type}_AP"] = ap
+            report.per_class[coco_gt.cats[cid]["name"]][f"{iou_type}_AP"] = ap  # type: ignore[assignment]
     return report
 
 
+def _operating_point(store: Any, dec: Any, gt_path: Path, shared: list[str]) -> dict[str, dict[str, float]]:
+    """Per-class precision, recall and F1 of the exported labels (the configured thresholds) at IoU 0.5."""
+    from .matching import ClassMatches, f_score
+    from .tune import load_ground_truth, match_detections
+
+    gt = load_ground_truth(gt_path, store, dec.classes)
+    matches = {c: ClassMatches() for c in dec.classes}
+    for res in decided_results(store, dec):
+        if res.relpath in gt:
+            match_detections(res.detections, gt[res.relpath], dec.classes, 0.5, matches)
+    out = {}
+    for c in shared:
+        p, r, _, _ = matches[c].at(-1.0)
+        out[c] = {"precision": p, "recall": r, "f1": float(f_score(p, r, 1.0))}
+    return out
+
+
 def _cocoeval(cls: Any, coco_gt: Any, preds: list[dict], iou_type: str, img_ids: list[int],
-              cat_ids: list[int]) -> tuple[dict[str, float], dict[int, float]]:
+              cat_ids: list[int]) -> tuple[dict[str, float], dict[int, float | None]]:
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(preds) if preds else _empty_res(coco_gt)
         ev = cls(coco_gt, coco_dt, iou_type)
@@ -155,11 +175,11 @@ def _cocoeval(cls: Any, coco_gt: Any, preds: list[dict], iou_type: str, img_ids:
         ev.accumulate()
         ev.summarize()
     stats = [max(float(v), 0.0) for v in ev.stats]  # -1 (no GT at all) reads as 0
-    precision = ev.eval["precision"]  # [T, R, K, A, M]
-    per_class = {}
-    for k, cid in enumerate(cat_ids):
+    precision = ev.eval["precision"]  # [T, R, K, A, M]; K follows ev.params.catIds, which pycocotools sorts
+    per_class: dict[int, float | None] = {}
+    for k, cid in enumerate(ev.params.catIds):
         p = precision[:, :, k, 0, -1]
-        per_class[cid] = float(np.mean(p[p > -1])) if (p > -1).any() else 0.0
+        per_class[int(cid)] = float(np.mean(p[p > -1])) if (p > -1).any() else None  # None: no ground truth
     return {"mAP": stats[0], "AP50": stats[1], "AP75": stats[2], "AR100": stats[8]}, per_class
 
 
@@ -176,10 +196,16 @@ def format_report(r: EvalReport) -> str:
     lines = [f"images matched: {r.images_matched}"]
     for t, m in r.metrics.items():
         lines.append(f"{t:5}  mAP {m['mAP']:.3f}  AP50 {m['AP50']:.3f}  AP75 {m['AP75']:.3f}  recall(AR100) {m['AR100']:.3f}")
-    lines.append(f"{'class':20} {'gt':>6} {'pred':>6} {'bbox AP':>8} {'segm AP':>8}")
+    lines.append(f"{'class':20} {'gt':>6} {'pred':>6} {'bbox AP':>8} {'segm AP':>8} {'P':>6} {'R':>6} {'F1':>6}"
+                 "   (P/R/F1 at the run's thresholds, IoU 0.5)")
+
+    def fmt(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
     for c, v in r.per_class.items():
-        seg = f"{v['segm_AP']:.3f}" if "segm_AP" in v else "-"
-        lines.append(f"{c:20} {int(v['gt']):>6} {int(v['pred']):>6} {v.get('bbox_AP', 0):>8.3f} {seg:>8}")
+        seg = fmt(v["segm_AP"]) if "segm_AP" in v else "-"
+        lines.append(f"{c:20} {int(v['gt']):>6} {int(v['pred']):>6} {fmt(v.get('bbox_AP')):>8} {seg:>8} "
+                     f"{fmt(v.get('precision')):>6} {fmt(v.get('recall')):>6} {fmt(v.get('f1')):>6}")
     for label, items in (("classes only in the ground truth (not evaluated)", r.classes_only_in_gt),
                          ("classes only in the run (not evaluated)", r.classes_only_in_run),
                          ("run images without ground truth", r.images_only_in_run),

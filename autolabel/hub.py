@@ -27,10 +27,24 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def _probe_address() -> tuple[str, int]:
+    """Where a TCP connect tells whether the hub can be reached: the hub itself, or the HTTPS proxy
+    that requests/httpx would use for it (HTTPS_PROXY / https_proxy, unless NO_PROXY covers the hub)."""
+    import urllib.request
+
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     u = urlparse(endpoint)
     host, port = u.hostname or "huggingface.co", u.port or (443 if u.scheme == "https" else 80)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(u.scheme or "https")
+    if proxy and not urllib.request.proxy_bypass(host):
+        pu = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        return pu.hostname or host, pu.port or (443 if pu.scheme == "https" else 80)
+    return host, port
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    host, port = _probe_address()
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -79,13 +93,32 @@ def resolve_model(ref: str, role: str, option: str) -> tuple[str, bool]:
     return ref, False
 
 
+def hub_revision(ref: str) -> str | None:
+    """The commit of a hub model: the cached snapshot's, else (online) the hub's current one."""
+    cached = _cached_snapshot(ref)
+    if cached is not None:
+        return Path(cached).name
+    if _offline() or not _hub_reachable():
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().model_info(ref, timeout=10).sha
+    except Exception:  # gated, renamed or a flaky network: the loader reports it properly
+        return None
+
+
 def model_identity(ref: str) -> str:
-    """A stable identity for fingerprints: hub id as is; for a local directory its path plus config hash."""
+    """A stable identity for fingerprints: a hub id with the revision (commit) that is used, so a hub
+    update between resumes is noticed; for a local directory its path plus a hash of its configs."""
     import hashlib
 
     expanded = os.path.expanduser(ref)
     if not os.path.exists(expanded):
-        return ref
+        if looks_like_path(ref):
+            return ref
+        rev = hub_revision(ref)
+        return f"{ref}@{rev}" if rev else ref
     p = Path(expanded).resolve()
     h = hashlib.sha256()
     files = sorted(p.glob("*.json")) if p.is_dir() else [p]

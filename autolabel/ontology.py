@@ -28,15 +28,20 @@ import yaml
 from .errors import OntologyError
 from .masks import MaskCleanup
 
-TOP_KEYS = ("ontology", "classes", "detector", "segmenter", "postprocess", "masks")
+TOP_KEYS = ("ontology", "negatives", "classes", "detector", "segmenter", "postprocess", "masks")
+REMOVED_KEYS = {
+    "detector.text_threshold": "removed: a box's score is its best prompt's token score and box_threshold alone "
+                               "decides (a box that fires on no prompt is dropped and counted); delete this line",
+}
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     backend: str = "grounding_dino"
     model: str | None = None  # None → the backend's default hub id
-    box_threshold: float = 0.35
-    text_threshold: float = 0.25
+    box_threshold: float = 0.35  # decision: a candidate is exported when its score reaches this (per class)
+    candidate_threshold: float = 0.1  # inference: candidates scoring this (or the lowest class threshold) are stored
+    max_candidates: int = 300  # inference: at most this many candidates per image, highest scores first
     task: str | None = None  # Florence-2 task; None → the backend's default
     max_new_tokens: int = 1024
 
@@ -56,6 +61,7 @@ class PostprocessConfig:
     min_box_area: float = 0.0  # pixels²
     max_box_fraction: float = 1.0  # drop boxes covering more than this fraction of the image
     max_detections: int = 100  # per image, after NMS, highest scores first
+    negative_iou: float = 0.5  # a detection overlapping a higher-scored negative-prompt detection this much goes
 
 
 @dataclass(frozen=True)
@@ -78,11 +84,22 @@ class Ontology:
     prompt_class: tuple[int, ...]
     classes: tuple[str, ...]
     class_box_threshold: tuple[float | None, ...]
+    negatives: tuple[str, ...] = ()
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     masks: MasksConfig = field(default_factory=MasksConfig)
     source: str = "<memory>"
+
+    @property
+    def all_prompts(self) -> tuple[str, ...]:
+        """What the detector is asked: the ontology prompts, then the negative prompts."""
+        return self.prompts + self.negatives
+
+    def candidate_floor(self) -> float:
+        """The lowest score stored as a candidate: candidate_threshold or any lower class threshold."""
+        return min([self.detector.candidate_threshold] +
+                   [self.box_threshold_of_class(c) for c in range(len(self.classes))])
 
     def class_of(self, prompt: str) -> int:
         return self.prompt_class[self.prompts.index(prompt)]
@@ -192,15 +209,46 @@ class _Validator:
             if k not in TOP_KEYS:
                 self.err(str(k), "unknown key" + _did_you_mean(str(k), TOP_KEYS))
         prompts, prompt_class, classes = self.mapping(data.get("ontology"))
+        negatives = self.negatives(data.get("negatives"), prompts)
         thresholds = self.class_settings(data.get("classes"), classes)
         det = self.section(data.get("detector"), "detector", DetectorConfig)
         seg = self.section(data.get("segmenter"), "segmenter", SegmenterConfig)
         post = self.section(data.get("postprocess"), "postprocess", PostprocessConfig)
         masks = self.section(data.get("masks"), "masks", MasksConfig)
+        self.backends(det, seg)
         if self.problems:
             return None
-        return Ontology(tuple(prompts), tuple(prompt_class), tuple(classes), tuple(thresholds),
+        return Ontology(tuple(prompts), tuple(prompt_class), tuple(classes), tuple(thresholds), tuple(negatives),
                         det, seg, post, masks, self.source)
+
+    def backends(self, det: DetectorConfig, seg: SegmenterConfig) -> None:
+        """Unknown backend names (and plugins that do not import or have the wrong kind) are reported
+        with the other problems, before any model is loaded."""
+        from .backends import check_backend
+
+        for key, name, role in (("detector.backend", det.backend, "detector"),
+                                ("segmenter.backend", seg.backend, "segmenter")):
+            problem = check_backend(name, role)
+            if problem:
+                self.err(key, problem)
+
+    def negatives(self, m: Any, prompts: list[str]) -> list[str]:
+        if m is None:
+            return []
+        if not isinstance(m, list) or not all(isinstance(x, str) and x.strip() for x in m):
+            self.err("negatives", "must be a list of prompts, e.g. [toy car, poster of a person]")
+            return []
+        out: list[str] = []
+        seen = {normalize_prompt(p) for p in prompts}
+        for x in m:
+            if "." in x:
+                self.err(f"negatives.{x}", "a prompt must not contain '.': Grounding DINO uses '.' to separate prompts")
+            elif normalize_prompt(x) in seen:
+                self.err(f"negatives.{x}", "is also a prompt of the ontology (or repeated)")
+            else:
+                seen.add(normalize_prompt(x))
+                out.append(x.strip())
+        return out
 
     def mapping(self, m: Any) -> tuple[list[str], list[int], list[str]]:
         prompts: list[str] = []
@@ -277,6 +325,9 @@ class _Validator:
         values: dict[str, Any] = {}
         for k, val in m.items():
             key = f"{name}.{k}"
+            if key in REMOVED_KEYS:
+                self.err(key, REMOVED_KEYS[key])
+                continue
             if k not in fields:
                 self.err(key, "unknown key" + _did_you_mean(str(k), list(fields)))
                 continue
@@ -298,8 +349,8 @@ class _Validator:
             return val
         if k == "cross_class_iou" and val is None:
             return None
-        if k in ("fill_holes_below", "drop_islands_below", "max_detections", "max_new_tokens"):
-            return self.number(key, val, int, 0 if k != "max_detections" else 1, None)
+        if k in ("fill_holes_below", "drop_islands_below", "max_detections", "max_new_tokens", "max_candidates"):
+            return self.number(key, val, int, 0 if k not in ("max_detections", "max_candidates") else 1, None)
         if k in ("min_box_area", "polygon_tolerance"):
             return self.number(key, val, float, 0.0, None)
         if k == "mask_threshold":

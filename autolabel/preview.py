@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .exporters import open_run_store
+from .exporters import ExportOptions, decided_results, open_run_store, run_decisions
 from .fsutil import atomic_write, safe_join
 from .images import load_image
 from .types import ImageResult
@@ -89,7 +89,8 @@ def write_previews(run_dir: str | Path, n: int = 16, out_dir: str | Path | None 
             rels = sorted(rels, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
         chosen = set(rels[:n])
         tiles, caps = [], []
-        for res in store.iter_results():
+        dec = run_decisions(meta, ExportOptions()) if meta else None
+        for res in decided_results(store, dec) if dec else []:
             if res.relpath not in chosen:
                 continue
             img = load_image(Path(meta.input_root) / res.relpath)  # type: ignore[union-attr]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .engine import Progress, RunSummary
+from .decisions import DecisionCounts
+from .runinfo import Progress, RunSummary
 
 
 class RichProgress(Progress):
@@ -14,7 +15,7 @@ class RichProgress(Progress):
         self._bar: Any = None
         self._task: Any = None
 
-    def start(self, total: int, already_done: int) -> None:
+    def start(self, total: int, already_done: int, description: str | None = None) -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
@@ -30,7 +31,7 @@ class RichProgress(Progress):
                              Rate(""), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                              console=Console(stderr=True), transient=False)
         self._bar.start()
-        self._task = self._bar.add_task(self.description, total=total, completed=already_done)
+        self._task = self._bar.add_task(description or self.description, total=total, completed=already_done)
 
     def advance(self, n: int = 1) -> None:
         if self._bar is not None:
@@ -42,28 +43,40 @@ class RichProgress(Progress):
             self._bar = None
 
 
-def print_summary(summary: RunSummary, exports: dict[str, Any]) -> None:
+def print_decisions(c: DecisionCounts, objects_per_class: dict[str, int]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     con = Console(stderr=True, soft_wrap=True)
-    state = "interrupted" if summary.interrupted else "done"
-    con.print(f"[bold]{state}[/]: {summary.images_total} images, {summary.processed} labeled now, "
-              f"{summary.already_done} already done, {len(summary.skipped)} skipped "
-              f"in {summary.wall_seconds:.1f}s")
     t = Table(title="objects per class", title_justify="left")
     t.add_column("class")
     t.add_column("objects", justify="right")
-    for name, n in summary.objects_per_class.items():
+    for name, n in objects_per_class.items():
         t.add_row(name, str(n))
     con.print(t)
-    c = summary.counts
-    con.print(f"filtered: {c.below_threshold} below class threshold, {c.nms_removed} by class-wise NMS, "
-              f"{c.dedup_removed} cross-class duplicates, {c.bad_size} bad-size boxes, {c.over_max} over max, "
-              f"{c.empty_masks} empty masks")
-    if c.unmatched:
-        top = ", ".join(f"'{k}' ×{v}" for k, v in sorted(c.unmatched.items(), key=lambda kv: -kv[1])[:8])
-        con.print(f"unmatched phrases (dropped): {sum(c.unmatched.values())} — {top}")
+    con.print(f"decisions: {c.candidates} candidates → {c.kept} kept; dropped {c.below_threshold} below class "
+              f"threshold, {c.nms_removed} by class-wise NMS, {c.dedup_removed} cross-class duplicates, "
+              f"{c.negative_suppressed} by negative prompts ({c.negatives_detected} negatives detected), "
+              f"{c.bad_size} bad-size boxes, {c.empty_masks} empty masks, {c.over_max} over max")
+
+
+def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = None) -> None:
+    from rich.console import Console
+
+    con = Console(stderr=True, soft_wrap=True)
+    state = "interrupted" if summary.interrupted else "done"
+    changed = f", {summary.changed} changed since (relabeled)" if summary.changed else ""
+    con.print(f"[bold]{state}[/]: {summary.images_total} images, {summary.processed} labeled now, "
+              f"{summary.already_done} already done{changed}, {len(summary.skipped)} skipped "
+              f"in {summary.wall_seconds:.1f}s" + (f" → {run_dir}" if run_dir is not None else ""))
+    if exports:
+        print_decisions(summary.decisions, summary.objects_per_class)
+    inf = summary.inference
+    if inf.over_max_candidates:
+        con.print(f"candidates over detector.max_candidates (not stored): {inf.over_max_candidates}")
+    if inf.unmatched:
+        top = ", ".join(f"'{k}' ×{v}" for k, v in sorted(inf.unmatched.items(), key=lambda kv: -kv[1])[:8])
+        con.print(f"fired on no prompt (dropped): {sum(inf.unmatched.values())} — {top}")
     if summary.stage_seconds:
         stages = ", ".join(f"{k} {v:.2f}s" for k, v in summary.stage_seconds.items())
         con.print(f"time per stage: {stages}; forward passes: detector {summary.detector_passes}, "

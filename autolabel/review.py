@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import UsageError
-from .exporters import ExportOptions, class_box_thresholds, export_run, open_run_store
+from .exporters import ExportOptions, class_box_thresholds, export_run, open_run_store, run_decisions
 from .exporters.fiftyone import LABEL_FIELD, default_dataset_name, import_fiftyone
 from .types import Detections, ImageResult
 
@@ -45,7 +45,7 @@ def prepare_dataset(run_dir: str | Path, dataset_name: str | None = None, refres
         store = open_run_store(run_dir)
         try:
             meta = store.get_meta()
-            thresholds = class_box_thresholds(meta) if meta else {}
+            thresholds = class_box_thresholds(run_decisions(meta, ExportOptions())) if meta else {}
         finally:
             store.close()
     save_views(ds, thresholds, views)

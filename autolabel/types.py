@@ -6,6 +6,7 @@ No torch, no transformers here: backends convert tensors to NumPy at their bound
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -18,14 +19,16 @@ class Detections:
     - `class_id`: int64 (N,), 0-based ontology class ids.
     - `confidence`: float64 (N,) or None when the model gives no score (Florence-2). Never a fake 1.0.
     - `prompt`: the ontology prompt each instance matched, length N.
-    - `masks`: bool (N, H, W) full-image masks, or None for box-only results.
+    - `masks`: bool (N, H, W) full-image masks, an `RleMasks` (decoded one instance at a time, the
+      form the run store and the decisions use), or None for box-only results. `masks[i]` is (H, W) bool
+      either way.
     """
 
     xyxy: np.ndarray
     class_id: np.ndarray
     confidence: np.ndarray | None
     prompt: list[str] = field(default_factory=list)
-    masks: np.ndarray | None = None
+    masks: np.ndarray | RleMasks | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(-1, 4)
@@ -38,7 +41,10 @@ class Detections:
             raise ValueError(f"Detections: {n} boxes but {len(self.class_id)} class ids, {len(self.prompt)} prompts")
         if self.confidence is not None and len(self.confidence) != n:
             raise ValueError(f"Detections: {n} boxes but {len(self.confidence)} confidences")
-        if self.masks is not None:
+        if isinstance(self.masks, RleMasks):
+            if len(self.masks) != n:
+                raise ValueError(f"Detections: {n} boxes but {len(self.masks)} masks")
+        elif self.masks is not None:
             self.masks = np.asarray(self.masks, dtype=bool)
             if self.masks.ndim != 3 or len(self.masks) != n:
                 raise ValueError(f"Detections: masks must be (N, H, W) with N={n}, got {self.masks.shape}")
@@ -74,13 +80,125 @@ class Detections:
             return cls.empty()
         has_conf = all(p.confidence is not None for p in parts)
         has_masks = all(p.masks is not None for p in parts)
+        masks: np.ndarray | RleMasks | None = None
+        if has_masks and all(isinstance(p.masks, RleMasks) for p in parts):
+            masks = RleMasks.concatenate([p.masks for p in parts])  # type: ignore[misc]
+        elif has_masks:
+            masks = np.concatenate([np.asarray(p.masks if not isinstance(p.masks, RleMasks) else p.masks.dense())
+                                    for p in parts])
         return cls(
             xyxy=np.concatenate([p.xyxy for p in parts]),
             class_id=np.concatenate([p.class_id for p in parts]),
             confidence=np.concatenate([p.confidence for p in parts]) if has_conf else None,  # type: ignore[misc]
             prompt=[s for p in parts for s in p.prompt],
-            masks=np.concatenate([p.masks for p in parts]) if has_masks else None,  # type: ignore[misc]
+            masks=masks,
         )
+
+
+class RleMasks:
+    """N instance masks of one (height, width) image as COCO compressed RLE (pycocotools dicts with
+    `counts` bytes). `masks[i]` decodes one (H, W) bool mask; indexing with an array/list gives a subset.
+    Areas and IoUs are computed on the RLE without decoding."""
+
+    def __init__(self, rles: list[dict], height: int, width: int) -> None:
+        self.rles = list(rles)
+        self.height, self.width = int(height), int(width)
+
+    def __len__(self) -> int:
+        return len(self.rles)
+
+    def __getitem__(self, key: Any) -> Any:
+        from pycocotools import mask as mask_utils
+
+        if isinstance(key, (int, np.integer)):
+            return mask_utils.decode(self.rles[int(key)]).astype(bool)
+        idx = np.arange(len(self.rles))[key] if isinstance(key, slice) else np.asarray(key)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return RleMasks([self.rles[int(i)] for i in idx], self.height, self.width)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.rles), self.height, self.width)
+
+    def areas(self) -> np.ndarray:
+        from pycocotools import mask as mask_utils
+
+        if not self.rles:
+            return np.zeros((0,), dtype=np.int64)
+        return np.asarray(mask_utils.area(self.rles), dtype=np.int64).reshape(-1)
+
+    def iou(self, other: RleMasks) -> np.ndarray:
+        """(len(self), len(other)) pairwise mask IoU."""
+        from pycocotools import mask as mask_utils
+
+        if not self.rles or not other.rles:
+            return np.zeros((len(self.rles), len(other.rles)))
+        return np.asarray(mask_utils.iou(self.rles, other.rles, [0] * len(other.rles)), dtype=np.float64).reshape(
+            len(self.rles), len(other.rles))
+
+    def dense(self) -> np.ndarray:
+        """(N, H, W) bool; only for small images (tests, edges that need a full stack)."""
+        out = np.zeros((len(self.rles), self.height, self.width), dtype=bool)
+        for i in range(len(self.rles)):
+            out[i] = self[i]
+        return out
+
+    @classmethod
+    def from_dense(cls, masks: np.ndarray) -> RleMasks:
+        from pycocotools import mask as mask_utils
+
+        m = np.asarray(masks, dtype=bool)
+        rles = [mask_utils.encode(np.asfortranarray(x.astype(np.uint8))) for x in m]
+        return cls(rles, m.shape[1], m.shape[2])
+
+    @classmethod
+    def concatenate(cls, parts: list[RleMasks]) -> RleMasks:
+        return cls([r for p in parts for r in p.rles], parts[0].height, parts[0].width)
+
+
+@dataclass
+class Candidates:
+    """Everything inference found in one image, before any decision (thresholds, NMS, clean-up).
+
+    - `xyxy`: float64 (N, 4) detector boxes in absolute pixels.
+    - `score`: float64 (N,), or None when the model gives no score (Florence-2).
+    - `prompt_index`: int64 (N,) index into the run's prompt list (ontology prompts, then negatives).
+    - `masks`: RleMasks (N,) of the whole image, or None for a box-only run.
+    - `mask_score`: float64 (N,) the segmenter's predicted mask IoU where the model gives one, else None.
+    """
+
+    xyxy: np.ndarray
+    score: np.ndarray | None
+    prompt_index: np.ndarray
+    masks: RleMasks | None = None
+    mask_score: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(-1, 4)
+        self.prompt_index = np.asarray(self.prompt_index, dtype=np.int64).reshape(-1)
+        n = len(self.xyxy)
+        if self.score is not None:
+            self.score = np.asarray(self.score, dtype=np.float64).reshape(-1)
+        if self.mask_score is not None:
+            self.mask_score = np.asarray(self.mask_score, dtype=np.float64).reshape(-1)
+        for name in ("score", "prompt_index", "masks", "mask_score"):
+            v = getattr(self, name)
+            if v is not None and len(v) != n:
+                raise ValueError(f"Candidates: {n} boxes but {len(v)} {name}")
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+
+@dataclass
+class CandidateResult:
+    """What the run store keeps for one image: size after EXIF transpose and its candidates."""
+
+    relpath: str
+    width: int
+    height: int
+    candidates: Candidates
 
 
 @dataclass(frozen=True)

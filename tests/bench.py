@@ -68,7 +68,7 @@ def make_images(root: Path, n: int, size: tuple[int, int]) -> Path:
 def ontology(models: dict[str, Path], threshold: float) -> Path:
     p = Path(tempfile.mkdtemp()) / "bench.yaml"
     lines = ["ontology:"] + [f"  {q}: {q.replace(' ', '_')}" for q in K_PROMPTS]
-    lines += ["detector:", f"  model: {models['gdino']}", f"  box_threshold: {threshold}", "  text_threshold: 0.0",
+    lines += ["detector:", f"  model: {models['gdino']}", f"  box_threshold: {threshold}", 
               "segmenter:", f"  model: {models['sam2']}", "postprocess:", "  max_detections: 5"]
     p.write_text("\n".join(lines) + "\n")
     return p

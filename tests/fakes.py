@@ -26,6 +26,7 @@ def color_mask(img: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
 
 
 class FakeDetector:
+    kind = "detector"
     has_scores = True
     segments = False
 
@@ -69,6 +70,7 @@ class FakeDetector:
 
 
 class FakeSegmenter:
+    kind = "segmenter"
     def __init__(self) -> None:
         self.stats = ForwardStats()
 

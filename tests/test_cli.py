@@ -48,10 +48,15 @@ def test_validate_good_and_bad(tmp_path: Path) -> None:
     r = cli("validate", "ontologies/vehicles.yaml")
     assert r.returncode == 0 and "9 prompts → 5 classes" in r.stdout and "0: car ← 'car', 'sedan'" in r.stdout
     bad = tmp_path / "bad.yaml"
-    bad.write_text("ontology:\n  car: car\ndetector:\n  backend: grounding_dinos\n")
+    bad.write_text("ontology:\n  car: car\ndetector:\n  backend: grounding_dinos\n  box_treshold: 0.3\n"
+                   "segmenter: {backend: sam22}\n")
     r = cli("validate", str(bad))
     assert r.returncode == 2
-    assert "error: unknown detector backend 'grounding_dinos'; valid: grounding_dino" in r.stderr
+    # every problem at once, each with file and key; backends get a did-you-mean too
+    assert f"{bad}: detector.backend: unknown detector backend 'grounding_dinos'; did you mean 'grounding_dino'?" \
+        in r.stderr
+    assert "segmenter.backend: unknown segmenter backend 'sam22'; did you mean 'sam2'?" in r.stderr
+    assert "detector.box_treshold: unknown key; did you mean 'box_threshold'?" in r.stderr
     assert "hint:" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -60,7 +65,7 @@ def test_label_end_to_end_with_tiny_real_models_resumes_and_is_byte_identical(ti
     write_images(tmp_path / "in", ["a/x.png", "b/x.png", "c.jpg"])
     ont = tmp_path / "ont.yaml"
     ont.write_text("ontology:\n  red box: box\n  blue circle: circle\n  cat: cat\n"
-                   "detector:\n  box_threshold: 0.2\n  text_threshold: 0.0\n")
+                   "detector:\n  box_threshold: 0.2\n")
     out = tmp_path / "out"
     args = ["label", str(ont), str(tmp_path / "in"), "-o", str(out), "--detector-model", str(tiny_models["gdino"]),
             "--segmenter-model", str(tiny_models["sam2"]), "--batch-size", "2", "--device", "cpu"]
@@ -136,7 +141,7 @@ def test_backends_lists_registry() -> None:
 def test_seed_001_pipeline_grounding_dino_sam_and_box_only(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     write_images(tmp_path / "in", ["a.png", "b.png"])
     ont = tmp_path / "ont.yaml"
-    ont.write_text("ontology:\n  red box: box\n  cat: cat\ndetector:\n  box_threshold: 0.2\n  text_threshold: 0.0\n"
+    ont.write_text("ontology:\n  red box: box\n  cat: cat\ndetector:\n  box_threshold: 0.2\n"
                    "segmenter:\n  backend: sam\n")
     base = ["label", str(ont), str(tmp_path / "in"), "--detector-model", str(tiny_models["gdino"]), "-q",
             "--format", "coco,yolo"]

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from autolabel.backends.base import PromptBoxes
-from autolabel.engine import RunSettings, run_labeling
+from autolabel.api import label_folder
+from autolabel.decisions import DecisionCounts, decide, decision_settings
+from autolabel.engine import RunSettings
 from autolabel.errors import RunStoreError, UsageError
 from autolabel.exporters import export_run
-from autolabel.mapping import MappingCounts, to_detections
 from autolabel.ontology import load_ontology, parse_ontology
+from autolabel.types import Candidates
 
 from .fakes import FakeDetector, FakeSegmenter
 from .helpers import write_images
@@ -30,8 +31,8 @@ def data(tmp_path: Path) -> Path:
 
 def run(ont_path: Path, data: Path, out: Path, det: FakeDetector | None = None, **kw: object):
     det = det or FakeDetector()
-    ont = load_ontology(ont_path)
-    summary = run_labeling(ont, data, out, RunSettings(batch_size=2, **kw), backends=(det, FakeSegmenter()))
+    summary, _ = label_folder(ont_path, data, out, ["coco"], RunSettings(batch_size=2, **kw),
+                              backends=(det, FakeSegmenter()))
     return summary, det
 
 
@@ -40,7 +41,7 @@ def test_labels_every_image_maps_prompts_and_keeps_holes(fake_ontology_yaml: Pat
     summary, det = run(fake_ontology_yaml, data, out)
     assert summary.processed == 5 and not summary.skipped and not summary.interrupted
     assert summary.objects_per_class == {"square": 5, "ring": 5}
-    assert summary.counts.unmatched == {"green": 5}  # no prompt names green: dropped and counted
+    assert summary.inference.unmatched == {"green": 5}  # no prompt names green: dropped and counted
     assert det.calls == [2, 2, 1]  # batched
     export_run(out, ["coco"])
     coco = COCO(str(out / "coco" / "annotations.json"))
@@ -56,9 +57,8 @@ def test_rerun_resumes_without_loading_models_and_exports_identically(fake_ontol
     run(fake_ontology_yaml, data, out)
     export_run(out, ["coco"])
     first = (out / "coco" / "annotations.json").read_bytes()
-    ont = load_ontology(fake_ontology_yaml)
     # no backends given: a finished run must not try to load any model
-    summary = run_labeling(ont, data, out, RunSettings())
+    summary, _ = label_folder(fake_ontology_yaml, data, out, ["coco"])
     assert summary.processed == 0 and summary.already_done == 5
     export_run(out, ["coco"])
     assert (out / "coco" / "annotations.json").read_bytes() == first
@@ -87,9 +87,10 @@ def test_changed_settings_are_an_error_unless_overwrite(fake_ontology_yaml: Path
     out = tmp_path / "out"
     run(fake_ontology_yaml, data, out)
     changed = tmp_path / "changed.yaml"
-    changed.write_text(fake_ontology_yaml.read_text().replace("box_threshold: 0.3", "box_threshold: 0.4"))
-    with pytest.raises(RunStoreError, match="different ontology") as e:
+    changed.write_text(fake_ontology_yaml.read_text().replace("crimson block", "scarlet block"))
+    with pytest.raises(RunStoreError, match="other settings") as e:
         run(changed, data, out)
+    assert "ontology.prompts: " in e.value.message and "scarlet block" in e.value.message  # what changed, by key
     assert "--overwrite" in (e.value.hint or "")
     summary, _ = run(changed, data, out, overwrite=True)
     assert summary.processed == 5 and summary.already_done == 0
@@ -140,7 +141,7 @@ def test_per_class_threshold_and_scoreless_detector(fake_ontology_yaml: Path, da
     strict = tmp_path / "strict.yaml"
     strict.write_text(fake_ontology_yaml.read_text() + "classes:\n  ring: {box_threshold: 0.99}\n")
     summary, _ = run(strict, data, tmp_path / "o1")
-    assert summary.objects_per_class == {"square": 5, "ring": 0} and summary.counts.below_threshold == 5
+    assert summary.objects_per_class == {"square": 5, "ring": 0} and summary.decisions.below_threshold == 5
     summary, _ = run(fake_ontology_yaml, data, tmp_path / "o2", det=FakeDetector(with_scores=False))
     export_run(tmp_path / "o2", ["coco"])
     anns = json.loads((tmp_path / "o2" / "coco" / "annotations.json").read_text())["annotations"]
@@ -157,18 +158,18 @@ def test_store_commits_each_image(fake_ontology_yaml: Path, data: Path, tmp_path
 def test_mapping_nms_and_cross_class_dedup() -> None:
     ont = parse_ontology({"ontology": {"car": "car", "automobile": "car", "truck": "truck"},
                           "postprocess": {"nms_iou": 0.5, "cross_class_iou": 0.8}})
-    pb = PromptBoxes(
+    cand = Candidates(
         xyxy=np.array([[0, 0, 10, 10], [0, 0, 10, 11], [0, 0, 10, 10.5], [50, 50, 60, 60]], dtype=float),
-        scores=np.array([0.6, 0.9, 0.7, 0.4]),
+        score=np.array([0.6, 0.9, 0.7, 0.4]),
         prompt_index=np.array([0, 1, 2, 2]),
     )
-    counts = MappingCounts()
-    det = to_detections(pb, ont, 100, 100, counts)
+    counts = DecisionCounts()
+    det = decide(cand, 100, 100, decision_settings(ont), counts)
     # the two "car" boxes (different prompts, same class) merge by NMS; the truck duplicate goes by dedup
     assert det.prompt == ["automobile", "truck"] and det.class_id.tolist() == [0, 1]
     assert counts.nms_removed == 1 and counts.dedup_removed == 1
-    no_dedup = replace(ont, postprocess=replace(ont.postprocess, cross_class_iou=None))
-    assert len(to_detections(pb, no_dedup, 100, 100, MappingCounts())) == 3
+    no_dedup = replace(decision_settings(ont), cross_class_iou=None)
+    assert len(decide(cand, 100, 100, no_dedup)) == 3
 
 
 def test_mask_cleanup_from_the_ontology_fills_the_ring_hole(fake_ontology_yaml: Path, data: Path,
@@ -187,7 +188,7 @@ def test_a_failing_store_write_surfaces_instead_of_hanging(fake_ontology_yaml: P
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from autolabel import store as store_mod
 
-    def disk_full(self, result):  # type: ignore[no-untyped-def]
+    def disk_full(self, result, signature=None):  # type: ignore[no-untyped-def]
         raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(store_mod.RunStore, "put_result", disk_full)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.exporters import ExportOptions, export_run
+from autolabel.exporters import ExportOptions, export_run, run_results
 from autolabel.store import RunStore, store_path
 
 from .conftest import REPO
@@ -40,7 +40,7 @@ print(json.dumps(out))
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["persistent"] and got["n"] == 9 and got["classes"] == ["square", "ring"]
     store = RunStore(store_path(run))
-    for res in store.iter_results():
+    for res in run_results(store):
         s = got["samples"][res.relpath]
         assert Path(s["filepath"]) == (labeled_run["input"] / res.relpath).resolve()
         assert (s["w"], s["h"]) == (res.width, res.height)

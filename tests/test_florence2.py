@@ -97,7 +97,9 @@ def test_cli_seed_000_pipeline_florence2_sam2_gives_valid_coco_without_scores(ti
                                                      "dog<loc_500><loc_500><loc_900><loc_990>"])
     from autolabel.engine import load_models
 
-    _, seg = load_models(ont, RunSettings(device="cpu"))
+    from autolabel.plan import make_plan
+
+    _, seg = load_models(make_plan(ont), RunSettings(device="cpu"))
     run_labeling(ont, tmp_path / "in", tmp_path / "out", RunSettings(batch_size=2), backends=(det, seg))
     export_run(tmp_path / "out", ["coco"])
     path = tmp_path / "out" / "coco" / "annotations.json"

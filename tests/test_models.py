@@ -51,14 +51,14 @@ def test_queries_map_to_prompts_by_token_span_not_substring() -> None:
     probs[1, 4] = 0.8  # query 1 on "bird" → prompt 1 ("cat bird"), though "cat" is a substring of it
     probs[2, 2] = 0.95  # query 2 on the "." separator only → unmatched, counted
     probs[3, 3] = 0.1  # query 3 below every threshold → background
-    q, pid, scores, unmatched = assign_queries(probs, cap, text_threshold=0.25, min_score=0.3, token_names=names)
+    q, pid, scores, unmatched = assign_queries(probs, cap, min_score=0.3, token_names=names)
     assert q.tolist() == [0, 1] and pid.tolist() == [0, 1]
     np.testing.assert_allclose(scores, [0.9, 0.8])
     assert unmatched == {".": 1}
 
 
 def test_grounding_dino_batches_images_and_runs_one_pass_per_caption(tiny_models: dict[str, Path]) -> None:
-    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"]), text_threshold=0.0),
+    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"])),
                                             device="cpu", dtype=__import__("torch").float32)
     images = [np.array(scene(160, 120, seed=i)) for i in range(3)]
     out = det.detect(images, ["red box", "blue circle", "cat"], min_score=0.0)
@@ -76,7 +76,7 @@ def test_grounding_dino_batches_images_and_runs_one_pass_per_caption(tiny_models
 def test_prompts_beyond_the_token_limit_take_a_second_caption_pass(tiny_models: dict[str, Path]) -> None:
     import torch
 
-    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"]), text_threshold=0.0),
+    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"])),
                                             "cpu", torch.float32)
     prompts = [f"red box {'cat ' * (i % 5)}{i}".strip() for i in range(60)]  # > 256 tokens in all
     out = det.detect([np.array(scene(160, 120))] * 2, prompts, min_score=0.0)
@@ -188,16 +188,16 @@ def test_resume_with_real_models_on_mixed_sizes_is_byte_identical(tiny_models: d
     from autolabel.engine import RunSettings, load_models, run_labeling
     from autolabel.exporters import export_run
     from autolabel.ontology import parse_ontology
+    from autolabel.plan import make_plan
 
     sizes = [(160, 120), (100, 140), (128, 96), (90, 90), (150, 100), (120, 160), (64, 80)]
     for i, (w, h) in enumerate(sizes):
         (tmp_path / "in").mkdir(exist_ok=True)
         scene(w, h, seed=i).save(tmp_path / "in" / f"im{i}.png")
     ont = parse_ontology({"ontology": {"red box": "box", "blue circle": "circle"},
-                          "detector": {"model": str(tiny_models["gdino"]), "box_threshold": 0.2,
-                                       "text_threshold": 0.0},
+                          "detector": {"model": str(tiny_models["gdino"]), "box_threshold": 0.2},
                           "segmenter": {"model": str(tiny_models["sam2"])}})
-    models = load_models(ont, RunSettings(device="cpu"))
+    models = load_models(make_plan(ont), RunSettings(device="cpu"))
     settings = RunSettings(batch_size=3, device="cpu")
     run_labeling(ont, tmp_path / "in", tmp_path / "ref", settings, backends=models)
     export_run(tmp_path / "ref", ["coco"])

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from autolabel.errors import UsageError
-from autolabel.exporters import ExportOptions, export_run
+from autolabel.exporters import ExportOptions, export_run, run_results
 from autolabel.exporters.yolo import (YoloOptions, assign_splits, detections_to_yolo_lines, parse_split,
                                       yolo_image_names)
 from autolabel.store import RunStore, store_path
@@ -99,7 +99,7 @@ def test_ultralytics_loads_our_export_with_nothing_dropped_or_corrected(labeled_
     assert empty.read_text() == ""
 
     store = RunStore(store_path(run))
-    ours = {r.relpath: r for r in store.iter_results()}
+    ours = {r.relpath: r for r in run_results(store)}
     store.close()
     seen = 0
     for split in ("train", "val"):

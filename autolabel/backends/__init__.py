@@ -1,12 +1,17 @@
 """Backend registry. Importing this module imports no model library.
 
 A backend name is one of the registered names below, or `package.module:ClassName` for a plugin
-class with a `from_config(cfg, device, dtype)` classmethod implementing the Detector/Segmenter protocol.
+class with a `from_config(cfg, device, dtype)` classmethod implementing the Detector/Segmenter protocol
+and a class attribute `kind` ("detector", "segmenter" or "engine"). Plugin modules are imported from
+the current directory too (as pytest and uvicorn do).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,14 +52,45 @@ def backend_names(kind: str) -> list[str]:
     return [n for n, s in BACKENDS.items() if s.kind in kinds]
 
 
+KINDS = ("detector", "segmenter", "engine")
+
+
+def plugin_kind(cls: Any) -> str:
+    """A plugin's declared `kind`; older plugins without one are read from their methods."""
+    kind = getattr(cls, "kind", None)
+    if kind is None:
+        if hasattr(cls, "segment"):
+            return "segmenter"
+        return "engine" if getattr(cls, "segments", False) else "detector"
+    if kind not in KINDS:
+        raise UsageError(f"plugin {cls.__module__}:{cls.__name__} declares kind {kind!r}; valid: {', '.join(KINDS)}")
+    return str(kind)
+
+
+def check_backend(name: str, role: str) -> str | None:
+    """The problem with using backend `name` as the `role` ('detector' or 'segmenter'), or None."""
+    try:
+        get_spec(name, role)
+    except UsageError as e:
+        return e.message
+    return None
+
+
 def get_spec(name: str, kind: str) -> BackendSpec:
     """Look up a backend by name for a role ('detector' or 'segmenter'); plugins as 'module:Class'."""
+    roles = ("detector", "engine") if kind == "detector" else (kind,)
     if ":" in name:
-        return BackendSpec(name, kind, name, None, "plugin")
+        plugin_cls = _load_class(name)
+        declared = plugin_kind(plugin_cls)
+        if declared not in roles:
+            raise UsageError(f"plugin '{name}' is a {declared}, not a {kind}")
+        return BackendSpec(name, declared, name, None, "plugin")
     spec = BACKENDS.get(name)
     valid = backend_names(kind)
     if spec is None or name not in valid:
-        raise UsageError(f"unknown {kind} backend '{name}'; valid: {', '.join(valid)}",
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+        mean = f"did you mean '{close[0]}'? " if close else ""
+        raise UsageError(f"unknown {kind} backend '{name}'; {mean}valid: {', '.join(valid)}",
                          hint="run `autolabel backends` to list them, or give a plugin as 'package.module:ClassName'")
     return spec
 
@@ -65,6 +101,8 @@ def default_model(name: str, kind: str) -> str | None:
 
 def _load_class(target: str) -> Any:
     module_name, _, cls_name = target.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())  # plugins next to the ontology, as `pytest` and `uvicorn app:app` find them
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:

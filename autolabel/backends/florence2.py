@@ -44,6 +44,7 @@ def match_phrase(phrase: str, prompts: Sequence[str]) -> int | None:
 
 
 class Florence2Detector:
+    kind = "detector"
     has_scores = False
     segments = False
 

@@ -65,16 +65,14 @@ def _make_caption(tokenizer: Any, prompts: Sequence[str], ids: list[int]) -> Cap
 
 
 def assign_queries(
-    probs: np.ndarray, caption: Caption, text_threshold: float, min_score: float, token_names: Sequence[str]
+    probs: np.ndarray, caption: Caption, min_score: float, token_names: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    """Map each query to the prompt whose token span it scores highest on.
+    """Map each query to the prompt whose token span it scores highest on; that span score is its score.
 
-    `probs`: (Q, T) sigmoid token scores of one image. A query is a candidate when its best token
-    reaches `min_score`. Its prompt is the span with the highest max-token score; it is kept with that
-    score when the score reaches both `text_threshold` and `min_score`. A candidate whose best prompt
-    span stays under the text threshold fired on something that is no prompt (the "." separators,
-    [CLS]/[SEP]): it is dropped and counted under that token's text.
-    Returns (query indices, prompt ids, scores, unmatched counts).
+    `probs`: (Q, T) sigmoid token scores of one image. A query is kept when its score reaches
+    `min_score` (the candidate floor). A query whose best token reaches `min_score` but whose best
+    prompt span does not fired on something that is no prompt (the "." separators, [CLS]/[SEP]): it is
+    dropped and counted under that token's text. Returns (query indices, prompt ids, scores, unmatched).
     """
     n_tok = len(caption.input_ids)
     p = probs[:, :n_tok]
@@ -83,9 +81,9 @@ def assign_queries(
     best_k = span_scores.argmax(axis=1)
     best = span_scores[np.arange(len(p)), best_k]
     candidate = best_any >= min_score
-    keep = candidate & (best >= text_threshold) & (best >= min_score)
+    keep = candidate & (best >= min_score)
     unmatched: dict[str, int] = {}
-    for q in np.flatnonzero(candidate & (best < text_threshold)):
+    for q in np.flatnonzero(candidate & (best < min_score)):
         name = token_names[int(p[q].argmax())]
         unmatched[name] = unmatched.get(name, 0) + 1
     q_idx = np.flatnonzero(keep)
@@ -97,12 +95,13 @@ class GroundingDinoDetector:
     has_scores = True
     segments = False
 
-    def __init__(self, processor: Any, model: Any, device: str, dtype: Any, text_threshold: float) -> None:
+    kind = "detector"
+
+    def __init__(self, processor: Any, model: Any, device: str, dtype: Any) -> None:
         self.processor = processor
         self.model = model
         self.device = device
         self.dtype = dtype
-        self.text_threshold = text_threshold
         self.max_tokens = int(getattr(model.config, "max_text_len", 256))
         self.stats = ForwardStats()
         self._sync = sync_fn(device)
@@ -115,7 +114,17 @@ class GroundingDinoDetector:
         processor, model = load_processor_and_model(cfg.model or DEFAULT_MODEL, "detector", "grounding_dino",
                                                     AutoModelForZeroShotObjectDetection.from_pretrained,
                                                     "GroundingDinoForObjectDetection", device, dtype)
-        return cls(processor, model, device, dtype, cfg.text_threshold)
+        return cls(processor, model, device, dtype)
+
+    def check_prompts(self, prompts: Sequence[str]) -> None:
+        """Every prompt must fit the text encoder (256 tokens with [CLS], [SEP] and its '.')."""
+        from ..errors import UsageError
+
+        try:
+            self.captions(prompts)
+        except ValueError as e:
+            raise UsageError(f"grounding_dino: {e}", hint="shorten the prompt (or split it into several prompts "
+                             "of the same class)") from None
 
     def captions(self, prompts: Sequence[str]) -> list[Caption]:
         key = tuple(prompts)
@@ -141,7 +150,7 @@ class GroundingDinoDetector:
             boxes = out.pred_boxes.float().cpu().numpy()
             names = self.processor.tokenizer.convert_ids_to_tokens(cap.input_ids)
             for b, img in enumerate(images):
-                q, pid, scores, unmatched = assign_queries(probs[b], cap, self.text_threshold, min_score, names)
+                q, pid, scores, unmatched = assign_queries(probs[b], cap, min_score, names)
                 h, w = img.shape[:2]
                 xyxy = clip_xyxy(cxcywh_norm_to_xyxy(boxes[b][q], w, h), w, h)
                 parts[b].append(PromptBoxes(xyxy, scores, pid, unmatched=unmatched))

@@ -14,6 +14,7 @@ UPSAMPLE_CHUNK = 16  # masks upsampled to full resolution at a time (bounds memo
 
 
 class Sam2Segmenter:
+    kind = "segmenter"
     DEFAULT_MODEL = DEFAULT_MODEL
     MODEL_CLASS = "Sam2Model"
     BACKEND = "sam2"

@@ -20,6 +20,7 @@ MASK_PROBABILITY = 0.5
 
 
 class Sam3Engine:
+    kind = "engine"
     has_scores = True
     segments = True
 
@@ -36,6 +37,17 @@ class Sam3Engine:
         processor, model = load_processor_and_model(cfg.model or DEFAULT_MODEL, "detector", "sam3",
                                                     AutoModel.from_pretrained, "Sam3Model", device, dtype)
         return cls(processor, model, device, dtype)
+
+    def check_prompts(self, prompts: Sequence[str]) -> None:
+        """SAM 3's CLIP text encoder takes 32 tokens; a longer prompt would be cut silently."""
+        from ..errors import UsageError
+
+        limit = int(getattr(self.processor.tokenizer, "model_max_length", 32) or 32)
+        for p in prompts:
+            n = len(self.processor.tokenizer(p)["input_ids"])
+            if n > limit:
+                raise UsageError(f"sam3: prompt '{p}' is {n} tokens; the text encoder takes at most {limit}",
+                                 hint="shorten the prompt")
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         import torch

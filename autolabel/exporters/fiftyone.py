@@ -57,7 +57,12 @@ def was_edited(ds: Any) -> bool:
 
 
 def default_dataset_name(run_dir: str | Path) -> str:
-    return f"autolabel-{Path(run_dir).resolve().name}"
+    """`autolabel-<run dir name>-<hash of its absolute path>`: two run directories of the same name in
+    different places never share (and so never replace) each other's dataset."""
+    import hashlib
+
+    p = Path(run_dir).resolve()
+    return f"autolabel-{p.name}-{hashlib.sha1(str(p).encode()).hexdigest()[:6]}"
 
 
 def max_iou_with_other_class(det: Any) -> np.ndarray:
@@ -66,10 +71,16 @@ def max_iou_with_other_class(det: Any) -> np.ndarray:
     from ..geometry import box_iou
     from ..masks import mask_iou
 
+    from ..types import RleMasks
+
     n = len(det)
     out = np.zeros(n)
     if n < 2:
         return out
+    if isinstance(det.masks, RleMasks):  # all pairs on the RLE at once, nothing decoded
+        iou = det.masks.iou(det.masks)
+        iou[det.class_id[:, None] == det.class_id[None, :]] = 0.0
+        return iou.max(axis=1)
     iou = box_iou(det.xyxy, det.xyxy)
     for i in range(n):
         for j in range(i + 1, n):
@@ -122,11 +133,12 @@ def write_fiftyone(dataset_name: str, classes: list[str], input_root: str | Path
     A dataset edited since autolabel wrote it (review in the App) is kept: ReviewedDatasetKept is raised
     unless `replace_edited`."""
     fo = import_fiftyone()
-    if fo.dataset_exists(dataset_name):
-        if not replace_edited and was_edited(fo.load_dataset(dataset_name)):
-            raise ReviewedDatasetKept(dataset_name)
-        fo.delete_dataset(dataset_name)
-    ds = fo.Dataset(dataset_name, persistent=True)
+    if fo.dataset_exists(dataset_name) and not replace_edited and was_edited(fo.load_dataset(dataset_name)):
+        raise ReviewedDatasetKept(dataset_name)
+    staging = f"{dataset_name}.autolabel-staging"  # built aside, swapped in at the end: never half a dataset
+    if fo.dataset_exists(staging):
+        fo.delete_dataset(staging)
+    ds = fo.Dataset(staging, persistent=True)
     ds.default_classes = list(classes)
     ds.info = {"source": "autolabel", "input_root": str(Path(input_root).resolve()), "classes": list(classes),
                **(info or {})}
@@ -142,6 +154,9 @@ def write_fiftyone(dataset_name: str, classes: list[str], input_root: str | Path
             batch = []
     if batch:
         ds.add_samples(batch, progress=False)
+    if fo.dataset_exists(dataset_name):
+        fo.delete_dataset(dataset_name)
+    ds.name = dataset_name
     ds.info["exported"] = {"last_modified_at": str(ds.max("last_modified_at")), "samples": len(ds)}
     ds.save()
     if fiftyone_dir is not None:

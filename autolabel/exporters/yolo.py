@@ -24,7 +24,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import UsageError
-from ..fsutil import atomic_write, safe_join, write_text_atomic
+from ..fsutil import safe_join, write_text_atomic
 from ..geometry import xyxy_to_cxcywh_norm
 from ..masks import external_polygons
 from ..types import Detections, ImageResult
@@ -76,11 +76,22 @@ def assign_splits(relpaths: list[str], fractions: tuple[float, ...], seed: int) 
     return out
 
 
+_PAIR_CHUNK = 1 << 21  # distance-matrix elements per step: memory stays ~16 MB for any polygon size
+
+
 def _closest_pair(p: np.ndarray, q: np.ndarray) -> tuple[int, int]:
-    """Indices of the closest points of two (N, 2) / (M, 2) arrays (first minimum, like np.argmin)."""
-    d = (p * p).sum(1)[:, None] + (q * q).sum(1)[None, :] - 2.0 * p @ q.T  # squared distances, one matmul
-    a, b = np.unravel_index(int(np.argmin(d)), d.shape)
-    return int(a), int(b)
+    """Indices of the closest points of two (N, 2) / (M, 2) arrays (first minimum, like np.argmin).
+    Computed in row chunks, so two 7,500-vertex outlines never need a 56M-element matrix at once."""
+    qq = (q * q).sum(1)
+    rows = max(1, _PAIR_CHUNK // max(len(q), 1))
+    best, best_ab = np.inf, (0, 0)
+    for start in range(0, len(p), rows):
+        c = p[start : start + rows]
+        d = (c * c).sum(1)[:, None] + qq[None, :] - 2.0 * c @ q.T  # squared distances
+        a, b = np.unravel_index(int(np.argmin(d)), d.shape)
+        if d[a, b] < best:
+            best, best_ab = float(d[a, b]), (int(a) + start, int(b))
+    return best_ab
 
 
 def merge_multi_segment(segments: list[np.ndarray]) -> np.ndarray:
@@ -139,9 +150,25 @@ def detections_to_yolo_lines(det: Detections, width: int, height: int, segments:
     return lines
 
 
+def _no_images_dirs(relpath: str, taken: set[str]) -> str:
+    """ultralytics finds an image's label file by replacing the *last* `/images/` of its path with
+    `/labels/`; a folder named `images` inside the input tree (`data/images/x.jpg`) would send it to the
+    wrong place. Such folders become `images_` (more underscores if that name is taken)."""
+    parts = relpath.split("/")
+    if "images" not in parts[:-1]:
+        return relpath
+    suffix = "_"
+    while True:
+        cand = "/".join([p + suffix if p == "images" else p for p in parts[:-1]] + parts[-1:])
+        if cand not in taken:
+            return cand
+        suffix += "_"
+
+
 def yolo_image_names(relpaths: list[str]) -> dict[str, str]:
-    """Export names for images: the relative path, except where two images would share a label file
-    (`x.jpg` and `x.png` in one folder → both `x.txt`): those get their extension folded into the name."""
+    """Export names for images: the relative path, except (1) where two images would share a label file
+    (`x.jpg` and `x.png` in one folder → both `x.txt`): those get their extension folded into the name;
+    (2) folders named `images` are renamed `images_` (see `_no_images_dirs`)."""
     stems: dict[str, list[str]] = {}
     for r in relpaths:
         stems.setdefault(str(PurePosixPath(r).with_suffix("")), []).append(r)
@@ -150,6 +177,12 @@ def yolo_image_names(relpaths: list[str]) -> dict[str, str]:
         for r in group:
             p = PurePosixPath(r)
             out[r] = r if len(group) == 1 else str(p.with_name(f"{p.stem}_{p.suffix.lstrip('.').lower()}{p.suffix}"))
+    taken = {str(PurePosixPath(v).with_suffix("")) for v in out.values()}
+    for r, name in out.items():
+        new = _no_images_dirs(name, taken)
+        if new != name:
+            taken.add(str(PurePosixPath(new).with_suffix("")))
+            out[r] = new
     return out
 
 
@@ -170,17 +203,51 @@ def _place_media(src: Path, dst: Path, mode: str) -> None:
     os.replace(tmp, dst)
 
 
+def _aside(final: Path, what: str) -> Path:
+    return final.with_name(f".{final.name}.{what}")
+
+
+def recover_yolo(out_dir: str | Path) -> None:
+    """Finish or undo an export that was killed while swapping directories: the previous complete
+    export comes back (or the new one stays); half-built staging folders are removed."""
+    final = Path(out_dir).absolute()
+    staging, old = _aside(final, "staging"), _aside(final, "old")
+    if old.exists() and not final.exists():
+        os.replace(old, final)
+    for p in (staging, old):
+        if p.exists():
+            shutil.rmtree(p)
+
+
 def write_yolo(out_dir: str | Path, classes: list[str], input_root: str | Path, results: Iterable[ImageResult],
                relpaths: list[str], segments: bool, options: YoloOptions = YoloOptions(),
                polygon_tolerance: float = 0.0) -> dict[str, int]:
-    """Write a YOLO dataset. `relpaths` is every image of the run (for the split); returns images per split."""
+    """Write a YOLO dataset. `relpaths` is every image of the run (for the split); returns images per split.
+
+    It is built in a staging folder beside `out_dir` and swapped in when complete, so an interrupted
+    export leaves the previous complete dataset (or none), never a mix of two splits."""
     if options.media not in MEDIA_MODES:
         raise UsageError(f"--media '{options.media}': valid: {', '.join(MEDIA_MODES)}")
-    out = Path(out_dir).resolve()
+    final = Path(out_dir).absolute()
+    recover_yolo(final)
+    staging = _aside(final, "staging")
+    counts = _write_tree(staging, final, classes, input_root, results, relpaths, segments, options,
+                         polygon_tolerance)
+    old = _aside(final, "old")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old.exists():
+        shutil.rmtree(old)
+    return counts
+
+
+def _write_tree(out: Path, final: Path, classes: list[str], input_root: str | Path, results: Iterable[ImageResult],
+                relpaths: list[str], segments: bool, options: YoloOptions, polygon_tolerance: float) -> dict[str, int]:
+    out.mkdir(parents=True)
     splits = assign_splits(relpaths, options.split, options.seed)
     names = yolo_image_names(relpaths)
     counts = {s: 0 for s in SPLITS}
-    expected: set[Path] = set()
     for res in results:
         split = splits[res.relpath]
         img_dst = safe_join(out / "images" / split, names[res.relpath])
@@ -188,26 +255,11 @@ def write_yolo(out_dir: str | Path, classes: list[str], input_root: str | Path, 
         _place_media(Path(input_root) / res.relpath, img_dst, options.media)
         lines = detections_to_yolo_lines(res.detections, res.width, res.height, segments, options.multipart,
                                          polygon_tolerance)
-        with atomic_write(label) as f:
-            f.write("".join(line + "\n" for line in lines))
-        expected.update((img_dst, label))
+        label.parent.mkdir(parents=True, exist_ok=True)
+        label.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         counts[split] += 1
-    _remove_stale(out, expected)
-    write_text_atomic(out / "data.yaml", data_yaml(out, classes, counts))
+    write_text_atomic(out / "data.yaml", data_yaml(final, classes, counts))
     return counts
-
-
-def _remove_stale(out: Path, expected: set[Path]) -> None:
-    """Drop files a previous export wrote that this one did not (e.g. after a changed split)."""
-    for sub in ("images", "labels"):
-        root = out / sub
-        if not root.exists():
-            continue
-        for p in sorted(root.rglob("*"), reverse=True):
-            if (p.is_file() or p.is_symlink()) and p not in expected:
-                p.unlink()
-            elif p.is_dir() and not any(p.iterdir()):
-                p.rmdir()
 
 
 def data_yaml(out: Path, classes: list[str], counts: dict[str, int]) -> str:
@@ -216,7 +268,7 @@ def data_yaml(out: Path, classes: list[str], counts: dict[str, int]) -> str:
     import json
 
     lines = ["# YOLO dataset written by autolabel. Moved this folder? Update `path` (train/val are relative to it).",
-             f"path: {json.dumps(str(out.resolve()))}",
+             f"path: {json.dumps(str(out))}",
              "train: images/train",
              f"val: images/{'val' if counts['val'] else 'train'}"]
     if counts["test"]:

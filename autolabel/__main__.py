@@ -1,0 +1,5 @@
+"""`python -m autolabel` is the `autolabel` command."""
+
+from .cli import main
+
+main()

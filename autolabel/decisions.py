@@ -1,0 +1,208 @@
+"""Decisions: from stored candidates to the Detections that are exported. Pure, cheap, re-runnable.
+
+Inference stores every candidate above the run's candidate floor (see `Ontology.candidate_floor`);
+everything here can change after labeling without loading a model: per-class box thresholds, mask
+clean-up, box size limits, class-wise NMS and cross-class de-duplication (on mask IoU when the run has
+masks, box IoU otherwise), negative-prompt suppression and the per-image cap. NumPy + pycocotools only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .errors import UsageError
+from .geometry import box_area, box_iou
+from .masks import MaskCleanup, clean_mask
+from .types import Candidates, Detections, RleMasks
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """Everything applied between the run store and an export. `class_thresholds[c]` is class c's
+    box threshold; negatives use `negative_threshold` (the detector's global box threshold)."""
+
+    classes: tuple[str, ...]
+    prompt_class: tuple[int, ...]  # class of each ontology prompt; prompts beyond it are negatives
+    prompts: tuple[str, ...]  # every prompt given to the detector (ontology prompts, then negatives)
+    class_thresholds: tuple[float, ...]
+    negative_threshold: float = 0.35
+    nms_iou: float = 0.5
+    cross_class_iou: float | None = 0.9
+    negative_iou: float = 0.5
+    min_box_area: float = 0.0
+    max_box_fraction: float = 1.0
+    max_detections: int = 100
+    cleanup: MaskCleanup = field(default_factory=MaskCleanup)
+    polygon_tolerance: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DecisionSettings:
+        d = dict(d)
+        d["cleanup"] = MaskCleanup(**d.get("cleanup", {}))
+        for k in ("classes", "prompt_class", "prompts", "class_thresholds"):
+            d[k] = tuple(d[k])
+        return cls(**d)
+
+    def with_thresholds(self, box_threshold: float | None = None,
+                        per_class: dict[str, float] | None = None) -> DecisionSettings:
+        """A global box threshold replaces every class's; then `per_class` {name: threshold} overrides."""
+        thr = list(self.class_thresholds)
+        if box_threshold is not None:
+            thr = [float(box_threshold)] * len(thr)
+        for name, value in (per_class or {}).items():
+            if name not in self.classes:
+                raise UsageError(f"thresholds: class '{name}' is not in the run; classes: {', '.join(self.classes)}")
+            thr[self.classes.index(name)] = float(value)
+        neg = self.negative_threshold if box_threshold is None else float(box_threshold)
+        return replace(self, class_thresholds=tuple(thr), negative_threshold=neg)
+
+
+def decision_settings(ontology: Any) -> DecisionSettings:
+    """The decision settings an ontology asks for."""
+    post, det = ontology.postprocess, ontology.detector
+    return DecisionSettings(
+        classes=tuple(ontology.classes), prompt_class=tuple(ontology.prompt_class),
+        prompts=tuple(ontology.all_prompts),
+        class_thresholds=tuple(ontology.box_threshold_of_class(c) for c in range(len(ontology.classes))),
+        negative_threshold=det.box_threshold, nms_iou=post.nms_iou, cross_class_iou=post.cross_class_iou,
+        negative_iou=post.negative_iou, min_box_area=post.min_box_area, max_box_fraction=post.max_box_fraction,
+        max_detections=post.max_detections, cleanup=ontology.masks.cleanup,
+        polygon_tolerance=ontology.masks.polygon_tolerance)
+
+
+@dataclass
+class DecisionCounts:
+    """What the decisions removed, summed over the images they ran on."""
+
+    candidates: int = 0
+    kept: int = 0
+    below_threshold: int = 0
+    bad_size: int = 0
+    empty_masks: int = 0
+    nms_removed: int = 0
+    dedup_removed: int = 0
+    negative_suppressed: int = 0
+    negatives_detected: int = 0
+    over_max: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def pairwise_iou(masks: RleMasks | None, xyxy: np.ndarray) -> np.ndarray:
+    """(N, N) IoU of the instances: mask IoU when there are masks, else box IoU."""
+    if masks is not None:
+        return masks.iou(masks)
+    return box_iou(xyxy, xyxy)
+
+
+def greedy_suppress(iou: np.ndarray, groups: np.ndarray | None, threshold: float) -> np.ndarray:
+    """Greedy NMS over instances already sorted by descending score. `groups` limits suppression to
+    instances of the same group (class-wise NMS); None suppresses across groups. Returns a keep mask."""
+    n = len(iou)
+    keep = np.ones(n, dtype=bool)
+    for i in range(n):
+        if not keep[i]:
+            continue
+        hit = iou[i, i + 1 :] > threshold
+        if groups is not None:
+            hit &= groups[i + 1 :] == groups[i]
+        keep[i + 1 :] &= ~hit
+    return keep
+
+
+def _clean(c: Candidates, cleanup: MaskCleanup) -> tuple[np.ndarray, RleMasks | None, np.ndarray]:
+    """Clean masks (when asked), set each box to its mask's tight box; returns (xyxy, masks, non-empty)."""
+    if c.masks is None:
+        return c.xyxy.copy(), None, np.ones(len(c), dtype=bool)
+    from pycocotools import mask as mask_utils
+
+    xyxy = c.xyxy.copy()
+    rles = list(c.masks.rles)
+    ok = np.ones(len(c), dtype=bool)
+    for i in range(len(c)):
+        if cleanup.enabled:
+            m = clean_mask(c.masks[i], cleanup)
+            rles[i] = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        bbox = mask_utils.toBbox(rles[i])  # x, y, w, h of the mask, exclusive right/bottom
+        if bbox[2] <= 0 or bbox[3] <= 0:
+            ok[i] = False
+            continue
+        xyxy[i] = [bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]]
+    return xyxy, RleMasks(rles, c.masks.height, c.masks.width), ok
+
+
+def decide(c: Candidates, width: int, height: int, s: DecisionSettings,
+           counts: DecisionCounts | None = None) -> Detections:
+    """Stored candidates of one image → the Detections to export, ordered by descending score.
+
+    Order: per-class threshold (negatives: `negative_threshold`) → mask clean-up and tight boxes (empty
+    masks dropped) → size limits → class-wise NMS → cross-class de-duplication → negative-prompt
+    suppression → `max_detections`. Without scores (Florence-2) thresholds do not apply and earlier
+    candidates win ties.
+    """
+    counts = counts if counts is not None else DecisionCounts()
+    n_pos = len(s.prompt_class)
+    counts.candidates += int((c.prompt_index < n_pos).sum())
+    negative = c.prompt_index >= n_pos
+    prompt_class = np.asarray(s.prompt_class + (-1,), dtype=np.int64)
+    class_id = prompt_class[np.minimum(c.prompt_index, n_pos)]
+    keep = np.ones(len(c), dtype=bool)
+    if c.score is not None and len(c):
+        thr = np.where(negative, s.negative_threshold,
+                       np.asarray(s.class_thresholds + (0.0,))[np.where(negative, len(s.classes), class_id)])
+        keep = c.score >= thr
+        counts.below_threshold += int((~keep & ~negative).sum())
+    sub = _subset(c, keep)
+    class_id, negative = class_id[keep], negative[keep]
+    xyxy, masks, ok = _clean(sub, s.cleanup)
+    counts.empty_masks += int((~ok & ~negative).sum())
+    area = box_area(xyxy)
+    size_ok = (area > 0) & (area >= s.min_box_area) & (area <= s.max_box_fraction * width * height)
+    counts.bad_size += int((ok & ~size_ok & ~negative).sum())
+    ok &= size_ok
+    order = np.flatnonzero(ok)
+    if sub.score is not None:
+        order = order[np.argsort(-sub.score[order], kind="stable")]
+    xyxy, class_id, negative = xyxy[order], class_id[order], negative[order]
+    masks = masks[order] if masks is not None else None
+    score = sub.score[order] if sub.score is not None else None
+    iou = pairwise_iou(masks, xyxy)
+    pos = ~negative
+    keep = pos & greedy_suppress(iou, class_id, s.nms_iou)
+    counts.nms_removed += int((pos & ~keep).sum())
+    if s.cross_class_iou is not None:
+        sub_iou = iou[np.ix_(keep, keep)]
+        dedup = greedy_suppress(sub_iou, None, s.cross_class_iou)
+        idx = np.flatnonzero(keep)
+        counts.dedup_removed += int((~dedup).sum())
+        keep[idx[~dedup]] = False
+    counts.negatives_detected += int(negative.sum())
+    if negative.any():
+        # a kept detection overlapping an earlier (higher-scored) negative by negative_iou or more goes
+        earlier = np.tril(np.ones_like(iou, dtype=bool), k=-1)
+        hit = (iou >= s.negative_iou) & earlier & negative[None, :]
+        suppressed = keep & hit.any(axis=1)
+        counts.negative_suppressed += int(suppressed.sum())
+        keep &= ~suppressed
+    idx = np.flatnonzero(keep)
+    if len(idx) > s.max_detections:
+        counts.over_max += len(idx) - s.max_detections
+        idx = idx[: s.max_detections]
+    counts.kept += len(idx)
+    prompts = [s.prompts[int(p)] for p in sub.prompt_index[order][idx]]
+    return Detections(xyxy=xyxy[idx], class_id=class_id[idx], confidence=None if score is None else score[idx],
+                      prompt=prompts, masks=None if masks is None else masks[idx])
+
+
+def _subset(c: Candidates, keep: np.ndarray) -> Candidates:
+    idx = np.flatnonzero(keep)
+    return Candidates(xyxy=c.xyxy[idx], score=None if c.score is None else c.score[idx],
+                      prompt_index=c.prompt_index[idx], masks=None if c.masks is None else c.masks[idx],
+                      mask_score=None if c.mask_score is None else c.mask_score[idx])

@@ -1,0 +1,90 @@
+"""Inference: a batch of images → one `Candidates` per image. The only part that needs a GPU; every
+executor calls this same function. No thresholds beyond the candidate floor, no NMS, no clean-up:
+those are decisions (`decisions.py`), applied later from the run store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .backends.base import PromptBoxes
+from .geometry import box_area, clip_xyxy
+from .plan import RunPlan
+from .types import Candidates, RleMasks
+
+
+@dataclass
+class InferenceCounts:
+    """What inference itself left out, summed over a run."""
+
+    candidates: int = 0
+    over_max_candidates: int = 0
+    empty_boxes: int = 0
+    unmatched: dict[str, int] = field(default_factory=dict)  # fired on no prompt, by token/phrase
+
+    def add(self, other: InferenceCounts) -> None:
+        self.candidates += other.candidates
+        self.over_max_candidates += other.over_max_candidates
+        self.empty_boxes += other.empty_boxes
+        for k, v in other.unmatched.items():
+            self.unmatched[k] = self.unmatched.get(k, 0) + v
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def to_candidates(pb: PromptBoxes, floor: float, max_candidates: int, width: int, height: int,
+                  counts: InferenceCounts) -> tuple[Candidates, np.ndarray | None]:
+    """Raw detector output → candidates: boxes clipped to the image, empty boxes and scores under the
+    floor dropped, highest scores first, at most `max_candidates`. Returns the engine's own masks
+    (SAM 3) for the kept candidates too."""
+    for k, v in pb.unmatched.items():
+        counts.unmatched[k] = counts.unmatched.get(k, 0) + v
+    xyxy = clip_xyxy(pb.xyxy, width, height)
+    ok = box_area(xyxy) > 0
+    counts.empty_boxes += int((~ok).sum())
+    if pb.scores is not None:
+        ok &= np.asarray(pb.scores) >= floor
+    idx = np.flatnonzero(ok)
+    if pb.scores is not None:
+        idx = idx[np.argsort(-np.asarray(pb.scores)[idx], kind="stable")]
+    if len(idx) > max_candidates:
+        counts.over_max_candidates += len(idx) - max_candidates
+        idx = idx[:max_candidates]
+    counts.candidates += len(idx)
+    cand = Candidates(xyxy=xyxy[idx], score=None if pb.scores is None else np.asarray(pb.scores)[idx],
+                      prompt_index=np.asarray(pb.prompt_index)[idx])
+    return cand, (None if pb.masks is None else np.asarray(pb.masks)[idx])
+
+
+def infer_batch(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segmenter: Any,
+                counts: InferenceCounts, times: dict[str, float] | None = None) -> list[Candidates]:
+    """images: RGB uint8 (H, W, 3). One detector call for the batch (all prompts, negatives included),
+    one segmenter call for all boxes of the batch; masks leave as RLE."""
+    times = times if times is not None else {}
+    t = time.perf_counter()
+    raw = detector.detect(list(images), list(plan.ontology.all_prompts), plan.ontology.candidate_floor())
+    times["detect_total"] = times.get("detect_total", 0.0) + time.perf_counter() - t
+    cands, own_masks = [], []
+    for pb, img in zip(raw, images):
+        c, m = to_candidates(pb, plan.ontology.candidate_floor(), plan.ontology.detector.max_candidates,
+                             int(img.shape[1]), int(img.shape[0]), counts)
+        cands.append(c)
+        own_masks.append(m)
+    if not plan.segments:
+        return cands
+    t = time.perf_counter()
+    if segmenter is not None:
+        masks = segmenter.segment(list(images), [c.xyxy for c in cands])
+    else:
+        masks = own_masks  # the engine's own masks (SAM 3)
+    for c, m, img in zip(cands, masks, images):
+        h, w = img.shape[:2]
+        c.masks = RleMasks.from_dense(m if m is not None else np.zeros((0, h, w), dtype=bool)) if len(c) \
+            else RleMasks([], h, w)
+    times["segment_total"] = times.get("segment_total", 0.0) + time.perf_counter() - t
+    return cands
