@@ -21,7 +21,7 @@ fo = pytest.importorskip("fiftyone")
 
 def test_dataset_reloads_in_a_new_process_with_boxes_masks_and_prompts(labeled_run: dict[str, Path]) -> None:
     run = labeled_run["run"]
-    written = export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-1"))
+    written = export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-1")).written
     assert "al-test-1" in written["fiftyone"]
     code = """
 import json, fiftyone as fo
@@ -103,7 +103,7 @@ def test_reexport_keeps_a_dataset_with_review_edits(labeled_run: dict[str, Path]
     s = ds.first()
     s.tags.append("reject")
     s.save()
-    written = export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-kept"))
+    written = export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-kept")).written
     assert "kept" in written["fiftyone"] and "--from-fiftyone" in written["fiftyone"]
     assert len(fo.load_dataset("al-test-kept").match_tags("reject")) == 1  # the edit survived
     export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-kept", replace_edited_dataset=True))

@@ -212,3 +212,20 @@ def test_resume_with_real_models_on_mixed_sizes_is_byte_identical(tiny_models: d
     ref = (tmp_path / "ref" / "coco" / "annotations.json").read_bytes()
     assert (tmp_path / "out" / "coco" / "annotations.json").read_bytes() == ref
     assert json.loads(ref)["annotations"]
+
+
+def test_a_prompt_longer_than_the_text_encoder_is_a_usage_error_at_label_start(tiny_models: dict[str, Path],
+                                                                              tmp_path: Path) -> None:
+    import torch
+
+    from autolabel.engine import RunSettings, run_labeling
+    from autolabel.errors import UsageError
+    from autolabel.ontology import parse_ontology
+
+    (tmp_path / "in").mkdir()
+    scene(64, 48).save(tmp_path / "in" / "a.png")
+    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"])), "cpu", torch.float32)
+    ont = parse_ontology({"ontology": {"cat " * 300: "cat"}, "segmenter": "none"})
+    with pytest.raises(UsageError, match="grounding_dino: prompt .* tokens; the text encoder takes at most") as e:
+        run_labeling(ont, tmp_path / "in", tmp_path / "out", RunSettings(), backends=(det, None))
+    assert e.value.exit_code == 2 and not (tmp_path / "out" / "run.sqlite").exists()
