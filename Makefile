@@ -22,16 +22,19 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
+# FiftyOne needs opencv-python-headless < 5; ultralytics asks for opencv-python (the GUI build). Both wheels
+# provide the same `cv2` package: the headless files are installed last, and `pip check` stays clean.
+OPENCV_PINS := 'opencv-python-headless>=4.8,<5'
+
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	$(PIP) install $(TORCH_PINS)
-	$(PIP) install -e '.[models,fiftyone]'
+	$(PIP) install -e '.[models,fiftyone]' $(OPENCV_PINS)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -e '.[models,fiftyone,dev]'
-	# ultralytics pulls opencv-python (the GUI build, needs libGL); keep only the headless cv2
-	$(PIP) uninstall -y opencv-python
-	$(PIP) install --force-reinstall --no-deps opencv-python-headless
+	$(PIP) install -e '.[models,fiftyone,dev]' $(OPENCV_PINS) 'opencv-python>=4.8,<5'
+	$(PIP) install --force-reinstall --no-deps $(OPENCV_PINS)
+	$(PIP) check
 	touch $@
 
 install: $(VENV)/.installed

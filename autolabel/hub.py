@@ -134,5 +134,9 @@ def model_identity(ref: str) -> str:
 
 def wrap_load_error(role: str, ref: str, option: str, exc: BaseException) -> ModelLoadError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if os.path.exists(os.path.expanduser(ref)) or looks_like_path(ref):  # no `hf download <local path>` advice
+        return ModelLoadError(f"could not load {role} model '{ref}': {first}",
+                              hint=f"point {option} at a directory saved by transformers (`save_pretrained`) that "
+                                   f"holds a {role} checkpoint of the backend's family (see `autolabel backends`)")
     return ModelLoadError(f"could not load {role} model '{ref}': {first}",
                           hint=f"is it a {role} checkpoint saved by transformers? " + _hint(role, ref, option))

@@ -42,14 +42,15 @@ def mask_to_xyxy(mask: np.ndarray) -> np.ndarray | None:
     return np.array([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1], dtype=np.float64)
 
 
-def external_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[np.ndarray]:
+def external_polygons(mask: np.ndarray, tolerance: float = 0.0, max_parts: int | None = None) -> list[np.ndarray]:
     """Outer outlines of every part of a mask as (K, 2) float arrays of x, y pixel-corner coordinates.
 
     The outline follows pixel edges, not pixel centres: the contour is traced on a 2× nearest-neighbour
     upsample, where boundary pixel u maps back to edge ceil(u / 2). A polygon rasterised by pycocotools
     therefore gives back exactly the pixels of a hole-free mask (a lone pixel becomes its unit square).
     Holes are not returned (RETR_EXTERNAL): polygons describe parts, never holes; use RLE to keep holes.
-    `tolerance` > 0 simplifies with Douglas-Peucker (pixels). Parts are ordered largest first.
+    `tolerance` > 0 simplifies with Douglas-Peucker (pixels). Parts are ordered largest first;
+    `max_parts` keeps only that many of the largest (time and memory stay bounded for speckled masks).
     """
     m = np.asarray(mask, dtype=bool)
     box = mask_to_xyxy(m)
@@ -59,6 +60,9 @@ def external_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[np.ndarr
     crop = m[y0:y1, x0:x1].astype(np.uint8)
     up = np.pad(np.kron(crop, np.ones((2, 2), dtype=np.uint8)), 1)  # pad: contours never touch the border
     contours, _ = cv2.findContours(up, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if max_parts is not None and len(contours) > max_parts:
+        order = np.argsort([-cv2.contourArea(c) for c in contours], kind="stable")[:max_parts]
+        contours = [contours[i] for i in order]
     polys: list[tuple[float, np.ndarray]] = []
     for c in contours:
         pts = np.ceil((c.reshape(-1, 2) - 1) / 2).astype(np.float64) + (x0, y0)

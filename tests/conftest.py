@@ -19,6 +19,45 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _own_fiftyone_database() -> None:
+    """FiftyOne attaches to any FiftyOne database service already running on the machine (and then
+    ignores FIFTYONE_DATABASE_DIR): the tests start their own MongoDB on a free loopback port and point
+    FIFTYONE_DATABASE_URI at it, so they never see, nor touch, a user's datasets."""
+    import atexit
+    import importlib.util
+    import socket
+    import subprocess
+    import time
+
+    if os.environ.get("FIFTYONE_DATABASE_URI"):
+        return
+    spec = importlib.util.find_spec("fiftyone")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    mongod = Path(list(spec.submodule_search_locations)[0]) / "db" / "bin" / "mongod"
+    if not mongod.exists():
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dbpath = _SCRATCH / "mongodb"
+    dbpath.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([str(mongod), "--dbpath", str(dbpath), "--port", str(port), "--bind_ip", "127.0.0.1",
+                             "--nounixsocket"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    atexit.register(proc.terminate)
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.1)
+    os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{port}"
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+
+
+_own_fiftyone_database()
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random-weight Grounding DINO and SAM2 directories (built once per session)."""

@@ -68,7 +68,7 @@ def test_label_end_to_end_with_tiny_real_models_resumes_and_is_byte_identical(ti
                    "detector:\n  box_threshold: 0.2\n")
     out = tmp_path / "out"
     args = ["label", str(ont), str(tmp_path / "in"), "-o", str(out), "--detector-model", str(tiny_models["gdino"]),
-            "--segmenter-model", str(tiny_models["sam2"]), "--batch-size", "2", "--device", "cpu"]
+            "--segmenter-model", str(tiny_models["sam2"]), "--batch-size", "2", "--device", "cpu", "-f", "coco"]
     r = cli(*args)
     assert r.returncode == 0, r.stderr
     assert "3 labeled now" in r.stderr and "forward passes: detector 2" in r.stderr
@@ -88,7 +88,7 @@ def test_label_end_to_end_with_tiny_real_models_resumes_and_is_byte_identical(ti
     summary = json.loads((out / "summary.json").read_text())
     assert summary["detector_passes"] == 0 and summary["segmenter_passes"] == 0 and summary["already_done"] == 3
     assert coco_path.read_bytes() == first
-    r = cli("export", str(out), "--coco-masks", "rle")
+    r = cli("export", str(out), "--coco-masks", "rle", "-f", "coco")
     assert r.returncode == 0
     rle = json.loads(coco_path.read_text())
     assert all(isinstance(a["segmentation"], dict) for a in rle["annotations"])
@@ -110,7 +110,7 @@ def test_offline_default_model_fails_fast_with_a_clear_message(tmp_path: Path) -
 def test_exit_code_3_when_images_were_skipped(fake_ontology_yaml: Path, tmp_path: Path) -> None:
     write_images(tmp_path / "in", ["a.png"])
     (tmp_path / "in" / "zero.jpg").write_bytes(b"")
-    r = cli("label", str(fake_ontology_yaml), str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-q")
+    r = cli("label", str(fake_ontology_yaml), str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-q", "-f", "coco")
     assert r.returncode == 3, r.stderr
     assert (tmp_path / "out" / "skipped.txt").read_text() == "zero.jpg\tempty file (0 bytes)\n"
 

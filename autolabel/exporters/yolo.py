@@ -32,6 +32,7 @@ from ..types import Detections, ImageResult
 MEDIA_MODES = ("symlink", "hardlink", "copy")
 MULTIPART_MODES = ("merge", "largest")
 SPLITS = ("train", "val", "test")
+MAX_BRIDGED_PARTS = 64  # a speckled mask is bridged over its largest parts only (one polygon of 10^5 parts is noise)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ def detections_to_yolo_lines(det: Detections, width: int, height: int, segments:
     for i in range(len(det)):
         cls = int(det.class_id[i])
         if segments and det.masks is not None:
-            polys = external_polygons(det.masks[i], polygon_tolerance)
+            polys = external_polygons(det.masks[i], polygon_tolerance,
+                                      MAX_BRIDGED_PARTS if multipart == "merge" else 1)
             if not polys:
                 continue
             poly = merge_multi_segment(polys) if multipart == "merge" else polys[0]
