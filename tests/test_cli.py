@@ -65,7 +65,7 @@ def test_label_end_to_end_with_tiny_real_models_resumes_and_is_byte_identical(ti
     write_images(tmp_path / "in", ["a/x.png", "b/x.png", "c.jpg"])
     ont = tmp_path / "ont.yaml"
     ont.write_text("ontology:\n  red box: box\n  blue circle: circle\n  cat: cat\n"
-                   "detector:\n  box_threshold: 0.2\n")
+                   "detector:\n  box_threshold: 0.2\n  candidate_threshold: 0.2\n")
     out = tmp_path / "out"
     args = ["label", str(ont), str(tmp_path / "in"), "-o", str(out), "--detector-model", str(tiny_models["gdino"]),
             "--segmenter-model", str(tiny_models["sam2"]), "--batch-size", "2", "--device", "cpu", "-f", "coco"]
@@ -141,7 +141,7 @@ def test_backends_lists_registry() -> None:
 def test_seed_001_pipeline_grounding_dino_sam_and_box_only(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     write_images(tmp_path / "in", ["a.png", "b.png"])
     ont = tmp_path / "ont.yaml"
-    ont.write_text("ontology:\n  red box: box\n  cat: cat\ndetector:\n  box_threshold: 0.2\n"
+    ont.write_text("ontology:\n  red box: box\n  cat: cat\ndetector:\n  box_threshold: 0.2\n  candidate_threshold: 0.2\n"
                    "segmenter:\n  backend: sam\n")
     base = ["label", str(ont), str(tmp_path / "in"), "--detector-model", str(tiny_models["gdino"]), "-q",
             "--format", "coco,yolo"]
