@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
@@ -250,4 +249,3 @@ def test_eval_reports_precision_recall_f1_and_ap_by_category_id(tmp_path: Path) 
     assert rep.per_class["dog"]["bbox_AP"] is None  # no ground truth: n/a, not a number
     assert rep.per_class["cat"]["recall"] == 1.0 and 0 < rep.per_class["cat"]["precision"] <= 1.0
     assert "n/a" in format_report(rep)
-    os.environ.get("X")

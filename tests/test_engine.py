@@ -14,7 +14,7 @@ from autolabel.decisions import DecisionCounts, decide, decision_settings
 from autolabel.engine import RunSettings
 from autolabel.errors import RunStoreError, UsageError
 from autolabel.exporters import export_run
-from autolabel.ontology import load_ontology, parse_ontology
+from autolabel.ontology import parse_ontology
 from autolabel.types import Candidates
 
 from .fakes import FakeDetector, FakeSegmenter

@@ -23,7 +23,6 @@ from .fakes import FakeDetector, FakeSegmenter
 from .helpers import scene, write_images
 from .test_cli import cli
 
-FAKES = (FakeDetector, FakeSegmenter)
 
 
 def label(ont: Path, data: Path, out: Path, formats: tuple[str, ...] = ("coco",), **kw: object):
