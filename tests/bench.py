@@ -163,7 +163,8 @@ def report(r: dict, many: int) -> None:
         x = r[key]
         st = x["stages"]
         rows.append((label, x["images"], x["images"] / x["label_s"], x["label_s"] / max(x["forward_s"], 1e-9),
-                     st.get("decode", 0), st.get("detector", 0), st.get("segmenter", 0), st.get("postprocess", 0),
+                     st.get("decode", 0), st.get("detector", 0), st.get("segmenter", 0),
+                     st.get("inference", 0) - st.get("detect_total", 0) - st.get("segment_total", 0),  # map + RLE
                      st.get("store", 0), x["export_s"], x["peak_rss_mb"]))
     print("| run | images | img/s | e2e ÷ forward | decode s | detector s | segmenter s | post s | store s | export s | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
