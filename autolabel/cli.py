@@ -132,6 +132,10 @@ def label(
     max_image_pixels: Optional[int] = typer.Option(None, help="Decompression-bomb limit in pixels [default: Pillow's, ~179 MP]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard a previous run in OUTPUT made from another folder or with other inference settings."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    ray: bool = typer.Option(False, "--ray", help="Run inference as a Ray Data pipeline (every GPU of the machine, or a cluster)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="--ray: model replicas [default: the GPUs Ray sees, 1 without GPUs]."),
+    gpus_per_worker: float = typer.Option(1.0, "--gpus-per-worker", min=0.0, help="--ray: GPUs per replica."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--ray: join this cluster [default: RAY_ADDRESS, else a local Ray]."),
 ) -> None:
     """Label every image under INPUT_DIR with the ONTOLOGY and write the exports. Reruns resume."""
 
@@ -141,6 +145,7 @@ def label(
         from .api import default_output, label_folder
         from .engine import RunSettings
         from .exporters import parse_formats
+        from .runinfo import RayOptions
         from .images import DEFAULT_MAX_IMAGE_PIXELS
         from .ontology import load_ontology
         from .progress import RichProgress, print_summary
@@ -157,7 +162,7 @@ def label(
         out = output if output is not None else default_output(input_dir)
         settings = RunSettings(batch_size=batch_size, device=device.value, precision=precision.value,
                                overwrite=overwrite, max_image_pixels=max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS,
-                               limit=limit)
+                               limit=limit, ray=RayOptions(ray_address, workers, gpus_per_worker) if ray else None)
         opts = _export_options(coco_masks, None, split, seed, media, multipart, dataset_name, fiftyone_dir)
         summary, written = label_folder(ont, input_dir, out, fmts, settings, opts,
                                         progress=None if quiet else RichProgress(),

@@ -133,7 +133,12 @@ def run_labeling(ontology: Ontology, input_path: str | Path, output_dir: str | P
                          changed=sum(1 for im in images if im.relpath in opened.done and im.relpath not in done))
     pending = len(done) < len(images)
     detector = segmenter = None
-    if pending:  # a finished run loads no model at all
+    if pending and settings.ray is not None:
+        from .ray_executor import import_ray
+
+        import_ray()  # an install hint before anything else
+        preflight_models(plan)  # the workers load the models; the driver fails fast when it cannot
+    elif pending:  # a finished run loads no model at all
         detector, segmenter = backends if backends is not None else load_models(plan, settings)
         check_prompts(detector, plan)
     output_p.mkdir(parents=True, exist_ok=True)
@@ -151,9 +156,13 @@ def run_labeling(ontology: Ontology, input_path: str | Path, output_dir: str | P
             store.close()
         progress.start(len(images), summary.already_done)
         try:
-            if pending:
-                run_local(fixed_batches(images, done, settings.batch_size), done, plan, settings, detector,
-                          segmenter, output_p, summary, progress)
+            batches = fixed_batches(images, done, settings.batch_size) if pending else []
+            if batches and settings.ray is not None:
+                from .ray_executor import run_ray
+
+                run_ray(batches, done, plan, settings, settings.ray, output_p, summary, progress)
+            elif batches:
+                run_local(batches, done, plan, settings, detector, segmenter, output_p, summary, progress)
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:

@@ -13,6 +13,16 @@ MAX_SAME_FAILURES = 3  # consecutive batches failing with the same model error s
 
 
 @dataclass(frozen=True)
+class RayOptions:
+    """`--ray`: run inference as a Ray Data pipeline."""
+
+    address: str | None = None  # None: RAY_ADDRESS, else a local Ray with every GPU of the machine
+    workers: int | None = None  # model replicas; default: the GPUs Ray sees ÷ gpus_per_worker (1 without GPUs)
+    gpus_per_worker: float = 1.0
+    cpus_per_worker: float | None = None  # default 1 with GPUs, 0.5 without (2-CPU machines must not deadlock)
+
+
+@dataclass(frozen=True)
 class RunSettings:
     batch_size: int = 4
     device: str = "auto"
@@ -22,6 +32,7 @@ class RunSettings:
     decode_workers: int = 2
     limit: int | None = None  # label only the first N images (sorted by relative path)
     max_same_failures: int = MAX_SAME_FAILURES
+    ray: RayOptions | None = None  # None: the one-process executor
 
 
 @dataclass

@@ -10,7 +10,7 @@ times, images/s, peak RSS and:
   4. rerun of a finished run: model forwards and seconds per 1,000 images              goal 0, < 5 s
   5. `autolabel --help` wall time (no torch import)                                     goal < 1 s
 
-Usage: python -m tests.bench [--real-images N] [--skip-real] [--many N] [--json FILE]
+Usage: python -m tests.bench [--real-images N] [--skip-real] [--skip-ray] [--many N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--child", nargs=5, metavar=("ONT", "IMAGES", "OUT", "BATCH", "EXPORT"))
     ap.add_argument("--real-images", type=int, default=4, help="images for the real-size run (slow on CPU)")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--many", type=int, default=1000, help="images for the memory/rerun run (tiny models)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args()
@@ -146,6 +147,10 @@ def main() -> None:
         results["tiny_many"] = run_child([str(tiny_ont), str(many), str(work / "outmany"), "4", "1"])
         results["rerun"] = run_child([str(tiny_ont), str(many), str(work / "outmany"), "4", "0"])
         results["help_s"] = help_time()
+        if not a.skip_ray:
+            from .bench_ray import ray_scaling
+
+            results["ray"] = ray_scaling()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(results, a.many)
@@ -186,6 +191,11 @@ def report(r: dict, many: int) -> None:
     print(f"4. rerun of a finished run: {rr['detector_passes'] + rr['segmenter_passes']} model forwards, "
           f"{rr['label_s'] / rr['images'] * 1000:.2f} s per 1,000 images  (goal 0, < 5 s)")
     print(f"5. `autolabel --help`: {r['help_s']:.3f} s  (goal < 1 s)")
+    if "ray" in r:
+        x = r["ray"]
+        print(f"6. Ray, simulated model {x['model_s_per_image'] * 1000:.0f} ms/image: 2 workers ÷ 1 worker "
+              f"{x['scaling_2_vs_1']:.2f} (goal ≥ 1.7; {x['ray1_img_s']:.2f} → {x['ray2_img_s']:.2f} img/s steady); "
+              f"Ray at 1 worker ÷ one-process {x['ray1_vs_local']:.2f}; worker start {x['ray1_start_s']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ class FakeDetector:
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         self.calls.append(len(images))
+        die = os.environ.get("AUTOLABEL_FAKE_DIE_ONCE")  # a worker process that dies once (Ray retry tests)
+        if die and not os.path.exists(die):
+            open(die, "w").close()
+            os._exit(1)
         delay = float(os.environ.get("AUTOLABEL_FAKE_DELAY", "0"))  # seconds per image (kill tests)
         if delay:
             time.sleep(delay * len(images))

@@ -1,0 +1,97 @@
+"""`--ray`: the same labeling on a Ray Data actor pool (a local Ray on this machine)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+from .helpers import write_images
+from .test_cli import cli, import_blocker
+
+pytest.importorskip("ray")
+NAMES = [f"d{i % 3}/im{i:02d}.png" for i in range(12)]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    write_images(tmp_path / "in", NAMES)
+    return tmp_path / "in"
+
+
+def label_args(ont: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return ["label", str(ont), str(data), "-o", str(out), "-f", "coco,yolo", "-b", "2", "-q", *extra]
+
+
+def exports(run: Path) -> dict[str, bytes]:
+    files = [run / "coco" / "annotations.json", *sorted((run / "yolo" / "labels").rglob("*.txt"))]
+    return {p.relative_to(run).as_posix(): p.read_bytes() for p in files}
+
+
+def test_ray_gives_the_one_process_result_even_when_a_worker_dies(fake_ontology_yaml: Path, data: Path,
+                                                                  tmp_path: Path) -> None:
+    r = cli(*label_args(fake_ontology_yaml, data, tmp_path / "local"))
+    assert r.returncode == 0, r.stderr
+    env = {"AUTOLABEL_FAKE_DIE_ONCE": str(tmp_path / "died")}  # the first worker call kills its process
+    r = cli(*label_args(fake_ontology_yaml, data, tmp_path / "ray", "--ray", "--workers", "2"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "died").exists(), "a worker died and Ray retried its batch"
+    assert exports(tmp_path / "ray") == exports(tmp_path / "local")
+    con = sqlite3.connect(tmp_path / "ray" / "run.sqlite")
+    assert con.execute("SELECT COUNT(*) FROM images WHERE status = 'done'").fetchone()[0] == 12
+
+
+def _done(run: Path) -> int:
+    try:
+        con = sqlite3.connect(run / "run.sqlite", timeout=1)
+        return con.execute("SELECT COUNT(*) FROM images WHERE status = 'done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    e = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **env}
+    return subprocess.Popen([sys.executable, "-m", "autolabel.cli", *args], env=e, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _wait_for(run: Path, n: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    t = time.time()
+    while _done(run) < n:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.time() - t < timeout
+        time.sleep(0.2)
+
+
+def test_ray_driver_ctrl_c_and_sigkill_then_rerun_end_identical(fake_ontology_yaml: Path, data: Path,
+                                                               tmp_path: Path) -> None:
+    run = tmp_path / "ray"
+    args = label_args(fake_ontology_yaml, data, run, "--ray", "--workers", "1")
+    slow = {"AUTOLABEL_FAKE_DELAY": "0.4"}
+    p = _start(args, slow)
+    _wait_for(run, 2, p)
+    os.kill(p.pid, signal.SIGINT)  # Ctrl-C: a clean stop
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "rerun the same command to resume" in err
+    first = _done(run)
+    p = _start(args, slow)
+    _wait_for(run, first + 2, p)
+    os.killpg(p.pid, signal.SIGKILL)  # the driver and everything it started
+    p.wait()
+    assert _done(run) < 12
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+    r = cli(*label_args(fake_ontology_yaml, data, tmp_path / "local"))
+    assert exports(run) == exports(tmp_path / "local")
+
+
+def test_ray_missing_is_an_install_hint(fake_ontology_yaml: Path, data: Path, tmp_path: Path) -> None:
+    r = cli(*label_args(fake_ontology_yaml, data, tmp_path / "o", "--ray"), env=import_blocker(tmp_path, ["ray"]))
+    assert r.returncode == 2 and "pip install 'autolabel[ray]'" in r.stderr and "Traceback" not in r.stderr
