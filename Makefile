@@ -44,7 +44,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/autolabel label ontologies/example.yaml examples/images -o $(DEMO_OUT) $(DEMO_ARGS)
 
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # speed/memory ratios with real-size random-weight architectures and the tiny models (minutes on CPU)
 BENCH_ARGS ?=
