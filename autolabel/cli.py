@@ -373,11 +373,16 @@ def preview(
 
 @app.command()
 def backends() -> None:
-    """List the detector, segmenter and engine backends and their default models."""
-    from .backends import BACKENDS
+    """List the detector, segmenter and engine backends, their default models and their own options."""
+    from .backends import BACKENDS, backend_options
 
     for spec in BACKENDS.values():
-        typer.echo(f"{spec.name:16} {spec.kind:10} {spec.default_model or '-':36} {spec.summary}")
+        typer.echo(f"{spec.name:18} {spec.kind:10} {spec.default_model or '-':38} {spec.summary}")
+        role = "segmenter" if spec.kind == "segmenter" else "detector"
+        for k, v in backend_options(spec.name, role).items():
+            default, choices = v if isinstance(v, tuple) else (v, None)
+            typer.echo(f"{'':18} option {role}.{k}: default {default!r}" + (f" (one of {', '.join(choices)})"
+                                                                          if choices else ""))
 
 
 def main() -> None:

@@ -36,14 +36,25 @@ REMOVED_KEYS = {
 
 
 @dataclass(frozen=True)
+class TilingConfig:
+    """SAHI-style tiling: square tiles of `tile` pixels overlapping by `overlap` (fraction of a tile); the
+    whole image is detected too unless `whole_image` is false."""
+
+    tile: int = 640
+    overlap: float = 0.2
+    whole_image: bool = True
+    merge_ios: float = 0.5  # boxes of one prompt from different tiles overlapping this much (of the smaller) merge
+
+
+@dataclass(frozen=True)
 class DetectorConfig:
     backend: str = "grounding_dino"
     model: str | None = None  # None → the backend's default hub id
     box_threshold: float = 0.35  # decision: a candidate is exported when its score reaches this (per class)
     candidate_threshold: float = 0.1  # inference: candidates scoring this (or the lowest class threshold) are stored
     max_candidates: int = 300  # inference: at most this many candidates per image, highest scores first
-    task: str | None = None  # Florence-2 task; None → the backend's default
-    max_new_tokens: int = 1024
+    tiling: TilingConfig | None = None  # inference: also detect on overlapping tiles (small objects)
+    options: dict[str, Any] = field(default_factory=dict)  # the backend's own options (`autolabel backends`)
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class SegmenterConfig:
     model: str | None = None
     multimask: bool = False  # ask for 3 masks per box and keep the one with the best predicted IoU
     mask_threshold: float = 0.0  # logit threshold for binarising masks
+    options: dict[str, Any] = field(default_factory=dict)  # the backend's own options (`autolabel backends`)
 
 
 @dataclass(frozen=True)
@@ -321,21 +333,73 @@ class _Validator:
         if not isinstance(m, dict):
             self.err(name, f"must be a mapping, got {type(m).__name__}")
             return defaults
-        fields = asdict(defaults)
+        fields = {k: v for k, v in asdict(defaults).items() if k != "options"}
+        backend_options = self.backend_options(name, m.get("backend", getattr(defaults, "backend", None)))
         values: dict[str, Any] = {}
+        options: dict[str, Any] = {}
         for k, val in m.items():
             key = f"{name}.{k}"
             if key in REMOVED_KEYS:
                 self.err(key, REMOVED_KEYS[key])
-                continue
-            if k not in fields:
-                self.err(key, "unknown key" + _did_you_mean(str(k), list(fields)))
-                continue
-            values[k] = self.value(key, k, val, fields[k], cls)
+            elif k == "tiling" and name == "detector":
+                values[k] = self.tiling(val)
+            elif k in fields:
+                values[k] = self.value(key, k, val, fields[k], cls)
+            elif k in backend_options:
+                options[k] = self.option(key, val, backend_options[k])
+            else:
+                self.err(key, "unknown key" + _did_you_mean(str(k), list(fields) + list(backend_options)))
+        if "options" in asdict(defaults):
+            values["options"] = {**{k: v[0] if isinstance(v, tuple) else v for k, v in backend_options.items()},
+                                 **options}
         return replace(defaults, **values)
 
+    def backend_options(self, section: str, backend: Any) -> dict[str, Any]:
+        """The options a backend declares ({name: default}); {} for unknown backends (reported elsewhere)."""
+        if section not in ("detector", "segmenter") or not isinstance(backend, str):
+            return {}
+        from .backends import backend_options
+
+        try:
+            return backend_options(backend.strip(), section)
+        except Exception:  # noqa: BLE001 - an unknown or broken backend is reported by backends()
+            return {}
+
+    def option(self, key: str, val: Any, default: Any) -> Any:
+        if isinstance(default, tuple):  # (default, choices)
+            if val not in default[1]:
+                self.err(key, f"must be one of {', '.join(map(str, default[1]))}, got {val!r}")
+            return val
+        if isinstance(default, bool):
+            return val if isinstance(val, bool) else self.err(key, f"must be true or false, got {val!r}")
+        if isinstance(default, (int, float)):
+            return self.number(key, val, type(default), 0, None)
+        if not isinstance(val, str):
+            self.err(key, f"must be text, got {val!r}")
+        return val
+
+    def tiling(self, m: Any) -> TilingConfig | None:
+        if m is None or m is False:
+            return None
+        if not isinstance(m, dict):
+            self.err("detector.tiling", "must be a mapping such as {tile: 640, overlap: 0.2}")
+            return None
+        d = TilingConfig()
+        out: dict[str, Any] = {}
+        for k, val in m.items():
+            key = f"detector.tiling.{k}"
+            if k == "tile":
+                out[k] = self.number(key, val, int, 32, None)
+            elif k in ("overlap", "merge_ios"):
+                out[k] = self.number(key, val, float, 0.0, 0.9 if k == "overlap" else 1.0)
+            elif k == "whole_image":
+                out[k] = val if isinstance(val, bool) else self.err(key, f"must be true or false, got {val!r}")
+            else:
+                self.err(key, "unknown key" + _did_you_mean(str(k), list(asdict(d))))
+        return replace(d, **out)
+
     def value(self, key: str, k: str, val: Any, default: Any, cls: Any) -> Any:
-        if k in ("backend", "model", "task"):
+        if k in ("backend", "model"):
             if val is None and k != "backend":
                 return None
             if not isinstance(val, str) or not val.strip():
@@ -349,7 +413,7 @@ class _Validator:
             return val
         if k == "cross_class_iou" and val is None:
             return None
-        if k in ("fill_holes_below", "drop_islands_below", "max_detections", "max_new_tokens", "max_candidates"):
+        if k in ("fill_holes_below", "drop_islands_below", "max_detections", "max_candidates"):
             return self.number(key, val, int, 0 if k not in ("max_detections", "max_candidates") else 1, None)
         if k in ("min_box_area", "polygon_tolerance"):
             return self.number(key, val, float, 0.0, None)

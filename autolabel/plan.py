@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from .backends import default_model, get_spec
+from .backends import default_model, get_spec, resolved_options
 from .decisions import DecisionSettings, decision_settings
 from .ontology import Ontology
 from .store import RESULT_FORMAT
@@ -58,12 +58,13 @@ def inference_settings(plan: RunPlan, identities: bool = True) -> dict[str, Any]
         "detector.model": plan.detector_model,
         "detector.candidate_floor": ont.candidate_floor(),
         "detector.max_candidates": det.max_candidates,
-        "detector.task": det.task,
-        "detector.max_new_tokens": det.max_new_tokens,
+        "detector.options": resolved_options(det.backend, "detector", det.options),
+        "detector.tiling": asdict(det.tiling) if det.tiling else None,
         "segmenter.backend": seg.backend if not plan.engine else ("none" if seg.backend == "none" else "engine"),
         "segmenter.model": plan.segmenter_model,
         "segmenter.multimask": seg.multimask if plan.segmenter_model else None,
         "segmenter.mask_threshold": seg.mask_threshold if plan.segmenter_model else None,
+        "segmenter.options": resolved_options(seg.backend, "segmenter", seg.options) if plan.segmenter_model else None,
     }
     if identities:
         out["detector.model_identity"] = model_identity(plan.detector_model) if plan.detector_model else None

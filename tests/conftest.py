@@ -61,12 +61,14 @@ _own_fiftyone_database()
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random-weight Grounding DINO and SAM2 directories (built once per session)."""
-    from .tiny_models import build_tiny_florence2, build_tiny_gdino, build_tiny_sam, build_tiny_sam2, build_tiny_sam3
+    from .tiny_models import (build_tiny_florence2, build_tiny_gdino, build_tiny_owlv2, build_tiny_sam,
+                              build_tiny_sam2, build_tiny_sam3, build_tiny_sam_hq)
 
     root = tmp_path_factory.mktemp("models")
     return {"gdino": build_tiny_gdino(root / "gdino"), "sam2": build_tiny_sam2(root / "sam2"),
             "sam": build_tiny_sam(root / "sam"), "florence2": build_tiny_florence2(root / "florence2"),
-            "sam3": build_tiny_sam3(root / "sam3")}
+            "sam3": build_tiny_sam3(root / "sam3"), "mm_gdino": build_tiny_gdino(root / "mm_gdino", mm=True),
+            "owlv2": build_tiny_owlv2(root / "owlv2"), "sam_hq": build_tiny_sam_hq(root / "sam_hq")}
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ def test_exit_code_3_when_images_were_skipped(fake_ontology_yaml: Path, tmp_path
     ("args", "message"),
     [
         (["--format", "coco,pascal"], "unknown export format(s) pascal"),
-        (["--segmenter", "sam9"], "unknown segmenter backend 'sam9'; did you mean 'sam'? valid: sam2, sam, none"),
+        (["--segmenter", "sam9"], "unknown segmenter backend 'sam9'; did you mean 'sam'? valid: sam2, sam, sam_hq, none"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--device", "cuda"], "device 'cuda' requested but CUDA is not available"),
         (["--device", "cpu", "--precision", "fp16"], "precision fp16 needs a CUDA GPU"),

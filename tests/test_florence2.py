@@ -37,8 +37,8 @@ def detector(path: Path, task: str, outputs: list[str]) -> Florence2Detector:
     import torch
     from transformers import LogitsProcessorList
 
-    det = Florence2Detector.from_config(DetectorConfig(backend="florence2", model=str(path), task=task,
-                                                       max_new_tokens=40), "cpu", torch.float32)
+    det = Florence2Detector.from_config(DetectorConfig(backend="florence2", model=str(path),
+                                                       options={"task": task, "max_new_tokens": 40}), "cpu", torch.float32)
     tok = det.processor.tokenizer
     ids = [tok(o, add_special_tokens=False).input_ids for o in outputs]
     det.generate_kwargs = {"num_beams": 1, "do_sample": False,

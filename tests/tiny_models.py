@@ -14,10 +14,12 @@ GDINO_WORDS = ["a", "an", "the", "cat", "dog", "person", "car", "red", "blue", "
                "light", "bird", "tree", "##s", "of", "and", ",", "!", "square", "circle", "truck", "pickup"]
 
 
-def build_tiny_gdino(out: str | Path) -> Path:
+def build_tiny_gdino(out: str | Path, mm: bool = False) -> Path:
+    """Grounding DINO, or with `mm` MM-Grounding-DINO (the class LLMDet checkpoints load into)."""
     import torch
     from transformers import (BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor, SwinConfig)
+                              GroundingDinoImageProcessor, GroundingDinoProcessor, MMGroundingDinoConfig,
+                              MMGroundingDinoForObjectDetection, SwinConfig)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -31,7 +33,9 @@ def build_tiny_gdino(out: str | Path) -> Path:
     tokenizer = BertTokenizer(vocab=str(vocab_file), do_lower_case=True)  # v5: vocab=, not vocab_file=
     processor = GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(
         size={"shortest_edge": 200, "longest_edge": 333}), tokenizer=tokenizer)
-    config = GroundingDinoConfig(
+    config_cls, model_cls = ((MMGroundingDinoConfig, MMGroundingDinoForObjectDetection) if mm
+                             else (GroundingDinoConfig, GroundingDinoForObjectDetection))
+    config = config_cls(
         backbone_config=SwinConfig(embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=7,
                                    out_indices=[2, 3, 4]),
         text_config=dict(model_type="bert", vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
@@ -41,7 +45,7 @@ def build_tiny_gdino(out: str | Path) -> Path:
         max_text_len=256,
     )
     torch.manual_seed(0)
-    GroundingDinoForObjectDetection(config).eval().save_pretrained(out)
+    model_cls(config).eval().save_pretrained(out)
     processor.save_pretrained(out)
     return out
 
@@ -200,6 +204,58 @@ def build_tiny_sam3(out: str | Path) -> Path:
     torch.manual_seed(0)
     Sam3Model(config).eval().save_pretrained(out)
     processor.save_pretrained(out)
+    return out
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def build_tiny_owlv2(out: str | Path) -> Path:
+    """Tiny OWLv2 with the real CLIP BPE tokenizer (tests/fixtures/clip-bpe), 64×64 input, random weights."""
+    import shutil
+
+    import torch
+    from transformers import (CLIPTokenizer, Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor,
+                              Owlv2Processor)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(FIXTURES / "clip-bpe" / name, out / name)
+    tokenizer = CLIPTokenizer(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"), model_max_length=16)
+    processor = Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": 64, "width": 64}),
+                               tokenizer=tokenizer)
+    config = Owlv2Config(
+        text_config=dict(vocab_size=49408, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=49406, eos_token_id=49407,
+                         pad_token_id=0),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=64, patch_size=16),
+        projection_dim=16)
+    torch.manual_seed(0)
+    Owlv2ForObjectDetection(config).eval().save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def build_tiny_sam_hq(out: str | Path) -> Path:
+    import torch
+    from transformers import (SamHQConfig, SamHQModel, SamHQProcessor, SamImageProcessor)
+    from transformers.models.sam_hq.configuration_sam_hq import (SamHQMaskDecoderConfig, SamHQPromptEncoderConfig,
+                                                                 SamHQVisionConfig)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    h = 32
+    config = SamHQConfig(
+        vision_config=SamHQVisionConfig(hidden_size=h, output_channels=h, num_hidden_layers=2, num_attention_heads=2,
+                                        mlp_dim=64, global_attn_indexes=[1], window_size=4, num_pos_feats=h // 2),
+        prompt_encoder_config=SamHQPromptEncoderConfig(hidden_size=h, mask_input_channels=8),
+        mask_decoder_config=SamHQMaskDecoderConfig(hidden_size=h, mlp_dim=64, num_attention_heads=4,
+                                                   iou_head_hidden_dim=32, vit_dim=h))
+    torch.manual_seed(0)
+    SamHQModel(config).eval().save_pretrained(out)
+    SamHQProcessor(image_processor=SamImageProcessor()).save_pretrained(out)
     return out
 
 

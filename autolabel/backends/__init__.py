@@ -1,9 +1,11 @@
 """Backend registry. Importing this module imports no model library.
 
 A backend name is one of the registered names below, or `package.module:ClassName` for a plugin
-class with a `from_config(cfg, device, dtype)` classmethod implementing the Detector/Segmenter protocol
-and a class attribute `kind` ("detector", "segmenter" or "engine"). Plugin modules are imported from
-the current directory too (as pytest and uvicorn do).
+class with a `from_config(cfg, device, dtype)` classmethod implementing the Detector/Segmenter protocol,
+a class attribute `kind` ("detector", "segmenter" or "engine") and optionally `OPTIONS` ({name: default}
+or {name: (default, choices)}), which the ontology validates like its own keys. Plugin modules are
+imported from the current directory too (as pytest and uvicorn do). Adding a backend: one new module
+with its class, and one line in BACKENDS below.
 """
 
 from __future__ import annotations
@@ -30,9 +32,15 @@ class BackendSpec:
 BACKENDS: dict[str, BackendSpec] = {
     s.name: s
     for s in [
+        BackendSpec("mm_grounding_dino", "detector", "autolabel.backends.grounding_dino:MMGroundingDinoDetector",
+                    "iSEE-Laboratory/llmdet_tiny",
+                    "MM-Grounding-DINO / LLMDet (transformers MMGroundingDino*): like grounding_dino, stronger"),
         BackendSpec("grounding_dino", "detector", "autolabel.backends.grounding_dino:GroundingDinoDetector",
                     "IDEA-Research/grounding-dino-tiny",
                     "Grounding DINO (transformers); all prompts in one caption per image, batched over images"),
+        BackendSpec("owlv2", "detector", "autolabel.backends.owlv2:Owlv2Detector",
+                    "google/owlv2-base-patch16-ensemble",
+                    "OWLv2 (transformers Owlv2ForObjectDetection): all prompts as queries in one pass, a score each"),
         BackendSpec("florence2", "detector", "autolabel.backends.florence2:Florence2Detector",
                     "florence-community/Florence-2-base",
                     "Florence-2 (transformers); task ovd (one pass per prompt, exact mapping) or grounding; no scores"),
@@ -42,6 +50,8 @@ BACKENDS: dict[str, BackendSpec] = {
                     "SAM 2 / 2.1 (transformers Sam2Model); one embedding per image, all boxes in one call"),
         BackendSpec("sam", "segmenter", "autolabel.backends.sam:SamSegmenter", "facebook/sam-vit-base",
                     "SAM v1 (transformers SamModel); one embedding per image, all boxes in one call"),
+        BackendSpec("sam_hq", "segmenter", "autolabel.backends.sam_hq:SamHQSegmenter", "syscv-community/sam-hq-vit-base",
+                    "SAM-HQ (transformers SamHQModel): SAM with a high-quality output token; finer mask edges"),
         BackendSpec("none", "segmenter", "", None, "no segmenter: a box-only dataset"),
     ]
 }
@@ -93,6 +103,24 @@ def get_spec(name: str, kind: str) -> BackendSpec:
         raise UsageError(f"unknown {kind} backend '{name}'; {mean}valid: {', '.join(valid)}",
                          hint="run `autolabel backends` to list them, or give a plugin as 'package.module:ClassName'")
     return spec
+
+
+def backend_class(name: str, kind: str) -> Any:
+    """The class behind a backend (importing its module loads no model library), or None for 'none'."""
+    spec = get_spec(name, kind)
+    return _load_class(spec.target) if spec.target else None
+
+
+def backend_options(name: str, kind: str) -> dict[str, Any]:
+    """What a backend declares: {option: default} or {option: (default, choices)}."""
+    cls = backend_class(name, kind)
+    return dict(getattr(cls, "OPTIONS", {}) or {})
+
+
+def resolved_options(name: str, kind: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The backend's option defaults with the given values on top."""
+    declared = backend_options(name, kind)
+    return {**{k: v[0] if isinstance(v, tuple) else v for k, v in declared.items()}, **given}
 
 
 def default_model(name: str, kind: str) -> str | None:

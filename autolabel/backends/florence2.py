@@ -45,6 +45,7 @@ def match_phrase(phrase: str, prompts: Sequence[str]) -> int | None:
 
 class Florence2Detector:
     kind = "detector"
+    OPTIONS = {"task": ("ovd", tuple(TASKS)), "max_new_tokens": 1024}
     has_scores = False
     segments = False
 
@@ -68,7 +69,8 @@ class Florence2Detector:
         processor, model = load_processor_and_model(cfg.model or DEFAULT_MODEL, "detector", "florence2",
                                                     AutoModelForImageTextToText.from_pretrained,
                                                     "Florence2ForConditionalGeneration", device, dtype)
-        return cls(processor, model, device, dtype, cfg.task or "ovd", cfg.max_new_tokens)
+        opts = {"task": "ovd", "max_new_tokens": 1024, **cfg.options}
+        return cls(processor, model, device, dtype, opts["task"], int(opts["max_new_tokens"]))
 
     def _generate(self, images: Sequence[np.ndarray], text: str) -> list[dict[str, Any]]:
         """One batched generate call for one task text; returns the parsed result per image."""

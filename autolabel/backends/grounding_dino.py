@@ -92,10 +92,15 @@ def assign_queries(
 
 
 class GroundingDinoDetector:
-    has_scores = True
-    segments = False
+    """Grounding DINO: one caption per image holding every prompt (chunked only at the token limit)."""
 
     kind = "detector"
+    has_scores = True
+    segments = False
+    OPTIONS: dict[str, Any] = {}
+    BACKEND = "grounding_dino"
+    DEFAULT_MODEL = DEFAULT_MODEL
+    MODEL_CLASS = "GroundingDinoForObjectDetection"
 
     def __init__(self, processor: Any, model: Any, device: str, dtype: Any) -> None:
         self.processor = processor
@@ -111,9 +116,9 @@ class GroundingDinoDetector:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> GroundingDinoDetector:
         from transformers import AutoModelForZeroShotObjectDetection
 
-        processor, model = load_processor_and_model(cfg.model or DEFAULT_MODEL, "detector", "grounding_dino",
+        processor, model = load_processor_and_model(cfg.model or cls.DEFAULT_MODEL, "detector", cls.BACKEND,
                                                     AutoModelForZeroShotObjectDetection.from_pretrained,
-                                                    "GroundingDinoForObjectDetection", device, dtype)
+                                                    cls.MODEL_CLASS, device, dtype)
         return cls(processor, model, device, dtype)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
@@ -123,7 +128,7 @@ class GroundingDinoDetector:
         try:
             self.captions(prompts)
         except ValueError as e:
-            raise UsageError(f"grounding_dino: {e}", hint="shorten the prompt (or split it into several prompts "
+            raise UsageError(f"{self.BACKEND}: {e}", hint="shorten the prompt (or split it into several prompts "
                              "of the same class)") from None
 
     def captions(self, prompts: Sequence[str]) -> list[Caption]:
@@ -170,3 +175,12 @@ def _join(parts: list[PromptBoxes]) -> PromptBoxes:
         np.concatenate([p.prompt_index for p in parts]),
         unmatched=unmatched,
     )
+
+
+class MMGroundingDinoDetector(GroundingDinoDetector):
+    """MM-Grounding-DINO and LLMDet checkpoints (transformers `MMGroundingDinoForObjectDetection`): the
+    same inputs and outputs as Grounding DINO, so the same single caption and token-span mapping."""
+
+    BACKEND = "mm_grounding_dino"
+    DEFAULT_MODEL = "iSEE-Laboratory/llmdet_tiny"
+    MODEL_CLASS = "MMGroundingDinoForObjectDetection"

@@ -15,6 +15,7 @@ UPSAMPLE_CHUNK = 16  # masks upsampled to full resolution at a time (bounds memo
 
 class Sam2Segmenter:
     kind = "segmenter"
+    OPTIONS: dict[str, Any] = {}
     DEFAULT_MODEL = DEFAULT_MODEL
     MODEL_CLASS = "Sam2Model"
     BACKEND = "sam2"
@@ -56,12 +57,16 @@ class Sam2Segmenter:
 
         input_boxes = self.model_boxes(boxes, height, width).to(self.device, self.dtype)
         with torch.inference_mode(), self.stats.timed(self._sync):
-            out = self.model(image_embeddings=emb_j, input_boxes=input_boxes, multimask_output=self.multimask)
+            out = self.model(**self.decoder_inputs(emb_j), input_boxes=input_boxes, multimask_output=self.multimask)
         pred = out.pred_masks[0]  # (N, M, h, w) low-res logits
         if pred.shape[1] > 1:  # multimask: the mask with the best predicted IoU per box
             best = out.iou_scores[0].argmax(dim=-1)
             pred = pred[torch.arange(len(pred)), best][:, None]
         return self._upsample(pred, height, width)
+
+    def decoder_inputs(self, emb_j: Any) -> dict[str, Any]:
+        """What the mask decoder takes besides the boxes (SAM-HQ adds its ViT features)."""
+        return {"image_embeddings": emb_j}
 
     def model_boxes(self, boxes: np.ndarray, height: int, width: int) -> Any:
         """(N, 4) xyxy pixels → (1, N, 4) tensor in the model's input frame."""
