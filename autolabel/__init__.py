@@ -1,6 +1,28 @@
 """autolabel: turn a folder of unlabeled images into an instance-segmentation dataset.
 
 Importing this package loads no model library (torch/transformers are imported lazily by backends).
+
+    from autolabel import Labeler
+    dets = Labeler("ontology.yaml").label(["a.jpg"])
 """
 
-__version__ = "0.1.0"
+from typing import Any
+
+__version__ = "0.2.0"
+__all__ = ["Labeler", "Detections", "label_folder"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: `import autolabel` stays light
+    if name == "Labeler":
+        from .labeler import Labeler
+
+        return Labeler
+    if name == "Detections":
+        from .types import Detections
+
+        return Detections
+    if name == "label_folder":
+        from .api import label_folder
+
+        return label_folder
+    raise AttributeError(f"module 'autolabel' has no attribute {name!r}")

@@ -129,6 +129,7 @@ def label(
     segmenter: Optional[str] = typer.Option(None, help="Segmenter backend, or 'none' for boxes only."),
     segmenter_model: Optional[str] = typer.Option(None, help="Segmenter hub id, local directory or checkpoint."),
     box_threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Override detector.box_threshold (a decision: no relabel)."),
+    tile: Optional[int] = typer.Option(None, "--tile", min=32, help="Also detect on overlapping tiles of this size (small objects); see detector.tiling."),
     max_image_pixels: Optional[int] = typer.Option(None, help="Decompression-bomb limit in pixels [default: Pillow's, ~179 MP]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard a previous run in OUTPUT made from another folder or with other inference settings."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
@@ -159,6 +160,13 @@ def label(
             detector={"backend": detector, "model": detector_model, "box_threshold": box_threshold},
             segmenter={"backend": segmenter, "model": segmenter_model},
         )
+        if tile is not None:
+            from dataclasses import replace as _replace
+
+            from .ontology import TilingConfig
+
+            base = ont.detector.tiling or TilingConfig()
+            ont = _replace(ont, detector=_replace(ont.detector, tiling=_replace(base, tile=tile)))
         out = output if output is not None else default_output(input_dir)
         settings = RunSettings(batch_size=batch_size, device=device.value, precision=precision.value,
                                overwrite=overwrite, max_image_pixels=max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS,

@@ -140,6 +140,7 @@ def run_labeling(ontology: Ontology, input_path: str | Path, output_dir: str | P
         preflight_models(plan)  # the workers load the models; the driver fails fast when it cannot
     elif pending:  # a finished run loads no model at all
         detector, segmenter = backends if backends is not None else load_models(plan, settings)
+        detector = with_tiling(detector, plan)
         check_prompts(detector, plan)
     output_p.mkdir(parents=True, exist_ok=True)
     with RunLock(output_p):
@@ -234,7 +235,17 @@ def load_models(plan: RunPlan, settings: RunSettings) -> tuple[Any, Any]:
     segmenter = None
     if not plan.engine:
         segmenter = load_backend(ont.segmenter.backend, "segmenter", ont.segmenter, device, dtype)
-    return detector, segmenter
+    return with_tiling(detector, plan), segmenter
+
+
+def with_tiling(detector: Any, plan: RunPlan) -> Any:
+    """The detector, run on tiles when the ontology asks for `detector.tiling`."""
+    from .tiling import TiledDetector
+
+    t = plan.ontology.detector.tiling
+    if t is None or isinstance(detector, TiledDetector):
+        return detector
+    return TiledDetector(detector, t.tile, t.overlap, t.whole_image, t.merge_ios)
 
 
 def _finish_summary(output_p: Path, summary: RunSummary, detector: Any, segmenter: Any) -> None:

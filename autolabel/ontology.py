@@ -48,7 +48,7 @@ class TilingConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    backend: str = "grounding_dino"
+    backend: str = "mm_grounding_dino"  # LLMDet-T by default: see README, "Backends"
     model: str | None = None  # None → the backend's default hub id
     box_threshold: float = 0.35  # decision: a candidate is exported when its score reaches this (per class)
     candidate_threshold: float = 0.1  # inference: candidates scoring this (or the lowest class threshold) are stored

@@ -52,6 +52,22 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
+    def to_supervision(self, classes: list[str] | tuple[str, ...] | None = None) -> Any:
+        """A `supervision.Detections` (xyxy, mask, confidence, class_id; prompts and class names in `data`)."""
+        try:
+            import supervision as sv
+        except ImportError:
+            from .errors import MissingDependencyError
+
+            raise MissingDependencyError("to_supervision() needs the 'supervision' package",
+                                         hint="pip install supervision") from None
+        masks = self.masks.dense() if isinstance(self.masks, RleMasks) else self.masks
+        data: dict[str, Any] = {"prompt": np.array(self.prompt, dtype=object)}
+        if classes is not None:
+            data["class_name"] = np.array([classes[int(c)] for c in self.class_id], dtype=object)
+        return sv.Detections(xyxy=self.xyxy.astype(np.float32), mask=masks, confidence=self.confidence,
+                             class_id=self.class_id.astype(int), data=data)
+
     @classmethod
     def empty(cls, with_confidence: bool = True) -> Detections:
         return cls(

@@ -68,7 +68,7 @@ def make_images(root: Path, n: int, size: tuple[int, int]) -> Path:
 def ontology(models: dict[str, Path], threshold: float) -> Path:
     p = Path(tempfile.mkdtemp()) / "bench.yaml"
     lines = ["ontology:"] + [f"  {q}: {q.replace(' ', '_')}" for q in K_PROMPTS]
-    lines += ["detector:", f"  model: {models['gdino']}", f"  box_threshold: {threshold}",
+    lines += ["detector:", "  backend: grounding_dino", f"  model: {models['gdino']}", f"  box_threshold: {threshold}",
               f"  candidate_threshold: {threshold}", "  max_candidates: 5",  # ≤ 5 boxes per image reach SAM
               "segmenter:", f"  model: {models['sam2']}", "postprocess:", "  max_detections: 5"]
     p.write_text("\n".join(lines) + "\n")

@@ -92,3 +92,20 @@ class FakeSegmenter:
                     masks[i, y0:y1, x0:x1] = fg[y0:y1, x0:x1]
                 out.append(masks)
         return out
+
+
+class LowResDetector(FakeDetector):
+    """Sees images the way real detectors do: shrunk to at most `max_side` pixels, so small objects of a
+    large image vanish (what tiling is for). Boxes come back in the image's own pixels."""
+
+    max_side = 320
+
+    def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
+        small, scales = [], []
+        for img in images:
+            s = min(1.0, self.max_side / max(img.shape[:2]))
+            small.append(img if s == 1.0 else cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA))
+            scales.append(s)
+        out = super().detect(small, prompts, min_score)
+        return [PromptBoxes(pb.xyxy / s, pb.scores, pb.prompt_index, unmatched=pb.unmatched)
+                for pb, s in zip(out, scales)]

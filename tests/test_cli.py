@@ -67,7 +67,7 @@ def test_label_end_to_end_with_tiny_real_models_resumes_and_is_byte_identical(ti
     ont.write_text("ontology:\n  red box: box\n  blue circle: circle\n  cat: cat\n"
                    "detector:\n  box_threshold: 0.2\n  candidate_threshold: 0.2\n")
     out = tmp_path / "out"
-    args = ["label", str(ont), str(tmp_path / "in"), "-o", str(out), "--detector-model", str(tiny_models["gdino"]),
+    args = ["label", str(ont), str(tmp_path / "in"), "-o", str(out), "--detector", "grounding_dino", "--detector-model", str(tiny_models["gdino"]),
             "--segmenter-model", str(tiny_models["sam2"]), "--batch-size", "2", "--device", "cpu", "-f", "coco"]
     r = cli(*args)
     assert r.returncode == 0, r.stderr
@@ -103,7 +103,7 @@ def test_offline_default_model_fails_fast_with_a_clear_message(tmp_path: Path) -
                 env={**env, "HF_HOME": str(tmp_path / "hf")})
         assert time.perf_counter() - t < 60  # no minutes of retries
         assert r.returncode == 2, r.stderr
-        assert "IDEA-Research/grounding-dino-tiny" in r.stderr and "--detector-model" in r.stderr
+        assert "iSEE-Laboratory/llmdet_tiny" in r.stderr and "--detector-model" in r.stderr
         assert not out.exists()  # nothing written
 
 
@@ -143,7 +143,7 @@ def test_seed_001_pipeline_grounding_dino_sam_and_box_only(tiny_models: dict[str
     ont = tmp_path / "ont.yaml"
     ont.write_text("ontology:\n  red box: box\n  cat: cat\ndetector:\n  box_threshold: 0.2\n  candidate_threshold: 0.2\n"
                    "segmenter:\n  backend: sam\n")
-    base = ["label", str(ont), str(tmp_path / "in"), "--detector-model", str(tiny_models["gdino"]), "-q",
+    base = ["label", str(ont), str(tmp_path / "in"), "--detector", "grounding_dino", "--detector-model", str(tiny_models["gdino"]), "-q",
             "--format", "coco,yolo"]
     r = cli(*base, "-o", str(tmp_path / "sam"), "--segmenter-model", str(tiny_models["sam"]))
     assert r.returncode == 0, r.stderr

@@ -195,7 +195,7 @@ def test_resume_with_real_models_on_mixed_sizes_is_byte_identical(tiny_models: d
         (tmp_path / "in").mkdir(exist_ok=True)
         scene(w, h, seed=i).save(tmp_path / "in" / f"im{i}.png")
     ont = parse_ontology({"ontology": {"red box": "box", "blue circle": "circle"},
-                          "detector": {"model": str(tiny_models["gdino"]), "box_threshold": 0.2},
+                          "detector": {"backend": "grounding_dino", "model": str(tiny_models["gdino"]), "box_threshold": 0.2},
                           "segmenter": {"model": str(tiny_models["sam2"])}})
     models = load_models(make_plan(ont), RunSettings(device="cpu"))
     settings = RunSettings(batch_size=3, device="cpu")

@@ -19,7 +19,7 @@ def test_class_ids_follow_first_appearance_and_many_prompts_share_a_class(tmp_pa
     assert ont.classes == ("truck", "car")
     assert ont.prompts == ("pickup truck", "car", "lorry")
     assert ont.prompt_class == (0, 1, 0)
-    assert ont.detector.backend == "grounding_dino" and ont.segmenter.backend == "sam2"
+    assert ont.detector.backend == "mm_grounding_dino" and ont.segmenter.backend == "sam2"
 
 
 def test_per_class_threshold_overrides_detector_threshold() -> None:
@@ -85,6 +85,6 @@ def test_shipped_ontologies_are_valid(name: str) -> None:
 def test_fingerprint_material_is_plain_json() -> None:
     ont = parse_ontology({"ontology": {"car": "car"}})
     c = ont.canonical()
-    assert c["prompts"] == ["car"] and c["detector"]["backend"] == "grounding_dino"
+    assert c["prompts"] == ["car"] and c["detector"]["backend"] == "mm_grounding_dino"
     changed = ont.with_overrides(detector={"box_threshold": 0.5, "model": None})
     assert changed.detector.box_threshold == 0.5 and changed.canonical() != c
