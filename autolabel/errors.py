@@ -38,3 +38,7 @@ class MissingDependencyError(UsageError):
 
 class ImageError(AutolabelError):
     """One image could not be read; the run skips it and records the reason."""
+
+
+class NonFiniteError(AutolabelError):
+    """A model produced inf/NaN (half-precision overflow): the run stops, it is not one bad image."""

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .errors import AutolabelError, ImageError, UsageError
+from .errors import AutolabelError, ImageError, NonFiniteError, UsageError
 from .images import load_image
 from .inference import InferenceCounts, infer_batch
 from .plan import RunPlan
@@ -195,7 +195,7 @@ def label_batch(batch: list[tuple[ImageInfo, np.ndarray]], plan: RunPlan, detect
     t = time.perf_counter()
     try:
         cands = infer_batch([img for _, img in batch], plan, detector, segmenter, counts, summary.stage_seconds)
-    except (KeyboardInterrupt, UsageError):
+    except (KeyboardInterrupt, UsageError, NonFiniteError):
         raise
     except Exception as e:
         if len(batch) == 1:

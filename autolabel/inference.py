@@ -58,7 +58,7 @@ def to_candidates(pb: PromptBoxes, floor: float, max_candidates: int, width: int
     counts.candidates += len(idx)
     cand = Candidates(xyxy=xyxy[idx], score=None if pb.scores is None else np.asarray(pb.scores)[idx],
                       prompt_index=np.asarray(pb.prompt_index)[idx])
-    return cand, (None if pb.masks is None else np.asarray(pb.masks)[idx])
+    return cand, (None if pb.masks is None else pb.masks[idx])
 
 
 def infer_batch(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segmenter: Any,
@@ -84,7 +84,11 @@ def infer_batch(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segm
         masks = own_masks  # the engine's own masks (SAM 3)
     for c, m, img in zip(cands, masks, images):
         h, w = img.shape[:2]
-        c.masks = RleMasks.from_dense(m if m is not None else np.zeros((0, h, w), dtype=bool)) if len(c) \
-            else RleMasks([], h, w)
+        if isinstance(m, RleMasks):
+            c.masks = m
+        elif m is not None and len(c):
+            c.masks = RleMasks.from_dense(m)
+        else:
+            c.masks = RleMasks([], h, w)
     times["segment_total"] = times.get("segment_total", 0.0) + time.perf_counter() - t
     return cands

@@ -92,7 +92,7 @@ def test_segmenter_masks_match_transformers_post_process_masks(tiny_models: dict
     img = np.array(scene(160, 120))
     boxes = np.array([[10, 10, 50, 45], [70, 20, 120, 70]], dtype=float)
     outs = _capture(seg.model)
-    ours = seg.segment([img], [boxes])[0]
+    ours = seg.segment([img], [boxes])[0].dense()
     decoder_out = outs[-1]
     theirs = seg.post_process(decoder_out.pred_masks[0][:, :1].float()[None], 120, 160)[:, 0].numpy()
     if name != "sam2":  # SAM / SAM-HQ: the image processor's own function with SAM's reshaped size

@@ -10,6 +10,7 @@ import pytest
 
 from autolabel.backends.grounding_dino import Caption, GroundingDinoDetector, assign_queries, plan_captions
 from autolabel.backends.sam2 import Sam2Segmenter
+from autolabel.types import RleMasks
 from autolabel.errors import ModelLoadError
 from autolabel.ontology import DetectorConfig, SegmenterConfig
 
@@ -94,7 +95,8 @@ def test_sam2_embeds_once_per_image_and_decodes_all_boxes_in_one_call(tiny_model
              np.zeros((0, 4)), np.array([[5, 5, 30, 30]], dtype=float)]
     masks = seg.segment(images, boxes)
     assert [m.shape for m in masks] == [(3, 120, 160), (0, 80, 100), (1, 64, 64)]
-    assert all(m.dtype == bool for m in masks)
+    assert all(isinstance(m, RleMasks) for m in masks)  # RLE out of the segmenter: bounded memory
+    assert masks[0][0].dtype == bool and masks[0][0].shape == (120, 160)
     # one embedding pass for the two images with boxes (none for the empty one) + one decoder call each
     assert seg.stats.passes == 3
 
@@ -156,7 +158,7 @@ def test_sam3_engine_one_vision_pass_per_batch_and_bool_masks(tiny_models: dict[
     out = eng.detect(images, ["cat", "dog", "red box"], min_score=0.0)
     assert eng.stats.passes == 1 + 3  # one vision pass for the batch, one text/decoder pass per prompt
     for pb in out:
-        assert pb.masks is not None and pb.masks.dtype == bool and pb.masks.shape[1:] == (120, 160)
+        assert isinstance(pb.masks, RleMasks) and pb.masks.shape[1:] == (120, 160)  # RLE at once
         assert len(pb.masks) == len(pb.xyxy) == len(pb.scores) == len(pb.prompt_index) > 0
         assert set(pb.prompt_index.tolist()) <= {0, 1, 2}
 
@@ -229,3 +231,34 @@ def test_a_prompt_longer_than_the_text_encoder_is_a_usage_error_at_label_start(t
     with pytest.raises(UsageError, match="grounding_dino: prompt .* tokens; the text encoder takes at most") as e:
         run_labeling(ont, tmp_path / "in", tmp_path / "out", RunSettings(), backends=(det, None))
     assert e.value.exit_code == 2 and not (tmp_path / "out" / "run.sqlite").exists()
+
+
+def test_auto_precision_is_bf16_where_supported_and_non_finite_output_is_a_clear_error(
+        tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from autolabel.backends.torch_utils import resolve_dtype
+    from autolabel.engine import RunSettings, run_labeling
+    from autolabel.errors import NonFiniteError
+    from autolabel.ontology import parse_ontology
+
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_dtype("auto", "cuda") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_dtype("auto", "cuda") == torch.float16
+    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"])), "cpu", torch.float32)
+
+    def overflow(module, inputs, out):  # type: ignore[no-untyped-def]  # what fp16 overflow looks like
+        out.logits[0, 0, 0] = float("nan")
+        return out
+
+    det.model.register_forward_hook(overflow)
+    write = tmp_path / "in"
+    write.mkdir()
+    for i in range(5):
+        scene(64, 48, seed=i).save(write / f"{i}.png")
+    ont = parse_ontology({"ontology": {"cat": "cat"}, "segmenter": "none"})
+    with pytest.raises(NonFiniteError, match="grounding_dino: the model produced non-finite values") as e:
+        run_labeling(ont, write, tmp_path / "out", RunSettings(batch_size=2), backends=(det, None))
+    assert "--precision fp32" in (e.value.hint or "") and det.stats.passes == 1  # stopped at once, not per image

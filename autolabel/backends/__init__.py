@@ -147,4 +147,9 @@ def load_backend(name: str, kind: str, cfg: Any, device: str, dtype: str) -> Any
     spec = get_spec(name, kind)
     if not spec.target:
         return None
-    return _load_class(spec.target).from_config(cfg, device=device, dtype=dtype)
+    cls = _load_class(spec.target)
+    if getattr(cls, "PRECISION", None) and not isinstance(dtype, str):
+        from .torch_utils import backend_dtype
+
+        dtype = backend_dtype(cls, dtype)
+    return cls.from_config(cfg, device=device, dtype=dtype)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -16,7 +16,7 @@ class PromptBoxes:
 
     - `xyxy`: float (N, 4) absolute pixels; `scores`: float (N,) or None (model gives no score).
     - `prompt_index`: int (N,) index into the prompt list the detector was given.
-    - `masks`: bool (N, H, W) when the backend also segments (SAM 3), else None.
+    - `masks`: RleMasks (or bool (N, H, W)) when the backend also segments (SAM 3), else None.
     - `unmatched`: phrases/queries the model produced that map to no prompt, by text.
     """
 
@@ -51,8 +51,10 @@ class ForwardStats:
 
 
 class Detector(Protocol):
-    """Finds boxes for text prompts. Images are RGB uint8 (H, W, 3) NumPy arrays."""
+    """Finds boxes for text prompts. Images are RGB uint8 (H, W, 3) NumPy arrays.
+    `kind` is "detector", or "engine" when it makes masks itself; `OPTIONS` its own ontology keys."""
 
+    kind: str
     has_scores: bool
     segments: bool  # True when it returns masks itself (then no segmenter runs)
     stats: ForwardStats
@@ -65,8 +67,10 @@ class Detector(Protocol):
 class Segmenter(Protocol):
     """Turns boxes into masks: one image embedding per image, all its boxes in one decoder call."""
 
+    kind: str  # "segmenter"
     stats: ForwardStats
 
-    def segment(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """`boxes[i]` is (N_i, 4) xyxy pixels of `images[i]`; returns bool (N_i, H_i, W_i) per image."""
+    def segment(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[Any]:
+        """`boxes[i]` is (N_i, 4) xyxy pixels of `images[i]`; returns N_i masks of (H_i, W_i) per image,
+        as RleMasks (preferred: bounded memory) or a bool (N_i, H_i, W_i) array."""
         ...

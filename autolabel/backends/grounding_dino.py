@@ -9,7 +9,7 @@ import numpy as np
 
 from ..geometry import clip_xyxy, cxcywh_norm_to_xyxy
 from .base import ForwardStats, PromptBoxes
-from .torch_utils import load_processor_and_model, sync_fn
+from .torch_utils import check_finite, load_processor_and_model, sync_fn
 
 DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
 
@@ -153,6 +153,7 @@ class GroundingDinoDetector:
                                  attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids))
             probs = out.logits.float().sigmoid().cpu().numpy()
             boxes = out.pred_boxes.float().cpu().numpy()
+            check_finite(self.BACKEND, boxes, probs)
             names = self.processor.tokenizer.convert_ids_to_tokens(cap.input_ids)
             for b, img in enumerate(images):
                 q, pid, scores, unmatched = assign_queries(probs[b], cap, min_score, names)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..geometry import clip_xyxy
 from .base import ForwardStats, PromptBoxes
-from .torch_utils import load_processor_and_model, sync_fn
+from .torch_utils import check_finite, load_processor_and_model, sync_fn
 
 DEFAULT_MODEL = "google/owlv2-base-patch16-ensemble"
 
@@ -79,10 +79,7 @@ class Owlv2Detector:
         scores = best.values.sigmoid().cpu().numpy()
         labels = best.indices.cpu().numpy()
         boxes = out.pred_boxes.float().cpu().numpy()
-        if not np.isfinite(scores).all():
-            from ..errors import AutolabelError
-
-            raise AutolabelError("owlv2: the model produced non-finite scores", hint="use --precision fp32")
+        check_finite("owlv2", scores, boxes)
         result = []
         for b, img in enumerate(images):
             h, w = img.shape[:2]

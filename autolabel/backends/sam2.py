@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..types import RleMasks
 from .base import ForwardStats
 from .torch_utils import load_processor_and_model, sync_fn
 
@@ -51,14 +52,18 @@ class Sam2Segmenter:
     def select_embedding(self, emb: Any, j: int) -> Any:
         return [e[j : j + 1] for e in emb]
 
-    def decode(self, emb_j: Any, boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-        """All boxes (N, 4) of one image in one decoder call → bool (N, H, W)."""
+    def decode(self, emb_j: Any, boxes: np.ndarray, height: int, width: int) -> RleMasks:
+        """All boxes (N, 4) of one image in one decoder call → N masks of (H, W) as RLE."""
         import torch
 
         input_boxes = self.model_boxes(boxes, height, width).to(self.device, self.dtype)
         with torch.inference_mode(), self.stats.timed(self._sync):
             out = self.model(**self.decoder_inputs(emb_j), input_boxes=input_boxes, multimask_output=self.multimask)
         pred = out.pred_masks[0]  # (N, M, h, w) low-res logits
+        if not bool(torch.isfinite(pred).all()):
+            from .torch_utils import check_finite
+
+            check_finite(self.BACKEND, pred.float().cpu().numpy())
         if pred.shape[1] > 1:  # multimask: the mask with the best predicted IoU per box
             best = out.iou_scores[0].argmax(dim=-1)
             pred = pred[torch.arange(len(pred)), best][:, None]
@@ -78,16 +83,20 @@ class Sam2Segmenter:
         return self.processor.post_process_masks(part, [[height, width]], mask_threshold=self.mask_threshold,
                                                  binarize=True)[0]
 
-    def _upsample(self, pred: Any, height: int, width: int) -> np.ndarray:
-        chunks = []
-        for start in range(0, len(pred), UPSAMPLE_CHUNK):
-            m = self.post_process(pred[start : start + UPSAMPLE_CHUNK].float()[None], height, width)
-            chunks.append(m[:, 0].cpu().numpy().astype(bool))
-        return np.concatenate(chunks) if chunks else np.zeros((0, height, width), dtype=bool)
+    def _upsample(self, pred: Any, height: int, width: int) -> RleMasks:
+        """Low-res logits → full-size masks a few at a time, each encoded to RLE at once: memory is
+        bounded by one chunk (≈ 48 M pixels), whatever the number of boxes or the photo size."""
+        chunk = max(1, min(UPSAMPLE_CHUNK, int(48e6 // max(height * width, 1))))
+        rles: list[dict] = []
+        for start in range(0, len(pred), chunk):
+            m = self.post_process(pred[start : start + chunk].float()[None], height, width)
+            rles += RleMasks.from_dense(m[:, 0].cpu().numpy()).rles
+        return RleMasks(rles, height, width)
 
-    def segment(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Embeds only images that have boxes, in one batch; then one decoder call per image."""
-        out = [np.zeros((0, *img.shape[:2]), dtype=bool) for img in images]
+    def segment(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[RleMasks]:
+        """Embeds only images that have boxes, in one batch; then one decoder call per image.
+        Masks come back as RLE (never an (N, H, W) stack of a whole batch)."""
+        out = [RleMasks([], *img.shape[:2]) for img in images]
         todo = [i for i, b in enumerate(boxes) if len(b)]
         if not todo:
             return out

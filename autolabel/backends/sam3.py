@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..geometry import clip_xyxy
+from ..types import RleMasks
 from .base import ForwardStats, PromptBoxes
 from .torch_utils import load_processor_and_model, sync_fn
 
@@ -65,14 +66,16 @@ class Sam3Engine:
             results = self.processor.post_process_instance_segmentation(
                 out, threshold=min_score, mask_threshold=MASK_PROBABILITY, target_sizes=sizes)
             for b, r in enumerate(results):
-                masks = r["masks"].bool().cpu().numpy()  # early: never keep the int64 tensors around
+                # at once to RLE: never keep SAM 3's int64 full-size masks, nor a bool stack of the batch
+                masks = RleMasks.from_dense(r["masks"].bool().cpu().numpy().reshape(-1, *sizes[b]))
+                del r["masks"]
                 parts[b].append((r["boxes"].float().cpu().numpy(), r["scores"].float().cpu().numpy(), masks, k))
         out_boxes = []
         for b, (h, w) in enumerate(sizes):
             p = parts[b]
             xyxy = np.concatenate([x[0].reshape(-1, 4) for x in p]) if p else np.zeros((0, 4))
             scores = np.concatenate([x[1] for x in p]) if p else np.zeros((0,))
-            masks = np.concatenate([x[2].reshape(-1, h, w) for x in p]) if p else np.zeros((0, h, w), dtype=bool)
+            masks = RleMasks.concatenate([x[2] for x in p]) if p else RleMasks([], h, w)
             pidx = np.concatenate([np.full(len(x[1]), x[3], dtype=np.int64) for x in p]) if p else np.zeros(0, int)
             out_boxes.append(PromptBoxes(clip_xyxy(xyxy, w, h), scores.astype(np.float64), pidx, masks=masks))
         return out_boxes

@@ -32,13 +32,16 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(precision: str, device: str) -> Any:
-    """fp16/bf16 only on GPU; 'auto' is fp16 on CUDA and fp32 elsewhere."""
+    """fp16/bf16 only on GPU; 'auto' is bf16 on a CUDA GPU that supports it (Ampere and newer: the range
+    of fp32, no overflow to inf), fp16 on older CUDA GPUs, fp32 elsewhere."""
     import torch
 
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision '{precision}'; valid: {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
+        if not device.startswith("cuda"):
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if precision in ("fp16", "bf16") and not device.startswith("cuda"):
         raise UsageError(f"precision {precision} needs a CUDA GPU; the device is '{device}'",
                          hint="use --precision fp32 (or auto) on CPU/MPS")
@@ -66,6 +69,26 @@ def load_pretrained(ref: str, role: str, option: str, loaders: list[Callable[[st
         raise
     except Exception as e:  # transformers raises OSError/ValueError/KeyError for wrong or broken checkpoints
         raise wrap_load_error(role, ref, option, e) from e
+
+
+def backend_dtype(cls: Any, dtype: Any) -> Any:
+    """A backend may pin the precision its model needs (`PRECISION = "fp32"` on the class)."""
+    import torch
+
+    pinned = getattr(cls, "PRECISION", None)
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[pinned] if pinned else dtype
+
+
+def check_finite(backend: str, *arrays: Any) -> None:
+    """Half precision can overflow to inf/NaN; that must be a clear error, never silently empty output."""
+    import numpy as np
+
+    for a in arrays:
+        if a is not None and not np.isfinite(np.asarray(a)).all():
+            from ..errors import NonFiniteError
+
+            raise NonFiniteError(f"{backend}: the model produced non-finite values (inf/NaN) in this precision",
+                                 hint="rerun with --precision fp32 (finished images are kept)")
 
 
 def sync_fn(device: str) -> Callable[[], None] | None:
