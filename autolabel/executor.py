@@ -1,6 +1,8 @@
-"""The one-process executor: decode ahead in threads → `infer_batch` → store writer thread.
+"""The one-process executor, a pipeline: decode ahead in threads → detect batch k+1 on the main thread
+while a second thread segments batch k (embedding, mask decoding, upsampling, RLE) → store writer thread.
 
-It only moves batches: the labeling itself is `inference.infer_batch`, the same for every executor.
+It only moves batches: the labeling itself is `inference.detect_stage` + `segment_stage` (together
+`infer_batch`), the same for every executor.
 A batch that fails inside a model is retried image by image so one bad image only skips itself; the
 same model error on `max_same_failures` batches in a row stops the run (a backend bug, a CUDA error, an
 out-of-memory at batch size 1 would otherwise skip every image).
@@ -13,6 +15,7 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -20,7 +23,7 @@ import numpy as np
 
 from .errors import AutolabelError, ImageError, NonFiniteError, UsageError
 from .images import load_image
-from .inference import InferenceCounts, infer_batch
+from .inference import InferenceCounts, detect_stage, infer_batch, segment_stage
 from .plan import RunPlan
 from .runinfo import Progress, RunSettings, RunSummary
 from .store import RunStore, file_signature, store_path
@@ -156,19 +159,81 @@ class FailureStreak:
                      "a rerun of the same command resumes (AUTOLABEL_DEBUG=1 shows the traceback)")
 
 
+@dataclass
+class _Inflight:
+    """A batch whose segment stage runs in the background while the next batch is detected."""
+
+    batch: list[tuple[ImageInfo, np.ndarray]]
+    future: Future[Any]
+    counts: InferenceCounts
+    times: dict[str, float]
+
+
+class _Pipeline:
+    def __init__(self, plan: RunPlan, detector: Any, segmenter: Any, summary: RunSummary,
+                 emit: Callable[[Any], None], streak: FailureStreak) -> None:
+        self.plan, self.detector, self.segmenter = plan, detector, segmenter
+        self.summary, self.emit, self.streak = summary, emit, streak
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment")
+        self.inflight: _Inflight | None = None
+
+    def push(self, batch: list[tuple[ImageInfo, np.ndarray]]) -> None:
+        """Detect `batch` now, then hand its segment stage to the background thread."""
+        images = [img for _, img in batch]
+        counts, times = InferenceCounts(), {}
+        try:
+            cands, own = detect_stage(images, self.plan, self.detector, counts, times)
+        except (KeyboardInterrupt, UsageError, NonFiniteError):
+            raise
+        except Exception:  # noqa: BLE001 - retried image by image, in order, below
+            self.drain()
+            self._fallback(batch)
+            return
+        self.drain()  # batch k-1's masks, while this batch's detection is already done
+        future = self.pool.submit(segment_stage, images, self.plan, self.segmenter, cands, own, times)
+        self.inflight = _Inflight(batch, future, counts, times)
+
+    def drain(self) -> None:
+        job, self.inflight = self.inflight, None
+        if job is None:
+            return
+        try:
+            cands = job.future.result()
+        except (KeyboardInterrupt, UsageError, NonFiniteError):
+            raise
+        except Exception:  # noqa: BLE001
+            self._fallback(job.batch)
+            return
+        self.summary.inference.add(job.counts)
+        for k, v in job.times.items():
+            self.summary.add_time(k, v)
+        for (info, img), c in zip(job.batch, cands):
+            self.emit((CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), c), _signature(info)))
+        self.streak.batch_done([], len(job.batch))
+
+    def _fallback(self, batch: list[tuple[ImageInfo, np.ndarray]]) -> None:
+        errors: list[str] = []
+        label_batch(batch, self.plan, self.detector, self.segmenter, self.summary, self.emit, errors)
+        self.streak.batch_done(errors, len(batch))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_local(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, settings: RunSettings,
               detector: Any, segmenter: Any, output_p: Path, summary: RunSummary, progress: Progress) -> None:
     stop = threading.Event()
     writer = StoreWriter(output_p, summary, progress)
     writer.start()
-    streak = FailureStreak(settings.max_same_failures)
 
     def emit(item: Any) -> None:  # results of images already in the store are not written again
         relpath = item[0].relpath if isinstance(item[0], CandidateResult) else item[0]
         if relpath not in done:
             writer.put(item)
 
+    pipe = _Pipeline(plan, detector, segmenter, summary, emit, FailureStreak(settings.max_same_failures))
     loaded = prefetch([im for b in batches for im in b], settings, summary, stop)
+    t0 = time.perf_counter()
     try:
         for slice_ in batches:
             batch: list[tuple[ImageInfo, np.ndarray]] = []
@@ -179,12 +244,16 @@ def run_local(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, set
                 else:
                     batch.append((info, img))
             if batch:
-                errors: list[str] = []
-                label_batch(batch, plan, detector, segmenter, summary, emit, errors)
-                streak.batch_done(errors, len(batch))
+                pipe.push(batch)
+        pipe.drain()
+    except KeyboardInterrupt:
+        pipe.drain()  # the batch being segmented is kept: a stop loses only what was being detected
+        raise
     finally:
+        summary.add_time("inference", time.perf_counter() - t0)  # wall time of the model loop
         stop.set()
         loaded.close()  # stops the decode threads now, not when garbage-collected
+        pipe.close()
         writer.close()
 
 
@@ -207,6 +276,6 @@ def label_batch(batch: list[tuple[ImageInfo, np.ndarray]], plan: RunPlan, detect
             label_batch([one], plan, detector, segmenter, summary, emit, errors)
         return
     summary.inference.add(counts)
-    summary.add_time("inference", time.perf_counter() - t)
+    summary.add_time("inference_batches", time.perf_counter() - t)
     for (info, img), c in zip(batch, cands):
         emit((CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), c), _signature(info)))

@@ -61,11 +61,10 @@ def to_candidates(pb: PromptBoxes, floor: float, max_candidates: int, width: int
     return cand, (None if pb.masks is None else pb.masks[idx])
 
 
-def infer_batch(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segmenter: Any,
-                counts: InferenceCounts, times: dict[str, float] | None = None) -> list[Candidates]:
-    """images: RGB uint8 (H, W, 3). One detector call for the batch (all prompts, negatives included),
-    one segmenter call for all boxes of the batch; masks leave as RLE."""
-    times = times if times is not None else {}
+def detect_stage(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, counts: InferenceCounts,
+                 times: dict[str, float]) -> tuple[list[Candidates], list[Any]]:
+    """One detector call for the batch (all prompts, negatives included) → candidates per image, and the
+    engine's own masks (SAM 3) where it makes them."""
     t = time.perf_counter()
     raw = detector.detect(list(images), list(plan.ontology.all_prompts), plan.ontology.candidate_floor())
     times["detect_total"] = times.get("detect_total", 0.0) + time.perf_counter() - t
@@ -75,13 +74,16 @@ def infer_batch(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segm
                              int(img.shape[1]), int(img.shape[0]), counts)
         cands.append(c)
         own_masks.append(m)
+    return cands, own_masks
+
+
+def segment_stage(images: Sequence[np.ndarray], plan: RunPlan, segmenter: Any, cands: list[Candidates],
+                  own_masks: list[Any], times: dict[str, float]) -> list[Candidates]:
+    """One segmenter call for every box of the batch; masks leave as RLE."""
     if not plan.segments:
         return cands
     t = time.perf_counter()
-    if segmenter is not None:
-        masks = segmenter.segment(list(images), [c.xyxy for c in cands])
-    else:
-        masks = own_masks  # the engine's own masks (SAM 3)
+    masks = segmenter.segment(list(images), [c.xyxy for c in cands]) if segmenter is not None else own_masks
     for c, m, img in zip(cands, masks, images):
         h, w = img.shape[:2]
         if isinstance(m, RleMasks):
@@ -92,3 +94,13 @@ def infer_batch(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segm
             c.masks = RleMasks([], h, w)
     times["segment_total"] = times.get("segment_total", 0.0) + time.perf_counter() - t
     return cands
+
+
+def infer_batch(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segmenter: Any,
+                counts: InferenceCounts, times: dict[str, float] | None = None) -> list[Candidates]:
+    """images: RGB uint8 (H, W, 3) → one Candidates per image: `detect_stage` then `segment_stage`.
+    The one pure batch function every executor calls (the local one overlaps the two stages of
+    consecutive batches)."""
+    times = times if times is not None else {}
+    cands, own_masks = detect_stage(images, plan, detector, counts, times)
+    return segment_stage(images, plan, segmenter, cands, own_masks, times)

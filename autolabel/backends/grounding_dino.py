@@ -9,7 +9,7 @@ import numpy as np
 
 from ..geometry import clip_xyxy, cxcywh_norm_to_xyxy
 from .base import ForwardStats, PromptBoxes
-from .torch_utils import check_finite, load_processor_and_model, sync_fn
+from .torch_utils import check_finite, load_processor_and_model, processor_device, sync_fn
 
 DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
 
@@ -142,7 +142,7 @@ class GroundingDinoDetector:
         import torch
 
         captions = self.captions(prompts)
-        enc = self.processor.image_processor(images=list(images), return_tensors="pt")
+        enc = self.processor.image_processor(images=list(images), return_tensors="pt", **processor_device(self.device))
         pixel_values = enc["pixel_values"].to(self.device, self.dtype)
         pixel_mask = enc["pixel_mask"].to(self.device)
         parts: list[list[PromptBoxes]] = [[] for _ in images]

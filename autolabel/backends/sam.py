@@ -22,6 +22,9 @@ class SamSegmenter(Sam2Segmenter):
     MODEL_CLASS = "SamModel"
     BACKEND = "sam"
 
+    def preprocess_kwargs(self) -> dict[str, Any]:
+        return {}  # SAM v1's image processor runs on the CPU
+
     def select_embedding(self, emb: Any, j: int) -> Any:
         return emb[j : j + 1]  # SAM v1: one (B, 256, 64, 64) tensor
 

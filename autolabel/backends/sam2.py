@@ -45,9 +45,15 @@ class Sam2Segmenter:
         """Image embeddings for a batch: SAM 2 returns a list of FPN levels, each (B, C, h, w)."""
         import torch
 
-        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt",
+                                                      **self.preprocess_kwargs())["pixel_values"]
         with torch.inference_mode(), self.stats.timed(self._sync):
             return self.model.get_image_embeddings(pixel_values.to(self.device, self.dtype))
+
+    def preprocess_kwargs(self) -> dict[str, Any]:
+        from .torch_utils import processor_device
+
+        return processor_device(self.device)
 
     def select_embedding(self, emb: Any, j: int) -> Any:
         return [e[j : j + 1] for e in emb]

@@ -119,3 +119,9 @@ def load_processor_and_model(ref: str, role: str, backend: str, model_loader: Ca
     if expected_class is not None:
         check_model_class(model, expected_class, ref, role, backend)
     return processor, model.to(device=device, dtype=dtype).eval()
+
+
+def processor_device(device: str) -> dict[str, Any]:
+    """Image-processor kwargs that run resize/normalise on the GPU (the uint8 image is uploaded once);
+    none on CPU, where the processors' own CPU path is used."""
+    return {"device": device} if device.startswith("cuda") else {}
