@@ -50,6 +50,7 @@ test: $(VENV)/.installed-dev
 BENCH_ARGS ?=
 bench: $(VENV)/.installed-dev
 	$(PY) -m tests.bench $(BENCH_ARGS)
+	$(PY) -m tests.bench_gpu_sim $(GPUSIM_ARGS)
 
 # headless Chromium for the optional App screenshot test (Debian/Ubuntu, as root)
 browser:
