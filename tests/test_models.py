@@ -262,3 +262,14 @@ def test_auto_precision_is_bf16_where_supported_and_non_finite_output_is_a_clear
     with pytest.raises(NonFiniteError, match="grounding_dino: the model produced non-finite values") as e:
         run_labeling(ont, write, tmp_path / "out", RunSettings(batch_size=2), backends=(det, None))
     assert "--precision fp32" in (e.value.hint or "") and det.stats.passes == 1  # stopped at once, not per image
+
+
+def test_real_grounding_dino_tokenizer_spans_cover_word_pieces() -> None:
+    """The hub's own WordPiece vocabulary (tests/fixtures): multi-piece prompts map by whole spans."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(Path(__file__).parent / "fixtures" / "grounding-dino-tiny"))
+    cap = plan_captions(tok, ["fire hydrant", "t-shirt", "person"], 256)[0]
+    pieces = tok.convert_ids_to_tokens(cap.input_ids)
+    assert [pieces[a:b] for a, b in cap.spans] == [["fire", "hydra", "##nt"], ["t", "-", "shirt"], ["person"]]
+    assert cap.input_ids[0] == 101 and cap.input_ids[-1] == 102 and pieces.count(".") == 3
