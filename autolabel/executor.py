@@ -63,19 +63,26 @@ def prefetch(pending: list[ImageInfo], settings: RunSettings, summary: RunSummar
             summary.add_time("decode", time.perf_counter() - t)
         return info, img, why
 
-    window = max(2 * settings.batch_size, 4)
+    # ahead: up to two batches, but never more decoded pixels than `prefetch_bytes` (12 MP photos are
+    # 36 MB each), and always at least one full batch so the model never waits on its own batch
+    most, least = max(2 * settings.batch_size, 4), settings.batch_size
+    sizes: list[int] = []
+
+    def room(n_ahead: int) -> bool:
+        avg = sum(sizes[-16:]) / len(sizes[-16:]) if sizes else 0
+        return n_ahead < least or (n_ahead < most and (n_ahead + 1) * avg <= settings.prefetch_bytes)
+
     with ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode") as pool:
         futures: list[Future[_Loaded]] = []
         it = iter(pending)
-        for info in it:
-            futures.append(pool.submit(load, info))
-            if len(futures) >= window:
-                break
-        while futures and not stop.is_set():
-            result = futures.pop(0).result()
-            nxt = next(it, None)
-            if nxt is not None:
+        nxt = next(it, None)
+        while (futures or nxt is not None) and not stop.is_set():
+            while nxt is not None and room(len(futures)):
                 futures.append(pool.submit(load, nxt))
+                nxt = next(it, None)
+            result = futures.pop(0).result()
+            if result[1] is not None:
+                sizes.append(int(result[1].nbytes))
             yield result
         for f in futures:
             f.cancel()

@@ -30,6 +30,7 @@ class RunSettings:
     overwrite: bool = False
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
     decode_workers: int = 2
+    prefetch_bytes: int = 512 * 2**20  # decoded images held ahead of the model (at least one batch)
     limit: int | None = None  # label only the first N images (sorted by relative path)
     max_same_failures: int = MAX_SAME_FAILURES
     ray: RayOptions | None = None  # None: the one-process executor
