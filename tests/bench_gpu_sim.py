@@ -176,7 +176,7 @@ def main() -> None:
     ap.add_argument("--det-ms", type=float, default=30.0)
     ap.add_argument("--embed-ms", type=float, default=6.0)
     ap.add_argument("--dec-ms", type=float, default=2.0)
-    ap.add_argument("--big", type=int, nargs=2, default=[4, 12], help="12 MP folder sizes for the RSS run")
+    ap.add_argument("--big", type=int, nargs=2, default=[16, 32], help="12 MP folder sizes for the RSS run")
     ap.add_argument("--child", nargs=2)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
