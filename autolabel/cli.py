@@ -123,7 +123,7 @@ def label(
     batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per detector forward pass."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Label only the first N images (sorted by path) for a quick look."),
     device: Device = typer.Option(Device.auto, help="auto picks cuda, then mps, then cpu."),
-    precision: Precision = typer.Option(Precision.auto, help="fp16/bf16 only on CUDA; auto = fp16 on CUDA, else fp32."),
+    precision: Precision = typer.Option(Precision.auto, help="fp16/bf16 only on CUDA; auto = bf16 where the GPU supports it, else fp16; fp32 on CPU."),
     detector: Optional[str] = typer.Option(None, help="Detector backend (see `autolabel backends`)."),
     detector_model: Optional[str] = typer.Option(None, help="Detector hub id, local directory or checkpoint."),
     segmenter: Optional[str] = typer.Option(None, help="Segmenter backend, or 'none' for boxes only."),
