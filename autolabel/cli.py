@@ -278,5 +278,7 @@ def main() -> None:
     app(prog_name="autolabel")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m autolabel.cli`: run the package module, where every command is registered
+    from autolabel.cli import main as _package_main
+
+    sys.exit(_package_main())

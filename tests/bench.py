@@ -169,9 +169,10 @@ def report(r: dict, many: int) -> None:
         st = x["stages"]
         rows.append((label, x["images"], x["images"] / x["label_s"], x["label_s"] / max(x["forward_s"], 1e-9),
                      st.get("decode", 0), st.get("detector", 0), st.get("segmenter", 0),
-                     st.get("inference", 0) - st.get("detect_total", 0) - st.get("segment_total", 0),  # map + RLE
+                     # pre/post-processing around the forwards (resize, mapping, upsampling, RLE)
+                     st.get("detect_total", 0) - st.get("detector", 0) + st.get("segment_total", 0) - st.get("segmenter", 0),
                      st.get("store", 0), x["export_s"], x["peak_rss_mb"]))
-    print("| run | images | img/s | e2e ÷ forward | decode s | detector s | segmenter s | post s | store s | export s | peak RSS MB |")
+    print("| run | images | img/s | e2e ÷ forward | decode s | detector s | segmenter s | pre/post s | store s | export s | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row[0]} | {row[1]} | {row[2]:.2f} | {row[3]:.2f} | " + " | ".join(f"{v:.2f}" for v in row[4:10])
