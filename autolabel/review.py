@@ -74,17 +74,22 @@ def save_views(ds: Any, thresholds: dict[str, float], s: ViewSettings) -> list[s
 
 
 def launch(ds: Any, port: int, address: str, remote: bool, echo: Any = print) -> None:
-    """Serve the FiftyOne App on the dataset until Ctrl-C, then shut it down."""
+    """Serve the FiftyOne App on the dataset until Ctrl-C, then shut it down. Ctrl-C at any moment,
+    also while the App is still starting, stops it cleanly."""
     fo = import_fiftyone()
-    session = fo.launch_app(ds, port=port, address=address, remote=remote, auto=False)
-    url = getattr(session, "url", None) or f"http://{address}:{port}"
-    echo(f"FiftyOne App: {url}  (saved views: {', '.join(ds.list_saved_views())}); Ctrl-C to stop")
+    echo(f"FiftyOne App: http://{address}:{port}  (saved views: {', '.join(ds.list_saved_views())}); "
+         "Ctrl-C to stop")
+    session = None
     try:
+        session = fo.launch_app(ds, port=port, address=address, remote=remote, auto=False)
         session.wait(-1)
     except KeyboardInterrupt:
         pass
     finally:
-        session.close()
+        try:
+            session.close() if session is not None else fo.close_app()
+        except Exception:  # noqa: BLE001 - nothing left to close
+            pass
         echo("App stopped")
 
 

@@ -182,3 +182,26 @@ def _screenshot(url: str, path: Path) -> Path | None:
 def test_app_screenshot_shows_the_dataset(labeled_run: dict[str, Path], tmp_path: Path) -> None:
     test_review_serves_the_app_and_stops_on_ctrl_c(labeled_run, tmp_path)
     assert (tmp_path / "app.png").exists()
+
+
+def test_ctrl_c_while_the_app_is_still_starting_stops_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The App answers HTTP before launch_app returns: a Ctrl-C then must not escape as exit 130."""
+    from autolabel import review as review_mod
+
+    closed: list[str] = []
+
+    class FakeFo:
+        def launch_app(self, *a: object, **k: object) -> None:
+            raise KeyboardInterrupt
+
+        def close_app(self) -> None:
+            closed.append("closed")
+
+    class FakeDs:
+        def list_saved_views(self) -> list[str]:
+            return ["no-labels"]
+
+    monkeypatch.setattr(review_mod, "import_fiftyone", lambda: FakeFo())
+    said: list[str] = []
+    review_mod.launch(FakeDs(), 5151, "127.0.0.1", True, echo=said.append)
+    assert closed == ["closed"] and said[0].startswith("FiftyOne App: http://127.0.0.1:5151") and said[-1] == "App stopped"
