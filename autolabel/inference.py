@@ -66,11 +66,12 @@ def detect_stage(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, cou
     """One detector call for the batch (all prompts, negatives included) → candidates per image, and the
     engine's own masks (SAM 3) where it makes them."""
     t = time.perf_counter()
-    raw = detector.detect(list(images), list(plan.ontology.all_prompts), plan.ontology.candidate_floor())
+    floor = plan.ontology.candidate_floor()
+    raw = detector.detect(list(images), list(plan.ontology.all_prompts), floor)
     times["detect_total"] = times.get("detect_total", 0.0) + time.perf_counter() - t
     cands, own_masks = [], []
     for pb, img in zip(raw, images):
-        c, m = to_candidates(pb, plan.ontology.candidate_floor(), plan.ontology.detector.max_candidates,
+        c, m = to_candidates(pb, floor, plan.ontology.detector.max_candidates,
                              int(img.shape[1]), int(img.shape[0]), counts)
         cands.append(c)
         own_masks.append(m)

@@ -44,7 +44,7 @@ def import_ray() -> Any:
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     """A read task: decode one fixed batch's images (on any node: paths must be shared)."""
     from .errors import ImageError
-    from .store import file_signature
+    from .executor import _signature
 
     items = []
     max_pixels = int(row["max_pixels"])
@@ -53,11 +53,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
             img, why = load_image(path, max_pixels), None
         except ImageError as e:
             img, why = None, e.message
-        try:
-            sig = file_signature(path)
-        except OSError:
-            sig = None
-        items.append((relpath, path, img, why, sig))
+        items.append((relpath, path, img, why, _signature(ImageInfo(relpath, path))))
     return {"batch": row["batch"], "payload": pickle.dumps(items, protocol=5)}
 
 
