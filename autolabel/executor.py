@@ -1,11 +1,8 @@
-"""The one-process executor, a pipeline: decode ahead in threads → detect batch k+1 on the main thread
-while a second thread segments batch k (embedding, mask decoding, upsampling, RLE) → store writer thread.
+"""The one-process executor: decode threads → the three-stage pipeline (`pipeline.py`: prepare,
+models, finish) → a store writer thread that commits one image per transaction.
 
-It only moves batches: the labeling itself is `inference.detect_stage` + `segment_stage` (together
-`infer_batch`), the same for every executor.
-A batch that fails inside a model is retried image by image so one bad image only skips itself; the
-same model error on `max_same_failures` batches in a row stops the run (a backend bug, a CUDA error, an
-out-of-memory at batch size 1 would otherwise skip every image).
+It only moves batches: the labeling itself is `inference.infer_batch` (prepare → model → finish), the
+same for every executor.
 """
 
 from __future__ import annotations
@@ -15,27 +12,22 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import AutolabelError, ImageError, NonFiniteError, UsageError
+from .errors import AutolabelError, ImageError
 from .images import load_image
-from .inference import InferenceCounts, detect_stage, infer_batch, segment_stage
+from .pipeline import FailureStreak, ModelFailure, Pipeline, label_batch
 from .plan import RunPlan
 from .runinfo import Progress, RunSettings, RunSummary
-from .store import RunStore, file_signature, store_path
+from .store import RunStore, store_path
 from .types import CandidateResult, ImageInfo
 
+__all__ = ["FailureStreak", "ModelFailure", "label_batch", "run_local", "fixed_batches", "StoreWriter"]
+
 _Loaded = tuple[ImageInfo, "np.ndarray | None", str | None]
-
-
-class ModelFailure(AutolabelError):
-    """The same model error on several batches in a row: the run stops (finished images are kept)."""
-
-    exit_code = 1
 
 
 def fixed_batches(images: list[ImageInfo], done: set[str], batch_size: int) -> list[list[ImageInfo]]:
@@ -139,94 +131,6 @@ class StoreWriter(threading.Thread):
             raise self.error
 
 
-def _signature(info: ImageInfo) -> str | None:
-    try:
-        return file_signature(info.path)
-    except OSError:
-        return None
-
-
-class FailureStreak:
-    """Counts consecutive batches whose every image failed with the same model error."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.key, self.count = limit, "", 0
-
-    def batch_done(self, errors: list[str], n_images: int) -> None:
-        if not errors or len(errors) < n_images or len(set(errors)) != 1:
-            self.key, self.count = "", 0
-            return
-        self.count = self.count + 1 if errors[0] == self.key else 1
-        self.key = errors[0]
-        if self.count >= self.limit:
-            raise ModelFailure(
-                f"the model failed on {self.count} batches in a row with the same error: {self.key}",
-                hint="this is not one bad image: look for a backend bug, a CUDA error or out-of-memory "
-                     "(try --batch-size 1, --precision fp32 or --device cpu); finished images are kept and "
-                     "a rerun of the same command resumes (AUTOLABEL_DEBUG=1 shows the traceback)")
-
-
-@dataclass
-class _Inflight:
-    """A batch whose segment stage runs in the background while the next batch is detected."""
-
-    batch: list[tuple[ImageInfo, np.ndarray]]
-    future: Future[Any]
-    counts: InferenceCounts
-    times: dict[str, float]
-
-
-class _Pipeline:
-    def __init__(self, plan: RunPlan, detector: Any, segmenter: Any, summary: RunSummary,
-                 emit: Callable[[Any], None], streak: FailureStreak) -> None:
-        self.plan, self.detector, self.segmenter = plan, detector, segmenter
-        self.summary, self.emit, self.streak = summary, emit, streak
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment")
-        self.inflight: _Inflight | None = None
-
-    def push(self, batch: list[tuple[ImageInfo, np.ndarray]]) -> None:
-        """Detect `batch` now, then hand its segment stage to the background thread."""
-        images = [img for _, img in batch]
-        counts, times = InferenceCounts(), {}
-        try:
-            cands, own = detect_stage(images, self.plan, self.detector, counts, times)
-        except (KeyboardInterrupt, UsageError, NonFiniteError):
-            raise
-        except Exception:  # noqa: BLE001 - retried image by image, in order, below
-            self.drain()
-            self._fallback(batch)
-            return
-        self.drain()  # batch k-1's masks, while this batch's detection is already done
-        future = self.pool.submit(segment_stage, images, self.plan, self.segmenter, cands, own, times)
-        self.inflight = _Inflight(batch, future, counts, times)
-
-    def drain(self) -> None:
-        job, self.inflight = self.inflight, None
-        if job is None:
-            return
-        try:
-            cands = job.future.result()
-        except (KeyboardInterrupt, UsageError, NonFiniteError):
-            raise
-        except Exception:  # noqa: BLE001
-            self._fallback(job.batch)
-            return
-        self.summary.inference.add(job.counts)
-        for k, v in job.times.items():
-            self.summary.add_time(k, v)
-        for (info, img), c in zip(job.batch, cands):
-            self.emit((CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), c), _signature(info)))
-        self.streak.batch_done([], len(job.batch))
-
-    def _fallback(self, batch: list[tuple[ImageInfo, np.ndarray]]) -> None:
-        errors: list[str] = []
-        label_batch(batch, self.plan, self.detector, self.segmenter, self.summary, self.emit, errors)
-        self.streak.batch_done(errors, len(batch))
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 def run_local(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, settings: RunSettings,
               detector: Any, segmenter: Any, output_p: Path, summary: RunSummary, progress: Progress) -> None:
     stop = threading.Event()
@@ -238,7 +142,7 @@ def run_local(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, set
         if relpath not in done:
             writer.put(item)
 
-    pipe = _Pipeline(plan, detector, segmenter, summary, emit, FailureStreak(settings.max_same_failures))
+    pipe = Pipeline(plan, detector, segmenter, summary, emit, FailureStreak(settings.max_same_failures))
     loaded = prefetch([im for b in batches for im in b], settings, summary, stop)
     t0 = time.perf_counter()
     try:
@@ -254,7 +158,7 @@ def run_local(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, set
                 pipe.push(batch)
         pipe.drain()
     except KeyboardInterrupt:
-        pipe.drain()  # the batch being segmented is kept: a stop loses only what was being detected
+        pipe.drain(run_ready=False)  # batches past the models are kept: a stop loses only what was in them
         raise
     finally:
         summary.add_time("inference", time.perf_counter() - t0)  # wall time of the model loop
@@ -262,27 +166,3 @@ def run_local(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, set
         loaded.close()  # stops the decode threads now, not when garbage-collected
         pipe.close()
         writer.close()
-
-
-def label_batch(batch: list[tuple[ImageInfo, np.ndarray]], plan: RunPlan, detector: Any, segmenter: Any,
-                summary: RunSummary, emit: Callable[[Any], None], errors: list[str]) -> None:
-    """Label a batch; when it fails inside a model, retry image by image and skip the failures."""
-    counts = InferenceCounts()
-    t = time.perf_counter()
-    try:
-        cands = infer_batch([img for _, img in batch], plan, detector, segmenter, counts, summary.stage_seconds)
-    except (KeyboardInterrupt, UsageError, NonFiniteError):
-        raise
-    except Exception as e:
-        if len(batch) == 1:
-            why = f"model error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-            errors.append(why)
-            emit((batch[0][0].relpath, why))
-            return
-        for one in batch:
-            label_batch([one], plan, detector, segmenter, summary, emit, errors)
-        return
-    summary.inference.add(counts)
-    summary.add_time("inference_batches", time.perf_counter() - t)
-    for (info, img), c in zip(batch, cands):
-        emit((CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), c), _signature(info)))

@@ -61,47 +61,104 @@ def to_candidates(pb: PromptBoxes, floor: float, max_candidates: int, width: int
     return cand, (None if pb.masks is None else pb.masks[idx])
 
 
-def detect_stage(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, counts: InferenceCounts,
-                 times: dict[str, float]) -> tuple[list[Candidates], list[Any]]:
-    """One detector call for the batch (all prompts, negatives included) → candidates per image, and the
-    engine's own masks (SAM 3) where it makes them."""
-    t = time.perf_counter()
+@dataclass
+class Staged:
+    """A batch between the three stages: prepared model inputs → raw model outputs → candidates."""
+
+    images: Sequence[np.ndarray]
+    det_inputs: Any = None  # detector.prepare(images), when the detector splits its preprocessing out
+    seg_inputs: Any = None  # segmenter.prepare(images), likewise
+    cands: list[Candidates] = field(default_factory=list)
+    raw_masks: list[Any] = field(default_factory=list)  # masks per image: RLE, dense, or low-res logits
+    lowres: bool = False  # raw_masks came from segment_raw: the segmenter's `finish` makes them full-size
+
+
+def _shapes(images: Sequence[np.ndarray]) -> list[tuple[int, int]]:
+    return [(int(img.shape[0]), int(img.shape[1])) for img in images]
+
+
+def prepare_stage(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segmenter: Any,
+                  times: dict[str, float]) -> Staged:
+    """CPU work before the models (resize, normalise, pad into batch tensors) for backends that split
+    it out (`prepare`); the others do it inside their own call."""
+    t = _now()
+    staged = Staged(images)
+    if callable(getattr(detector, "prepare", None)):
+        staged.det_inputs = detector.prepare(list(images))
+    if plan.segments and segmenter is not None and callable(getattr(segmenter, "prepare", None)):
+        staged.seg_inputs = segmenter.prepare(list(images))
+    _add(times, "prepare", t)
+    return staged
+
+
+def model_stage(staged: Staged, plan: RunPlan, detector: Any, segmenter: Any, counts: InferenceCounts,
+                times: dict[str, float]) -> Staged:
+    """The models: one detector call for the batch (all prompts, negatives included) → candidates per
+    image; then the segmenter's forward passes for every box of the batch (low-res masks). The prepared
+    inputs are released here, so their buffers can be reused."""
+    images = staged.images
+    t = _now()
     floor = plan.ontology.candidate_floor()
-    raw = detector.detect(list(images), list(plan.ontology.all_prompts), floor)
-    times["detect_total"] = times.get("detect_total", 0.0) + time.perf_counter() - t
-    cands, own_masks = [], []
-    for pb, img in zip(raw, images):
-        c, m = to_candidates(pb, floor, plan.ontology.detector.max_candidates,
-                             int(img.shape[1]), int(img.shape[0]), counts)
-        cands.append(c)
+    prompts = list(plan.ontology.all_prompts)
+    if staged.det_inputs is not None:
+        raw = detector.detect_prepared(staged.det_inputs, _shapes(images), prompts, floor)
+    else:
+        raw = detector.detect(list(images), prompts, floor)
+    staged.det_inputs = None
+    _add(times, "detect", t)
+    own_masks = []
+    for pb, (h, w) in zip(raw, _shapes(images)):
+        c, m = to_candidates(pb, floor, plan.ontology.detector.max_candidates, w, h, counts)
+        staged.cands.append(c)
         own_masks.append(m)
-    return cands, own_masks
+    staged.raw_masks = own_masks
+    if plan.segments and segmenter is not None:
+        t = _now()
+        boxes = [c.xyxy for c in staged.cands]
+        if staged.seg_inputs is not None and callable(getattr(segmenter, "segment_raw", None)):
+            staged.raw_masks = segmenter.segment_raw(staged.seg_inputs, _shapes(images), boxes)
+            staged.lowres = True
+        else:
+            staged.raw_masks = segmenter.segment(list(images), boxes)
+        staged.seg_inputs = None
+        _add(times, "segment", t)
+    return staged
 
 
-def segment_stage(images: Sequence[np.ndarray], plan: RunPlan, segmenter: Any, cands: list[Candidates],
-                  own_masks: list[Any], times: dict[str, float]) -> list[Candidates]:
-    """One segmenter call for every box of the batch; masks leave as RLE."""
+def finish_stage(staged: Staged, plan: RunPlan, segmenter: Any, times: dict[str, float]) -> list[Candidates]:
+    """CPU work after the models: low-res masks → full-size RLE (only around each mask)."""
     if not plan.segments:
-        return cands
-    t = time.perf_counter()
-    masks = segmenter.segment(list(images), [c.xyxy for c in cands]) if segmenter is not None else own_masks
-    for c, m, img in zip(cands, masks, images):
-        h, w = img.shape[:2]
-        if isinstance(m, RleMasks):
+        return staged.cands
+    t = _now()
+    for c, m, (h, w) in zip(staged.cands, staged.raw_masks, _shapes(staged.images)):
+        if staged.lowres:
+            c.masks = segmenter.finish(m, h, w)
+        elif isinstance(m, RleMasks):
             c.masks = m
         elif m is not None and len(c):
             c.masks = RleMasks.from_dense(m)
         else:
             c.masks = RleMasks([], h, w)
-    times["segment_total"] = times.get("segment_total", 0.0) + time.perf_counter() - t
-    return cands
+    _add(times, "finish", t)
+    return staged.cands
+
+
+def _add(times: dict[str, float], key: str, since: tuple[float, float]) -> None:
+    """Wall seconds under `key`, and this thread's CPU seconds under `key_cpu` (stages overlap)."""
+    times[key] = times.get(key, 0.0) + time.perf_counter() - since[0]
+    times[key + "_cpu"] = times.get(key + "_cpu", 0.0) + time.thread_time() - since[1]
+
+
+def _now() -> tuple[float, float]:
+    return time.perf_counter(), time.thread_time()
 
 
 def infer_batch(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segmenter: Any,
                 counts: InferenceCounts, times: dict[str, float] | None = None) -> list[Candidates]:
-    """images: RGB uint8 (H, W, 3) → one Candidates per image: `detect_stage` then `segment_stage`.
-    The one pure batch function every executor calls (the local one overlaps the two stages of
-    consecutive batches)."""
+    """images: RGB uint8 (H, W, 3) → one Candidates per image: `prepare_stage`, `model_stage`, then
+    `finish_stage`. The one pure batch function every executor calls (the local one runs the three
+    stages of consecutive batches at the same time, in three threads)."""
     times = times if times is not None else {}
-    cands, own_masks = detect_stage(images, plan, detector, counts, times)
-    return segment_stage(images, plan, segmenter, cands, own_masks, times)
+    staged = model_stage(prepare_stage(images, plan, detector, segmenter, times), plan, detector, segmenter,
+                         counts, times)
+    return finish_stage(staged, plan, segmenter, times)

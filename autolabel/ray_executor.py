@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from .errors import MissingDependencyError, UsageError
-from .executor import FailureStreak, StoreWriter, label_batch
+from .executor import StoreWriter
+from .pipeline import FailureStreak, label_batch
 from .images import load_image
 from .inference import InferenceCounts
 from .plan import RunPlan
@@ -44,7 +45,7 @@ def import_ray() -> Any:
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     """A read task: decode one fixed batch's images (on any node: paths must be shared)."""
     from .errors import ImageError
-    from .executor import _signature
+    from .pipeline import signature
 
     items = []
     max_pixels = int(row["max_pixels"])
@@ -53,7 +54,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
             img, why = load_image(path, max_pixels), None
         except ImageError as e:
             img, why = None, e.message
-        items.append((relpath, path, img, why, _signature(ImageInfo(relpath, path))))
+        items.append((relpath, path, img, why, signature(ImageInfo(relpath, path))))
     return {"batch": row["batch"], "payload": pickle.dumps(items, protocol=5)}
 
 

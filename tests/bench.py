@@ -170,7 +170,8 @@ def report(r: dict, many: int) -> None:
         rows.append((label, x["images"], x["images"] / x["label_s"], x["label_s"] / max(x["forward_s"], 1e-9),
                      st.get("decode", 0), st.get("detector", 0), st.get("segmenter", 0),
                      # pre/post-processing around the forwards (resize, mapping, upsampling, RLE)
-                     st.get("detect_total", 0) - st.get("detector", 0) + st.get("segment_total", 0) - st.get("segmenter", 0),
+                     st.get("prepare", 0) + st.get("detect", 0) - st.get("detector", 0) + st.get("segment", 0)
+                     - st.get("segmenter", 0) + st.get("finish", 0),
                      st.get("store", 0), x["export_s"], x["peak_rss_mb"]))
     print("| run | images | img/s | e2e ÷ forward | decode s | detector s | segmenter s | pre/post s | store s | export s | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

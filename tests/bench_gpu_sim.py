@@ -22,9 +22,10 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -37,9 +38,14 @@ GPU = threading.Lock()  # one device: simulated kernels never overlap
 BUSY = [0.0]  # seconds the simulated GPU was busy (sleeping), summed over every model
 
 
-def gpu_sleep(seconds: float) -> None:
+@contextmanager
+def gpu_busy(seconds: float) -> Iterator[None]:
+    """The simulated device is busy for `seconds`; making the synthetic outputs inside the block is part
+    of that time (a real GPU makes them itself), the rest is slept."""
     with GPU:
-        time.sleep(seconds)
+        t = time.perf_counter()
+        yield
+        time.sleep(max(0.0, seconds - (time.perf_counter() - t)))
         BUSY[0] += seconds
 
 
@@ -55,15 +61,15 @@ class SimDetector:
         import torch
 
         b = pixel_values.shape[0]
-        gpu_sleep(self.ms / 1000 * b)
-        logits = torch.full((b, self.queries, 256), -10.0)
-        for q in range(self.k):
-            a, e = self.spans[q % len(self.spans)]
-            logits[:, q, a:e] = 2.0 - q * 0.01
-        centre = self.rng.uniform(0.15, 0.85, (b, self.queries, 2))
-        size = self.rng.uniform(0.04, 0.2, (b, self.queries, 2))
-        return SimpleNamespace(logits=logits, pred_boxes=torch.tensor(np.concatenate([centre, size], -1),
-                                                                      dtype=torch.float32))
+        with gpu_busy(self.ms / 1000 * b):
+            logits = torch.full((b, self.queries, 256), -10.0)
+            for q in range(self.k):
+                a, e = self.spans[q % len(self.spans)]
+                logits[:, q, a:e] = 2.0 - q * 0.01
+            centre = self.rng.uniform(0.15, 0.85, (b, self.queries, 2))
+            size = self.rng.uniform(0.04, 0.2, (b, self.queries, 2))
+            boxes = torch.tensor(np.concatenate([centre, size], -1), dtype=torch.float32)
+        return SimpleNamespace(logits=logits, pred_boxes=boxes)
 
 
 class SimSam2:
@@ -76,20 +82,21 @@ class SimSam2:
     def get_image_embeddings(self, pixel_values: Any) -> Any:
         import torch
 
-        gpu_sleep(self.embed_ms / 1000 * pixel_values.shape[0])
-        return [torch.zeros(pixel_values.shape[0], 1, 1, 1)]
+        with gpu_busy(self.embed_ms / 1000 * pixel_values.shape[0]):
+            return [torch.zeros(pixel_values.shape[0], 1, 1, 1)]
 
     def __call__(self, input_boxes: Any, **kw: Any) -> Any:
         import torch
 
-        gpu_sleep(self.dec_ms / 1000)
-        boxes = input_boxes[0].float().numpy() / 4.0  # 1024 frame → 256 low-res frame
-        yy, xx = np.mgrid[0:256, 0:256]
-        masks = np.full((len(boxes), 256, 256), -8.0, dtype=np.float32)
-        for i, (x0, y0, x1, y1) in enumerate(boxes):
-            cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, max((x1 - x0) / 2, 1), max((y1 - y0) / 2, 1)
-            masks[i][((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1] = 8.0
-        return SimpleNamespace(pred_masks=torch.from_numpy(masks)[None, :, None], iou_scores=torch.ones(1, len(boxes), 1))
+        with gpu_busy(self.dec_ms / 1000):
+            b = input_boxes[0].float().numpy() / 4.0  # 1024 frame → 256 low-res frame
+            cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+            rx, ry = np.maximum((b[:, 2] - b[:, 0]) / 2, 1), np.maximum((b[:, 3] - b[:, 1]) / 2, 1)
+            g = np.arange(256, dtype=np.float32)
+            inside = (((g[None, None, :] - cx[:, None, None]) / rx[:, None, None]) ** 2
+                      + ((g[None, :, None] - cy[:, None, None]) / ry[:, None, None]) ** 2) <= 1
+            masks = torch.from_numpy(np.where(inside, np.float32(8.0), np.float32(-8.0)))
+        return SimpleNamespace(pred_masks=masks[None, :, None], iou_scores=torch.ones(1, len(b), 1))
 
 
 def sim_backends(args: argparse.Namespace, k: int) -> tuple[Any, Any]:
@@ -173,10 +180,11 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=12)
     ap.add_argument("--boxes", type=int, default=12, help="confident detections per image (12 MP run: 75)")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of ours; the median is reported")
     ap.add_argument("--det-ms", type=float, default=30.0)
     ap.add_argument("--embed-ms", type=float, default=6.0)
     ap.add_argument("--dec-ms", type=float, default=2.0)
-    ap.add_argument("--big", type=int, nargs=2, default=[16, 32], help="12 MP folder sizes for the RSS run")
+    ap.add_argument("--big", type=int, nargs="*", default=[16, 32], help="12 MP folder sizes for the RSS run")
     ap.add_argument("--child", nargs=2)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
@@ -194,7 +202,9 @@ def main() -> None:
         for p in imgs:
             shutil.copy(p, work / "in" / p.name)
         r: dict[str, Any] = {"settings": vars(a) | {"json": None}}
-        r["ours"] = run_ours(a, work / "in", work / "out")
+        runs = [run_ours(a, work / "in", work / f"out-{i}") for i in range(a.repeat)]  # a noisy machine: median
+        r["ours"] = sorted(runs, key=lambda x: x["utilisation"])[len(runs) // 2]
+        r["ours"]["utilisation_runs"] = [round(x["utilisation"], 3) for x in runs]
         r["loop"] = run_loop(a, [load_image(p) for p in imgs[: max(4, a.images // 6)]])
         r["speedup_vs_loop"] = r["ours"]["img_s"] / r["loop"]["img_s"]
         big = {}
@@ -214,9 +224,10 @@ def main() -> None:
     o, lp = r["ours"], r["loop"]
     print(f"\nsimulated GPU (det {a.det_ms} ms/img, embed {a.embed_ms} ms/img, decoder {a.dec_ms} ms/call), "
           f"{a.prompts} prompts, {o['images']} COCO images, batch {a.batch}:")
-    print(f"  utilisation {o['utilisation']:.2f} (goal ≥ 0.8 on 2 cores), {o['img_s']:.1f} img/s; per-prompt/per-box "
+    print(f"  utilisation {o['utilisation']:.2f} (median of {o['utilisation_runs']}; goal ≥ 0.8 on 2 cores), "
+          f"{o['img_s']:.1f} img/s; per-prompt/per-box "
           f"loop {lp['img_s']:.2f} img/s (utilisation {lp['utilisation']:.2f}) → ×{r['speedup_vs_loop']:.1f} (goal ≥ 10)")
-    print(f"  CPU ms per image per stage: {o['cpu_ms_per_image']}")
+    print(f"  ms per image per stage (wall; _cpu: that stage's own thread CPU): {o['cpu_ms_per_image']}")
     print("  peak RSS, 12 MP photos, ~75 instances each, batch 4, label + COCO + YOLO export: "
           + ", ".join(f"{n} images {mb:.0f} MB" for n, mb in big.items()) + " (goal ≤ 3000 MB, flat)")
     if a.json:

@@ -108,6 +108,29 @@ def test_segmenter_masks_match_transformers_post_process_masks(tiny_models: dict
     assert (ours == theirs).all()
 
 
+def test_sam3_instances_match_transformers_post_process_instance_segmentation(tiny_models: dict[str, Path]) -> None:
+    import torch
+
+    from autolabel.backends.sam3 import MASK_PROBABILITY, Sam3Engine
+
+    eng = Sam3Engine.from_config(DetectorConfig(backend="sam3", model=str(tiny_models["sam3"])), "cpu", torch.float32)
+    images = [np.array(scene(160, 120, seed=0)), np.array(scene(90, 130, seed=1))]
+    outs = _capture(eng.model)
+    ours = eng.detect(images, ["cat", "red box"], min_score=0.2)
+    decoder = [o for o in outs if getattr(o, "pred_masks", None) is not None]
+    assert len(decoder) == 2
+    for k, out in enumerate(decoder):
+        theirs = eng.processor.post_process_instance_segmentation(out, threshold=0.2, mask_threshold=MASK_PROBABILITY,
+                                                                  target_sizes=[(120, 160), (130, 90)])
+        for b, t in enumerate(theirs):
+            mine = ours[b].prompt_index == k
+            assert mine.sum() == len(t["scores"]) > 0
+            assert np.allclose(ours[b].scores[mine], t["scores"].numpy())
+            h, w = images[b].shape[:2]
+            assert np.allclose(ours[b].xyxy[mine], np.clip(t["boxes"].numpy(), 0, [w, h, w, h]))
+            assert (ours[b].masks[np.flatnonzero(mine)].dense() == t["masks"].numpy().astype(bool)).all()
+
+
 def test_new_backends_through_the_cli(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     write_images(tmp_path / "in", ["a.png", "b.png"])
     ont = tmp_path / "ont.yaml"

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..geometry import clip_xyxy, cxcywh_norm_to_xyxy
 from .base import ForwardStats, PromptBoxes
+from .preprocess import FastInputs, ModelInputs
 from .torch_utils import check_finite, load_processor_and_model, processor_device, sync_fn
 
 DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
@@ -111,6 +112,7 @@ class GroundingDinoDetector:
         self.stats = ForwardStats()
         self._sync = sync_fn(device)
         self._plans: dict[tuple[str, ...], list[Caption]] = {}
+        self._fast: FastInputs | bool | None = None
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> GroundingDinoDetector:
@@ -137,17 +139,30 @@ class GroundingDinoDetector:
             self._plans[key] = plan_captions(self.processor.tokenizer, prompts, self.max_tokens)
         return self._plans[key]
 
+    def prepare(self, images: Sequence[np.ndarray]) -> ModelInputs:
+        """Pixel values and mask of the batch (CPU side of the pipeline; on a GPU the resize runs there)."""
+        if self._fast is None:
+            ip = self.processor.image_processor
+            self._fast = FastInputs(ip, self.device) if FastInputs.supports(ip) else False
+        if self._fast:
+            return self._fast(images)
+        enc = self.processor.image_processor(images=list(images), return_tensors="pt", **processor_device(self.device))
+        return ModelInputs(enc["pixel_values"], enc["pixel_mask"], [])
+
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         """images: RGB uint8 (H, W, 3). One forward per caption chunk for the whole batch of images."""
+        return self.detect_prepared(self.prepare(images), [img.shape[:2] for img in images], prompts, min_score)
+
+    def detect_prepared(self, inputs: ModelInputs, shapes: Sequence[tuple[int, int]], prompts: Sequence[str],
+                        min_score: float) -> list[PromptBoxes]:
         import torch
 
         captions = self.captions(prompts)
-        enc = self.processor.image_processor(images=list(images), return_tensors="pt", **processor_device(self.device))
-        pixel_values = enc["pixel_values"].to(self.device, self.dtype)
-        pixel_mask = enc["pixel_mask"].to(self.device)
-        parts: list[list[PromptBoxes]] = [[] for _ in images]
+        pixel_values = inputs.pixel_values.to(self.device, self.dtype)
+        pixel_mask = inputs.pixel_mask.to(self.device)
+        parts: list[list[PromptBoxes]] = [[] for _ in shapes]
         for cap in captions:
-            ids = torch.tensor([cap.input_ids] * len(images), device=self.device)
+            ids = torch.tensor([cap.input_ids] * len(shapes), device=self.device)
             with torch.inference_mode(), self.stats.timed(self._sync):
                 out = self.model(pixel_values=pixel_values, pixel_mask=pixel_mask, input_ids=ids,
                                  attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids))
@@ -155,9 +170,8 @@ class GroundingDinoDetector:
             boxes = out.pred_boxes.float().cpu().numpy()
             check_finite(self.BACKEND, boxes, probs)
             names = self.processor.tokenizer.convert_ids_to_tokens(cap.input_ids)
-            for b, img in enumerate(images):
+            for b, (h, w) in enumerate(shapes):
                 q, pid, scores, unmatched = assign_queries(probs[b], cap, min_score, names)
-                h, w = img.shape[:2]
                 xyxy = clip_xyxy(cxcywh_norm_to_xyxy(boxes[b][q], w, h), w, h)
                 parts[b].append(PromptBoxes(xyxy, scores, pid, unmatched=unmatched))
         return [_join(p) for p in parts]

@@ -21,6 +21,7 @@ class SamSegmenter(Sam2Segmenter):
     DEFAULT_MODEL = DEFAULT_MODEL
     MODEL_CLASS = "SamModel"
     BACKEND = "sam"
+    FAST_INPUTS = False  # SAM pads to a fixed 1024 × 1024: its own processor makes the inputs
 
     def preprocess_kwargs(self) -> dict[str, Any]:
         return {}  # SAM v1's image processor runs on the CPU
@@ -40,6 +41,16 @@ class SamSegmenter(Sam2Segmenter):
         new_h, new_w = resize_longest_side(height, width, self._longest())
         scaled = boxes * np.array([new_w / width, new_h / height, new_w / width, new_h / height])
         return torch.as_tensor(scaled[None], dtype=torch.float32)  # (1, N, 4)
+
+    def image_frame(self, part: Any, height: int, width: int) -> Any:
+        """SAM's first post-processing step as transformers does it (upsample to the padded 1024 input,
+        crop the padding); the second, to the full size, is `finish`'s box-restricted one."""
+        import torch.nn.functional as F
+
+        pad = self.processor.image_processor.pad_size
+        pad_hw = (int(pad["height"]), int(pad["width"])) if hasattr(pad, "__getitem__") else (1024, 1024)
+        rh, rw = resize_longest_side(height, width, self._longest())
+        return F.interpolate(part, pad_hw, mode="bilinear", align_corners=False)[:, 0, :rh, :rw]
 
     def post_process(self, part: Any, height: int, width: int) -> Any:
         reshaped = list(resize_longest_side(height, width, self._longest()))

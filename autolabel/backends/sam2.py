@@ -8,10 +8,12 @@ import numpy as np
 
 from ..types import RleMasks
 from .base import ForwardStats
+from .preprocess import FastInputs, ModelInputs
 from .torch_utils import load_processor_and_model, sync_fn
+from .upsample import logits_to_rles
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
-UPSAMPLE_CHUNK = 16  # masks upsampled to full resolution at a time (bounds memory for many boxes)
+UPSAMPLE_CHUNK = 16  # masks upsampled at a time (bounds memory for many boxes)
 
 
 class Sam2Segmenter:
@@ -20,6 +22,7 @@ class Sam2Segmenter:
     DEFAULT_MODEL = DEFAULT_MODEL
     MODEL_CLASS = "Sam2Model"
     BACKEND = "sam2"
+    FAST_INPUTS = True  # resize/normalise written into one batch tensor (bit-identical to the processor)
 
     def __init__(self, processor: Any, model: Any, device: str, dtype: Any, multimask: bool,
                  mask_threshold: float) -> None:
@@ -31,6 +34,7 @@ class Sam2Segmenter:
         self.mask_threshold = mask_threshold
         self.stats = ForwardStats()
         self._sync = sync_fn(device)
+        self._fast: FastInputs | bool | None = None
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam2Segmenter:
@@ -41,12 +45,25 @@ class Sam2Segmenter:
                                                     device, dtype)
         return cls(processor, model, device, dtype, cfg.multimask, cfg.mask_threshold)
 
-    def embed(self, images: Sequence[np.ndarray]) -> Any:
-        """Image embeddings for a batch: SAM 2 returns a list of FPN levels, each (B, C, h, w)."""
-        import torch
-
+    def prepare(self, images: Sequence[np.ndarray]) -> ModelInputs:
+        """The batch's pixel values (CPU side of the pipeline; on a GPU the resize runs there)."""
+        if self._fast is None:
+            self._fast = FastInputs(self.processor.image_processor, self.device) if (
+                self.FAST_INPUTS and FastInputs.supports(self.processor.image_processor)) else False
+        if self._fast:
+            return self._fast(images)
         pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt",
                                                       **self.preprocess_kwargs())["pixel_values"]
+        return ModelInputs(pixel_values, None, [])
+
+    def embed(self, images: Sequence[np.ndarray]) -> Any:
+        """Image embeddings for a batch: SAM 2 returns a list of FPN levels, each (B, C, h, w)."""
+        inputs = self.prepare(images)
+        return self.embed_pixels(inputs.pixel_values)
+
+    def embed_pixels(self, pixel_values: Any) -> Any:
+        import torch
+
         with torch.inference_mode(), self.stats.timed(self._sync):
             return self.model.get_image_embeddings(pixel_values.to(self.device, self.dtype))
 
@@ -60,6 +77,10 @@ class Sam2Segmenter:
 
     def decode(self, emb_j: Any, boxes: np.ndarray, height: int, width: int) -> RleMasks:
         """All boxes (N, 4) of one image in one decoder call → N masks of (H, W) as RLE."""
+        return self.finish(self.decode_lowres(emb_j, boxes, height, width), height, width)
+
+    def decode_lowres(self, emb_j: Any, boxes: np.ndarray, height: int, width: int) -> Any:
+        """All boxes (N, 4) of one image in one decoder call → (N, 1, h, w) low-res mask logits."""
         import torch
 
         input_boxes = self.model_boxes(boxes, height, width).to(self.device, self.dtype)
@@ -73,7 +94,7 @@ class Sam2Segmenter:
         if pred.shape[1] > 1:  # multimask: the mask with the best predicted IoU per box
             best = out.iou_scores[0].argmax(dim=-1)
             pred = pred[torch.arange(len(pred)), best][:, None]
-        return self._upsample(pred, height, width)
+        return pred
 
     def decoder_inputs(self, emb_j: Any) -> dict[str, Any]:
         """What the mask decoder takes besides the boxes (SAM-HQ adds its ViT features)."""
@@ -85,29 +106,45 @@ class Sam2Segmenter:
         return enc["input_boxes"]
 
     def post_process(self, part: Any, height: int, width: int) -> Any:
-        """(1, n, 1, h, w) low-res logits → (n, 1, H, W) bool at the original size."""
+        """(1, n, 1, h, w) low-res logits → (n, 1, H, W) bool at the original size: transformers' own
+        post-processing (the reference `finish` is tested against)."""
         return self.processor.post_process_masks(part, [[height, width]], mask_threshold=self.mask_threshold,
                                                  binarize=True)[0]
 
-    def _upsample(self, pred: Any, height: int, width: int) -> RleMasks:
-        """Low-res logits → full-size masks a few at a time, each encoded to RLE at once: memory is
-        bounded by one chunk (≈ 48 M pixels), whatever the number of boxes or the photo size."""
-        chunk = max(1, min(UPSAMPLE_CHUNK, int(48e6 // max(height * width, 1))))
+    def image_frame(self, part: Any, height: int, width: int) -> Any:
+        """(n, 1, h, w) low-res logits → (n, h', w') logits whose frame is the whole image (SAM 2's
+        low-res masks already are; SAM pads)."""
+        return part[:, 0]
+
+    def finish(self, pred: Any, height: int, width: int) -> RleMasks:
+        """Low-res logits → full-size masks as RLE, upsampled only where each mask can be (a few at a
+        time: memory stays bounded whatever the number of boxes or the photo size)."""
+        if pred is None or not len(pred):
+            return RleMasks([], height, width)
         rles: list[dict] = []
-        for start in range(0, len(pred), chunk):
-            m = self.post_process(pred[start : start + chunk].float()[None], height, width)
-            rles += RleMasks.from_dense(m[:, 0].cpu().numpy()).rles
+        for start in range(0, len(pred), UPSAMPLE_CHUNK):
+            frame = self.image_frame(pred[start : start + UPSAMPLE_CHUNK].float(), height, width)
+            rles += logits_to_rles(frame, height, width, self.mask_threshold)
         return RleMasks(rles, height, width)
 
-    def segment(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[RleMasks]:
-        """Embeds only images that have boxes, in one batch; then one decoder call per image.
-        Masks come back as RLE (never an (N, H, W) stack of a whole batch)."""
-        out = [RleMasks([], *img.shape[:2]) for img in images]
+    def segment_raw(self, inputs: ModelInputs, shapes: Sequence[tuple[int, int]],
+                    boxes: Sequence[np.ndarray]) -> list[Any]:
+        """Embeds only images that have boxes, in one batch; then one decoder call per image →
+        low-res logits per image (None without boxes)."""
+        out: list[Any] = [None] * len(shapes)
         todo = [i for i, b in enumerate(boxes) if len(b)]
         if not todo:
             return out
-        emb = self.embed([images[i] for i in todo])
+        pixel_values = inputs.pixel_values if len(todo) == len(shapes) else inputs.pixel_values[todo]
+        emb = self.embed_pixels(pixel_values)
         for j, i in enumerate(todo):
-            h, w = images[i].shape[:2]
-            out[i] = self.decode(self.select_embedding(emb, j), np.asarray(boxes[i], dtype=np.float64), h, w)
+            h, w = shapes[i]
+            out[i] = self.decode_lowres(self.select_embedding(emb, j), np.asarray(boxes[i], dtype=np.float64), h, w)
         return out
+
+    def segment(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[RleMasks]:
+        """prepare → segment_raw → finish, in one go (the local executor runs the three in a pipeline).
+        Masks come back as RLE (never an (N, H, W) stack of a whole batch)."""
+        shapes = [(int(img.shape[0]), int(img.shape[1])) for img in images]
+        raw = self.segment_raw(self.prepare(images), shapes, boxes)
+        return [self.finish(r, h, w) for r, (h, w) in zip(raw, shapes)]

@@ -1,8 +1,8 @@
 """SAM 3 as an engine: text → instance masks in one model, replacing detector + segmenter.
 
 The vision backbone runs once per batch of images; every prompt then reuses those features (one
-text + DETR-decoder pass per prompt for the whole batch). Masks become bool NumPy arrays right after
-post-processing (SAM 3's raw masks are large int64/float tensors).
+text + DETR-decoder pass per prompt for the whole batch). Kept masks go from SAM 3's low-res
+probabilities straight to full-size RLE, upsampled only around each mask (`instances`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,33 @@ from ..geometry import clip_xyxy
 from ..types import RleMasks
 from .base import ForwardStats, PromptBoxes
 from .torch_utils import load_processor_and_model, sync_fn
+from .upsample import logits_to_rles
 
 DEFAULT_MODEL = "facebook/sam3"
 MASK_PROBABILITY = 0.5
+
+
+def instances(out: Any, min_score: float, sizes: Sequence[tuple[int, int]]) -> list[tuple[Any, ...]]:
+    """transformers' `post_process_instance_segmentation`, one image and a few masks at a time: the
+    same scores (query × presence), kept queries and scaled boxes; each kept mask's probabilities are
+    upsampled only around the mask and straight to RLE (never the (queries, H, W) int64 stack of the
+    batch). Returns (xyxy, scores, RleMasks) per image as NumPy/RLE."""
+    import torch
+
+    scores = out.pred_logits.sigmoid()
+    if getattr(out, "presence_logits", None) is not None:
+        scores = scores * out.presence_logits.sigmoid()
+    results = []
+    for b, (h, w) in enumerate(sizes):
+        keep = scores[b] > min_score
+        scale = torch.tensor([w, h, w, h]).to(out.pred_boxes.device)
+        boxes = out.pred_boxes[b][keep] * scale
+        rles: list[dict] = []
+        low = out.pred_masks[b][keep]
+        for start in range(0, len(low), 16):
+            rles += logits_to_rles(low[start : start + 16].sigmoid().float(), h, w, MASK_PROBABILITY)
+        results.append((boxes.float().cpu().numpy(), scores[b][keep].float().cpu().numpy(), RleMasks(rles, h, w)))
+    return results
 
 
 class Sam3Engine:
@@ -63,13 +87,8 @@ class Sam3Engine:
             with torch.inference_mode(), self.stats.timed(self._sync):
                 out = self.model(vision_embeds=vision, input_ids=text["input_ids"].to(self.device),
                                  attention_mask=text["attention_mask"].to(self.device))
-            results = self.processor.post_process_instance_segmentation(
-                out, threshold=min_score, mask_threshold=MASK_PROBABILITY, target_sizes=sizes)
-            for b, r in enumerate(results):
-                # at once to RLE: never keep SAM 3's int64 full-size masks, nor a bool stack of the batch
-                masks = RleMasks.from_dense(r["masks"].bool().cpu().numpy().reshape(-1, *sizes[b]))
-                del r["masks"]
-                parts[b].append((r["boxes"].float().cpu().numpy(), r["scores"].float().cpu().numpy(), masks, k))
+            for b, r in enumerate(instances(out, min_score, sizes)):
+                parts[b].append((*r, k))
         out_boxes = []
         for b, (h, w) in enumerate(sizes):
             p = parts[b]
