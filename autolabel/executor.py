@@ -148,12 +148,14 @@ def run_local(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, set
     try:
         for slice_ in batches:
             batch: list[tuple[ImageInfo, np.ndarray]] = []
+            t = time.perf_counter()
             for _ in slice_:
                 info, img, why = next(loaded)
                 if img is None:
                     emit((info.relpath, why or "unreadable"))
                 else:
                     batch.append((info, img))
+            summary.add_time("models_wait_decode", time.perf_counter() - t)
             if batch:
                 pipe.push(batch)
         pipe.drain()

@@ -14,6 +14,7 @@ out-of-memory at batch size 1 would otherwise skip every image).
 from __future__ import annotations
 
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -81,7 +82,7 @@ class Pipeline:
         self.prep_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
         self.finish_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish")
         self.ready: _Job | None = None  # being prepared, next for the models
-        self.finishing: _Job | None = None  # past the models, being finished
+        self.finishing: deque[_Job] = deque()  # past the models, finished in order by one thread
 
     def push(self, batch: _Batch) -> None:
         """Start preparing `batch`, then run the models on the batch prepared before it."""
@@ -94,22 +95,30 @@ class Pipeline:
 
     def _models(self, job: _Job) -> None:
         try:
-            staged = model_stage(job.future.result(), self.plan, self.detector, self.segmenter, job.counts,
-                                 job.times)
+            t = time.perf_counter()
+            prepared = job.future.result()
+            self.summary.add_time("models_wait_prepare", time.perf_counter() - t)
+            staged = model_stage(prepared, self.plan, self.detector, self.segmenter, job.counts, job.times)
         except _FATAL:
             raise
         except Exception:  # noqa: BLE001 - retried image by image, in order, below
-            self._finished()
+            self._finished(keep=0)
             self._fallback(job.batch)
             return
-        self._finished()  # batch k-1's masks were made while batch k was in the models
         job.future = self.finish_pool.submit(finish_stage, staged, self.plan, self.segmenter, job.times)
-        self.finishing = job
+        self.finishing.append(job)
+        self._finished(keep=self.MAX_FINISHING)  # never blocks while batch k-1 is still being finished
 
-    def _finished(self) -> None:
-        job, self.finishing = self.finishing, None
-        if job is None:
-            return
+    MAX_FINISHING = 1  # batches past the models not yet written (bounds the memory of their masks)
+
+    def _finished(self, keep: int) -> None:
+        """Write the results of finished batches, in order; wait only while more than `keep` are left."""
+        t = time.perf_counter()
+        while self.finishing and (len(self.finishing) > keep or self.finishing[0].future.done()):
+            self._write(self.finishing.popleft())
+        self.summary.add_time("models_wait_finish", time.perf_counter() - t)
+
+    def _write(self, job: _Job) -> None:
         try:
             cands = job.future.result()
         except _FATAL:
@@ -129,7 +138,7 @@ class Pipeline:
         job, self.ready = self.ready, None
         if job is not None and run_ready:
             self._models(job)
-        self._finished()
+        self._finished(keep=0)
 
     def _fallback(self, batch: _Batch) -> None:
         errors: list[str] = []

@@ -176,7 +176,7 @@ def make_12mp(src: list[Path], root: Path, n: int) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--images", type=int, default=48)
+    ap.add_argument("--images", type=int, default=128)
     ap.add_argument("--prompts", type=int, default=12)
     ap.add_argument("--boxes", type=int, default=12, help="confident detections per image (12 MP run: 75)")
     ap.add_argument("--batch", type=int, default=4)
