@@ -190,3 +190,31 @@ def test_a_failing_prepare_skips_only_its_image(fake_ontology_yaml: Path, tmp_pa
     assert summary.processed == 2
     assert [r for r, _ in summary.skipped] == ["b.png"]
     assert "cannot prepare this one" in summary.skipped[0][1]
+
+
+def test_tiny_grounding_dino_at_the_hubs_real_input_size_labels_through_the_pipeline(tmp_path: Path) -> None:
+    """The hub's own tokenizer and preprocessor config (800 shortest / 1333 longest edge) end to end:
+    prepared batch tensors of the real size reach the model, masks come back through `finish`."""
+    import json
+
+    from autolabel.engine import load_models
+    from autolabel.ontology import parse_ontology
+    from autolabel.plan import make_plan
+
+    from .tiny_models import build_tiny_gdino, build_tiny_sam2
+
+    gdino, sam2 = build_tiny_gdino(tmp_path / "g", real_sizes=True), build_tiny_sam2(tmp_path / "s")
+    write_images(tmp_path / "in", ["a.png", "b.png", "c.png"], size=(320, 240))
+    ont = parse_ontology({"ontology": {"fire hydrant": "hydrant", "t-shirt": "shirt"},
+                          "detector": {"backend": "grounding_dino", "model": str(gdino), "box_threshold": 0.0,
+                                       "candidate_threshold": 0.0, "max_candidates": 5},
+                          "segmenter": {"model": str(sam2)}})
+    det, seg = load_models(make_plan(ont), RunSettings(device="cpu"))
+    seen: list = []
+    det.model.register_forward_hook(lambda m, i, kw, o: seen.append(tuple(kw["pixel_values"].shape)), with_kwargs=True)
+    label_folder(ont, tmp_path / "in", tmp_path / "out", ["coco"], RunSettings(batch_size=2, device="cpu"),
+                 backends=(det, seg))
+    assert seen == [(2, 3, 800, 1066), (1, 3, 800, 1066)]  # 320×240 → 800 short side, as the processor resizes
+    data = json.loads((tmp_path / "out" / "coco" / "annotations.json").read_text())
+    assert len(data["images"]) == 3 and data["annotations"]
+    assert {a["prompt"] for a in data["annotations"]} <= {"fire hydrant", "t-shirt"}

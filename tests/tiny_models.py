@@ -10,29 +10,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-GDINO_WORDS = ["a", "an", "the", "cat", "dog", "person", "car", "red", "blue", "green", "box", "ball", "traffic",
-               "light", "bird", "tree", "##s", "of", "and", ",", "!", "square", "circle", "truck", "pickup"]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # hub files (see fixtures/README.md)
 
 
-def build_tiny_gdino(out: str | Path, mm: bool = False) -> Path:
-    """Grounding DINO, or with `mm` MM-Grounding-DINO (the class LLMDet checkpoints load into)."""
+def build_tiny_gdino(out: str | Path, mm: bool = False, real_sizes: bool = False) -> Path:
+    """Grounding DINO, or with `mm` MM-Grounding-DINO (the class LLMDet checkpoints load into): random
+    weights and small dims, with the hub's own tokenizer and preprocessor config (tests/fixtures). The
+    processor's 800/1333 resize is shrunk to 200/333 for speed unless `real_sizes`."""
     import torch
-    from transformers import (BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
+    from transformers import (AutoTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
                               GroundingDinoImageProcessor, GroundingDinoProcessor, MMGroundingDinoConfig,
                               MMGroundingDinoForObjectDetection, SwinConfig)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    vocab = [f"[unused{i}]" for i in range(1100)]
-    vocab[0], vocab[100], vocab[101], vocab[102], vocab[103] = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
-    vocab[1012], vocab[1029] = ".", "?"  # Grounding DINO hard-codes these ids to split phrases
-    for i, w in enumerate(GDINO_WORDS):
-        vocab[1040 + i] = w
-    vocab_file = out / "vocab.txt"
-    vocab_file.write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizer(vocab=str(vocab_file), do_lower_case=True)  # v5: vocab=, not vocab_file=
-    processor = GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(
-        size={"shortest_edge": 200, "longest_edge": 333}), tokenizer=tokenizer)
+    hub = FIXTURES / "grounding-dino-tiny"
+    tokenizer = AutoTokenizer.from_pretrained(str(hub))  # the real WordPiece vocabulary (30,522 tokens)
+    image_processor = GroundingDinoImageProcessor.from_pretrained(str(hub))
+    if not real_sizes:
+        image_processor = GroundingDinoImageProcessor.from_pretrained(
+            str(hub), size={"shortest_edge": 200, "longest_edge": 333})
+    processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    vocab = list(range(len(tokenizer)))
     config_cls, model_cls = ((MMGroundingDinoConfig, MMGroundingDinoForObjectDetection) if mm
                              else (GroundingDinoConfig, GroundingDinoForObjectDetection))
     config = config_cls(
@@ -207,7 +206,6 @@ def build_tiny_sam3(out: str | Path) -> Path:
     return out
 
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def build_tiny_owlv2(out: str | Path) -> Path:
