@@ -218,3 +218,28 @@ def test_tiny_grounding_dino_at_the_hubs_real_input_size_labels_through_the_pipe
     data = json.loads((tmp_path / "out" / "coco" / "annotations.json").read_text())
     assert len(data["images"]) == 3 and data["annotations"]
     assert {a["prompt"] for a in data["annotations"]} <= {"fire hydrant", "t-shirt"}
+
+
+def test_non_finite_masks_stop_the_run_from_the_finish_thread(tiny_models: dict[str, Path], tmp_path: Path,
+                                                             fake_ontology_yaml: Path) -> None:
+    """The inf/NaN check of SAM 2's masks moved off the model thread: it still stops the run at once."""
+    import torch
+
+    from autolabel.backends.sam2 import Sam2Segmenter
+    from autolabel.errors import NonFiniteError
+    from autolabel.ontology import SegmenterConfig
+
+    seg = Sam2Segmenter.from_config(SegmenterConfig(model=str(tiny_models["sam2"])), "cpu", torch.float32)
+
+    def overflow(module, inputs, out):  # type: ignore[no-untyped-def]  # what fp16 overflow looks like
+        if getattr(out, "pred_masks", None) is not None:
+            out.pred_masks[0, 0, 0, 0, 0] = float("inf")
+        return out
+
+    seg.model.register_forward_hook(overflow)
+    write_images(tmp_path / "in", [f"{i}.png" for i in range(8)])
+    with pytest.raises(NonFiniteError, match="sam2: the model produced non-finite values") as e:
+        label_folder(fake_ontology_yaml, tmp_path / "in", tmp_path / "out", ["coco"], RunSettings(batch_size=2),
+                     backends=(FakeDetector(), seg))
+    assert "--precision fp32" in (e.value.hint or "")
+    assert seg.stats.passes <= 2 * (1 + 2)  # at most the two batches already in the pipeline, never all four

@@ -86,11 +86,7 @@ class Sam2Segmenter:
         input_boxes = self.model_boxes(boxes, height, width).to(self.device, self.dtype)
         with torch.inference_mode(), self.stats.timed(self._sync):
             out = self.model(**self.decoder_inputs(emb_j), input_boxes=input_boxes, multimask_output=self.multimask)
-        pred = out.pred_masks[0]  # (N, M, h, w) low-res logits
-        if not bool(torch.isfinite(pred).all()):
-            from .torch_utils import check_finite
-
-            check_finite(self.BACKEND, pred.float().cpu().numpy())
+        pred = out.pred_masks[0]  # (N, M, h, w) low-res logits; checked for inf/NaN in `finish`
         if pred.shape[1] > 1:  # multimask: the mask with the best predicted IoU per box
             best = out.iou_scores[0].argmax(dim=-1)
             pred = pred[torch.arange(len(pred)), best][:, None]
@@ -119,8 +115,14 @@ class Sam2Segmenter:
     def finish(self, pred: Any, height: int, width: int) -> RleMasks:
         """Low-res logits → full-size masks as RLE, upsampled only where each mask can be (a few at a
         time: memory stays bounded whatever the number of boxes or the photo size)."""
+        import torch
+
         if pred is None or not len(pred):
             return RleMasks([], height, width)
+        if not bool(torch.isfinite(pred).all()):  # here, off the model thread (and no GPU sync there)
+            from .torch_utils import check_finite
+
+            check_finite(self.BACKEND, pred.float().cpu().numpy())
         rles: list[dict] = []
         for start in range(0, len(pred), UPSAMPLE_CHUNK):
             frame = self.image_frame(pred[start : start + UPSAMPLE_CHUNK].float(), height, width)
