@@ -35,21 +35,19 @@ K_PROMPTS = ["person", "car", "dog", "cat", "red box", "blue circle", "traffic l
 
 
 def build_real_size(root: Path) -> dict[str, Path]:
-    """Grounding DINO-T and SAM 2.1-hiera-tiny architectures with random weights (no download)."""
+    """Grounding DINO-T (the hub's own config, tokenizer and preprocessor config from tests/fixtures) and
+    SAM 2.1-hiera-tiny architectures with random weights (no download)."""
     import torch
-    from transformers import (GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoImageProcessor,
-                              GroundingDinoProcessor, Sam2Config, Sam2ImageProcessor, Sam2Model, Sam2Processor)
+    from transformers import (AutoProcessor, GroundingDinoConfig, GroundingDinoForObjectDetection, Sam2Config,
+                              Sam2ImageProcessor, Sam2Model, Sam2Processor)
 
-    from .tiny_models import build_tiny_gdino
+    from .tiny_models import FIXTURES
 
-    tiny = build_tiny_gdino(root / "vocab-src")  # reuse its BERT-style vocab (ids 101/102/1012 as required)
-    from transformers import BertTokenizer
-
-    tok = BertTokenizer(vocab=str(tiny / "vocab.txt"), do_lower_case=True)
+    hub = FIXTURES / "grounding-dino-tiny"
     torch.manual_seed(0)
     gd = root / "gdino-T"
-    GroundingDinoForObjectDetection(GroundingDinoConfig()).eval().save_pretrained(gd)
-    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(), tokenizer=tok).save_pretrained(gd)
+    GroundingDinoForObjectDetection(GroundingDinoConfig.from_pretrained(str(hub))).eval().save_pretrained(gd)
+    AutoProcessor.from_pretrained(str(hub)).save_pretrained(gd)
     s2 = root / "sam2.1-tiny"
     Sam2Model(Sam2Config()).eval().save_pretrained(s2)
     Sam2Processor(image_processor=Sam2ImageProcessor()).save_pretrained(s2)

@@ -1,13 +1,16 @@
 """Simulated-GPU benchmark: the project's real backend code, real processors at the real input sizes
 (Grounding DINO 800×1333 from the hub's preprocessor config, SAM 2 1024×1024), real images, the real
 executor, store, decisions and exports — only each model forward is replaced by a sleep of its estimated
-H100 time, returning synthetic outputs of the right shapes. One lock serialises the sleeps: one GPU.
+H100 time, returning synthetic outputs of the right shapes (made inside the simulated forward's time).
+One lock serialises the sleeps: one GPU.
 
-    python -m tests.bench_gpu_sim [--images 48] [--prompts 12] [--det-ms 30] [--embed-ms 6] [--dec-ms 2]
+    python -m tests.bench_gpu_sim [--images 128] [--prompts 12] [--det-ms 30] [--embed-ms 6] [--dec-ms 2]
+                                  [--repeat 3] [--big 16 32] [--json FILE]
 
-Reports the simulated GPU utilisation (forward time ÷ wall time of the model loop), img/s against a
-per-prompt/per-box loop on the same simulation, CPU ms per image per stage, and (child processes) peak
-RSS of label + export at 12 MP with ~75 instances per image for two folder sizes.
+Reports the simulated GPU utilisation (forward time ÷ wall time of the model loop; median of `--repeat`
+runs, this machine is noisy), img/s against a per-prompt/per-box loop on the same simulation, ms per
+image per stage (wall, and each stage's own thread CPU; `models_wait_*`: where the model thread waited),
+and (child processes) peak RSS of label + export at 12 MP with ~75 instances per image per folder size.
 """
 
 from __future__ import annotations
