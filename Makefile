@@ -51,6 +51,7 @@ BENCH_ARGS ?=
 bench: $(VENV)/.installed-dev
 	$(PY) -m tests.bench $(BENCH_ARGS)
 	$(PY) -m tests.bench_gpu_sim $(GPUSIM_ARGS)
+	$(PY) -m tests.bench_cuda $(CUDA_ARGS)
 
 # headless Chromium for the optional App screenshot test (Debian/Ubuntu, as root)
 browser:
