@@ -78,7 +78,8 @@ def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = N
         top = ", ".join(f"'{k}' ×{v}" for k, v in sorted(inf.unmatched.items(), key=lambda kv: -kv[1])[:8])
         con.print(f"fired on no prompt (dropped): {sum(inf.unmatched.values())} — {top}")
     if summary.stage_seconds:
-        stages = ", ".join(f"{k} {v:.2f}s" for k, v in summary.stage_seconds.items())
+        stages = ", ".join(f"{k} {v:.2f}s" for k, v in summary.stage_seconds.items()  # details: summary.json
+                           if not k.endswith("_cpu") and not k.startswith("models_wait"))
         con.print(f"time per stage: {stages}; forward passes: detector {summary.detector_passes}, "
                   f"segmenter {summary.segmenter_passes}")
     for rel, why in summary.skipped[:20]:
