@@ -19,13 +19,11 @@ import numpy as np
 
 from .errors import AutolabelError, ImageError
 from .images import load_image
-from .pipeline import FailureStreak, ModelFailure, Pipeline, label_batch
+from .pipeline import FailureStreak, Pipeline
 from .plan import RunPlan
 from .runinfo import Progress, RunSettings, RunSummary
 from .store import RunStore, store_path
 from .types import CandidateResult, ImageInfo
-
-__all__ = ["FailureStreak", "ModelFailure", "label_batch", "run_local", "fixed_batches", "StoreWriter"]
 
 _Loaded = tuple[ImageInfo, "np.ndarray | None", str | None]
 

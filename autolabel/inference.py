@@ -96,18 +96,18 @@ def model_stage(staged: Staged, plan: RunPlan, detector: Any, segmenter: Any, co
     """The models: one detector call for the batch (all prompts, negatives included) → candidates per
     image; then the segmenter's forward passes for every box of the batch (low-res masks). The prepared
     inputs are released here, so their buffers can be reused."""
-    images = staged.images
+    images, shapes = staged.images, _shapes(staged.images)
     t = _now()
     floor = plan.ontology.candidate_floor()
     prompts = list(plan.ontology.all_prompts)
     if staged.det_inputs is not None:
-        raw = detector.detect_prepared(staged.det_inputs, _shapes(images), prompts, floor)
+        raw = detector.detect_prepared(staged.det_inputs, shapes, prompts, floor)
     else:
         raw = detector.detect(list(images), prompts, floor)
     staged.det_inputs = None
     _add(times, "detect", t)
     own_masks = []
-    for pb, (h, w) in zip(raw, _shapes(images)):
+    for pb, (h, w) in zip(raw, shapes):
         c, m = to_candidates(pb, floor, plan.ontology.detector.max_candidates, w, h, counts)
         staged.cands.append(c)
         own_masks.append(m)
@@ -116,7 +116,7 @@ def model_stage(staged: Staged, plan: RunPlan, detector: Any, segmenter: Any, co
         t = _now()
         boxes = [c.xyxy for c in staged.cands]
         if staged.seg_inputs is not None and callable(getattr(segmenter, "segment_raw", None)):
-            staged.raw_masks = segmenter.segment_raw(staged.seg_inputs, _shapes(images), boxes)
+            staged.raw_masks = segmenter.segment_raw(staged.seg_inputs, shapes, boxes)
             staged.lowres = True
         else:
             staged.raw_masks = segmenter.segment(list(images), boxes)

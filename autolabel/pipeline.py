@@ -57,11 +57,12 @@ class FailureStreak:
                      "a rerun of the same command resumes (AUTOLABEL_DEBUG=1 shows the traceback)")
 
 
-def signature(info: ImageInfo) -> str | None:
+def signature(path: str) -> str | None:
+    """The file's size:mtime as the store keeps it, or None when it cannot be read."""
     from .store import file_signature
 
     try:
-        return file_signature(info.path)
+        return file_signature(path)
     except OSError:
         return None
 
@@ -75,6 +76,8 @@ class _Job:
 
 
 class Pipeline:
+    MAX_FINISHING = 1  # batches past the models not yet written (bounds the memory of their masks)
+
     def __init__(self, plan: RunPlan, detector: Any, segmenter: Any, summary: RunSummary,
                  emit: Callable[[Any], None], streak: FailureStreak) -> None:
         self.plan, self.detector, self.segmenter = plan, detector, segmenter
@@ -109,8 +112,6 @@ class Pipeline:
         self.finishing.append(job)
         self._finished(keep=self.MAX_FINISHING)  # never blocks while batch k-1 is still being finished
 
-    MAX_FINISHING = 1  # batches past the models not yet written (bounds the memory of their masks)
-
     def _finished(self, keep: int) -> None:
         """Write the results of finished batches, in order; wait only while more than `keep` are left."""
         t = time.perf_counter()
@@ -130,7 +131,7 @@ class Pipeline:
         for k, v in job.times.items():
             self.summary.add_time(k, v)
         for (info, img), c in zip(job.batch, cands):
-            self.emit((CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), c), signature(info)))
+            self.emit((CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), c), signature(info.path)))
         self.streak.batch_done([], len(job.batch))
 
     def drain(self, run_ready: bool = True) -> None:
@@ -171,4 +172,4 @@ def label_batch(batch: _Batch, plan: RunPlan, detector: Any, segmenter: Any, sum
     summary.inference.add(counts)
     summary.add_time("inference_batches", time.perf_counter() - t)
     for (info, img), c in zip(batch, cands):
-        emit((CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), c), signature(info)))
+        emit((CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), c), signature(info.path)))

@@ -54,7 +54,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
             img, why = load_image(path, max_pixels), None
         except ImageError as e:
             img, why = None, e.message
-        items.append((relpath, path, img, why, signature(ImageInfo(relpath, path))))
+        items.append((relpath, path, img, why, signature(path)))
     return {"batch": row["batch"], "payload": pickle.dumps(items, protocol=5)}
 
 

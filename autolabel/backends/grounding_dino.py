@@ -112,7 +112,7 @@ class GroundingDinoDetector:
         self.stats = ForwardStats()
         self._sync = sync_fn(device)
         self._plans: dict[tuple[str, ...], list[Caption]] = {}
-        self._fast: FastInputs | bool | None = None
+        self._fast = FastInputs.for_processor(processor.image_processor, device)
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> GroundingDinoDetector:
@@ -141,13 +141,10 @@ class GroundingDinoDetector:
 
     def prepare(self, images: Sequence[np.ndarray]) -> ModelInputs:
         """Pixel values and mask of the batch (CPU side of the pipeline; on a GPU the resize runs there)."""
-        if self._fast is None:
-            ip = self.processor.image_processor
-            self._fast = FastInputs(ip, self.device) if FastInputs.supports(ip) else False
-        if self._fast:
+        if self._fast is not None:
             return self._fast(images)
         enc = self.processor.image_processor(images=list(images), return_tensors="pt", **processor_device(self.device))
-        return ModelInputs(enc["pixel_values"], enc["pixel_mask"], [])
+        return ModelInputs(enc["pixel_values"], enc["pixel_mask"])
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         """images: RGB uint8 (H, W, 3). One forward per caption chunk for the whole batch of images."""

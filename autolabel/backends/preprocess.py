@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,14 +25,12 @@ class ModelInputs:
     when it is garbage-collected."""
 
     pixel_values: Any
-    pixel_mask: Any | None
-    sizes: list[tuple[int, int]]  # (height, width) of each image inside the batch tensor
-    extra: dict[str, Any] = field(default_factory=dict)
+    pixel_mask: Any | None = None
 
 
 class BufferPool:
-    """CPU float32 buffers leased to `ModelInputs` objects and given back when those are collected.
-    At most one buffer per batch alive at once (a pipeline keeps two or three)."""
+    """CPU buffers (pixel values, pixel masks) leased to `ModelInputs` objects and given back when those
+    are collected; a pipeline keeps a few batches alive at once."""
 
     ROUND = 1 << 21  # elements (8 MB of float32)
 
@@ -59,10 +57,6 @@ class BufferPool:
             self._free = sorted(self._free, key=lambda b: -b.numel())[:8]  # a few batches in flight
 
 
-def _size_rule(ip: Any) -> Any:
-    return getattr(ip, "size", None)
-
-
 class FastInputs:
     """`images` (RGB uint8 HWC arrays) → ModelInputs for a torchvision-backed image processor that
     resizes, rescales, normalises and (optionally) pads to the batch's largest image."""
@@ -77,8 +71,13 @@ class FastInputs:
         ip = image_processor
         return (callable(getattr(ip, "resize", None)) and getattr(ip, "do_resize", False)
                 and getattr(ip, "do_normalize", False) and getattr(ip, "do_rescale", False)
-                and not getattr(ip, "do_center_crop", False) and _size_rule(ip) is not None
+                and not getattr(ip, "do_center_crop", False) and getattr(ip, "size", None) is not None
                 and type(ip).__module__.startswith("transformers.") and hasattr(ip, "image_mean"))
+
+    @classmethod
+    def for_processor(cls, image_processor: Any, device: str, enabled: bool = True) -> FastInputs | None:
+        """FastInputs for this processor, or None where the processor must make the inputs itself."""
+        return cls(image_processor, device) if enabled and cls.supports(image_processor) else None
 
     def mean_std(self) -> tuple[Any, Any]:
         """The processor's fused rescale + normalise constants (`mean / rescale_factor`)."""
@@ -100,7 +99,7 @@ class FastInputs:
         if not pad and any(s != sizes[0] for s in sizes):
             raise ValueError("images resized to different sizes need do_pad")
         shape = (len(images), 3, height, width)
-        inputs = ModelInputs(None, None, sizes)
+        inputs = ModelInputs(None)
         pixel_values = self._batch_tensor(inputs, shape)
         mean, std = self.mean_std()
         for i, (r, (h, w)) in enumerate(zip(resized, sizes)):

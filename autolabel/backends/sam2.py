@@ -10,10 +10,9 @@ from ..types import RleMasks
 from .base import ForwardStats
 from .preprocess import FastInputs, ModelInputs
 from .torch_utils import load_processor_and_model, sync_fn
-from .upsample import logits_to_rles
+from .upsample import UPSAMPLE_CHUNK, logits_to_rles
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
-UPSAMPLE_CHUNK = 16  # masks upsampled at a time (bounds memory for many boxes)
 
 
 class Sam2Segmenter:
@@ -34,7 +33,7 @@ class Sam2Segmenter:
         self.mask_threshold = mask_threshold
         self.stats = ForwardStats()
         self._sync = sync_fn(device)
-        self._fast: FastInputs | bool | None = None
+        self._fast = FastInputs.for_processor(processor.image_processor, device, self.FAST_INPUTS)
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam2Segmenter:
@@ -47,14 +46,11 @@ class Sam2Segmenter:
 
     def prepare(self, images: Sequence[np.ndarray]) -> ModelInputs:
         """The batch's pixel values (CPU side of the pipeline; on a GPU the resize runs there)."""
-        if self._fast is None:
-            self._fast = FastInputs(self.processor.image_processor, self.device) if (
-                self.FAST_INPUTS and FastInputs.supports(self.processor.image_processor)) else False
-        if self._fast:
+        if self._fast is not None:
             return self._fast(images)
         pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt",
                                                       **self.preprocess_kwargs())["pixel_values"]
-        return ModelInputs(pixel_values, None, [])
+        return ModelInputs(pixel_values)
 
     def embed(self, images: Sequence[np.ndarray]) -> Any:
         """Image embeddings for a batch: SAM 2 returns a list of FPN levels, each (B, C, h, w)."""

@@ -15,7 +15,7 @@ from ..geometry import clip_xyxy
 from ..types import RleMasks
 from .base import ForwardStats, PromptBoxes
 from .torch_utils import load_processor_and_model, sync_fn
-from .upsample import logits_to_rles
+from .upsample import UPSAMPLE_CHUNK, logits_to_rles
 
 DEFAULT_MODEL = "facebook/sam3"
 MASK_PROBABILITY = 0.5
@@ -34,12 +34,12 @@ def instances(out: Any, min_score: float, sizes: Sequence[tuple[int, int]]) -> l
     results = []
     for b, (h, w) in enumerate(sizes):
         keep = scores[b] > min_score
-        scale = torch.tensor([w, h, w, h]).to(out.pred_boxes.device)
-        boxes = out.pred_boxes[b][keep] * scale
+        boxes = out.pred_boxes[b][keep] * torch.tensor([w, h, w, h]).to(out.pred_boxes.device)
         rles: list[dict] = []
         low = out.pred_masks[b][keep]
-        for start in range(0, len(low), 16):
-            rles += logits_to_rles(low[start : start + 16].sigmoid().float(), h, w, MASK_PROBABILITY)
+        for start in range(0, len(low), UPSAMPLE_CHUNK):
+            chunk = low[start : start + UPSAMPLE_CHUNK].sigmoid().float()
+            rles += logits_to_rles(chunk, h, w, MASK_PROBABILITY)
         results.append((boxes.float().cpu().numpy(), scores[b][keep].float().cpu().numpy(), RleMasks(rles, h, w)))
     return results
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+UPSAMPLE_CHUNK = 16  # masks a caller hands over at a time (bounds the memory of its own low-res stack)
+
 
 @lru_cache(maxsize=64)
 def axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
