@@ -14,15 +14,15 @@ __all__ = ["Labeler", "Detections", "label_folder"]
 
 def __getattr__(name: str) -> Any:  # lazy: `import autolabel` stays light
     if name == "Labeler":
-        from .labeler import Labeler
+        from autolabel.api import Labeler
 
         return Labeler
     if name == "Detections":
-        from .types import Detections
+        from autolabel.types import Detections
 
         return Detections
     if name == "label_folder":
-        from .api import label_folder
+        from autolabel.api import label_folder
 
         return label_folder
     raise AttributeError(f"module 'autolabel' has no attribute {name!r}")

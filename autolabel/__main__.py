@@ -1,5 +1,5 @@
 """`python -m autolabel` is the `autolabel` command."""
 
-from .cli import main
+from autolabel.cli import main
 
 main()

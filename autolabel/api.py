@@ -1,22 +1,30 @@
 """The Python API. The CLI is a thin shell over these functions.
 
+    from autolabel import Labeler
+    labeler = Labeler("ontology.yaml", device="cuda")
+    dets = labeler.label(["a.jpg", pil_image, rgb_array])      # one Detections per image
+    summary = labeler.label_folder("data/images", "runs/data", formats=["coco", "yolo"])
+
     from autolabel.api import label_folder
-    summary = label_folder("ontology.yaml", "data/images", "runs/data", formats=["coco", "yolo"])
+    summary, written = label_folder("ontology.yaml", "data/images", "runs/data", formats=["coco", "yolo"])
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from .engine import SUMMARY_NAME, run_labeling
-from .exporters import ExportOptions, check_export_dependencies, export_run
-from .fsutil import write_text_atomic
-from .ontology import Ontology, load_ontology, parse_ontology
-from .runinfo import Progress, RunSettings, RunSummary
+import numpy as np
+
+from autolabel.run.labeling import SUMMARY_NAME, run_labeling
+from autolabel.export import ExportOptions, check_export_dependencies, export_run
+from autolabel.fsutil import write_text_atomic
+from autolabel.config.ontology import Ontology, load_ontology, parse_ontology
+from autolabel.errors import UsageError
+from autolabel.run.settings import Progress, RunSettings, RunSummary
+from autolabel.types import Detections, RleMasks
 
 
 def default_output(input_path: str | Path) -> Path:
@@ -62,5 +70,67 @@ def label_folder(ontology: str | Path | dict | Ontology, input_path: str | Path,
     return summary, written
 
 
-def settings_with(settings: RunSettings, **changes: Any) -> RunSettings:
-    return replace(settings, **{k: v for k, v in changes.items() if v is not None})
+def to_rgb(image: Any) -> np.ndarray:
+    """A path, a PIL image or an (H, W, 3) uint8 RGB array → (H, W, 3) uint8 RGB array."""
+    from autolabel.images import _pil_to_rgb, load_image
+
+    if isinstance(image, (str, Path)):
+        return load_image(image)
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise UsageError(f"an image array must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}",
+                             hint="convert with np.asarray(pil_image.convert('RGB')); OpenCV's BGR needs [..., ::-1]")
+        return np.ascontiguousarray(image)
+    if hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image (EXIF rotation is the caller's)
+        return _pil_to_rgb(image)
+    raise UsageError(f"cannot label a {type(image).__name__}: give a path, a PIL image or an RGB uint8 array")
+
+
+class Labeler:
+    """Models loaded once from an ontology (a YAML path, a dict of the same shape, or an `Ontology`).
+
+    Keyword settings are those of `RunSettings` (batch_size, device, precision, ...). `backends`
+    injects (detector, segmenter) objects instead of loading models."""
+
+    def __init__(self, ontology: str | Path | dict | Ontology, backends: tuple[Any, Any] | None = None,
+                 **settings: Any) -> None:
+        from autolabel.inference.models import check_prompts, load_models, with_tiling
+        from autolabel.config.plan import make_plan
+
+        self.ontology = as_ontology(ontology)
+        self.settings = RunSettings(**settings)
+        self.plan = make_plan(self.ontology)
+        detector, segmenter = backends if backends is not None else load_models(self.plan, self.settings.device, self.settings.precision)
+        self.detector, self.segmenter = with_tiling(detector, self.plan), segmenter
+        check_prompts(self.detector, self.plan)
+
+    def label(self, images: Iterable[Any]) -> list[Detections]:
+        """One Detections per image (the ontology's decisions applied), masks as (N, H, W) bool arrays
+        shaped like the image. Images are batched as the CLI batches them (`batch_size`)."""
+        from autolabel.decisions import decide
+        from autolabel.inference.stages import InferenceCounts, infer_batch
+
+        if isinstance(images, (str, Path, np.ndarray)) or hasattr(images, "mode"):
+            images = [images]
+        arrays = [to_rgb(im) for im in images]
+        out: list[Detections] = []
+        bs = self.settings.batch_size
+        for start in range(0, len(arrays), bs):
+            batch = arrays[start : start + bs]
+            cands = infer_batch(batch, self.plan, self.detector, self.segmenter, InferenceCounts())
+            for img, c in zip(batch, cands):
+                det = decide(c, img.shape[1], img.shape[0], self.plan.decisions)
+                if isinstance(det.masks, RleMasks):
+                    det.masks = det.masks.dense()
+                out.append(det)
+        return out
+
+    def label_folder(self, input_path: str | Path, output_dir: str | Path | None = None,
+                     formats: Iterable[str] = ("coco", "yolo", "fiftyone"), **settings: Any) -> RunSummary:
+        """The same resumable run as `autolabel label` with these models; returns its summary."""
+        from dataclasses import replace
+
+
+        summary, _ = label_folder(self.ontology, input_path, output_dir, list(formats),
+                                  replace(self.settings, **settings), backends=(self.detector, self.segmenter))
+        return summary

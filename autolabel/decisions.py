@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UsageError
-from .geometry import box_area, box_iou
-from .masks import MaskCleanup, clean_mask
-from .types import Candidates, Detections, RleMasks
+from autolabel.errors import UsageError
+from autolabel.geometry import box_area, box_iou
+from autolabel.masks import MaskCleanup, clean_mask
+from autolabel.types import Candidates, Detections, RleMasks
 
 
 @dataclass(frozen=True)
@@ -61,19 +61,6 @@ class DecisionSettings:
             thr[self.classes.index(name)] = float(value)
         neg = self.negative_threshold if box_threshold is None else float(box_threshold)
         return replace(self, class_thresholds=tuple(thr), negative_threshold=neg)
-
-
-def decision_settings(ontology: Any) -> DecisionSettings:
-    """The decision settings an ontology asks for."""
-    post, det = ontology.postprocess, ontology.detector
-    return DecisionSettings(
-        classes=tuple(ontology.classes), prompt_class=tuple(ontology.prompt_class),
-        prompts=tuple(ontology.all_prompts),
-        class_thresholds=tuple(ontology.box_threshold_of_class(c) for c in range(len(ontology.classes))),
-        negative_threshold=det.box_threshold, nms_iou=post.nms_iou, cross_class_iou=post.cross_class_iou,
-        negative_iou=post.negative_iou, min_box_area=post.min_box_area, max_box_fraction=post.max_box_fraction,
-        max_detections=post.max_detections, cleanup=ontology.masks.cleanup,
-        polygon_tolerance=ontology.masks.polygon_tolerance)
 
 
 @dataclass

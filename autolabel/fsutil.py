@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Iterator
 
-from .errors import UsageError
+from autolabel.errors import UsageError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)

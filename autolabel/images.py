@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageError, UsageError
-from .types import ImageInfo
+from autolabel.errors import ImageError, UsageError
+from autolabel.types import ImageInfo
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_MAX_IMAGE_PIXELS = 178_956_970  # Pillow's default decompression-bomb limit

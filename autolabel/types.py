@@ -5,6 +5,7 @@ No torch, no transformers here: backends convert tensors to NumPy at their bound
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,7 @@ class Detections:
         try:
             import supervision as sv
         except ImportError:
-            from .errors import MissingDependencyError
+            from autolabel.errors import MissingDependencyError
 
             raise MissingDependencyError("to_supervision() needs the 'supervision' package",
                                          hint="pip install supervision") from None
@@ -233,3 +234,8 @@ class ImageResult:
     width: int
     height: int
     detections: Detections
+
+
+def normalize_prompt(prompt: str) -> str:
+    """Prompts compare case- and whitespace-insensitively (Grounding DINO lowercases its caption)."""
+    return re.sub(r"\s+", " ", prompt.strip()).lower()

@@ -83,9 +83,10 @@ def run_child(args: list[str]) -> dict:
 
 
 def child(ont: str, images: str, out: str, batch: int, export: bool) -> None:
-    from autolabel.engine import RunSettings, run_labeling
-    from autolabel.exporters import export_run
-    from autolabel.ontology import load_ontology
+    from autolabel.run.settings import RunSettings
+    from autolabel.run.labeling import run_labeling
+    from autolabel.export import export_run
+    from autolabel.config.ontology import load_ontology
 
     t0 = time.perf_counter()
     summary = run_labeling(load_ontology(ont), images, out, RunSettings(batch_size=batch, device="cpu"))

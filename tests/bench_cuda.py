@@ -58,7 +58,7 @@ def build(name: str, root: Path) -> Path:
 
 
 def ontology(pair: str, models: dict[str, Path]) -> Any:
-    from autolabel.ontology import parse_ontology
+    from autolabel.config.ontology import parse_ontology
 
     det, _, seg = pair.partition("+")
     backend = {"gdino": "grounding_dino", "florence2": "florence2", "sam3": "sam3"}[det]
@@ -75,12 +75,14 @@ def measure(pair: str, models: dict[str, Path], images: Path, batch: int, precis
             work: Path) -> dict[str, Any]:
     import torch
 
-    from autolabel.engine import RunSettings, load_models, run_labeling
-    from autolabel.plan import make_plan
+    from autolabel.run.settings import RunSettings
+    from autolabel.inference.models import load_models
+    from autolabel.run.labeling import run_labeling
+    from autolabel.config.plan import make_plan
 
     ont = ontology(pair, models)
     settings = RunSettings(batch_size=batch, device=device, precision=precision)
-    det, seg = load_models(make_plan(ont), settings)
+    det, seg = load_models(make_plan(ont), settings.device, settings.precision)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

@@ -119,7 +119,7 @@ def sim_backends(args: argparse.Namespace, k: int) -> tuple[Any, Any]:
 
 
 def ontology(n_prompts: int) -> Any:
-    from autolabel.ontology import parse_ontology
+    from autolabel.config.ontology import parse_ontology
 
     return parse_ontology({"ontology": {p: p.replace(" ", "_") for p in PROMPTS[:n_prompts]},
                            "detector": {"backend": "grounding_dino", "candidate_threshold": 0.3,
@@ -127,7 +127,8 @@ def ontology(n_prompts: int) -> Any:
 
 
 def run_ours(args: argparse.Namespace, images: Path, out: Path) -> dict[str, Any]:
-    from autolabel.engine import RunSettings, run_labeling
+    from autolabel.run.settings import RunSettings
+    from autolabel.run.labeling import run_labeling
 
     det, seg = sim_backends(args, args.boxes)
     BUSY[0] = 0.0
@@ -160,7 +161,7 @@ def run_loop(args: argparse.Namespace, images: list[np.ndarray]) -> dict[str, An
 
 def child_12mp(args: argparse.Namespace, images: str, out: str) -> None:
     from autolabel.api import label_folder
-    from autolabel.engine import RunSettings
+    from autolabel.run.settings import RunSettings
 
     det, seg = sim_backends(args, args.boxes)
     label_folder(ontology(args.prompts), images, out, ["coco", "yolo"], RunSettings(batch_size=4), backends=(det, seg))

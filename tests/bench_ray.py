@@ -20,9 +20,10 @@ ONTOLOGY = {"ontology": {"red square": "square", "blue ring": "ring"},
 def ray_scaling(images: int = 64, delay: float = 0.1, batch: int = 4) -> dict:
     import ray
 
-    from autolabel.engine import RunSettings, run_labeling
-    from autolabel.ontology import parse_ontology
-    from autolabel.runinfo import RayOptions
+    from autolabel.run.settings import RunSettings
+    from autolabel.run.labeling import run_labeling
+    from autolabel.config.ontology import parse_ontology
+    from autolabel.run.settings import RayOptions
 
     os.environ["AUTOLABEL_FAKE_DELAY"] = str(delay)
     work = Path(tempfile.mkdtemp(prefix="autolabel-ray-bench-"))

@@ -85,8 +85,9 @@ def fake_ontology_yaml(tmp_path: Path) -> Path:
 @pytest.fixture
 def labeled_run(tmp_path: Path, fake_ontology_yaml: Path) -> dict[str, Path]:
     """A finished run (fake backends) over generated images, incl. two files named x.png."""
-    from autolabel.engine import RunSettings, run_labeling
-    from autolabel.ontology import load_ontology
+    from autolabel.run.settings import RunSettings
+    from autolabel.run.labeling import run_labeling
+    from autolabel.config.ontology import load_ontology
 
     from .fakes import FakeDetector, FakeSegmenter
     from .helpers import write_images

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autolabel.cli import app
-from autolabel.ontology import DetectorConfig, SegmenterConfig
+from autolabel.config.ontology import DetectorConfig, SegmenterConfig
 
 from .helpers import scene, write_images
 
@@ -152,7 +152,7 @@ def test_new_backends_through_the_cli(tiny_models: dict[str, Path], tmp_path: Pa
 
 def test_backend_options_are_validated_like_the_ontology(tmp_path: Path) -> None:
     from autolabel.errors import OntologyError
-    from autolabel.ontology import parse_ontology
+    from autolabel.config.ontology import parse_ontology
 
     ont = parse_ontology({"ontology": {"cat": "cat"}, "detector": {"backend": "florence2", "task": "grounding"},
                           "segmenter": {"backend": "sam_hq", "hq_token_only": True}})

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel import engine
+from autolabel.run import labeling as engine
 from autolabel.api import label_folder
-from autolabel.engine import RunSettings
+from autolabel.run.settings import RunSettings
 from autolabel.errors import RunStoreError, UsageError
-from autolabel.exporters import ExportOptions, export_run
-from autolabel.store import RunStore, store_path
+from autolabel.export import ExportOptions, export_run
+from autolabel.run.store import RunStore, store_path
 
 from .fakes import FakeDetector, FakeSegmenter
 from .helpers import write_images
@@ -167,10 +167,10 @@ def synthetic_candidates(seed: int, n_images: int) -> tuple[list, dict]:
 
 
 def make_run(run_dir: Path, cands: list) -> None:
-    from autolabel.decisions import decision_settings
-    from autolabel.ontology import parse_ontology
-    from autolabel.plan import fingerprint, inference_settings, make_plan
-    from autolabel.store import RunMeta
+    from autolabel.config.plan import decision_settings
+    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.plan import fingerprint, inference_settings, make_plan
+    from autolabel.run.store import RunMeta
     from autolabel.types import CandidateResult
 
     ont = parse_ontology({"ontology": {"cat": "cat", "dog": "dog"}, "segmenter": "none",
@@ -187,8 +187,8 @@ def make_run(run_dir: Path, cands: list) -> None:
 
 
 def test_tune_finds_the_known_best_thresholds_and_they_hold_on_held_out_images(tmp_path: Path) -> None:
-    from autolabel.exporters import run_decisions
-    from autolabel.tune import collect, load_ground_truth, tune_run
+    from autolabel.export import run_decisions
+    from autolabel.quality.tune import collect, load_ground_truth, tune_run
 
     cands, gt = synthetic_candidates(0, 40)
     make_run(tmp_path / "run", cands)
@@ -224,7 +224,7 @@ def test_tune_cli_writes_yaml_curves_and_export_applies_them(tmp_path: Path) -> 
     assert "cat" in r.stdout and "precision" in r.stdout
     th = tmp_path / "run" / "thresholds.yaml"
     assert th.exists() and (tmp_path / "run" / "thresholds_pr.png").stat().st_size > 1000
-    from autolabel.thresholds import load_thresholds
+    from autolabel.config.thresholds import load_thresholds
 
     tuned = load_thresholds(th)
     assert set(tuned) == {"cat", "dog"}
@@ -234,7 +234,7 @@ def test_tune_cli_writes_yaml_curves_and_export_applies_them(tmp_path: Path) -> 
 
 
 def test_eval_reports_precision_recall_f1_and_ap_by_category_id(tmp_path: Path) -> None:
-    from autolabel.evaluate import evaluate_run, format_report
+    from autolabel.quality.evaluate import evaluate_run, format_report
 
     cands, gt = synthetic_candidates(2, 6)
     make_run(tmp_path / "run", cands)

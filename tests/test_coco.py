@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from autolabel.exporters.coco import detections_to_coco_annotations, write_coco
+from autolabel.export.coco import detections_to_coco_annotations, write_coco
 from autolabel.masks import mask_iou
 from autolabel.types import Detections, ImageResult
 

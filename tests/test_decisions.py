@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from autolabel.decisions import DecisionCounts, decide, decision_settings
+from autolabel.decisions import DecisionCounts, decide
+from autolabel.config.plan import decision_settings
 from autolabel.masks import MaskCleanup
-from autolabel.ontology import parse_ontology
+from autolabel.config.ontology import parse_ontology
 from autolabel.types import Candidates, RleMasks
 
 

@@ -10,11 +10,12 @@ import pytest
 from pycocotools.coco import COCO
 
 from autolabel.api import label_folder
-from autolabel.decisions import DecisionCounts, decide, decision_settings
-from autolabel.engine import RunSettings
+from autolabel.decisions import DecisionCounts, decide
+from autolabel.config.plan import decision_settings
+from autolabel.run.settings import RunSettings
 from autolabel.errors import RunStoreError, UsageError
-from autolabel.exporters import export_run
-from autolabel.ontology import parse_ontology
+from autolabel.export import export_run
+from autolabel.config.ontology import parse_ontology
 from autolabel.types import Candidates
 
 from .fakes import FakeDetector, FakeSegmenter
@@ -186,7 +187,7 @@ def test_mask_cleanup_from_the_ontology_fills_the_ring_hole(fake_ontology_yaml: 
 
 def test_a_failing_store_write_surfaces_instead_of_hanging(fake_ontology_yaml: Path, data: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from autolabel import store as store_mod
+    from autolabel.run import store as store_mod
 
     def disk_full(self, result, signature=None):  # type: ignore[no-untyped-def]
         raise sqlite3.OperationalError("database or disk is full")

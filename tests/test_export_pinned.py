@@ -32,8 +32,8 @@ def _tree_digest(root: Path) -> str:
 
 
 def _export(run: Path, fmt: str, **kw: object) -> Path:
-    from autolabel.exporters import ExportOptions, export_run
-    from autolabel.exporters.yolo import YoloOptions
+    from autolabel.export import ExportOptions, export_run
+    from autolabel.export.yolo import YoloOptions
 
     yolo = YoloOptions(**{k: v for k, v in kw.items() if k in ("multipart", "split", "seed")})
     opts = ExportOptions(coco_masks=str(kw.get("coco_masks", "polygon")), yolo=yolo,

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.exporters import ExportOptions, export_run, run_results
-from autolabel.store import RunStore, store_path
+from autolabel.export import ExportOptions, export_run, run_results
+from autolabel.run.store import RunStore, store_path
 
 from .conftest import REPO
 
@@ -83,8 +83,9 @@ def test_fiftyone_imports_our_coco_file_with_masks(labeled_run: dict[str, Path])
 
 def test_scoreless_runs_give_confidence_none(labeled_run: dict[str, Path], tmp_path: Path,
                                             fake_ontology_yaml: Path) -> None:
-    from autolabel.engine import RunSettings, run_labeling
-    from autolabel.ontology import load_ontology
+    from autolabel.run.settings import RunSettings
+    from autolabel.run.labeling import run_labeling
+    from autolabel.config.ontology import load_ontology
 
     from .fakes import FakeDetector, FakeSegmenter
 

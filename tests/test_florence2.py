@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from autolabel.backends.florence2 import Florence2Detector, match_phrase
-from autolabel.ontology import DetectorConfig
+from autolabel.config.ontology import DetectorConfig
 
 from .helpers import scene
 
@@ -82,9 +82,10 @@ def test_cli_seed_000_pipeline_florence2_sam2_gives_valid_coco_without_scores(ti
 
     from pycocotools.coco import COCO
 
-    from autolabel.engine import RunSettings, run_labeling
-    from autolabel.exporters import export_run
-    from autolabel.ontology import parse_ontology
+    from autolabel.run.settings import RunSettings
+    from autolabel.run.labeling import run_labeling
+    from autolabel.export import export_run
+    from autolabel.config.ontology import parse_ontology
 
     from .helpers import write_images
 
@@ -95,11 +96,11 @@ def test_cli_seed_000_pipeline_florence2_sam2_gives_valid_coco_without_scores(ti
                           "segmenter": {"backend": "sam2", "model": str(tiny_models["sam2"])}})
     det = detector(tiny_models["florence2"], "ovd", ["cat<loc_100><loc_200><loc_300><loc_400>",
                                                      "dog<loc_500><loc_500><loc_900><loc_990>"])
-    from autolabel.engine import load_models
+    from autolabel.inference.models import load_models
 
-    from autolabel.plan import make_plan
+    from autolabel.config.plan import make_plan
 
-    _, seg = load_models(make_plan(ont), RunSettings(device="cpu"))
+    _, seg = load_models(make_plan(ont), "cpu")
     run_labeling(ont, tmp_path / "in", tmp_path / "out", RunSettings(batch_size=2), backends=(det, seg))
     export_run(tmp_path / "out", ["coco"])
     path = tmp_path / "out" / "coco" / "annotations.json"

@@ -31,11 +31,11 @@ def real_image() -> np.ndarray:
                                                 ("owlv2", "sam"), ("sam3", None)])
 def test_cuda_backends_in_half_precision(tiny_models: dict[str, Path], detector: str, segmenter: str | None,
                                          precision: str) -> None:
-    from autolabel.engine import load_models
-    from autolabel.inference import InferenceCounts, infer_batch
-    from autolabel.ontology import parse_ontology
-    from autolabel.plan import make_plan
-    from autolabel.runinfo import RunSettings
+    from autolabel.inference.models import load_models
+    from autolabel.inference.stages import InferenceCounts, infer_batch
+    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.plan import make_plan
+    from autolabel.run.settings import RunSettings
 
     key = {"grounding_dino": "gdino", "mm_grounding_dino": "mm_gdino", "owlv2": "owlv2", "sam3": "sam3"}[detector]
     ont = {"ontology": {"person": "person", "cat": "cat"},
@@ -44,7 +44,7 @@ def test_cuda_backends_in_half_precision(tiny_models: dict[str, Path], detector:
     if segmenter:
         ont["segmenter"] = {"backend": segmenter, "model": str(tiny_models[segmenter])}
     plan = make_plan(parse_ontology(ont))
-    det, seg = load_models(plan, RunSettings(device="cuda", precision=precision))
+    det, seg = load_models(plan, "cuda", precision)
     img = real_image()
     cands = infer_batch([img, img], plan, det, seg, InferenceCounts())
     for c in cands:

@@ -12,7 +12,7 @@ from autolabel.backends.grounding_dino import Caption, GroundingDinoDetector, as
 from autolabel.backends.sam2 import Sam2Segmenter
 from autolabel.types import RleMasks
 from autolabel.errors import ModelLoadError
-from autolabel.ontology import DetectorConfig, SegmenterConfig
+from autolabel.config.ontology import DetectorConfig, SegmenterConfig
 
 from .helpers import scene
 
@@ -187,10 +187,12 @@ def test_resume_with_real_models_on_mixed_sizes_is_byte_identical(tiny_models: d
     must run the very same batches to reproduce an uninterrupted one."""
     import sqlite3
 
-    from autolabel.engine import RunSettings, load_models, run_labeling
-    from autolabel.exporters import export_run
-    from autolabel.ontology import parse_ontology
-    from autolabel.plan import make_plan
+    from autolabel.run.settings import RunSettings
+    from autolabel.inference.models import load_models
+    from autolabel.run.labeling import run_labeling
+    from autolabel.export import export_run
+    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.plan import make_plan
 
     sizes = [(160, 120), (100, 140), (128, 96), (90, 90), (150, 100), (120, 160), (64, 80)]
     for i, (w, h) in enumerate(sizes):
@@ -199,7 +201,7 @@ def test_resume_with_real_models_on_mixed_sizes_is_byte_identical(tiny_models: d
     ont = parse_ontology({"ontology": {"red box": "box", "blue circle": "circle"},
                           "detector": {"backend": "grounding_dino", "model": str(tiny_models["gdino"]), "box_threshold": 0.2},
                           "segmenter": {"model": str(tiny_models["sam2"])}})
-    models = load_models(make_plan(ont), RunSettings(device="cpu"))
+    models = load_models(make_plan(ont), "cpu")
     settings = RunSettings(batch_size=3, device="cpu")
     run_labeling(ont, tmp_path / "in", tmp_path / "ref", settings, backends=models)
     export_run(tmp_path / "ref", ["coco"])
@@ -220,9 +222,10 @@ def test_a_prompt_longer_than_the_text_encoder_is_a_usage_error_at_label_start(t
                                                                               tmp_path: Path) -> None:
     import torch
 
-    from autolabel.engine import RunSettings, run_labeling
+    from autolabel.run.settings import RunSettings
+    from autolabel.run.labeling import run_labeling
     from autolabel.errors import UsageError
-    from autolabel.ontology import parse_ontology
+    from autolabel.config.ontology import parse_ontology
 
     (tmp_path / "in").mkdir()
     scene(64, 48).save(tmp_path / "in" / "a.png")
@@ -238,9 +241,10 @@ def test_auto_precision_is_bf16_where_supported_and_non_finite_output_is_a_clear
     import torch
 
     from autolabel.backends.torch_utils import resolve_dtype
-    from autolabel.engine import RunSettings, run_labeling
+    from autolabel.run.settings import RunSettings
+    from autolabel.run.labeling import run_labeling
     from autolabel.errors import NonFiniteError
-    from autolabel.ontology import parse_ontology
+    from autolabel.config.ontology import parse_ontology
 
     assert resolve_dtype("auto", "cpu") == torch.float32
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)

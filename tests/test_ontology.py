@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from autolabel.errors import OntologyError
-from autolabel.ontology import load_ontology, parse_ontology
+from autolabel.config.ontology import load_ontology, parse_ontology
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -16,7 +16,7 @@ import pytest
 from autolabel.api import label_folder
 from autolabel.backends.preprocess import FastInputs
 from autolabel.backends.upsample import crop_counts, logits_to_rles
-from autolabel.engine import RunSettings
+from autolabel.run.settings import RunSettings
 
 from .fakes import FakeDetector, FakeSegmenter
 from .helpers import scene, write_images
@@ -197,9 +197,9 @@ def test_tiny_grounding_dino_at_the_hubs_real_input_size_labels_through_the_pipe
     prepared batch tensors of the real size reach the model, masks come back through `finish`."""
     import json
 
-    from autolabel.engine import load_models
-    from autolabel.ontology import parse_ontology
-    from autolabel.plan import make_plan
+    from autolabel.inference.models import load_models
+    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.plan import make_plan
 
     from .tiny_models import build_tiny_gdino, build_tiny_sam2
 
@@ -209,7 +209,7 @@ def test_tiny_grounding_dino_at_the_hubs_real_input_size_labels_through_the_pipe
                           "detector": {"backend": "grounding_dino", "model": str(gdino), "box_threshold": 0.0,
                                        "candidate_threshold": 0.0, "max_candidates": 5},
                           "segmenter": {"model": str(sam2)}})
-    det, seg = load_models(make_plan(ont), RunSettings(device="cpu"))
+    det, seg = load_models(make_plan(ont), "cpu")
     seen: list = []
     det.model.register_forward_hook(lambda m, i, kw, o: seen.append(tuple(kw["pixel_values"].shape)), with_kwargs=True)
     label_folder(ont, tmp_path / "in", tmp_path / "out", ["coco"], RunSettings(batch_size=2, device="cpu"),
@@ -227,7 +227,7 @@ def test_non_finite_masks_stop_the_run_from_the_finish_thread(tiny_models: dict[
 
     from autolabel.backends.sam2 import Sam2Segmenter
     from autolabel.errors import NonFiniteError
-    from autolabel.ontology import SegmenterConfig
+    from autolabel.config.ontology import SegmenterConfig
 
     seg = Sam2Segmenter.from_config(SegmenterConfig(model=str(tiny_models["sam2"])), "cpu", torch.float32)
 

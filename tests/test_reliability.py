@@ -166,8 +166,9 @@ def test_odd_and_bad_images_are_labeled_or_skipped_with_reason(fake_ontology_yam
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
 def test_unreadable_file_is_skipped(fake_ontology_yaml: Path, tmp_path: Path) -> None:
-    from autolabel.engine import RunSettings, run_labeling
-    from autolabel.ontology import load_ontology
+    from autolabel.run.settings import RunSettings
+    from autolabel.run.labeling import run_labeling
+    from autolabel.config.ontology import load_ontology
 
     from .fakes import FakeDetector, FakeSegmenter
 
@@ -179,9 +180,10 @@ def test_unreadable_file_is_skipped(fake_ontology_yaml: Path, tmp_path: Path) ->
 
 
 def test_symlinked_input_files_are_labeled_and_exports_stay_inside(fake_ontology_yaml: Path, tmp_path: Path) -> None:
-    from autolabel.engine import RunSettings, run_labeling
-    from autolabel.exporters import export_run
-    from autolabel.ontology import load_ontology
+    from autolabel.run.settings import RunSettings
+    from autolabel.run.labeling import run_labeling
+    from autolabel.export import export_run
+    from autolabel.config.ontology import load_ontology
 
     from .fakes import FakeDetector, FakeSegmenter
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.evaluate import evaluate_run, format_report
-from autolabel.exporters import ExportOptions, export_run
-from autolabel.preview import write_previews
+from autolabel.quality.evaluate import evaluate_run, format_report
+from autolabel.export import ExportOptions, export_run
+from autolabel.quality.preview import write_previews
 
 from .conftest import REPO
 
@@ -90,7 +90,7 @@ fo = pytest.importorskip("fiftyone")
 def test_saved_views_and_corrected_reexport_drop_rejected(labeled_run: dict[str, Path], tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 
-    from autolabel.review import export_from_dataset, prepare_dataset
+    from autolabel.quality.review import export_from_dataset, prepare_dataset
 
     ds = prepare_dataset(labeled_run["run"], "al-review-1", refresh=True)
     assert set(ds.list_saved_views()) >= {"low-confidence", "tiny-masks", "class-overlaps", "no-labels",
@@ -186,7 +186,7 @@ def test_app_screenshot_shows_the_dataset(labeled_run: dict[str, Path], tmp_path
 
 def test_ctrl_c_while_the_app_is_still_starting_stops_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
     """The App answers HTTP before launch_app returns: a Ctrl-C then must not escape as exit 130."""
-    from autolabel import review as review_mod
+    from autolabel.quality import review as review_mod
 
     closed: list[str] = []
 

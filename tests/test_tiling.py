@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from autolabel.api import label_folder
 from autolabel.backends.base import PromptBoxes
-from autolabel.tiling import merge_boxes, tile_origins, tiles_of
+from autolabel.inference.tiling import merge_boxes, tile_origins, tiles_of
 
 from .fakes import BACKGROUND, COLORS
 

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from autolabel.api import default_output, label_folder
-from autolabel.engine import RunSettings
+from autolabel.run.settings import RunSettings
 from autolabel.errors import AutolabelError, RunStoreError, UsageError
-from autolabel.exporters import ExportOptions, export_run
-from autolabel.exporters.fiftyone import default_dataset_name
-from autolabel.exporters.yolo import YoloOptions, _closest_pair, merge_multi_segment
-from autolabel.store import RunStore, store_path
+from autolabel.export import ExportOptions, export_run
+from autolabel.export.fiftyone import default_dataset_name
+from autolabel.export.yolo import YoloOptions, _closest_pair, merge_multi_segment
+from autolabel.run.store import RunStore, store_path
 
 from .fakes import FakeDetector, FakeSegmenter
 from .helpers import scene, write_images
@@ -120,7 +120,7 @@ def test_an_interrupted_export_leaves_the_previous_complete_one(fake_ontology_ya
     out = tmp_path / "out"
     label(fake_ontology_yaml, tmp_path / "in", out, formats=("yolo",))
     before = sorted(p.relative_to(out).as_posix() for p in (out / "yolo").rglob("*"))
-    from autolabel.exporters import yolo as yolo_mod
+    from autolabel.export import yolo as yolo_mod
 
     calls = {"n": 0}
     real = yolo_mod._place_media
@@ -241,9 +241,9 @@ def test_plugins_declare_their_kind_and_import_from_the_current_directory(tmp_pa
     r = cli("validate", str(wrong), cwd=plug)
     assert r.returncode == 2 and "segmenter.backend: plugin 'my_engine:GroundTruthEngine' is a engine" in r.stderr
     # an engine plugin runs offline: no default segmenter model is looked up
-    from autolabel.engine import preflight_models
-    from autolabel.ontology import parse_ontology
-    from autolabel.plan import make_plan
+    from autolabel.inference.models import preflight_models
+    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.plan import make_plan
 
     plan = make_plan(parse_ontology({"ontology": {"person": "person"},
                                      "detector": {"backend": "tests.gt_backend:GroundTruthEngine"}}))
@@ -252,7 +252,7 @@ def test_plugins_declare_their_kind_and_import_from_the_current_directory(tmp_pa
 
 
 def test_hub_revision_in_identity_and_proxy_aware_probe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from autolabel import hub
+    from autolabel.backends import hub
 
     snap = tmp_path / "models--org--m" / "snapshots" / "0123abcd"
     snap.mkdir(parents=True)

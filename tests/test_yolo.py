@@ -10,10 +10,9 @@ import pytest
 import yaml
 
 from autolabel.errors import UsageError
-from autolabel.exporters import ExportOptions, export_run, run_results
-from autolabel.exporters.yolo import (YoloOptions, assign_splits, detections_to_yolo_lines, parse_split,
-                                      yolo_image_names)
-from autolabel.store import RunStore, store_path
+from autolabel.export import ExportOptions, export_run, run_results
+from autolabel.export.yolo import YoloOptions, assign_splits, detections_to_yolo_lines, parse_split, yolo_image_names
+from autolabel.run.store import RunStore, store_path
 from autolabel.types import Detections
 
 

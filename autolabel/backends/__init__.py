@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import UsageError
+from autolabel.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def load_backend(name: str, kind: str, cfg: Any, device: str, dtype: str) -> Any
         return None
     cls = _load_class(spec.target)
     if getattr(cls, "PRECISION", None) and not isinstance(dtype, str):
-        from .torch_utils import backend_dtype
+        from autolabel.backends.torch_utils import backend_dtype
 
         dtype = backend_dtype(cls, dtype)
     return cls.from_config(cfg, device=device, dtype=dtype)

@@ -18,10 +18,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..geometry import clip_xyxy
-from ..ontology import normalize_prompt
-from .base import ForwardStats, PromptBoxes
-from .torch_utils import load_processor_and_model, sync_fn
+from autolabel.geometry import clip_xyxy
+from autolabel.types import normalize_prompt
+from autolabel.backends.base import ForwardStats, PromptBoxes
+from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
 
 DEFAULT_MODEL = "florence-community/Florence-2-base"
 TASKS = {"ovd": "<OPEN_VOCABULARY_DETECTION>", "grounding": "<CAPTION_TO_PHRASE_GROUNDING>"}
@@ -51,7 +51,7 @@ class Florence2Detector:
 
     def __init__(self, processor: Any, model: Any, device: str, dtype: Any, task: str, max_new_tokens: int) -> None:
         if task not in TASKS:
-            from ..errors import UsageError
+            from autolabel.errors import UsageError
 
             raise UsageError(f"detector.task '{task}' is not a Florence-2 task; valid: {', '.join(TASKS)}")
         self.processor, self.model = processor, model

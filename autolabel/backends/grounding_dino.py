@@ -7,10 +7,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..geometry import clip_xyxy, cxcywh_norm_to_xyxy
-from .base import ForwardStats, PromptBoxes
-from .preprocess import FastInputs, ModelInputs
-from .torch_utils import check_finite, load_processor_and_model, processor_device, sync_fn
+from autolabel.geometry import clip_xyxy, cxcywh_norm_to_xyxy
+from autolabel.backends.base import ForwardStats, PromptBoxes
+from autolabel.backends.preprocess import FastInputs, ModelInputs
+from autolabel.backends.torch_utils import check_finite, load_processor_and_model, processor_device, sync_fn
 
 DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
 
@@ -125,7 +125,7 @@ class GroundingDinoDetector:
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
         """Every prompt must fit the text encoder (256 tokens with [CLS], [SEP] and its '.')."""
-        from ..errors import UsageError
+        from autolabel.errors import UsageError
 
         try:
             self.captions(prompts)

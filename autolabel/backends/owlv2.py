@@ -9,9 +9,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..geometry import clip_xyxy
-from .base import ForwardStats, PromptBoxes
-from .torch_utils import check_finite, load_processor_and_model, sync_fn
+from autolabel.geometry import clip_xyxy
+from autolabel.backends.base import ForwardStats, PromptBoxes
+from autolabel.backends.torch_utils import check_finite, load_processor_and_model, sync_fn
 
 DEFAULT_MODEL = "google/owlv2-base-patch16-ensemble"
 
@@ -49,7 +49,7 @@ class Owlv2Detector:
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
         """OWLv2's text encoder takes 16 tokens; a longer prompt would be cut silently."""
-        from ..errors import UsageError
+        from autolabel.errors import UsageError
 
         limit = int(getattr(self.model.config.text_config, "max_position_embeddings", 16))
         for p in prompts:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .sam2 import Sam2Segmenter
+from autolabel.backends.sam2 import Sam2Segmenter
 
 DEFAULT_MODEL = "facebook/sam-vit-base"
 

@@ -6,11 +6,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..types import RleMasks
-from .base import ForwardStats
-from .preprocess import FastInputs, ModelInputs
-from .torch_utils import load_processor_and_model, sync_fn
-from .upsample import UPSAMPLE_CHUNK, logits_to_rles
+from autolabel.types import RleMasks
+from autolabel.backends.base import ForwardStats
+from autolabel.backends.preprocess import FastInputs, ModelInputs
+from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
+from autolabel.backends.upsample import UPSAMPLE_CHUNK, logits_to_rles
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 
@@ -64,7 +64,7 @@ class Sam2Segmenter:
             return self.model.get_image_embeddings(pixel_values.to(self.device, self.dtype))
 
     def preprocess_kwargs(self) -> dict[str, Any]:
-        from .torch_utils import processor_device
+        from autolabel.backends.torch_utils import processor_device
 
         return processor_device(self.device)
 
@@ -116,7 +116,7 @@ class Sam2Segmenter:
         if pred is None or not len(pred):
             return RleMasks([], height, width)
         if not bool(torch.isfinite(pred).all()):  # here, off the model thread (and no GPU sync there)
-            from .torch_utils import check_finite
+            from autolabel.backends.torch_utils import check_finite
 
             check_finite(self.BACKEND, pred.float().cpu().numpy())
         rles: list[dict] = []

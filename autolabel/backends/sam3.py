@@ -11,11 +11,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..geometry import clip_xyxy
-from ..types import RleMasks
-from .base import ForwardStats, PromptBoxes
-from .torch_utils import load_processor_and_model, sync_fn
-from .upsample import UPSAMPLE_CHUNK, logits_to_rles
+from autolabel.geometry import clip_xyxy
+from autolabel.types import RleMasks
+from autolabel.backends.base import ForwardStats, PromptBoxes
+from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
+from autolabel.backends.upsample import UPSAMPLE_CHUNK, logits_to_rles
 
 DEFAULT_MODEL = "facebook/sam3"
 MASK_PROBABILITY = 0.5
@@ -65,7 +65,7 @@ class Sam3Engine:
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
         """SAM 3's CLIP text encoder takes 32 tokens; a longer prompt would be cut silently."""
-        from ..errors import UsageError
+        from autolabel.errors import UsageError
 
         limit = int(getattr(self.processor.tokenizer, "model_max_length", 32) or 32)
         for p in prompts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .sam import SamSegmenter
+from autolabel.backends.sam import SamSegmenter
 
 DEFAULT_MODEL = "syscv-community/sam-hq-vit-base"
 

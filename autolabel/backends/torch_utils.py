@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..errors import UsageError
-from ..hub import resolve_model, wrap_load_error
+from autolabel.errors import UsageError
+from autolabel.backends.hub import resolve_model, wrap_load_error
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -52,7 +52,7 @@ def load_pretrained(ref: str, role: str, option: str, loaders: list[Callable[[st
     """Resolve `ref` (fast failure when unreachable) and call each loader on it, wrapping errors."""
     target, _local = resolve_model(ref, role, option)
     if target.endswith((".pt", ".pth")):
-        from ..errors import ModelLoadError
+        from autolabel.errors import ModelLoadError
 
         raise ModelLoadError(
             f"{role} model '{ref}' is a raw PyTorch checkpoint; autolabel loads transformers model directories",
@@ -85,7 +85,7 @@ def check_finite(backend: str, *arrays: Any) -> None:
 
     for a in arrays:
         if a is not None and not np.isfinite(np.asarray(a)).all():
-            from ..errors import NonFiniteError
+            from autolabel.errors import NonFiniteError
 
             raise NonFiniteError(f"{backend}: the model produced non-finite values (inf/NaN) in this precision",
                                  hint="rerun with --precision fp32 (finished images are kept)")
@@ -102,7 +102,7 @@ def sync_fn(device: str) -> Callable[[], None] | None:
 
 def check_model_class(model: Any, expected: str, ref: str, role: str, backend: str) -> None:
     """A checkpoint of another family (e.g. SAM v1 given to the sam2 backend) is a clear error."""
-    from ..errors import ModelLoadError
+    from autolabel.errors import ModelLoadError
 
     got = type(model).__name__
     if got != expected:

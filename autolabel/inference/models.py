@@ -1,0 +1,62 @@
+"""Model loading for a run plan: preflight (every model reference resolves, before torch is imported),
+the backends, tiling around the detector, and the prompt check. Used by every executor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autolabel.config.plan import RunPlan
+
+
+def check_prompts(detector: Any, plan: RunPlan) -> None:
+    """A prompt the text encoder cannot take is a usage error before the first image, not a model
+    error on every image."""
+    check = getattr(detector, "check_prompts", None)
+    if check is not None:
+        check(list(plan.ontology.all_prompts))
+
+
+def preflight_models(plan: RunPlan) -> None:
+    """Check every model reference resolves (local path, cached, or hub reachable) before importing torch
+    and transformers (~10 s on a small CPU), so an offline user hears about every missing model at once."""
+    from autolabel.errors import ModelLoadError
+    from autolabel.backends.hub import resolve_model
+
+    problems: list[ModelLoadError] = []
+    for ref, role in ((plan.detector_model, "detector"), (plan.segmenter_model, "segmenter")):
+        if ref:
+            try:
+                resolve_model(ref, role, f"--{role}-model")
+            except ModelLoadError as e:
+                problems.append(e)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ModelLoadError("\n  ".join(["models cannot be loaded:"] + [e.message for e in problems]),
+                             hint=problems[0].hint)
+
+
+def load_models(plan: RunPlan, device: str = "auto", precision: str = "auto") -> tuple[Any, Any]:
+    """The plan's (detector, segmenter) on `device` at `precision` (segmenter None for engines and box-only runs)."""
+    from autolabel.backends import load_backend
+    from autolabel.backends.torch_utils import resolve_device, resolve_dtype
+
+    preflight_models(plan)
+    dev = resolve_device(device)
+    dtype = resolve_dtype(precision, dev)
+    ont = plan.ontology
+    detector = load_backend(ont.detector.backend, "detector", ont.detector, dev, dtype)
+    segmenter = None
+    if not plan.engine:
+        segmenter = load_backend(ont.segmenter.backend, "segmenter", ont.segmenter, dev, dtype)
+    return with_tiling(detector, plan), segmenter
+
+
+def with_tiling(detector: Any, plan: RunPlan) -> Any:
+    """The detector, run on tiles when the ontology asks for `detector.tiling`."""
+    from autolabel.inference.tiling import TiledDetector
+
+    t = plan.ontology.detector.tiling
+    if t is None or isinstance(detector, TiledDetector):
+        return detector
+    return TiledDetector(detector, t.tile, t.overlap, t.whole_image, t.merge_ios)

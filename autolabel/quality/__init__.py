@@ -1,0 +1,1 @@
+"""Quality loop: ground truth matching, `eval`, `tune`, `review` (FiftyOne) and `preview`."""

@@ -1,0 +1,219 @@
+"""`autolabel eval`: compare a run's auto-labels with a hand-labelled COCO file (pycocotools COCOeval).
+
+Images are matched by relative path (`file_name`), else by unique base name; classes by name. Classes and
+images that do not match are reported, never silently dropped. A model without scores (Florence-2) is
+ranked with score 1.0 for evaluation only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autolabel.errors import UsageError
+from autolabel.export import ExportOptions, decided_results, open_run_store, run_decisions
+from autolabel.masks import encode_rle
+
+
+@dataclass
+class EvalReport:
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # iou_type → {mAP, AP50, AP75, AR100}
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # class → {bbox AP, segm AP, gt, pred}
+    images_matched: int = 0
+    images_only_in_gt: list[str] = field(default_factory=list)
+    images_only_in_run: list[str] = field(default_factory=list)
+    size_mismatch: list[str] = field(default_factory=list)
+    classes_only_in_gt: list[str] = field(default_factory=list)
+    classes_only_in_run: list[str] = field(default_factory=list)
+    gt_boxes_as_masks: int = 0  # GT annotations without segmentation, evaluated in segm as their box
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def _match_images(gt_images: list[dict], run_relpaths: list[str]) -> dict[str, dict]:
+    """relpath → GT image: by exact relative path, else by base name when it is unique on both sides."""
+    by_path = {im["file_name"].replace("\\", "/").lstrip("./"): im for im in gt_images}
+    gt_base = Counter(Path(p).name for p in by_path)
+    run_base = Counter(Path(r).name for r in run_relpaths)
+    by_base = {Path(p).name: im for p, im in by_path.items() if gt_base[Path(p).name] == 1}
+    out = {}
+    for rel in run_relpaths:
+        if rel in by_path:
+            out[rel] = by_path[rel]
+        elif run_base[Path(rel).name] == 1 and Path(rel).name in by_base:
+            out[rel] = by_base[Path(rel).name]
+    return out
+
+
+def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
+    """COCO bbox (and segm, when the run has masks) metrics of the run against the GT file."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt_path = Path(gt_path)
+    if not gt_path.is_file():
+        raise UsageError(f"ground-truth file '{gt_path}' not found")
+    try:
+        gt_data = json.loads(gt_path.read_text())
+        gt_images, gt_cats = gt_data["images"], gt_data["categories"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UsageError(f"'{gt_path}' is not a COCO instances file ({e})") from None
+    gt_has_segm = any("segmentation" in a for a in gt_data.get("annotations", []))
+    missing_segm = 0
+    for a in gt_data.get("annotations", []):
+        a.setdefault("iscrowd", 0)
+        a.setdefault("area", float(a["bbox"][2] * a["bbox"][3]))
+        if gt_has_segm and not a.get("segmentation"):
+            x, y, w, h = a["bbox"]
+            a["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+            missing_segm += 1
+    store = open_run_store(run_dir)
+    try:
+        meta = store.get_meta()
+        if meta is None:
+            raise UsageError(f"'{run_dir}' holds no run metadata")
+        classes = meta.classes
+        report = EvalReport(gt_boxes_as_masks=missing_segm)
+        gt_names = {c["name"]: c["id"] for c in gt_cats}
+        report.classes_only_in_gt = sorted(set(gt_names) - set(classes))
+        report.classes_only_in_run = [c for c in classes if c not in gt_names]
+        shared = [c for c in classes if c in gt_names]
+        if not shared:
+            raise UsageError("no class name of the run appears in the ground truth",
+                             hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(gt_names))}")
+        relpaths = [r for r, _, _ in store.iter_image_sizes()]
+        matched = _match_images(gt_images, relpaths)
+        report.images_only_in_run = [r for r in relpaths if r not in matched]
+        matched_ids = {im["id"] for im in matched.values()}
+        report.images_only_in_gt = sorted(im["file_name"] for im in gt_images if im["id"] not in matched_ids)
+        preds: dict[str, list[dict]] = {"bbox": [], "segm": []}
+        has_masks = False
+        pred_count: Counter[str] = Counter()
+        dec = run_decisions(meta, ExportOptions())
+        prf = _operating_point(store, dec, gt_path, shared)
+        for res in decided_results(store, dec):
+            im = matched.get(res.relpath)
+            if im is None:
+                continue
+            if (im["width"], im["height"]) != (res.width, res.height):
+                report.size_mismatch.append(res.relpath)
+                continue
+            report.images_matched += 1
+            det = res.detections
+            for i in range(len(det)):
+                name = classes[int(det.class_id[i])]
+                if name not in gt_names:
+                    continue
+                pred_count[name] += 1
+                x0, y0, x1, y1 = (float(v) for v in det.xyxy[i])
+                base = {"image_id": im["id"], "category_id": gt_names[name],
+                        "score": 1.0 if det.confidence is None else float(det.confidence[i])}
+                preds["bbox"].append({**base, "bbox": [x0, y0, x1 - x0, y1 - y0]})
+                if det.masks is not None:
+                    has_masks = True
+                    rle = det.masks.rles[i] if hasattr(det.masks, "rles") else encode_rle(det.masks[i])
+                    preds["segm"].append({**base, "segmentation": rle})
+    finally:
+        store.close()
+    if report.images_matched == 0:
+        raise UsageError("no image of the run matches the ground truth by file name",
+                         hint="GT file_name must be the path relative to the labeled folder (or a unique base name)")
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(str(gt_path))
+    coco_gt.dataset["annotations"] = gt_data.get("annotations", [])
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt.createIndex()
+    img_ids = sorted({matched[r]["id"] for r in matched if r not in report.size_mismatch})
+    cat_ids = [gt_names[c] for c in shared]
+    gt_count = Counter(coco_gt.cats[a["category_id"]]["name"] for a in coco_gt.dataset["annotations"]
+                       if a["image_id"] in set(img_ids) and not a.get("iscrowd"))
+    for c in shared:
+        report.per_class[c] = {"gt": float(gt_count[c]), "pred": float(pred_count[c]), **prf.get(c, {})}
+    for iou_type in ("bbox", "segm"):
+        if iou_type == "segm" and (not has_masks or not gt_has_segm):
+            continue
+        report.metrics[iou_type], per_class = _cocoeval(COCOeval, coco_gt, preds[iou_type], iou_type, img_ids, cat_ids)
+        for cid, ap in per_class.items():
+            report.per_class[coco_gt.cats[cid]["name"]][f"{iou_type}_AP"] = ap  # type: ignore[assignment]
+    return report
+
+
+def _operating_point(store: Any, dec: Any, gt_path: Path, shared: list[str]) -> dict[str, dict[str, float]]:
+    """Per-class precision, recall and F1 of the exported labels (the configured thresholds) at IoU 0.5."""
+    from autolabel.quality.matching import ClassMatches, f_score
+    from autolabel.quality.tune import load_ground_truth, match_detections
+
+    gt = load_ground_truth(gt_path, store, dec.classes)
+    matches = {c: ClassMatches() for c in dec.classes}
+    for res in decided_results(store, dec):
+        if res.relpath in gt:
+            match_detections(res.detections, gt[res.relpath], dec.classes, 0.5, matches)
+    out = {}
+    for c in shared:
+        p, r, _, _ = matches[c].at(-1.0)
+        out[c] = {"precision": p, "recall": r, "f1": float(f_score(p, r, 1.0))}
+    return out
+
+
+def _cocoeval(cls: Any, coco_gt: Any, preds: list[dict], iou_type: str, img_ids: list[int],
+              cat_ids: list[int]) -> tuple[dict[str, float], dict[int, float | None]]:
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = coco_gt.loadRes(preds) if preds else _empty_res(coco_gt)
+        ev = cls(coco_gt, coco_dt, iou_type)
+        ev.params.imgIds, ev.params.catIds = img_ids, cat_ids
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    stats = [max(float(v), 0.0) for v in ev.stats]  # -1 (no GT at all) reads as 0
+    precision = ev.eval["precision"]  # [T, R, K, A, M]; K follows ev.params.catIds, which pycocotools sorts
+    per_class: dict[int, float | None] = {}
+    for k, cid in enumerate(ev.params.catIds):
+        p = precision[:, :, k, 0, -1]
+        per_class[int(cid)] = float(np.mean(p[p > -1])) if (p > -1).any() else None  # None: no ground truth
+    return {"mAP": stats[0], "AP50": stats[1], "AP75": stats[2], "AR100": stats[8]}, per_class
+
+
+def _empty_res(coco_gt: Any) -> Any:
+    from pycocotools.coco import COCO
+
+    res = COCO()
+    res.dataset = {"images": coco_gt.dataset["images"], "categories": coco_gt.dataset["categories"], "annotations": []}
+    res.createIndex()
+    return res
+
+
+def format_report(r: EvalReport) -> str:
+    lines = [f"images matched: {r.images_matched}"]
+    for t, m in r.metrics.items():
+        lines.append(f"{t:5}  mAP {m['mAP']:.3f}  AP50 {m['AP50']:.3f}  AP75 {m['AP75']:.3f}  recall(AR100) {m['AR100']:.3f}")
+    lines.append(f"{'class':20} {'gt':>6} {'pred':>6} {'bbox AP':>8} {'segm AP':>8} {'P':>6} {'R':>6} {'F1':>6}"
+                 "   (P/R/F1 at the run's thresholds, IoU 0.5)")
+
+    def fmt(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    for c, v in r.per_class.items():
+        seg = fmt(v["segm_AP"]) if "segm_AP" in v else "-"
+        lines.append(f"{c:20} {int(v['gt']):>6} {int(v['pred']):>6} {fmt(v.get('bbox_AP')):>8} {seg:>8} "
+                     f"{fmt(v.get('precision')):>6} {fmt(v.get('recall')):>6} {fmt(v.get('f1')):>6}")
+    for label, items in (("classes only in the ground truth (not evaluated)", r.classes_only_in_gt),
+                         ("classes only in the run (not evaluated)", r.classes_only_in_run),
+                         ("run images without ground truth", r.images_only_in_run),
+                         ("ground-truth images not in the run", r.images_only_in_gt),
+                         ("images whose size differs from the ground truth (skipped)", r.size_mismatch)):
+        if items:
+            lines.append(f"{label}: {len(items)} — {', '.join(items[:10])}{' …' if len(items) > 10 else ''}")
+    if r.gt_boxes_as_masks:
+        lines.append(f"ground-truth annotations without segmentation, evaluated in segm as their box: "
+                     f"{r.gt_boxes_as_masks}")
+    return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""The one-process executor: decode threads → the three-stage pipeline (`pipeline.py`: prepare,
+models, finish) → a store writer thread that commits one image per transaction.
+
+It only moves batches: the labeling itself is `inference.infer_batch` (prepare → model → finish), the
+same for every executor.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from autolabel.errors import AutolabelError, ImageError
+from autolabel.images import load_image
+from autolabel.run.executors.pipeline import FailureStreak, Pipeline
+from autolabel.config.plan import RunPlan
+from autolabel.run.settings import Progress, RunSettings, RunSummary
+from autolabel.run.store import RunStore, store_path
+from autolabel.types import CandidateResult, ImageInfo
+
+_Loaded = tuple[ImageInfo, "np.ndarray | None", str | None]
+
+
+def fixed_batches(images: list[ImageInfo], done: set[str], batch_size: int) -> list[list[ImageInfo]]:
+    """The batches still to run: fixed slices of the full sorted image list, kept when any image in them
+    is not done. A resumed run thus sees exactly the batches of an uninterrupted one (same padding, same
+    batched kernels), so its results are identical; done images in a partly done slice are recomputed
+    but not written again."""
+    slices = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+    return [b for b in slices if any(im.relpath not in done for im in b)]
+
+
+def prefetch(pending: list[ImageInfo], settings: RunSettings, summary: RunSummary,
+             stop: threading.Event) -> Iterator[_Loaded]:
+    """Decode images in worker threads, yielding in order, at most a few batches ahead."""
+    lock = threading.Lock()
+
+    def load(info: ImageInfo) -> _Loaded:
+        t = time.perf_counter()
+        try:
+            img: np.ndarray | None = load_image(info.path, settings.max_image_pixels)
+            why = None
+        except ImageError as e:
+            img, why = None, e.message
+        with lock:
+            summary.add_time("decode", time.perf_counter() - t)
+        return info, img, why
+
+    # ahead: up to two batches, but never more decoded pixels than `prefetch_bytes` (12 MP photos are
+    # 36 MB each), and always at least one full batch so the model never waits on its own batch
+    most, least = max(2 * settings.batch_size, 4), settings.batch_size
+    sizes: list[int] = []
+
+    def room(n_ahead: int) -> bool:
+        avg = sum(sizes[-16:]) / len(sizes[-16:]) if sizes else 0
+        return n_ahead < least or (n_ahead < most and (n_ahead + 1) * avg <= settings.prefetch_bytes)
+
+    with ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode") as pool:
+        futures: list[Future[_Loaded]] = []
+        it = iter(pending)
+        nxt = next(it, None)
+        while (futures or nxt is not None) and not stop.is_set():
+            while nxt is not None and room(len(futures)):
+                futures.append(pool.submit(load, nxt))
+                nxt = next(it, None)
+            result = futures.pop(0).result()
+            if result[1] is not None:
+                sizes.append(int(result[1].nbytes))
+            yield result
+        for f in futures:
+            f.cancel()
+
+
+class StoreWriter(threading.Thread):
+    """Owns its own store connection and commits one image per transaction."""
+
+    def __init__(self, output_p: Path, summary: RunSummary, progress: Progress) -> None:
+        super().__init__(name="store-writer", daemon=True)
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=8)
+        self.output_p, self.summary, self.progress = output_p, summary, progress
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        store = RunStore(store_path(self.output_p))
+        try:
+            while (item := self.q.get()) is not None:
+                t = time.perf_counter()
+                if isinstance(item[0], CandidateResult):
+                    store.put_result(*item)
+                    self.summary.processed += 1
+                else:
+                    store.put_skipped(*item)
+                self.summary.add_time("store", time.perf_counter() - t)
+                self.progress.advance()
+        except sqlite3.Error as e:
+            self.error = AutolabelError(f"cannot write the run store {store_path(self.output_p)}: {e}",
+                                        hint="free disk space or fix permissions, then rerun: done images are kept")
+        except BaseException as e:  # surfaced to the main thread
+            self.error = e
+        finally:
+            store.close()
+
+    def put(self, item: Any) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.q.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        while self.is_alive():  # a writer that died must not leave us blocked on a full queue
+            try:
+                self.q.put(None, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def run_local(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, settings: RunSettings,
+              detector: Any, segmenter: Any, output_p: Path, summary: RunSummary, progress: Progress) -> None:
+    stop = threading.Event()
+    writer = StoreWriter(output_p, summary, progress)
+    writer.start()
+
+    def emit(item: Any) -> None:  # results of images already in the store are not written again
+        relpath = item[0].relpath if isinstance(item[0], CandidateResult) else item[0]
+        if relpath not in done:
+            writer.put(item)
+
+    pipe = Pipeline(plan, detector, segmenter, summary, emit, FailureStreak(settings.max_same_failures))
+    loaded = prefetch([im for b in batches for im in b], settings, summary, stop)
+    t0 = time.perf_counter()
+    try:
+        for slice_ in batches:
+            batch: list[tuple[ImageInfo, np.ndarray]] = []
+            t = time.perf_counter()
+            for _ in slice_:
+                info, img, why = next(loaded)
+                if img is None:
+                    emit((info.relpath, why or "unreadable"))
+                else:
+                    batch.append((info, img))
+            summary.add_time("models_wait_decode", time.perf_counter() - t)
+            if batch:
+                pipe.push(batch)
+        pipe.drain()
+    except KeyboardInterrupt:
+        pipe.drain(run_ready=False)  # batches past the models are kept: a stop loses only what was in them
+        raise
+    finally:
+        summary.add_time("inference", time.perf_counter() - t0)  # wall time of the model loop
+        stop.set()
+        loaded.close()  # stops the decode threads now, not when garbage-collected
+        pipe.close()
+        writer.close()

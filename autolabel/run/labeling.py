@@ -1,0 +1,211 @@
+"""The labeling run's lifecycle: plan → identity checks → models → lock → executor → summary.
+
+Per-image candidates are committed to the run store as they are made; a rerun skips what is done
+(and relabels images whose file changed). A run directory belongs to one input folder and one set of
+inference settings; a finished run is only discarded (`overwrite`) once the new run's models are
+loaded and its lock is held.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autolabel.errors import RunStoreError, UsageError
+from autolabel.run.executors.local import fixed_batches, run_local
+from autolabel.fsutil import RunLock, is_within, write_text_atomic
+from autolabel.images import discover_images
+from autolabel.inference.models import check_prompts, load_models, preflight_models, with_tiling
+from autolabel.config.ontology import Ontology
+from autolabel.config.plan import RunPlan, diff_settings, fingerprint, inference_settings, make_plan
+from autolabel.run.settings import Progress, RunSettings, RunSummary
+from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, store_path
+from autolabel.types import ImageInfo
+
+__all__ = ["run_labeling"]
+
+SKIPPED_NAME = "skipped.txt"
+SUMMARY_NAME = "summary.json"
+EXPORT_NAMES = ("coco", "yolo", SKIPPED_NAME, SUMMARY_NAME, "eval.json", "preview")  # never corrected/ (review work)
+
+
+def check_output_dir(input_root: Path, output_dir: Path) -> None:
+    if is_within(output_dir, input_root):
+        raise UsageError(f"output directory '{output_dir}' is inside the input folder '{input_root}'",
+                         hint="autolabel never writes into the input folder; choose an --output outside it")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"output '{output_dir}' exists and is not a directory")
+    visible = output_dir.is_dir() and any(not p.name.startswith(".") for p in output_dir.iterdir())
+    if visible and not store_path(output_dir).exists():
+        raise RunStoreError(f"output directory '{output_dir}' is not empty and holds no autolabel run ({STORE_NAME})",
+                            hint="choose a new or empty --output directory")
+
+
+@dataclass
+class OpenedRun:
+    exists: bool
+    discard: bool  # --overwrite of an incompatible run: cleared once models are loaded and the lock held
+    done: dict[str, str | None]  # relpath → signature of done images
+
+
+def open_run(output_dir: Path, input_root: Path, fp: str, settings: dict[str, Any], overwrite: bool) -> OpenedRun:
+    """Check an existing run belongs to this input folder and these inference settings."""
+    if not store_path(output_dir).exists():
+        return OpenedRun(False, False, {})
+    store = RunStore(store_path(output_dir))
+    try:
+        try:
+            meta = store.get_meta()
+        except RunStoreError:
+            if overwrite:
+                return OpenedRun(True, True, {})
+            raise
+        if meta is None:
+            return OpenedRun(True, False, store.done_signatures())
+        problems = []
+        if Path(meta.input_root) != input_root:
+            problems.append(f"input folder: {meta.input_root} → {input_root}")
+        problems += diff_settings(meta.settings, settings) if meta.fingerprint != fp else []
+        if problems and not overwrite:
+            what = "another input folder" if Path(meta.input_root) != input_root else "other settings"
+            raise RunStoreError(
+                f"'{output_dir}' holds a run of {what}; what differs:\n  " + "\n  ".join(problems),
+                hint="choose another --output directory, or rerun with --overwrite to discard that run "
+                     "(thresholds, NMS and clean-up are not in this list: change them freely)")
+        return OpenedRun(True, bool(problems), {} if problems else store.done_signatures())
+    finally:
+        store.close()
+
+
+def discard_run(output_p: Path) -> None:
+    """Clear the store and remove the previous run's exports (other class ids must not survive)."""
+    store = RunStore(store_path(output_p))
+    try:
+        store.clear()
+    finally:
+        store.close()
+    for name in EXPORT_NAMES:
+        p = output_p / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+
+
+def _unchanged(images: list[ImageInfo], done: dict[str, str | None]) -> set[str]:
+    """Done images whose file is the same as when it was labeled (size + mtime)."""
+    out = set()
+    for im in images:
+        sig = done.get(im.relpath, "missing")
+        if sig == "missing":
+            continue
+        try:
+            if sig is None or sig == file_signature(im.path):
+                out.add(im.relpath)
+        except OSError:
+            pass
+    return out
+
+
+def run_labeling(ontology: Ontology, input_path: str | Path, output_dir: str | Path,
+                 settings: RunSettings = RunSettings(), progress: Progress | None = None,
+                 backends: tuple[Any, Any] | None = None) -> RunSummary:
+    """Label every image under `input_path` (a folder, or one image file) into the run store in
+    `output_dir`. Resumes a run with the same input folder and inference settings.
+    `backends` injects (detector, segmenter) for tests."""
+    t_start = time.perf_counter()
+    progress = progress or Progress()
+    if settings.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {settings.batch_size}")
+    input_root, images = discover_input(input_path, settings.limit)
+    output_p = Path(output_dir)
+    check_output_dir(input_root, output_p)
+    RunLock.check(output_p)  # before any model is loaded: a busy directory is refused at once
+    plan = make_plan(ontology)
+    fp_settings = inference_settings(plan)
+    fp = fingerprint(fp_settings)
+    opened = open_run(output_p, input_root, fp, fp_settings, settings.overwrite)
+    done = _unchanged(images, opened.done)
+    summary = RunSummary(images_total=len(images), already_done=len(done),
+                         changed=sum(1 for im in images if im.relpath in opened.done and im.relpath not in done))
+    pending = len(done) < len(images)
+    detector = segmenter = None
+    if pending and settings.ray is not None:
+        from autolabel.run.executors.ray import import_ray
+
+        import_ray()  # an install hint before anything else
+        preflight_models(plan)  # the workers load the models; the driver fails fast when it cannot
+    elif pending:  # a finished run loads no model at all
+        detector, segmenter = backends if backends is not None else load_models(plan, settings.device, settings.precision)
+        detector = with_tiling(detector, plan)
+        check_prompts(detector, plan)
+    output_p.mkdir(parents=True, exist_ok=True)
+    with RunLock(output_p):
+        if opened.discard:
+            discard_run(output_p)
+        store = RunStore(store_path(output_p))
+        try:
+            store.set_meta(RunMeta(fp, str(input_root), list(ontology.classes), fp_settings,
+                                   list(ontology.all_prompts), plan.decisions.to_json()))
+            if settings.limit is None and not Path(input_path).is_file():
+                gone = sorted(set(opened.done) - {im.relpath for im in images})
+                store.forget(gone)  # images deleted from the input folder leave the run
+        finally:
+            store.close()
+        progress.start(len(images), summary.already_done)
+        try:
+            batches = fixed_batches(images, done, settings.batch_size) if pending else []
+            if batches and settings.ray is not None:
+                from autolabel.run.executors.ray import run_ray
+
+                run_ray(batches, done, plan, settings, settings.ray, output_p, summary, progress)
+            elif batches:
+                run_local(batches, done, plan, settings, detector, segmenter, output_p, summary, progress)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            progress.stop()
+            _finish_summary(output_p, summary, detector, segmenter)
+    summary.wall_seconds = time.perf_counter() - t_start
+    write_text_atomic(output_p / SUMMARY_NAME, json.dumps(summary.to_json(), indent=2) + "\n")
+    return summary
+
+
+def discover_input(input_path: str | Path, limit: int | None = None) -> tuple[Path, list[ImageInfo]]:
+    """(resolved input folder, images): a folder's images, or one image file (its folder is the root)."""
+    p = Path(input_path)
+    if p.is_file():
+        from autolabel.images import IMAGE_EXTENSIONS
+
+        if not p.name.lower().endswith(IMAGE_EXTENSIONS):
+            raise UsageError(f"'{p}' is not an image file", hint="supported: " + " ".join(IMAGE_EXTENSIONS))
+        root = p.resolve().parent
+        return root, [ImageInfo(relpath=p.name, path=str(p))]
+    images = discover_images(p)
+    if not images:
+        raise UsageError(f"no images found under '{p}'",
+                         hint="supported extensions: .jpg .jpeg .png .bmp .webp .tif .tiff (any case)")
+    if limit is not None:
+        if limit < 1:
+            raise UsageError(f"--limit must be at least 1, got {limit}")
+        images = images[:limit]
+    return p.resolve(), images
+
+
+def _finish_summary(output_p: Path, summary: RunSummary, detector: Any, segmenter: Any) -> None:
+    store = RunStore(store_path(output_p))
+    try:
+        summary.skipped = store.skipped()
+    finally:
+        store.close()
+    write_text_atomic(output_p / SKIPPED_NAME, "".join(f"{r}\t{why}\n" for r, why in summary.skipped))
+    if detector is not None:
+        summary.detector_passes = detector.stats.passes
+        summary.add_time("detector", detector.stats.seconds)
+    if segmenter is not None:
+        summary.segmenter_passes = segmenter.stats.passes
+        summary.add_time("segmenter", segmenter.stats.seconds)

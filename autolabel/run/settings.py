@@ -1,0 +1,72 @@
+"""Run settings, the run summary and progress callbacks (shared by the executors and the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from autolabel.decisions import DecisionCounts
+from autolabel.images import DEFAULT_MAX_IMAGE_PIXELS
+from autolabel.inference.stages import InferenceCounts
+
+MAX_SAME_FAILURES = 3  # consecutive batches failing with the same model error stop the run
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """`--ray`: run inference as a Ray Data pipeline."""
+
+    address: str | None = None  # None: RAY_ADDRESS, else a local Ray with every GPU of the machine
+    workers: int | None = None  # model replicas; default: the GPUs Ray sees ÷ gpus_per_worker (1 without GPUs)
+    gpus_per_worker: float = 1.0
+    cpus_per_worker: float | None = None  # default 1 with GPUs, 0.5 without (2-CPU machines must not deadlock)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    batch_size: int = 4
+    device: str = "auto"
+    precision: str = "auto"
+    overwrite: bool = False
+    max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
+    decode_workers: int = 2
+    prefetch_bytes: int = 512 * 2**20  # decoded images held ahead of the model (at least one batch)
+    limit: int | None = None  # label only the first N images (sorted by relative path)
+    max_same_failures: int = MAX_SAME_FAILURES
+    ray: RayOptions | None = None  # None: the one-process executor
+
+
+@dataclass
+class RunSummary:
+    images_total: int = 0
+    already_done: int = 0
+    processed: int = 0
+    changed: int = 0  # done images whose file changed since: relabeled
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    objects_per_class: dict[str, int] = field(default_factory=dict)
+    inference: InferenceCounts = field(default_factory=InferenceCounts)
+    decisions: DecisionCounts = field(default_factory=DecisionCounts)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    detector_passes: int = 0
+    segmenter_passes: int = 0
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as plain data (written to summary.json in the run directory)."""
+        d = asdict(self)
+        d["skipped"] = [{"relpath": r, "reason": why} for r, why in self.skipped]
+        d["stage_seconds"] = {k: round(v, 4) for k, v in self.stage_seconds.items()}
+        d["wall_seconds"] = round(self.wall_seconds, 4)
+        return d
+
+
+class Progress:
+    """Progress callbacks; the CLI plugs in a rich progress bar. Default: silent."""
+
+    def start(self, total: int, already_done: int, description: str = "labeling") -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def stop(self) -> None: ...

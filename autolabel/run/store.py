@@ -1,0 +1,203 @@
+"""The run store: one SQLite file in the output directory, one committed row per image.
+
+Each image's candidates (every detection above the candidate floor, with its mask) are committed as
+soon as they are made, so a killed run loses at most the images in flight. Rows are keyed by relative
+path and carry the file's signature (size + mtime) so a changed picture is relabeled, never served
+stale. The store carries the run's fingerprint (what changes candidates) and its input folder; the
+decisions (thresholds, NMS, clean-up) are applied when reading, see `decisions.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from autolabel.errors import RunStoreError
+from autolabel.types import CandidateResult, Candidates, RleMasks
+
+STORE_NAME = "run.sqlite"
+RESULT_FORMAT = 2  # 1: filtered detections (before decide-later); 2: candidates + image signatures
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    relpath TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('done', 'skipped')),
+    width INTEGER, height INTEGER, reason TEXT, result TEXT, updated REAL NOT NULL,
+    signature TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What a run directory records about itself (enough to export without the ontology file).
+
+    `settings` are the fingerprinted inference settings (flat `key: value`), `prompts` every prompt
+    given to the detector (ontology prompts, then negatives), `decisions` the decision settings of the
+    last `label` run (what `export` applies unless overridden)."""
+
+    fingerprint: str
+    input_root: str
+    classes: list[str]
+    settings: dict[str, Any]
+    prompts: list[str] = field(default_factory=list)
+    decisions: dict[str, Any] = field(default_factory=dict)
+
+
+def store_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / STORE_NAME
+
+
+def candidates_to_json(c: Candidates) -> str:
+    """Compact JSON of one image's candidates; masks as COCO compressed RLE counts."""
+    payload = {
+        "xyxy": [[round(float(v), 3) for v in box] for box in c.xyxy],
+        "score": None if c.score is None else [round(float(v), 6) for v in c.score],
+        "prompt_index": [int(i) for i in c.prompt_index],
+        "rle": None if c.masks is None else [_counts(r) for r in c.masks.rles],
+        "mask_score": None if c.mask_score is None else [round(float(v), 6) for v in c.mask_score],
+    }
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _counts(rle: dict) -> str:
+    counts = rle["counts"]
+    return counts.decode("ascii") if isinstance(counts, bytes) else counts
+
+
+def candidates_from_json(text: str, width: int, height: int) -> Candidates:
+    d = json.loads(text)
+    masks = None
+    if d["rle"] is not None:
+        masks = RleMasks([{"size": [height, width], "counts": c.encode("ascii")} for c in d["rle"]], height, width)
+    return Candidates(xyxy=np.asarray(d["xyxy"], dtype=np.float64).reshape(-1, 4), score=d["score"],
+                      prompt_index=d["prompt_index"], masks=masks, mask_score=d.get("mask_score"))
+
+
+def file_signature(path: str | Path) -> str:
+    """What an image file was when it was labeled: size and modification time (ns)."""
+    st = Path(path).stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+class RunStore:
+    """A SQLite run store. Use one instance per thread (SQLite connections are not shared)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA)
+            cols = {r[1] for r in self.conn.execute("PRAGMA table_info(images)")}
+            if "signature" not in cols:  # a format-1 store: readable enough to say it must be relabeled
+                self.conn.execute("ALTER TABLE images ADD COLUMN signature TEXT")
+        except sqlite3.DatabaseError as e:
+            raise RunStoreError(f"{self.path}: not a usable autolabel run store ({e})",
+                                hint="choose another --output directory, or delete this file to start over") from None
+
+    # ---------------------------------------------------------------- meta
+    def result_format(self) -> int | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'result_format'").fetchone()
+        return int(row[0]) if row else None
+
+    def check_format(self) -> None:
+        """A store written by another autolabel version is never misread."""
+        fmt = self.result_format()
+        has_rows = self.conn.execute("SELECT 1 FROM images LIMIT 1").fetchone() is not None
+        if (fmt is None and has_rows) or (fmt is not None and fmt != RESULT_FORMAT):
+            raise RunStoreError(
+                f"{self.path}: this run was made by {'an older' if (fmt or 1) < RESULT_FORMAT else 'a newer'} "
+                f"autolabel (store format {fmt or 1}, this version reads {RESULT_FORMAT}): it keeps only "
+                "filtered detections, not the candidates that thresholds are applied to",
+                hint="relabel it: rerun the same `autolabel label` command with --overwrite (or choose another -o)")
+
+    def get_meta(self) -> RunMeta | None:
+        self.check_format()
+        rows = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        if "fingerprint" not in rows:
+            return None
+        return RunMeta(rows["fingerprint"], rows["input_root"], json.loads(rows["classes"]),
+                       json.loads(rows["settings"]), json.loads(rows.get("prompts", "[]")),
+                       json.loads(rows.get("decisions", "{}")))
+
+    def set_meta(self, meta: RunMeta) -> None:
+        with self.transaction():
+            for k, v in (("fingerprint", meta.fingerprint), ("input_root", meta.input_root),
+                         ("classes", json.dumps(meta.classes)), ("settings", json.dumps(meta.settings, sort_keys=True)),
+                         ("prompts", json.dumps(meta.prompts)), ("decisions", json.dumps(meta.decisions, sort_keys=True)),
+                         ("result_format", str(RESULT_FORMAT))):
+                self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (k, v))
+
+    def clear(self) -> None:
+        with self.transaction():
+            self.conn.execute("DELETE FROM images")
+            self.conn.execute("DELETE FROM meta")
+
+    # ---------------------------------------------------------------- rows
+    def done_signatures(self) -> dict[str, str | None]:
+        """relpath → file signature of every done image."""
+        return dict(self.conn.execute("SELECT relpath, signature FROM images WHERE status = 'done'").fetchall())
+
+    def done_relpaths(self) -> set[str]:
+        return set(self.done_signatures())
+
+    def put_result(self, result: CandidateResult, signature: str | None = None) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO images (relpath, status, width, height, reason, result, updated, signature) "
+            "VALUES (?, 'done', ?, ?, NULL, ?, ?, ?)",
+            (result.relpath, result.width, result.height, candidates_to_json(result.candidates), time.time(),
+             signature),
+        )
+
+    def forget(self, relpaths: list[str]) -> None:
+        """Drop rows (images removed from the input folder are no longer part of the run)."""
+        with self.transaction():
+            self.conn.executemany("DELETE FROM images WHERE relpath = ?", [(r,) for r in relpaths])
+
+    def put_skipped(self, relpath: str, reason: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO images (relpath, status, width, height, reason, result, updated) "
+            "VALUES (?, 'skipped', NULL, NULL, ?, NULL, ?)", (relpath, reason, time.time()))
+
+    def skipped(self) -> list[tuple[str, str]]:
+        return list(self.conn.execute("SELECT relpath, reason FROM images WHERE status = 'skipped' ORDER BY relpath"))
+
+    def count_done(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM images WHERE status = 'done'").fetchone()[0])
+
+    def iter_image_sizes(self) -> Iterator[tuple[str, int, int]]:
+        """(relpath, width, height) of done images, sorted by relative path."""
+        yield from self.conn.execute(
+            "SELECT relpath, width, height FROM images WHERE status = 'done' ORDER BY relpath")
+
+    def iter_candidates(self) -> Iterator[CandidateResult]:
+        """Done images sorted by relative path, one at a time (masks stay RLE until an exporter needs one)."""
+        cur = self.conn.execute(
+            "SELECT relpath, width, height, result FROM images WHERE status = 'done' ORDER BY relpath")
+        for relpath, w, h, text in cur:
+            yield CandidateResult(relpath, w, h, candidates_from_json(text, w, h))
+
+    def transaction(self) -> Any:
+        return _Transaction(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
