@@ -9,7 +9,7 @@ Importing this package loads no model library (torch/transformers are imported l
 from typing import Any
 
 __version__ = "0.2.0"
-__all__ = ["Labeler", "Detections", "label_folder"]
+__all__ = ["Detections", "Labeler", "label_folder"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import autolabel` stays light

@@ -1,28 +1,29 @@
 """The Python API. The CLI is a thin shell over these functions.
 
-    from autolabel import Labeler
-    labeler = Labeler("ontology.yaml", device="cuda")
-    dets = labeler.label(["a.jpg", pil_image, rgb_array])      # one Detections per image
-    summary = labeler.label_folder("data/images", "runs/data", formats=["coco", "yolo"])
+from autolabel import Labeler
+labeler = Labeler("ontology.yaml", device="cuda")
+dets = labeler.label(["a.jpg", pil_image, rgb_array])      # one Detections per image
+summary = labeler.label_folder("data/images", "runs/data", formats=["coco", "yolo"])
 
-    from autolabel.api import label_folder
-    summary, written = label_folder("ontology.yaml", "data/images", "runs/data", formats=["coco", "yolo"])
+from autolabel.api import label_folder
+summary, written = label_folder("ontology.yaml", "data/images", "runs/data", formats=["coco", "yolo"])
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from autolabel.run.labeling import SUMMARY_NAME, run_labeling
-from autolabel.export import ExportOptions, check_export_dependencies, export_run
-from autolabel.fsutil import write_text_atomic
 from autolabel.config.ontology import Ontology, load_ontology, parse_ontology
 from autolabel.errors import UsageError
+from autolabel.export import ExportOptions, check_export_dependencies, export_run
+from autolabel.fsutil import write_text_atomic
+from autolabel.run.labeling import SUMMARY_NAME, run_labeling
 from autolabel.run.settings import Progress, RunSettings, RunSummary
 from autolabel.types import Detections, RleMasks
 
@@ -43,11 +44,17 @@ def as_ontology(ontology: str | Path | dict | Ontology) -> Ontology:
     return load_ontology(ontology)
 
 
-def label_folder(ontology: str | Path | dict | Ontology, input_path: str | Path, output_dir: str | Path | None = None,
-                 formats: list[str] | tuple[str, ...] = ("coco", "yolo", "fiftyone"),
-                 settings: RunSettings = RunSettings(), export: ExportOptions = ExportOptions(),
-                 progress: Progress | None = None, export_progress: Progress | None = None,
-                 backends: tuple[Any, Any] | None = None) -> tuple[RunSummary, dict[str, str]]:
+def label_folder(
+    ontology: str | Path | dict | Ontology,
+    input_path: str | Path,
+    output_dir: str | Path | None = None,
+    formats: list[str] | tuple[str, ...] = ("coco", "yolo", "fiftyone"),
+    settings: RunSettings = RunSettings(),
+    export: ExportOptions = ExportOptions(),
+    progress: Progress | None = None,
+    export_progress: Progress | None = None,
+    backends: tuple[Any, Any] | None = None,
+) -> tuple[RunSummary, dict[str, str]]:
     """Label (resumably) and export; returns the run summary and {format: where it went}."""
     ont = as_ontology(ontology)
     fmts = list(formats)
@@ -78,8 +85,10 @@ def to_rgb(image: Any) -> np.ndarray:
         return load_image(image)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise UsageError(f"an image array must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}",
-                             hint="convert with np.asarray(pil_image.convert('RGB')); OpenCV's BGR needs [..., ::-1]")
+            raise UsageError(
+                f"an image array must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}",
+                hint="convert with np.asarray(pil_image.convert('RGB')); OpenCV's BGR needs [..., ::-1]",
+            )
         return np.ascontiguousarray(image)
     if hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image (EXIF rotation is the caller's)
         return _pil_to_rgb(image)
@@ -92,15 +101,18 @@ class Labeler:
     Keyword settings are those of `RunSettings` (batch_size, device, precision, ...). `backends`
     injects (detector, segmenter) objects instead of loading models."""
 
-    def __init__(self, ontology: str | Path | dict | Ontology, backends: tuple[Any, Any] | None = None,
-                 **settings: Any) -> None:
-        from autolabel.inference.models import check_prompts, load_models, with_tiling
+    def __init__(
+        self, ontology: str | Path | dict | Ontology, backends: tuple[Any, Any] | None = None, **settings: Any
+    ) -> None:
         from autolabel.config.plan import make_plan
+        from autolabel.inference.models import check_prompts, load_models, with_tiling
 
         self.ontology = as_ontology(ontology)
         self.settings = RunSettings(**settings)
         self.plan = make_plan(self.ontology)
-        detector, segmenter = backends if backends is not None else load_models(self.plan, self.settings.device, self.settings.precision)
+        detector, segmenter = (
+            backends if backends is not None else load_models(self.plan, self.settings.device, self.settings.precision)
+        )
         self.detector, self.segmenter = with_tiling(detector, self.plan), segmenter
         check_prompts(self.detector, self.plan)
 
@@ -125,12 +137,22 @@ class Labeler:
                 out.append(det)
         return out
 
-    def label_folder(self, input_path: str | Path, output_dir: str | Path | None = None,
-                     formats: Iterable[str] = ("coco", "yolo", "fiftyone"), **settings: Any) -> RunSummary:
+    def label_folder(
+        self,
+        input_path: str | Path,
+        output_dir: str | Path | None = None,
+        formats: Iterable[str] = ("coco", "yolo", "fiftyone"),
+        **settings: Any,
+    ) -> RunSummary:
         """The same resumable run as `autolabel label` with these models; returns its summary."""
         from dataclasses import replace
 
-
-        summary, _ = label_folder(self.ontology, input_path, output_dir, list(formats),
-                                  replace(self.settings, **settings), backends=(self.detector, self.segmenter))
+        summary, _ = label_folder(
+            self.ontology,
+            input_path,
+            output_dir,
+            list(formats),
+            replace(self.settings, **settings),
+            backends=(self.detector, self.segmenter),
+        )
         return summary

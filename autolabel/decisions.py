@@ -49,8 +49,9 @@ class DecisionSettings:
             d[k] = tuple(d[k])
         return cls(**d)
 
-    def with_thresholds(self, box_threshold: float | None = None,
-                        per_class: dict[str, float] | None = None) -> DecisionSettings:
+    def with_thresholds(
+        self, box_threshold: float | None = None, per_class: dict[str, float] | None = None
+    ) -> DecisionSettings:
         """A global box threshold replaces every class's; then `per_class` {name: threshold} overrides."""
         thr = list(self.class_thresholds)
         if box_threshold is not None:
@@ -125,8 +126,9 @@ def _clean(c: Candidates, cleanup: MaskCleanup) -> tuple[np.ndarray, RleMasks | 
     return xyxy, RleMasks(rles, c.masks.height, c.masks.width), ok
 
 
-def decide(c: Candidates, width: int, height: int, s: DecisionSettings,
-           counts: DecisionCounts | None = None) -> Detections:
+def decide(
+    c: Candidates, width: int, height: int, s: DecisionSettings, counts: DecisionCounts | None = None
+) -> Detections:
     """Stored candidates of one image → the Detections to export, ordered by descending score.
 
     Order: per-class threshold (negatives: `negative_threshold`) → mask clean-up and tight boxes (empty
@@ -138,12 +140,15 @@ def decide(c: Candidates, width: int, height: int, s: DecisionSettings,
     n_pos = len(s.prompt_class)
     counts.candidates += int((c.prompt_index < n_pos).sum())
     negative = c.prompt_index >= n_pos
-    prompt_class = np.asarray(s.prompt_class + (-1,), dtype=np.int64)
+    prompt_class = np.asarray((*s.prompt_class, -1), dtype=np.int64)
     class_id = prompt_class[np.minimum(c.prompt_index, n_pos)]
     keep = np.ones(len(c), dtype=bool)
     if c.score is not None and len(c):
-        thr = np.where(negative, s.negative_threshold,
-                       np.asarray(s.class_thresholds + (0.0,))[np.where(negative, len(s.classes), class_id)])
+        thr = np.where(
+            negative,
+            s.negative_threshold,
+            np.asarray((*s.class_thresholds, 0.0))[np.where(negative, len(s.classes), class_id)],
+        )
         keep = c.score >= thr
         counts.below_threshold += int((~keep & ~negative).sum())
     sub = _subset(c, keep)
@@ -184,12 +189,21 @@ def decide(c: Candidates, width: int, height: int, s: DecisionSettings,
         idx = idx[: s.max_detections]
     counts.kept += len(idx)
     prompts = [s.prompts[int(p)] for p in sub.prompt_index[order][idx]]
-    return Detections(xyxy=xyxy[idx], class_id=class_id[idx], confidence=None if score is None else score[idx],
-                      prompt=prompts, masks=None if masks is None else masks[idx])
+    return Detections(
+        xyxy=xyxy[idx],
+        class_id=class_id[idx],
+        confidence=None if score is None else score[idx],
+        prompt=prompts,
+        masks=None if masks is None else masks[idx],
+    )
 
 
 def _subset(c: Candidates, keep: np.ndarray) -> Candidates:
     idx = np.flatnonzero(keep)
-    return Candidates(xyxy=c.xyxy[idx], score=None if c.score is None else c.score[idx],
-                      prompt_index=c.prompt_index[idx], masks=None if c.masks is None else c.masks[idx],
-                      mask_score=None if c.mask_score is None else c.mask_score[idx])
+    return Candidates(
+        xyxy=c.xyxy[idx],
+        score=None if c.score is None else c.score[idx],
+        prompt_index=c.prompt_index[idx],
+        masks=None if c.masks is None else c.masks[idx],
+        mask_score=None if c.mask_score is None else c.mask_score[idx],
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import IO, Iterator
+from typing import IO
 
 from autolabel.errors import UsageError
 
@@ -23,7 +24,9 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         os.chmod(tmp, FILE_MODE)
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding, newline=None if "b" in mode else "\n") as f:
+        with os.fdopen(
+            fd, mode, encoding=None if "b" in mode else encoding, newline=None if "b" in mode else "\n"
+        ) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -96,8 +99,10 @@ class RunLock:
         except BlockingIOError:
             other = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise UsageError(f"another autolabel process (pid {other}) is labeling into '{self.path.parent}'",
-                             hint="wait for it to finish (a rerun then resumes), or choose another --output") from None
+            raise UsageError(
+                f"another autolabel process (pid {other}) is labeling into '{self.path.parent}'",
+                hint="wait for it to finish (a rerun then resumes), or choose another --output",
+            ) from None
         if self.create:
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())

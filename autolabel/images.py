@@ -97,7 +97,7 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXE
         raise ImageError(f"too large ({e}); raise the limit with --max-image-pixels") from None
     except OSError as e:
         raise ImageError(f"cannot decode: {e}") from None
-    except Exception as e:  # noqa: BLE001 - a decoder bug must skip one image, never stop the run
+    except Exception as e:
         raise ImageError(f"cannot decode: {type(e).__name__}: {e}") from None
 
 

@@ -24,7 +24,11 @@ def decode_rle(rle: dict) -> np.ndarray:
 
 def rle_area(rle: dict) -> int:
     counts = rle["counts"]
-    return int(mask_utils.area({"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}))
+    return int(
+        mask_utils.area(
+            {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        )
+    )
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -65,7 +69,7 @@ def external_polygons(mask: np.ndarray, tolerance: float = 0.0, max_parts: int |
         contours = [contours[i] for i in order]
     polys: list[tuple[float, np.ndarray]] = []
     for c in contours:
-        pts = np.ceil((c.reshape(-1, 2) - 1) / 2).astype(np.float64) + (x0, y0)
+        pts = np.ceil((c.reshape(-1, 2) - 1) / 2).astype(np.float64) + (x0, y0)  # noqa: RUF005 - NumPy arithmetic, not concatenation
         pts = pts[np.any(pts != np.roll(pts, 1, axis=0), axis=1)]  # drop repeated points
         if tolerance > 0 and len(pts) > 3:
             simple = cv2.approxPolyDP(pts.astype(np.float32).reshape(-1, 1, 2), tolerance, True).reshape(-1, 2)
@@ -101,7 +105,7 @@ def clean_mask(mask: np.ndarray, cfg: MaskCleanup) -> np.ndarray:
     if cfg.fill_holes_below > 0:
         # holes are background components that do not touch the border (4-connectivity for background)
         inv = (~out).astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+        _n, labels, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
         small = stats[:, cv2.CC_STAT_AREA] < cfg.fill_holes_below
         small[0] = False  # label 0 is the mask itself
         small[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = False  # not holes

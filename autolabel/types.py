@@ -60,14 +60,20 @@ class Detections:
         except ImportError:
             from autolabel.errors import MissingDependencyError
 
-            raise MissingDependencyError("to_supervision() needs the 'supervision' package",
-                                         hint="pip install supervision") from None
+            raise MissingDependencyError(
+                "to_supervision() needs the 'supervision' package", hint="pip install supervision"
+            ) from None
         masks = self.masks.dense() if isinstance(self.masks, RleMasks) else self.masks
         data: dict[str, Any] = {"prompt": np.array(self.prompt, dtype=object)}
         if classes is not None:
             data["class_name"] = np.array([classes[int(c)] for c in self.class_id], dtype=object)
-        return sv.Detections(xyxy=self.xyxy.astype(np.float32), mask=masks, confidence=self.confidence,
-                             class_id=self.class_id.astype(int), data=data)
+        return sv.Detections(
+            xyxy=self.xyxy.astype(np.float32),
+            mask=masks,
+            confidence=self.confidence,
+            class_id=self.class_id.astype(int),
+            data=data,
+        )
 
     @classmethod
     def empty(cls, with_confidence: bool = True) -> Detections:
@@ -101,8 +107,9 @@ class Detections:
         if has_masks and all(isinstance(p.masks, RleMasks) for p in parts):
             masks = RleMasks.concatenate([p.masks for p in parts])  # type: ignore[misc]
         elif has_masks:
-            masks = np.concatenate([np.asarray(p.masks if not isinstance(p.masks, RleMasks) else p.masks.dense())
-                                    for p in parts])
+            masks = np.concatenate(
+                [np.asarray(p.masks if not isinstance(p.masks, RleMasks) else p.masks.dense()) for p in parts]
+            )
         return cls(
             xyxy=np.concatenate([p.xyxy for p in parts]),
             class_id=np.concatenate([p.class_id for p in parts]),
@@ -152,7 +159,8 @@ class RleMasks:
         if not self.rles or not other.rles:
             return np.zeros((len(self.rles), len(other.rles)))
         return np.asarray(mask_utils.iou(self.rles, other.rles, [0] * len(other.rles)), dtype=np.float64).reshape(
-            len(self.rles), len(other.rles))
+            len(self.rles), len(other.rles)
+        )
 
     def dense(self) -> np.ndarray:
         """(N, H, W) bool; only for small images (tests, edges that need a full stack)."""

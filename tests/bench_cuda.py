@@ -26,14 +26,32 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 HUB = REPO.parent / "shared" / "hub-files"
 COCO = REPO.parent / "shared" / "data" / "coco-sample" / "coco128_train2017" / "images"
-SOURCES = {"gdino": REPO / "tests" / "fixtures" / "grounding-dino-tiny",
-           "sam2": HUB / "facebook--sam2.1-hiera-tiny",
-           "florence2": HUB / "florence-community--Florence-2-base",
-           "sam3": HUB / "facebook--sam3"}
-MODEL_CLASSES = {"gdino": "GroundingDinoForObjectDetection", "sam2": "Sam2Model",
-                 "florence2": "Florence2ForConditionalGeneration", "sam3": "Sam3Model"}
-PROMPTS = ["person", "car", "dog", "cat", "chair", "cup", "bottle", "bicycle", "traffic light", "fire hydrant",
-           "bench", "umbrella"]
+SOURCES = {
+    "gdino": REPO / "tests" / "fixtures" / "grounding-dino-tiny",
+    "sam2": HUB / "facebook--sam2.1-hiera-tiny",
+    "florence2": HUB / "florence-community--Florence-2-base",
+    "sam3": HUB / "facebook--sam3",
+}
+MODEL_CLASSES = {
+    "gdino": "GroundingDinoForObjectDetection",
+    "sam2": "Sam2Model",
+    "florence2": "Florence2ForConditionalGeneration",
+    "sam3": "Sam3Model",
+}
+PROMPTS = [
+    "person",
+    "car",
+    "dog",
+    "cat",
+    "chair",
+    "cup",
+    "bottle",
+    "bicycle",
+    "traffic light",
+    "fire hydrant",
+    "bench",
+    "umbrella",
+]
 
 
 def build(name: str, root: Path) -> Path:
@@ -62,23 +80,31 @@ def ontology(pair: str, models: dict[str, Path]) -> Any:
 
     det, _, seg = pair.partition("+")
     backend = {"gdino": "grounding_dino", "florence2": "florence2", "sam3": "sam3"}[det]
-    spec: dict[str, Any] = {"ontology": {p: p.replace(" ", "_") for p in PROMPTS},
-                            "detector": {"backend": backend, "model": str(models[det]), "box_threshold": 0.3,
-                                         "candidate_threshold": 0.3, "max_candidates": 100}}
+    spec: dict[str, Any] = {
+        "ontology": {p: p.replace(" ", "_") for p in PROMPTS},
+        "detector": {
+            "backend": backend,
+            "model": str(models[det]),
+            "box_threshold": 0.3,
+            "candidate_threshold": 0.3,
+            "max_candidates": 100,
+        },
+    }
     if det == "florence2":  # random weights never stop generating: cap at a typical real output length
         spec["detector"]["max_new_tokens"] = 64
     spec["segmenter"] = {"backend": "sam2", "model": str(models[seg])} if seg else "none"
     return parse_ontology(spec)
 
 
-def measure(pair: str, models: dict[str, Path], images: Path, batch: int, precision: str, device: str,
-            work: Path) -> dict[str, Any]:
+def measure(
+    pair: str, models: dict[str, Path], images: Path, batch: int, precision: str, device: str, work: Path
+) -> dict[str, Any]:
     import torch
 
-    from autolabel.run.settings import RunSettings
+    from autolabel.config.plan import make_plan
     from autolabel.inference.models import load_models
     from autolabel.run.labeling import run_labeling
-    from autolabel.config.plan import make_plan
+    from autolabel.run.settings import RunSettings
 
     ont = ontology(pair, models)
     settings = RunSettings(batch_size=batch, device=device, precision=precision)
@@ -91,11 +117,20 @@ def measure(pair: str, models: dict[str, Path], images: Path, batch: int, precis
     wall = s.stage_seconds["inference"]
     forward = det.stats.seconds + (seg.stats.seconds if seg is not None else 0.0)
     shutil.rmtree(out, ignore_errors=True)
-    return {"pair": pair, "batch": batch, "precision": precision, "images": s.processed,
-            "img_s": s.processed / wall, "utilisation": forward / wall,
-            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
-            "waits_ms_per_image": {k: round(v / max(s.processed, 1) * 1000, 1)
-                                   for k, v in s.stage_seconds.items() if k.startswith("models_wait")}}
+    return {
+        "pair": pair,
+        "batch": batch,
+        "precision": precision,
+        "images": s.processed,
+        "img_s": s.processed / wall,
+        "utilisation": forward / wall,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
+        "waits_ms_per_image": {
+            k: round(v / max(s.processed, 1) * 1000, 1)
+            for k, v in s.stage_seconds.items()
+            if k.startswith("models_wait")
+        },
+    }
 
 
 def main() -> None:

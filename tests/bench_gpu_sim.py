@@ -25,18 +25,35 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 COCO = REPO.parent / "shared" / "data" / "coco-sample" / "coco128_train2017" / "images"
 FIXTURE = REPO / "tests" / "fixtures" / "grounding-dino-tiny"
-PROMPTS = ["person", "car", "dog", "cat", "chair", "cup", "bottle", "bicycle", "traffic light", "fire hydrant",
-           "bench", "umbrella", "truck", "bus", "boat", "bird"]
+PROMPTS = [
+    "person",
+    "car",
+    "dog",
+    "cat",
+    "chair",
+    "cup",
+    "bottle",
+    "bicycle",
+    "traffic light",
+    "fire hydrant",
+    "bench",
+    "umbrella",
+    "truck",
+    "bus",
+    "boat",
+    "bird",
+]
 GPU = threading.Lock()  # one device: simulated kernels never overlap
 BUSY = [0.0]  # seconds the simulated GPU was busy (sleeping), summed over every model
 
@@ -96,8 +113,10 @@ class SimSam2:
             cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
             rx, ry = np.maximum((b[:, 2] - b[:, 0]) / 2, 1), np.maximum((b[:, 3] - b[:, 1]) / 2, 1)
             g = np.arange(256, dtype=np.float32)
-            inside = (((g[None, None, :] - cx[:, None, None]) / rx[:, None, None]) ** 2
-                      + ((g[None, :, None] - cy[:, None, None]) / ry[:, None, None]) ** 2) <= 1
+            inside = (
+                ((g[None, None, :] - cx[:, None, None]) / rx[:, None, None]) ** 2
+                + ((g[None, :, None] - cy[:, None, None]) / ry[:, None, None]) ** 2
+            ) <= 1
             masks = torch.from_numpy(np.where(inside, np.float32(8.0), np.float32(-8.0)))
         return SimpleNamespace(pred_masks=masks[None, :, None], iou_scores=torch.ones(1, len(b), 1))
 
@@ -113,22 +132,31 @@ def sim_backends(args: argparse.Namespace, k: int) -> tuple[Any, Any]:
     sim = SimDetector(args.det_ms, k)
     det = GroundingDinoDetector(AutoProcessor.from_pretrained(str(FIXTURE)), sim, "cpu", torch.float32)
     det.model.spans = list(det.captions(PROMPTS[: args.prompts])[0].spans)
-    seg = Sam2Segmenter(Sam2Processor(image_processor=Sam2ImageProcessor()), SimSam2(args.embed_ms, args.dec_ms),
-                        "cpu", torch.float32, multimask=False, mask_threshold=0.0)
+    seg = Sam2Segmenter(
+        Sam2Processor(image_processor=Sam2ImageProcessor()),
+        SimSam2(args.embed_ms, args.dec_ms),
+        "cpu",
+        torch.float32,
+        multimask=False,
+        mask_threshold=0.0,
+    )
     return det, seg
 
 
 def ontology(n_prompts: int) -> Any:
     from autolabel.config.ontology import parse_ontology
 
-    return parse_ontology({"ontology": {p: p.replace(" ", "_") for p in PROMPTS[:n_prompts]},
-                           "detector": {"backend": "grounding_dino", "candidate_threshold": 0.3,
-                                        "box_threshold": 0.3}})
+    return parse_ontology(
+        {
+            "ontology": {p: p.replace(" ", "_") for p in PROMPTS[:n_prompts]},
+            "detector": {"backend": "grounding_dino", "candidate_threshold": 0.3, "box_threshold": 0.3},
+        }
+    )
 
 
 def run_ours(args: argparse.Namespace, images: Path, out: Path) -> dict[str, Any]:
-    from autolabel.run.settings import RunSettings
     from autolabel.run.labeling import run_labeling
+    from autolabel.run.settings import RunSettings
 
     det, seg = sim_backends(args, args.boxes)
     BUSY[0] = 0.0
@@ -137,8 +165,14 @@ def run_ours(args: argparse.Namespace, images: Path, out: Path) -> dict[str, Any
     wall = s.stage_seconds["inference"]
     n = s.processed
     cpu_ms = {k: round(v / n * 1000, 1) for k, v in s.stage_seconds.items() if k not in ("detector", "segmenter")}
-    return {"images": n, "img_s": n / wall, "utilisation": busy / wall, "cpu_ms_per_image": cpu_ms,
-            "forward_s": busy, "wall_s": wall}
+    return {
+        "images": n,
+        "img_s": n / wall,
+        "utilisation": busy / wall,
+        "cpu_ms_per_image": cpu_ms,
+        "forward_s": busy,
+        "wall_s": wall,
+    }
 
 
 def run_loop(args: argparse.Namespace, images: list[np.ndarray]) -> dict[str, Any]:
@@ -215,8 +249,18 @@ def main() -> None:
         for n in a.big:
             folder = make_12mp(imgs, work / f"big{n}", n)
             env = {**os.environ, "PYTHONPATH": str(REPO)}
-            cmd = [sys.executable, "-m", "tests.bench_gpu_sim", "--child", str(folder), str(work / f"out{n}"),
-                   "--boxes", "75", "--prompts", str(a.prompts)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "tests.bench_gpu_sim",
+                "--child",
+                str(folder),
+                str(work / f"out{n}"),
+                "--boxes",
+                "75",
+                "--prompts",
+                str(a.prompts),
+            ]
             out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
             if out.returncode:
                 raise SystemExit(out.stderr[-3000:])
@@ -226,14 +270,21 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(r, indent=2))
     o, lp = r["ours"], r["loop"]
-    print(f"\nsimulated GPU (det {a.det_ms} ms/img, embed {a.embed_ms} ms/img, decoder {a.dec_ms} ms/call), "
-          f"{a.prompts} prompts, {o['images']} COCO images, batch {a.batch}:")
-    print(f"  utilisation {o['utilisation']:.2f} (median of {o['utilisation_runs']}; goal ≥ 0.8 on 2 cores), "
-          f"{o['img_s']:.1f} img/s; per-prompt/per-box "
-          f"loop {lp['img_s']:.2f} img/s (utilisation {lp['utilisation']:.2f}) → ×{r['speedup_vs_loop']:.1f} (goal ≥ 10)")
+    print(
+        f"\nsimulated GPU (det {a.det_ms} ms/img, embed {a.embed_ms} ms/img, decoder {a.dec_ms} ms/call), "
+        f"{a.prompts} prompts, {o['images']} COCO images, batch {a.batch}:"
+    )
+    print(
+        f"  utilisation {o['utilisation']:.2f} (median of {o['utilisation_runs']}; goal ≥ 0.8 on 2 cores), "
+        f"{o['img_s']:.1f} img/s; per-prompt/per-box "
+        f"loop {lp['img_s']:.2f} img/s (utilisation {lp['utilisation']:.2f}) → ×{r['speedup_vs_loop']:.1f} (goal ≥ 10)"
+    )
     print(f"  ms per image per stage (wall; _cpu: that stage's own thread CPU): {o['cpu_ms_per_image']}")
-    print("  peak RSS, 12 MP photos, ~75 instances each, batch 4, label + COCO + YOLO export: "
-          + ", ".join(f"{n} images {mb:.0f} MB" for n, mb in big.items()) + " (goal ≤ 3000 MB, flat)")
+    print(
+        "  peak RSS, 12 MP photos, ~75 instances each, batch 4, label + COCO + YOLO export: "
+        + ", ".join(f"{n} images {mb:.0f} MB" for n, mb in big.items())
+        + " (goal ≤ 3000 MB, flat)"
+    )
     if a.json:
         a.json.write_text(json.dumps(r, indent=2))
 

@@ -13,17 +13,19 @@ from pathlib import Path
 
 from .helpers import write_images
 
-ONTOLOGY = {"ontology": {"red square": "square", "blue ring": "ring"},
-            "detector": {"backend": "tests.fakes:FakeDetector"}, "segmenter": {"backend": "tests.fakes:FakeSegmenter"}}
+ONTOLOGY = {
+    "ontology": {"red square": "square", "blue ring": "ring"},
+    "detector": {"backend": "tests.fakes:FakeDetector"},
+    "segmenter": {"backend": "tests.fakes:FakeSegmenter"},
+}
 
 
 def ray_scaling(images: int = 64, delay: float = 0.1, batch: int = 4) -> dict:
     import ray
 
-    from autolabel.run.settings import RunSettings
-    from autolabel.run.labeling import run_labeling
     from autolabel.config.ontology import parse_ontology
-    from autolabel.run.settings import RayOptions
+    from autolabel.run.labeling import run_labeling
+    from autolabel.run.settings import RayOptions, RunSettings
 
     os.environ["AUTOLABEL_FAKE_DELAY"] = str(delay)
     work = Path(tempfile.mkdtemp(prefix="autolabel-ray-bench-"))
@@ -34,9 +36,13 @@ def ray_scaling(images: int = 64, delay: float = 0.1, batch: int = 4) -> dict:
     s = run_labeling(ont, work / "in", work / "local", base)
     out["local_img_s"] = images / s.stage_seconds["inference"]  # the model loop, models already loaded
     t = time.perf_counter()
-    ray.init(include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-                                       "AUTOLABEL_FAKE_DELAY": str(delay)}})
+    ray.init(
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={
+            "env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "AUTOLABEL_FAKE_DELAY": str(delay)}
+        },
+    )
     out["ray_start_s"] = time.perf_counter() - t
     try:
         for workers in (1, 2):
@@ -54,9 +60,11 @@ def ray_scaling(images: int = 64, delay: float = 0.1, batch: int = 4) -> dict:
 if __name__ == "__main__":
     r = ray_scaling()
     print(json.dumps(r, indent=2))
-    print(f"\nRay, simulated model {r['model_s_per_image'] * 1000:.0f} ms/image, {r['images']} images: "
-          f"1 worker {r['ray1_img_s']:.2f} img/s, 2 workers {r['ray2_img_s']:.2f} img/s "
-          f"(×{r['scaling_2_vs_1']:.2f}, goal ≥ 1.7); one-process {r['local_img_s']:.2f} img/s "
-          f"(Ray at 1 worker ÷ one-process: {r['ray1_vs_local']:.2f}); steady state, not counted: Ray start "
-          f"{r['ray_start_s']:.1f} s, first result after {r['ray1_start_s']:.1f} s (1 worker) / "
-          f"{r['ray2_start_s']:.1f} s (2 workers)")
+    print(
+        f"\nRay, simulated model {r['model_s_per_image'] * 1000:.0f} ms/image, {r['images']} images: "
+        f"1 worker {r['ray1_img_s']:.2f} img/s, 2 workers {r['ray2_img_s']:.2f} img/s "
+        f"(×{r['scaling_2_vs_1']:.2f}, goal ≥ 1.7); one-process {r['local_img_s']:.2f} img/s "
+        f"(Ray at 1 worker ÷ one-process: {r['ray1_vs_local']:.2f}); steady state, not counted: Ray start "
+        f"{r['ray_start_s']:.1f} s, first result after {r['ray1_start_s']:.1f} s (1 worker) / "
+        f"{r['ray2_start_s']:.1f} s (2 workers)"
+    )

@@ -34,7 +34,7 @@ def _own_fiftyone_database() -> None:
     spec = importlib.util.find_spec("fiftyone")
     if spec is None or not spec.submodule_search_locations:
         return
-    mongod = Path(list(spec.submodule_search_locations)[0]) / "db" / "bin" / "mongod"
+    mongod = Path(next(iter(spec.submodule_search_locations))) / "db" / "bin" / "mongod"
     if not mongod.exists():
         return
     with socket.socket() as s:
@@ -42,8 +42,11 @@ def _own_fiftyone_database() -> None:
         port = s.getsockname()[1]
     dbpath = _SCRATCH / "mongodb"
     dbpath.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([str(mongod), "--dbpath", str(dbpath), "--port", str(port), "--bind_ip", "127.0.0.1",
-                             "--nounixsocket"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(mongod), "--dbpath", str(dbpath), "--port", str(port), "--bind_ip", "127.0.0.1", "--nounixsocket"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     atexit.register(proc.terminate)
     for _ in range(100):
         try:
@@ -61,14 +64,27 @@ _own_fiftyone_database()
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random-weight Grounding DINO and SAM2 directories (built once per session)."""
-    from .tiny_models import (build_tiny_florence2, build_tiny_gdino, build_tiny_owlv2, build_tiny_sam,
-                              build_tiny_sam2, build_tiny_sam3, build_tiny_sam_hq)
+    from .tiny_models import (
+        build_tiny_florence2,
+        build_tiny_gdino,
+        build_tiny_owlv2,
+        build_tiny_sam,
+        build_tiny_sam2,
+        build_tiny_sam3,
+        build_tiny_sam_hq,
+    )
 
     root = tmp_path_factory.mktemp("models")
-    return {"gdino": build_tiny_gdino(root / "gdino"), "sam2": build_tiny_sam2(root / "sam2"),
-            "sam": build_tiny_sam(root / "sam"), "florence2": build_tiny_florence2(root / "florence2"),
-            "sam3": build_tiny_sam3(root / "sam3"), "mm_gdino": build_tiny_gdino(root / "mm_gdino", mm=True),
-            "owlv2": build_tiny_owlv2(root / "owlv2"), "sam_hq": build_tiny_sam_hq(root / "sam_hq")}
+    return {
+        "gdino": build_tiny_gdino(root / "gdino"),
+        "sam2": build_tiny_sam2(root / "sam2"),
+        "sam": build_tiny_sam(root / "sam"),
+        "florence2": build_tiny_florence2(root / "florence2"),
+        "sam3": build_tiny_sam3(root / "sam3"),
+        "mm_gdino": build_tiny_gdino(root / "mm_gdino", mm=True),
+        "owlv2": build_tiny_owlv2(root / "owlv2"),
+        "sam_hq": build_tiny_sam_hq(root / "sam_hq"),
+    }
 
 
 @pytest.fixture
@@ -85,9 +101,9 @@ def fake_ontology_yaml(tmp_path: Path) -> Path:
 @pytest.fixture
 def labeled_run(tmp_path: Path, fake_ontology_yaml: Path) -> dict[str, Path]:
     """A finished run (fake backends) over generated images, incl. two files named x.png."""
-    from autolabel.run.settings import RunSettings
-    from autolabel.run.labeling import run_labeling
     from autolabel.config.ontology import load_ontology
+    from autolabel.run.labeling import run_labeling
+    from autolabel.run.settings import RunSettings
 
     from .fakes import FakeDetector, FakeSegmenter
     from .helpers import write_images
@@ -98,6 +114,11 @@ def labeled_run(tmp_path: Path, fake_ontology_yaml: Path) -> dict[str, Path]:
 
     Image.new("RGB", (64, 48), (128, 128, 128)).save(tmp_path / "in" / "empty.png")  # no objects
     out = tmp_path / "out"
-    run_labeling(load_ontology(fake_ontology_yaml), tmp_path / "in", out, RunSettings(),
-                 backends=(FakeDetector(), FakeSegmenter()))
+    run_labeling(
+        load_ontology(fake_ontology_yaml),
+        tmp_path / "in",
+        out,
+        RunSettings(),
+        backends=(FakeDetector(), FakeSegmenter()),
+    )
     return {"input": tmp_path / "in", "run": out}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -67,14 +68,20 @@ class FakeDetector:
                         boxes.append([x, y, x + w, y + h])
                         scores.append(0.5 + 0.4 * min(1.0, area / 5000))
                         pidx.append(matches[0])
-                out.append(PromptBoxes(np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-                                       np.asarray(scores) if self.has_scores else None,
-                                       np.asarray(pidx, dtype=np.int64), unmatched=unmatched))
+                out.append(
+                    PromptBoxes(
+                        np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+                        np.asarray(scores) if self.has_scores else None,
+                        np.asarray(pidx, dtype=np.int64),
+                        unmatched=unmatched,
+                    )
+                )
         return out
 
 
 class FakeSegmenter:
     kind = "segmenter"
+
     def __init__(self) -> None:
         self.stats = ForwardStats()
 
@@ -107,5 +114,6 @@ class LowResDetector(FakeDetector):
             small.append(img if s == 1.0 else cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA))
             scales.append(s)
         out = super().detect(small, prompts, min_score)
-        return [PromptBoxes(pb.xyxy / s, pb.scores, pb.prompt_index, unmatched=pb.unmatched)
-                for pb, s in zip(out, scales)]
+        return [
+            PromptBoxes(pb.xyxy / s, pb.scores, pb.prompt_index, unmatched=pb.unmatched) for pb, s in zip(out, scales)
+        ]

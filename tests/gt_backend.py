@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -47,24 +48,35 @@ class GroundTruthEngine:
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> GroundTruthEngine:
-        return cls(os.environ["AUTOLABEL_GT_JSON"], os.environ["AUTOLABEL_GT_IMAGES"],
-                   float(os.environ.get("AUTOLABEL_GT_SCORE", "0.9")))
+        return cls(
+            os.environ["AUTOLABEL_GT_JSON"],
+            os.environ["AUTOLABEL_GT_IMAGES"],
+            float(os.environ.get("AUTOLABEL_GT_SCORE", "0.9")),
+        )
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         out = []
         for img in images:
             h, w = img.shape[:2]
-            im, anns = self.anns.get(_key(img), ({}, []))
-            sel = [(a, prompts.index(self.cats[a["category_id"]])) for a in anns if self.cats[a["category_id"]] in prompts]
+            _im, anns = self.anns.get(_key(img), ({}, []))
+            sel = [
+                (a, prompts.index(self.cats[a["category_id"]])) for a in anns if self.cats[a["category_id"]] in prompts
+            ]
             masks = np.zeros((len(sel), h, w), dtype=bool)
             boxes = np.zeros((len(sel), 4))
             for i, (a, _) in enumerate(sel):
                 seg = a["segmentation"]
-                rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w)) if isinstance(seg, list) else \
-                    mask_utils.frPyObjects(seg, h, w)
+                rle = (
+                    mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+                    if isinstance(seg, list)
+                    else mask_utils.frPyObjects(seg, h, w)
+                )
                 masks[i] = mask_utils.decode(rle).astype(bool)
                 x, y, bw, bh = a["bbox"]
                 boxes[i] = [x, y, x + bw, y + bh]
-            out.append(PromptBoxes(boxes, np.full(len(sel), self.score), np.array([k for _, k in sel], dtype=np.int64),
-                                   masks=masks))
+            out.append(
+                PromptBoxes(
+                    boxes, np.full(len(sel), self.score), np.array([k for _, k in sel], dtype=np.int64), masks=masks
+                )
+            )
         return out

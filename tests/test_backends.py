@@ -25,15 +25,17 @@ def _capture(model: object) -> list:
 
 
 @pytest.mark.parametrize("backend", ["grounding_dino", "mm_grounding_dino"])
-def test_grounding_dino_family_boxes_match_transformers_post_processing(tiny_models: dict[str, Path],
-                                                                        backend: str) -> None:
+def test_grounding_dino_family_boxes_match_transformers_post_processing(
+    tiny_models: dict[str, Path], backend: str
+) -> None:
     import torch
 
     from autolabel.backends.grounding_dino import GroundingDinoDetector, MMGroundingDinoDetector
 
     cls = MMGroundingDinoDetector if backend == "mm_grounding_dino" else GroundingDinoDetector
-    det = cls.from_config(DetectorConfig(model=str(tiny_models["mm_gdino" if "mm" in backend else "gdino"])),
-                          "cpu", torch.float32)
+    det = cls.from_config(
+        DetectorConfig(model=str(tiny_models["mm_gdino" if "mm" in backend else "gdino"])), "cpu", torch.float32
+    )
     assert type(det.model).__name__ == cls.MODEL_CLASS
     images = [np.array(scene(160, 120)), np.array(scene(160, 120, seed=1))]
     prompts = ["red box", "cat", "traffic light"]
@@ -42,7 +44,8 @@ def test_grounding_dino_family_boxes_match_transformers_post_processing(tiny_mod
     cap = det.captions(prompts)[0]
     ids = torch.tensor([cap.input_ids] * 2)
     theirs = det.processor.post_process_grounded_object_detection(
-        outs[0], input_ids=ids, threshold=-1.0, text_threshold=0.0, target_sizes=[(120, 160)] * 2)
+        outs[0], input_ids=ids, threshold=-1.0, text_threshold=0.0, target_sizes=[(120, 160)] * 2
+    )
     for o, t in zip(ours, theirs):
         boxes = t["boxes"].numpy().astype(np.float64)
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, 160)
@@ -65,7 +68,8 @@ def test_owlv2_matches_transformers_post_processing_and_runs_one_pass(tiny_model
     ours = det.detect(images, prompts, min_score=0.0)
     assert det.stats.passes == 1  # two images, three prompts: one forward pass
     theirs = det.processor.image_processor.post_process_object_detection(
-        outs[0], threshold=-1.0, target_sizes=[(120, 160), (140, 100)])
+        outs[0], threshold=-1.0, target_sizes=[(120, 160), (140, 100)]
+    )
     for o, t, (h, w) in zip(ours, theirs, [(120, 160), (140, 100)]):
         boxes = t["boxes"].numpy().astype(np.float64)
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
@@ -99,11 +103,16 @@ def test_segmenter_masks_match_transformers_post_process_masks(tiny_models: dict
         from autolabel.backends.sam import resize_longest_side
 
         theirs = seg.processor.image_processor.post_process_masks(
-            decoder_out.pred_masks[0][:, :1].float()[None], [[120, 160]], [list(resize_longest_side(120, 160, 1024))],
-            mask_threshold=0.0, binarize=True)[0][:, 0].numpy()
+            decoder_out.pred_masks[0][:, :1].float()[None],
+            [[120, 160]],
+            [list(resize_longest_side(120, 160, 1024))],
+            mask_threshold=0.0,
+            binarize=True,
+        )[0][:, 0].numpy()
     else:
-        theirs = seg.processor.post_process_masks(decoder_out.pred_masks[0][:, :1].float()[None], [[120, 160]],
-                                                  mask_threshold=0.0, binarize=True)[0][:, 0].numpy()
+        theirs = seg.processor.post_process_masks(
+            decoder_out.pred_masks[0][:, :1].float()[None], [[120, 160]], mask_threshold=0.0, binarize=True
+        )[0][:, 0].numpy()
     assert ours.shape == (2, 120, 160)
     assert (ours == theirs).all()
 
@@ -120,8 +129,9 @@ def test_sam3_instances_match_transformers_post_process_instance_segmentation(ti
     decoder = [o for o in outs if getattr(o, "pred_masks", None) is not None]
     assert len(decoder) == 2
     for k, out in enumerate(decoder):
-        theirs = eng.processor.post_process_instance_segmentation(out, threshold=0.2, mask_threshold=MASK_PROBABILITY,
-                                                                  target_sizes=[(120, 160), (130, 90)])
+        theirs = eng.processor.post_process_instance_segmentation(
+            out, threshold=0.2, mask_threshold=MASK_PROBABILITY, target_sizes=[(120, 160), (130, 90)]
+        )
         for b, t in enumerate(theirs):
             mine = ours[b].prompt_index == k
             assert mine.sum() == len(t["scores"]) > 0
@@ -134,16 +144,39 @@ def test_sam3_instances_match_transformers_post_process_instance_segmentation(ti
 def test_new_backends_through_the_cli(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     write_images(tmp_path / "in", ["a.png", "b.png"])
     ont = tmp_path / "ont.yaml"
-    ont.write_text("ontology:\n  red box: box\n  cat: cat\ndetector:\n  box_threshold: 0.0\n  candidate_threshold: 0.0\n"
-                   "  max_candidates: 20\n")
+    ont.write_text(
+        "ontology:\n  red box: box\n  cat: cat\ndetector:\n  box_threshold: 0.0\n  candidate_threshold: 0.0\n"
+        "  max_candidates: 20\n"
+    )
     runner = CliRunner()
-    for det, det_model, seg, seg_model in (("mm_grounding_dino", "mm_gdino", "sam_hq", "sam_hq"),
-                                           ("owlv2", "owlv2", "sam2", "sam2")):
+    for det, det_model, seg, seg_model in (
+        ("mm_grounding_dino", "mm_gdino", "sam_hq", "sam_hq"),
+        ("owlv2", "owlv2", "sam2", "sam2"),
+    ):
         out = tmp_path / det
-        r = runner.invoke(app, ["label", str(ont), str(tmp_path / "in"), "-o", str(out), "-f", "coco", "-q",
-                                "--detector", det, "--detector-model", str(tiny_models[det_model]),
-                                "--segmenter", seg, "--segmenter-model", str(tiny_models[seg_model]),
-                                "--device", "cpu"])
+        r = runner.invoke(
+            app,
+            [
+                "label",
+                str(ont),
+                str(tmp_path / "in"),
+                "-o",
+                str(out),
+                "-f",
+                "coco",
+                "-q",
+                "--detector",
+                det,
+                "--detector-model",
+                str(tiny_models[det_model]),
+                "--segmenter",
+                seg,
+                "--segmenter-model",
+                str(tiny_models[seg_model]),
+                "--device",
+                "cpu",
+            ],
+        )
         assert r.exit_code == 0, r.output
         data = json.loads((out / "coco" / "annotations.json").read_text())
         assert len(data["images"]) == 2 and data["annotations"], det
@@ -151,16 +184,26 @@ def test_new_backends_through_the_cli(tiny_models: dict[str, Path], tmp_path: Pa
 
 
 def test_backend_options_are_validated_like_the_ontology(tmp_path: Path) -> None:
-    from autolabel.errors import OntologyError
     from autolabel.config.ontology import parse_ontology
+    from autolabel.errors import OntologyError
 
-    ont = parse_ontology({"ontology": {"cat": "cat"}, "detector": {"backend": "florence2", "task": "grounding"},
-                          "segmenter": {"backend": "sam_hq", "hq_token_only": True}})
+    ont = parse_ontology(
+        {
+            "ontology": {"cat": "cat"},
+            "detector": {"backend": "florence2", "task": "grounding"},
+            "segmenter": {"backend": "sam_hq", "hq_token_only": True},
+        }
+    )
     assert ont.detector.options == {"task": "grounding", "max_new_tokens": 1024}
     assert ont.segmenter.options == {"hq_token_only": True}
     with pytest.raises(OntologyError) as e:
-        parse_ontology({"ontology": {"cat": "cat"}, "detector": {"backend": "florence2", "tsk": "ovd"},
-                        "segmenter": {"backend": "sam2", "hq_token_only": True}})
+        parse_ontology(
+            {
+                "ontology": {"cat": "cat"},
+                "detector": {"backend": "florence2", "tsk": "ovd"},
+                "segmenter": {"backend": "sam2", "hq_token_only": True},
+            }
+        )
     assert "detector.tsk: unknown key; did you mean 'task'?" in e.value.message
     assert "segmenter.hq_token_only: unknown key" in e.value.message  # an option of another backend
     with pytest.raises(OntologyError, match="detector.task: must be one of ovd, grounding"):

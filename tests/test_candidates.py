@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.run import labeling as engine
 from autolabel.api import label_folder
-from autolabel.run.settings import RunSettings
 from autolabel.errors import RunStoreError, UsageError
 from autolabel.export import ExportOptions, export_run
+from autolabel.run import labeling as engine
+from autolabel.run.settings import RunSettings
 from autolabel.run.store import RunStore, store_path
 
 from .fakes import FakeDetector, FakeSegmenter
@@ -31,16 +31,21 @@ def n_annotations(run: Path, cat: int | None = None) -> int:
 @pytest.fixture
 def run(tmp_path: Path, fake_ontology_yaml: Path) -> Path:
     write_images(tmp_path / "in", [f"im{i}.png" for i in range(4)])
-    label_folder(fake_ontology_yaml, tmp_path / "in", tmp_path / "out", ["coco"], backends=(FakeDetector(), FakeSegmenter()))
+    label_folder(
+        fake_ontology_yaml, tmp_path / "in", tmp_path / "out", ["coco"], backends=(FakeDetector(), FakeSegmenter())
+    )
     return tmp_path / "out"
 
 
-def test_a_changed_threshold_in_the_ontology_reruns_no_model(run: Path, fake_ontology_yaml: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_threshold_in_the_ontology_reruns_no_model(
+    run: Path, fake_ontology_yaml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert n_annotations(run) == 8
     strict = tmp_path / "strict.yaml"
-    strict.write_text(fake_ontology_yaml.read_text() + "classes:\n  ring: {box_threshold: 0.99}\n"
-                      "postprocess: {nms_iou: 0.3}\nmasks: {fill_holes_below: 200, polygon_tolerance: 1.0}\n")
+    strict.write_text(
+        fake_ontology_yaml.read_text() + "classes:\n  ring: {box_threshold: 0.99}\n"
+        "postprocess: {nms_iou: 0.3}\nmasks: {fill_holes_below: 200, polygon_tolerance: 1.0}\n"
+    )
 
     def no_models(*a: object) -> None:
         raise AssertionError("a decision change must not load a model")
@@ -86,8 +91,14 @@ def test_a_store_of_the_old_format_is_never_misread(run: Path, fake_ontology_yam
     assert "--overwrite" in (e.value.hint or "")
     with pytest.raises(RunStoreError, match="older autolabel"):
         label_folder(fake_ontology_yaml, tmp_path / "in", run, ["coco"], backends=(FakeDetector(), FakeSegmenter()))
-    summary, _ = label_folder(fake_ontology_yaml, tmp_path / "in", run, ["coco"], RunSettings(overwrite=True),
-                              backends=(FakeDetector(), FakeSegmenter()))
+    summary, _ = label_folder(
+        fake_ontology_yaml,
+        tmp_path / "in",
+        run,
+        ["coco"],
+        RunSettings(overwrite=True),
+        backends=(FakeDetector(), FakeSegmenter()),
+    )
     assert summary.processed == 4 and n_annotations(run) == 8
 
 
@@ -106,8 +117,10 @@ def test_candidates_below_the_box_threshold_are_stored(run: Path) -> None:
 def test_negative_prompts_are_detected_and_never_exported(tmp_path: Path) -> None:
     # the fake detector names blobs by colour: "green" is the negative; each image has a green square
     ont = tmp_path / "neg.yaml"
-    ont.write_text("ontology:\n  red square: square\nnegatives: [green thing]\n"
-                   "detector: {backend: 'tests.fakes:FakeDetector'}\nsegmenter: {backend: 'tests.fakes:FakeSegmenter'}\n")
+    ont.write_text(
+        "ontology:\n  red square: square\nnegatives: [green thing]\n"
+        "detector: {backend: 'tests.fakes:FakeDetector'}\nsegmenter: {backend: 'tests.fakes:FakeSegmenter'}\n"
+    )
     write_images(tmp_path / "in", ["a.png", "b.png"])
     summary, _ = label_folder(ont, tmp_path / "in", tmp_path / "out", ["coco"])
     assert summary.decisions.negatives_detected == 2 and summary.inference.unmatched == {"blue": 2}
@@ -149,8 +162,16 @@ def synthetic_candidates(seed: int, n_images: int) -> tuple[list, dict]:
             for j in range(3):  # three true objects per class
                 x = 40 * j + 200 * k
                 box = [x, 10, x + 30, 40]
-                gt_anns.append({"id": len(gt_anns) + 1, "image_id": i + 1, "category_id": k + 1, "iscrowd": 0,
-                                "bbox": [x, 10, 30, 30], "area": 900})
+                gt_anns.append(
+                    {
+                        "id": len(gt_anns) + 1,
+                        "image_id": i + 1,
+                        "category_id": k + 1,
+                        "iscrowd": 0,
+                        "bbox": [x, 10, 30, 30],
+                        "area": 900,
+                    }
+                )
                 boxes.append(box)
                 scores.append(rng.uniform(tp_lo, 1.0))
                 pidx.append(k)
@@ -161,26 +182,41 @@ def synthetic_candidates(seed: int, n_images: int) -> tuple[list, dict]:
                 pidx.append(k)
         cands.append(Candidates(xyxy=boxes, score=scores, prompt_index=pidx))
         gt_images.append({"id": i + 1, "file_name": f"im{i}.png", "width": 400, "height": 200})
-    gt = {"images": gt_images, "annotations": gt_anns,
-          "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}
+    gt = {
+        "images": gt_images,
+        "annotations": gt_anns,
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+    }
     return cands, gt
 
 
 def make_run(run_dir: Path, cands: list) -> None:
-    from autolabel.config.plan import decision_settings
     from autolabel.config.ontology import parse_ontology
-    from autolabel.config.plan import fingerprint, inference_settings, make_plan
+    from autolabel.config.plan import decision_settings, fingerprint, inference_settings, make_plan
     from autolabel.run.store import RunMeta
     from autolabel.types import CandidateResult
 
-    ont = parse_ontology({"ontology": {"cat": "cat", "dog": "dog"}, "segmenter": "none",
-                          "detector": {"backend": "tests.fakes:FakeDetector"}})
+    ont = parse_ontology(
+        {
+            "ontology": {"cat": "cat", "dog": "dog"},
+            "segmenter": "none",
+            "detector": {"backend": "tests.fakes:FakeDetector"},
+        }
+    )
     plan = make_plan(ont)
     settings = inference_settings(plan, identities=False)
     run_dir.mkdir(parents=True)
     store = RunStore(store_path(run_dir))
-    store.set_meta(RunMeta(fingerprint(settings), str(run_dir), ["cat", "dog"], settings, ["cat", "dog"],
-                           decision_settings(ont).to_json()))
+    store.set_meta(
+        RunMeta(
+            fingerprint(settings),
+            str(run_dir),
+            ["cat", "dog"],
+            settings,
+            ["cat", "dog"],
+            decision_settings(ont).to_json(),
+        )
+    )
     for i, c in enumerate(cands):
         store.put_result(CandidateResult(f"im{i}.png", 400, 200, c))
     store.close()

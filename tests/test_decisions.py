@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from autolabel.decisions import DecisionCounts, decide
-from autolabel.config.plan import decision_settings
-from autolabel.masks import MaskCleanup
 from autolabel.config.ontology import parse_ontology
+from autolabel.config.plan import decision_settings
+from autolabel.decisions import DecisionCounts, decide
+from autolabel.masks import MaskCleanup
 from autolabel.types import Candidates, RleMasks
 
 
@@ -21,14 +21,24 @@ def masks(shape: tuple[int, int], *rects: tuple[int, int, int, int]) -> RleMasks
     return RleMasks.from_dense(m)
 
 
-ONT = parse_ontology({"ontology": {"person": "person", "chair": "chair"}, "negatives": ["poster of a person"],
-                      "classes": {"chair": {"box_threshold": 0.5}}, "detector": {"box_threshold": 0.3}})
+ONT = parse_ontology(
+    {
+        "ontology": {"person": "person", "chair": "chair"},
+        "negatives": ["poster of a person"],
+        "classes": {"chair": {"box_threshold": 0.5}},
+        "detector": {"box_threshold": 0.3},
+    }
+)
 S = decision_settings(ONT)
 
 
 def test_per_class_thresholds_apply_to_candidates() -> None:
-    c = Candidates(xyxy=[[0, 0, 4, 4], [5, 5, 9, 9], [0, 5, 4, 9]], score=[0.35, 0.45, 0.6], prompt_index=[0, 1, 1],
-                   masks=masks((10, 10), (0, 0, 4, 4), (5, 5, 9, 9), (0, 5, 4, 9)))
+    c = Candidates(
+        xyxy=[[0, 0, 4, 4], [5, 5, 9, 9], [0, 5, 4, 9]],
+        score=[0.35, 0.45, 0.6],
+        prompt_index=[0, 1, 1],
+        masks=masks((10, 10), (0, 0, 4, 4), (5, 5, 9, 9), (0, 5, 4, 9)),
+    )
     counts = DecisionCounts()
     det = decide(c, 10, 10, S, counts)
     assert det.class_id.tolist() == [1, 0] and det.confidence.tolist() == [0.6, 0.35]  # chair 0.45 < 0.5
@@ -39,12 +49,20 @@ def test_per_class_thresholds_apply_to_candidates() -> None:
 
 def test_nms_uses_mask_iou_so_a_person_on_a_chair_and_crowds_survive() -> None:
     # two boxes overlapping a lot (box IoU 0.6) whose masks barely overlap: two people side by side
-    c = Candidates(xyxy=[[0, 0, 10, 10], [0, 0, 10, 6]], score=[0.9, 0.8], prompt_index=[0, 0],
-                   masks=masks((10, 10), (0, 0, 10, 4), (0, 4, 10, 6)))
+    c = Candidates(
+        xyxy=[[0, 0, 10, 10], [0, 0, 10, 6]],
+        score=[0.9, 0.8],
+        prompt_index=[0, 0],
+        masks=masks((10, 10), (0, 0, 10, 4), (0, 4, 10, 6)),
+    )
     assert len(decide(c, 10, 10, S)) == 2
     # same boxes, same masks: a real duplicate goes
-    d = Candidates(xyxy=[[0, 0, 10, 10], [0, 0, 10, 9]], score=[0.9, 0.8], prompt_index=[0, 0],
-                   masks=masks((10, 10), (0, 0, 10, 10), (0, 0, 10, 9)))
+    d = Candidates(
+        xyxy=[[0, 0, 10, 10], [0, 0, 10, 9]],
+        score=[0.9, 0.8],
+        prompt_index=[0, 0],
+        masks=masks((10, 10), (0, 0, 10, 10), (0, 0, 10, 9)),
+    )
     counts = DecisionCounts()
     assert len(decide(d, 10, 10, S, counts)) == 1 and counts.nms_removed == 1
     # box-only runs fall back to box IoU
@@ -53,8 +71,12 @@ def test_nms_uses_mask_iou_so_a_person_on_a_chair_and_crowds_survive() -> None:
 
 
 def test_cross_class_dedup_on_masks() -> None:
-    c = Candidates(xyxy=[[0, 0, 10, 10], [0, 0, 10, 10]], score=[0.9, 0.8], prompt_index=[0, 1],
-                   masks=masks((10, 10), (0, 0, 10, 10), (0, 0, 10, 10)))
+    c = Candidates(
+        xyxy=[[0, 0, 10, 10], [0, 0, 10, 10]],
+        score=[0.9, 0.8],
+        prompt_index=[0, 1],
+        masks=masks((10, 10), (0, 0, 10, 10), (0, 0, 10, 10)),
+    )
     counts = DecisionCounts()
     det = decide(c, 10, 10, S, counts)
     assert det.class_id.tolist() == [0] and counts.dedup_removed == 1
@@ -63,8 +85,12 @@ def test_cross_class_dedup_on_masks() -> None:
 
 def test_negative_prompt_suppresses_a_lower_scored_overlapping_positive() -> None:
     # prompt 2 is the negative "poster of a person"
-    c = Candidates(xyxy=[[0, 0, 10, 10], [0, 0, 10, 10], [20, 0, 30, 10]], score=[0.7, 0.8, 0.9],
-                   prompt_index=[0, 2, 0], masks=masks((10, 40), (0, 0, 10, 10), (0, 0, 10, 10), (20, 0, 30, 10)))
+    c = Candidates(
+        xyxy=[[0, 0, 10, 10], [0, 0, 10, 10], [20, 0, 30, 10]],
+        score=[0.7, 0.8, 0.9],
+        prompt_index=[0, 2, 0],
+        masks=masks((10, 40), (0, 0, 10, 10), (0, 0, 10, 10), (20, 0, 30, 10)),
+    )
     counts = DecisionCounts()
     det = decide(c, 40, 10, S, counts)
     assert det.xyxy.tolist() == [[20, 0, 30, 10]]  # the person inside the poster is gone; the negative never shows
@@ -83,16 +109,21 @@ def test_cleanup_tight_boxes_empty_masks_size_and_max_detections() -> None:
     m[0, 5, 5] = False  # a 1-pixel hole
     m[0, 15, 15] = True  # a 1-pixel island
     m[2, 0:20, 0:20] = True  # covers the whole image
-    c = Candidates(xyxy=[[0, 0, 12, 12], [0, 0, 5, 5], [0, 0, 20, 20]], score=[0.9, 0.8, 0.7], prompt_index=[0, 0, 1],
-                   masks=RleMasks.from_dense(m))
+    c = Candidates(
+        xyxy=[[0, 0, 12, 12], [0, 0, 5, 5], [0, 0, 20, 20]],
+        score=[0.9, 0.8, 0.7],
+        prompt_index=[0, 0, 1],
+        masks=RleMasks.from_dense(m),
+    )
     s = replace(S, cleanup=MaskCleanup(fill_holes_below=5, drop_islands_below=5), max_box_fraction=0.9)
     counts = DecisionCounts()
     det = decide(c, 20, 20, s, counts)
     assert det.xyxy.tolist() == [[2, 2, 10, 10]]  # tight box of the cleaned mask; island dropped
     assert det.masks is not None and det.masks[0].sum() == 64  # hole filled
     assert counts.empty_masks == 1 and counts.bad_size == 1
-    many = Candidates(xyxy=[[i, 0, i + 1, 1] for i in range(10)], score=np.linspace(0.9, 0.4, 10),
-                      prompt_index=[0] * 10)
+    many = Candidates(
+        xyxy=[[i, 0, i + 1, 1] for i in range(10)], score=np.linspace(0.9, 0.4, 10), prompt_index=[0] * 10
+    )
     counts = DecisionCounts()
     assert len(decide(many, 20, 20, replace(S, max_detections=3), counts)) == 3 and counts.over_max == 7
 

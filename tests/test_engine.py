@@ -10,12 +10,12 @@ import pytest
 from pycocotools.coco import COCO
 
 from autolabel.api import label_folder
-from autolabel.decisions import DecisionCounts, decide
+from autolabel.config.ontology import parse_ontology
 from autolabel.config.plan import decision_settings
-from autolabel.run.settings import RunSettings
+from autolabel.decisions import DecisionCounts, decide
 from autolabel.errors import RunStoreError, UsageError
 from autolabel.export import export_run
-from autolabel.config.ontology import parse_ontology
+from autolabel.run.settings import RunSettings
 from autolabel.types import Candidates
 
 from .fakes import FakeDetector, FakeSegmenter
@@ -32,8 +32,9 @@ def data(tmp_path: Path) -> Path:
 
 def run(ont_path: Path, data: Path, out: Path, det: FakeDetector | None = None, **kw: object):
     det = det or FakeDetector()
-    summary, _ = label_folder(ont_path, data, out, ["coco"], RunSettings(batch_size=2, **kw),
-                              backends=(det, FakeSegmenter()))
+    summary, _ = label_folder(
+        ont_path, data, out, ["coco"], RunSettings(batch_size=2, **kw), backends=(det, FakeSegmenter())
+    )
     return summary, det
 
 
@@ -52,8 +53,9 @@ def test_labels_every_image_maps_prompts_and_keeps_holes(fake_ontology_yaml: Pat
     assert 1800 < ring["area"] < 2000  # disk of Ø51 minus a hole of Ø11: the mask area, not the box area (2601)
 
 
-def test_rerun_resumes_without_loading_models_and_exports_identically(fake_ontology_yaml: Path, data: Path,
-                                                                       tmp_path: Path) -> None:
+def test_rerun_resumes_without_loading_models_and_exports_identically(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     run(fake_ontology_yaml, data, out)
     export_run(out, ["coco"])
@@ -110,20 +112,24 @@ def test_output_dir_safety(fake_ontology_yaml: Path, data: Path, tmp_path: Path)
         run(fake_ontology_yaml, tmp_path / "other", tmp_path / "o2")
 
 
-def test_bad_images_are_skipped_with_reason_and_the_run_completes(fake_ontology_yaml: Path, data: Path,
-                                                                  tmp_path: Path) -> None:
+def test_bad_images_are_skipped_with_reason_and_the_run_completes(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path
+) -> None:
     (data / "broken.jpg").write_bytes(b"")
     (data / "text.png").write_text("hello")
     out = tmp_path / "out"
     summary, _ = run(fake_ontology_yaml, data, out)
     assert summary.processed == 5
-    assert dict(summary.skipped) == {"broken.jpg": "empty file (0 bytes)",
-                                     "text.png": "not an image (Pillow cannot identify the file)"}
+    assert dict(summary.skipped) == {
+        "broken.jpg": "empty file (0 bytes)",
+        "text.png": "not an image (Pillow cannot identify the file)",
+    }
     assert (out / "skipped.txt").read_text().splitlines()[0].startswith("broken.jpg\t")
 
 
-def test_a_model_failure_on_one_image_skips_only_that_image(fake_ontology_yaml: Path, data: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_model_failure_on_one_image_skips_only_that_image(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path
+) -> None:
     class FailsOnSmall(FakeDetector):
         def detect(self, images, prompts, min_score):  # type: ignore[no-untyped-def]
             if any(img.shape[1] == 7 for img in images):
@@ -157,8 +163,12 @@ def test_store_commits_each_image(fake_ontology_yaml: Path, data: Path, tmp_path
 
 
 def test_mapping_nms_and_cross_class_dedup() -> None:
-    ont = parse_ontology({"ontology": {"car": "car", "automobile": "car", "truck": "truck"},
-                          "postprocess": {"nms_iou": 0.5, "cross_class_iou": 0.8}})
+    ont = parse_ontology(
+        {
+            "ontology": {"car": "car", "automobile": "car", "truck": "truck"},
+            "postprocess": {"nms_iou": 0.5, "cross_class_iou": 0.8},
+        }
+    )
     cand = Candidates(
         xyxy=np.array([[0, 0, 10, 10], [0, 0, 10, 11], [0, 0, 10, 10.5], [50, 50, 60, 60]], dtype=float),
         score=np.array([0.6, 0.9, 0.7, 0.4]),
@@ -173,20 +183,28 @@ def test_mapping_nms_and_cross_class_dedup() -> None:
     assert len(decide(cand, 100, 100, no_dedup)) == 3
 
 
-def test_mask_cleanup_from_the_ontology_fills_the_ring_hole(fake_ontology_yaml: Path, data: Path,
-                                                            tmp_path: Path) -> None:
+def test_mask_cleanup_from_the_ontology_fills_the_ring_hole(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path
+) -> None:
     filled = tmp_path / "filled.yaml"
     filled.write_text(fake_ontology_yaml.read_text() + "masks:\n  fill_holes_below: 200\n")
     for ont, out in ((fake_ontology_yaml, tmp_path / "o1"), (filled, tmp_path / "o2")):
         run(ont, data, out)
         export_run(out, ["coco"])
-    areas = [sorted(a["area"] for a in json.loads((o / "coco" / "annotations.json").read_text())["annotations"]
-                    if a["category_id"] == 2) for o in (tmp_path / "o1", tmp_path / "o2")]
+    areas = [
+        sorted(
+            a["area"]
+            for a in json.loads((o / "coco" / "annotations.json").read_text())["annotations"]
+            if a["category_id"] == 2
+        )
+        for o in (tmp_path / "o1", tmp_path / "o2")
+    ]
     assert all(b - a > 60 for a, b in zip(*areas))  # the Ø11 hole (~90 px) is filled
 
 
-def test_a_failing_store_write_surfaces_instead_of_hanging(fake_ontology_yaml: Path, data: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_store_write_surfaces_instead_of_hanging(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from autolabel.run import store as store_mod
 
     def disk_full(self, result, signature=None):  # type: ignore[no-untyped-def]

@@ -36,18 +36,22 @@ def _export(run: Path, fmt: str, **kw: object) -> Path:
     from autolabel.export.yolo import YoloOptions
 
     yolo = YoloOptions(**{k: v for k, v in kw.items() if k in ("multipart", "split", "seed")})
-    opts = ExportOptions(coco_masks=str(kw.get("coco_masks", "polygon")), yolo=yolo,
-                         polygon_tolerance=kw.get("polygon_tolerance"))  # type: ignore[arg-type]
+    opts = ExportOptions(
+        coco_masks=str(kw.get("coco_masks", "polygon")), yolo=yolo, polygon_tolerance=kw.get("polygon_tolerance")
+    )  # type: ignore[arg-type]
     export_run(run, [fmt], opts)
     return run / fmt
 
 
-@pytest.mark.parametrize("key,fmt,kw", [
-    ("coco-polygon", "coco", {}),
-    ("coco-rle", "coco", {"coco_masks": "rle"}),
-    ("yolo-merge", "yolo", {"split": (0.6, 0.2, 0.2)}),
-    ("yolo-largest-simplified", "yolo", {"multipart": "largest", "polygon_tolerance": 1.0}),
-])
+@pytest.mark.parametrize(
+    "key,fmt,kw",
+    [
+        ("coco-polygon", "coco", {}),
+        ("coco-rle", "coco", {"coco_masks": "rle"}),
+        ("yolo-merge", "yolo", {"split": (0.6, 0.2, 0.2)}),
+        ("yolo-largest-simplified", "yolo", {"multipart": "largest", "polygon_tolerance": 1.0}),
+    ],
+)
 def test_export_bytes_are_pinned(labeled_run: dict[str, Path], key: str, fmt: str, kw: dict) -> None:
     out = _export(labeled_run["run"], fmt, **kw)
     assert _tree_digest(out) == PINNED[key]

@@ -34,8 +34,9 @@ for s in ds.iter_samples():
                   "mask_shape": list(d.mask.shape), "mask_sum": int(d.mask.sum())} for d in s["autolabel"].detections]}
 print(json.dumps(out))
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, cwd=REPO,
-                       timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, cwd=REPO, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["persistent"] and got["n"] == 9 and got["classes"] == ["square", "ring"]
@@ -45,11 +46,13 @@ print(json.dumps(out))
         assert Path(s["filepath"]) == (labeled_run["input"] / res.relpath).resolve()
         assert (s["w"], s["h"]) == (res.width, res.height)
         assert len(s["dets"]) == len(res.detections)
-        for d, box, mask, conf, prompt in zip(s["dets"], res.detections.xyxy, res.detections.masks,
-                                              res.detections.confidence, res.detections.prompt):
+        for d, box, mask, conf, prompt in zip(
+            s["dets"], res.detections.xyxy, res.detections.masks, res.detections.confidence, res.detections.prompt
+        ):
             x0, y0, x1, y1 = box
-            np.testing.assert_allclose(d["box"], [x0 / res.width, y0 / res.height, (x1 - x0) / res.width,
-                                                  (y1 - y0) / res.height])
+            np.testing.assert_allclose(
+                d["box"], [x0 / res.width, y0 / res.height, (x1 - x0) / res.width, (y1 - y0) / res.height]
+            )
             assert d["mask_shape"] == [int(y1 - y0), int(x1 - x0)]  # cropped to the box
             assert d["mask_sum"] == int(mask.sum())  # nothing of the mask lost by the crop
             assert d["conf"] == pytest.approx(conf) and d["prompt"] == prompt
@@ -61,18 +64,25 @@ def test_reexport_replaces_the_dataset_and_writes_a_directory(labeled_run: dict[
     export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-2"))
     export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-2", fiftyone_dir=str(tmp_path / "fo")))
     assert len(fo.load_dataset("al-test-2")) == 9  # replaced, not appended
-    again = fo.Dataset.from_dir(dataset_dir=str(tmp_path / "fo"), dataset_type=fo.types.FiftyOneDataset,
-                                name="al-test-2-disk")
+    again = fo.Dataset.from_dir(
+        dataset_dir=str(tmp_path / "fo"), dataset_type=fo.types.FiftyOneDataset, name="al-test-2-disk"
+    )
     assert len(again) == 9 and again.count("autolabel.detections") == fo.load_dataset("al-test-2").count(
-        "autolabel.detections")
+        "autolabel.detections"
+    )
 
 
 def test_fiftyone_imports_our_coco_file_with_masks(labeled_run: dict[str, Path]) -> None:
     run = labeled_run["run"]
     export_run(run, ["coco"])
-    ds = fo.Dataset.from_dir(dataset_type=fo.types.COCODetectionDataset, data_path=str(labeled_run["input"]),
-                             labels_path=str(run / "coco" / "annotations.json"), label_types=["segmentations"],
-                             name="al-test-coco", include_id=True)
+    ds = fo.Dataset.from_dir(
+        dataset_type=fo.types.COCODetectionDataset,
+        data_path=str(labeled_run["input"]),
+        labels_path=str(run / "coco" / "annotations.json"),
+        label_types=["segmentations"],
+        name="al-test-coco",
+        include_id=True,
+    )
     coco = json.loads((run / "coco" / "annotations.json").read_text())
     assert len(ds) == len(coco["images"]) == 9
     assert ds.count("segmentations.detections") == len(coco["annotations"])
@@ -81,17 +91,23 @@ def test_fiftyone_imports_our_coco_file_with_masks(labeled_run: dict[str, Path])
     assert {d.label for d in dets} == {"square", "ring"}
 
 
-def test_scoreless_runs_give_confidence_none(labeled_run: dict[str, Path], tmp_path: Path,
-                                            fake_ontology_yaml: Path) -> None:
-    from autolabel.run.settings import RunSettings
-    from autolabel.run.labeling import run_labeling
+def test_scoreless_runs_give_confidence_none(
+    labeled_run: dict[str, Path], tmp_path: Path, fake_ontology_yaml: Path
+) -> None:
     from autolabel.config.ontology import load_ontology
+    from autolabel.run.labeling import run_labeling
+    from autolabel.run.settings import RunSettings
 
     from .fakes import FakeDetector, FakeSegmenter
 
     out = tmp_path / "noscore"
-    run_labeling(load_ontology(fake_ontology_yaml), labeled_run["input"], out, RunSettings(),
-                 backends=(FakeDetector(with_scores=False), FakeSegmenter()))
+    run_labeling(
+        load_ontology(fake_ontology_yaml),
+        labeled_run["input"],
+        out,
+        RunSettings(),
+        backends=(FakeDetector(with_scores=False), FakeSegmenter()),
+    )
     export_run(out, ["fiftyone"], ExportOptions(dataset_name="al-test-noscore"))
     confs = fo.load_dataset("al-test-noscore").values("autolabel.detections.confidence", unwind=True)
     assert confs and all(c is None for c in confs)

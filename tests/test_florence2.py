@@ -37,12 +37,18 @@ def detector(path: Path, task: str, outputs: list[str]) -> Florence2Detector:
     import torch
     from transformers import LogitsProcessorList
 
-    det = Florence2Detector.from_config(DetectorConfig(backend="florence2", model=str(path),
-                                                       options={"task": task, "max_new_tokens": 40}), "cpu", torch.float32)
+    det = Florence2Detector.from_config(
+        DetectorConfig(backend="florence2", model=str(path), options={"task": task, "max_new_tokens": 40}),
+        "cpu",
+        torch.float32,
+    )
     tok = det.processor.tokenizer
     ids = [tok(o, add_special_tokens=False).input_ids for o in outputs]
-    det.generate_kwargs = {"num_beams": 1, "do_sample": False,
-                           "logits_processor": LogitsProcessorList([ForceSequence(ids, tok.eos_token_id)])}
+    det.generate_kwargs = {
+        "num_beams": 1,
+        "do_sample": False,
+        "logits_processor": LogitsProcessorList([ForceSequence(ids, tok.eos_token_id)]),
+    }
     return det
 
 
@@ -55,8 +61,14 @@ def test_grounded_phrases_map_to_prompts(phrase: str, expected: int | None) -> N
 
 
 def test_ovd_runs_one_batched_pass_per_prompt_and_maps_exactly(tiny_models: dict[str, Path]) -> None:
-    det = detector(tiny_models["florence2"], "ovd", ["cat<loc_100><loc_200><loc_300><loc_400>",
-                                                     "dog<loc_500><loc_500><loc_900><loc_990>dog<loc_0><loc_0><loc_10><loc_10>"])
+    det = detector(
+        tiny_models["florence2"],
+        "ovd",
+        [
+            "cat<loc_100><loc_200><loc_300><loc_400>",
+            "dog<loc_500><loc_500><loc_900><loc_990>dog<loc_0><loc_0><loc_10><loc_10>",
+        ],
+    )
     images = [np.array(scene(160, 120, seed=i)) for i in range(2)]
     out = det.detect(images, ["cat", "dog"], min_score=0.3)
     assert det.stats.passes == 2  # one generate call per prompt, both images in it
@@ -67,38 +79,47 @@ def test_ovd_runs_one_batched_pass_per_prompt_and_maps_exactly(tiny_models: dict
 
 
 def test_grounding_one_pass_maps_phrases_and_counts_unmatched(tiny_models: dict[str, Path]) -> None:
-    det = detector(tiny_models["florence2"], "grounding",
-                   ["a cat<loc_100><loc_200><loc_300><loc_400>a tree<loc_500><loc_500><loc_900><loc_990>"])
+    det = detector(
+        tiny_models["florence2"],
+        "grounding",
+        ["a cat<loc_100><loc_200><loc_300><loc_400>a tree<loc_500><loc_500><loc_900><loc_990>"],
+    )
     (pb,) = det.detect([np.array(scene())], ["cat", "dog"], min_score=0.3)
     assert det.stats.passes == 1
     assert pb.prompt_index.tolist() == [0] and pb.unmatched == {"a tree": 1}
 
 
-def test_cli_seed_000_pipeline_florence2_sam2_gives_valid_coco_without_scores(tiny_models: dict[str, Path],
-                                                                            tmp_path: Path) -> None:
+def test_cli_seed_000_pipeline_florence2_sam2_gives_valid_coco_without_scores(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
     """Florence-2 → SAM2 through the engine and the COCO exporter (random weights → we accept whatever
     boxes come, but confidence must be absent and the file must load)."""
     import json
 
     from pycocotools.coco import COCO
 
-    from autolabel.run.settings import RunSettings
-    from autolabel.run.labeling import run_labeling
-    from autolabel.export import export_run
     from autolabel.config.ontology import parse_ontology
+    from autolabel.export import export_run
+    from autolabel.run.labeling import run_labeling
+    from autolabel.run.settings import RunSettings
 
     from .helpers import write_images
 
     write_images(tmp_path / "in", ["a.png", "b.png"])
-    ont = parse_ontology({"ontology": {"cat": "cat", "dog": "dog"},
-                          "detector": {"backend": "florence2", "model": str(tiny_models["florence2"]),
-                                       "max_new_tokens": 40},
-                          "segmenter": {"backend": "sam2", "model": str(tiny_models["sam2"])}})
-    det = detector(tiny_models["florence2"], "ovd", ["cat<loc_100><loc_200><loc_300><loc_400>",
-                                                     "dog<loc_500><loc_500><loc_900><loc_990>"])
-    from autolabel.inference.models import load_models
-
+    ont = parse_ontology(
+        {
+            "ontology": {"cat": "cat", "dog": "dog"},
+            "detector": {"backend": "florence2", "model": str(tiny_models["florence2"]), "max_new_tokens": 40},
+            "segmenter": {"backend": "sam2", "model": str(tiny_models["sam2"])},
+        }
+    )
+    det = detector(
+        tiny_models["florence2"],
+        "ovd",
+        ["cat<loc_100><loc_200><loc_300><loc_400>", "dog<loc_500><loc_500><loc_900><loc_990>"],
+    )
     from autolabel.config.plan import make_plan
+    from autolabel.inference.models import load_models
 
     _, seg = load_models(make_plan(ont), "cpu")
     run_labeling(ont, tmp_path / "in", tmp_path / "out", RunSettings(batch_size=2), backends=(det, seg))

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 COCO = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-sample" / "coco128_train2017" / "images"
 
 
@@ -27,20 +26,29 @@ def real_image() -> np.ndarray:
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-@pytest.mark.parametrize("detector,segmenter", [("grounding_dino", "sam2"), ("mm_grounding_dino", "sam_hq"),
-                                                ("owlv2", "sam"), ("sam3", None)])
-def test_cuda_backends_in_half_precision(tiny_models: dict[str, Path], detector: str, segmenter: str | None,
-                                         precision: str) -> None:
-    from autolabel.inference.models import load_models
-    from autolabel.inference.stages import InferenceCounts, infer_batch
+@pytest.mark.parametrize(
+    "detector,segmenter",
+    [("grounding_dino", "sam2"), ("mm_grounding_dino", "sam_hq"), ("owlv2", "sam"), ("sam3", None)],
+)
+def test_cuda_backends_in_half_precision(
+    tiny_models: dict[str, Path], detector: str, segmenter: str | None, precision: str
+) -> None:
     from autolabel.config.ontology import parse_ontology
     from autolabel.config.plan import make_plan
-    from autolabel.run.settings import RunSettings
+    from autolabel.inference.models import load_models
+    from autolabel.inference.stages import InferenceCounts, infer_batch
 
     key = {"grounding_dino": "gdino", "mm_grounding_dino": "mm_gdino", "owlv2": "owlv2", "sam3": "sam3"}[detector]
-    ont = {"ontology": {"person": "person", "cat": "cat"},
-           "detector": {"backend": detector, "model": str(tiny_models[key]), "candidate_threshold": 0.0,
-                        "box_threshold": 0.0, "max_candidates": 10}}
+    ont = {
+        "ontology": {"person": "person", "cat": "cat"},
+        "detector": {
+            "backend": detector,
+            "model": str(tiny_models[key]),
+            "candidate_threshold": 0.0,
+            "box_threshold": 0.0,
+            "max_candidates": 10,
+        },
+    }
     if segmenter:
         ont["segmenter"] = {"backend": segmenter, "model": str(tiny_models[segmenter])}
     plan = make_plan(parse_ontology(ont))

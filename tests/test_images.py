@@ -11,8 +11,18 @@ from autolabel.images import discover_images, load_image
 
 
 def test_discovery_is_recursive_sorted_case_insensitive_and_keeps_relative_paths(tmp_path: Path) -> None:
-    for rel in ["b/x.JPG", "a/x.jpg", "top.PNG", "c/d/e.webp", "f.TIFF", "g.bmp", "h.jpeg", "notes.txt",
-                ".hidden.jpg", ".cache/i.jpg"]:
+    for rel in [
+        "b/x.JPG",
+        "a/x.jpg",
+        "top.PNG",
+        "c/d/e.webp",
+        "f.TIFF",
+        "g.bmp",
+        "h.jpeg",
+        "notes.txt",
+        ".hidden.jpg",
+        ".cache/i.jpg",
+    ]:
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (4, 4)).save(p, format="PNG") if not rel.endswith(".txt") else p.write_text("x")

@@ -13,8 +13,11 @@ from .conftest import REPO
 from .fakes import FakeDetector, FakeSegmenter
 from .helpers import scene, write_images
 
-ONT = {"ontology": {"red square": "square", "blue ring": "ring"},
-       "detector": {"backend": "tests.fakes:FakeDetector"}, "segmenter": {"backend": "tests.fakes:FakeSegmenter"}}
+ONT = {
+    "ontology": {"red square": "square", "blue ring": "ring"},
+    "detector": {"backend": "tests.fakes:FakeDetector"},
+    "segmenter": {"backend": "tests.fakes:FakeSegmenter"},
+}
 
 
 def test_label_paths_pil_and_arrays_give_full_size_masks(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from autolabel.backends.grounding_dino import Caption, GroundingDinoDetector, assign_queries, plan_captions
 from autolabel.backends.sam2 import Sam2Segmenter
-from autolabel.types import RleMasks
-from autolabel.errors import ModelLoadError
 from autolabel.config.ontology import DetectorConfig, SegmenterConfig
+from autolabel.errors import ModelLoadError
+from autolabel.types import RleMasks
 
 from .helpers import scene
 
@@ -59,8 +59,9 @@ def test_queries_map_to_prompts_by_token_span_not_substring() -> None:
 
 
 def test_grounding_dino_batches_images_and_runs_one_pass_per_caption(tiny_models: dict[str, Path]) -> None:
-    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"])),
-                                            device="cpu", dtype=__import__("torch").float32)
+    det = GroundingDinoDetector.from_config(
+        DetectorConfig(model=str(tiny_models["gdino"])), device="cpu", dtype=__import__("torch").float32
+    )
     images = [np.array(scene(160, 120, seed=i)) for i in range(3)]
     out = det.detect(images, ["red box", "blue circle", "cat"], min_score=0.0)
     assert det.stats.passes == 1  # three prompts, three images: one forward pass
@@ -77,8 +78,7 @@ def test_grounding_dino_batches_images_and_runs_one_pass_per_caption(tiny_models
 def test_prompts_beyond_the_token_limit_take_a_second_caption_pass(tiny_models: dict[str, Path]) -> None:
     import torch
 
-    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"])),
-                                            "cpu", torch.float32)
+    det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"])), "cpu", torch.float32)
     prompts = [f"red box {'cat ' * (i % 5)}{i}".strip() for i in range(60)]  # > 256 tokens in all
     out = det.detect([np.array(scene(160, 120))] * 2, prompts, min_score=0.0)
     assert det.stats.passes == 2 and len(det.captions(prompts)) == 2
@@ -91,8 +91,11 @@ def test_sam2_embeds_once_per_image_and_decodes_all_boxes_in_one_call(tiny_model
 
     seg = Sam2Segmenter.from_config(SegmenterConfig(model=str(tiny_models["sam2"])), device="cpu", dtype=torch.float32)
     images = [np.array(scene(160, 120, seed=0)), np.array(scene(100, 80, seed=1)), np.array(scene(64, 64))]
-    boxes = [np.array([[10, 10, 50, 45], [70, 20, 120, 70], [0, 0, 160, 120]], dtype=float),
-             np.zeros((0, 4)), np.array([[5, 5, 30, 30]], dtype=float)]
+    boxes = [
+        np.array([[10, 10, 50, 45], [70, 20, 120, 70], [0, 0, 160, 120]], dtype=float),
+        np.zeros((0, 4)),
+        np.array([[5, 5, 30, 30]], dtype=float),
+    ]
     masks = seg.segment(images, boxes)
     assert [m.shape for m in masks] == [(3, 120, 160), (0, 80, 100), (1, 64, 64)]
     assert all(isinstance(m, RleMasks) for m in masks)  # RLE out of the segmenter: bounded memory
@@ -107,8 +110,7 @@ def test_sam_v1_same_contract_and_boxes_land_where_they_should(tiny_models: dict
     from autolabel.backends.sam import SamSegmenter, resize_longest_side
 
     assert resize_longest_side(480, 640, 1024) == (768, 1024)
-    seg = SamSegmenter.from_config(SegmenterConfig(model=str(tiny_models["sam"]), multimask=True), "cpu",
-                                   torch.float32)
+    seg = SamSegmenter.from_config(SegmenterConfig(model=str(tiny_models["sam"]), multimask=True), "cpu", torch.float32)
     images = [np.array(scene(160, 120, seed=0)), np.array(scene(64, 96, seed=1))]
     boxes = [np.array([[10, 10, 50, 45], [70, 20, 120, 70]], dtype=float), np.array([[5, 5, 30, 30]], dtype=float)]
     masks = seg.segment(images, boxes)
@@ -116,8 +118,7 @@ def test_sam_v1_same_contract_and_boxes_land_where_they_should(tiny_models: dict
     assert seg.stats.passes == 3  # one batched embedding + one decoder call per image
 
 
-def test_checkpoint_of_another_family_or_raw_pt_is_a_clear_error(tiny_models: dict[str, Path],
-                                                                  tmp_path: Path) -> None:
+def test_checkpoint_of_another_family_or_raw_pt_is_a_clear_error(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     import torch
 
     with pytest.raises(ModelLoadError, match="is a SamModel, but backend 'sam2' needs a Sam2Model"):
@@ -152,8 +153,7 @@ def test_sam3_engine_one_vision_pass_per_batch_and_bool_masks(tiny_models: dict[
 
     from autolabel.backends.sam3 import Sam3Engine
 
-    eng = Sam3Engine.from_config(DetectorConfig(backend="sam3", model=str(tiny_models["sam3"])), "cpu",
-                                 torch.float32)
+    eng = Sam3Engine.from_config(DetectorConfig(backend="sam3", model=str(tiny_models["sam3"])), "cpu", torch.float32)
     images = [np.array(scene(160, 120, seed=0)), np.array(scene(160, 120, seed=1))]
     out = eng.detect(images, ["cat", "dog", "red box"], min_score=0.0)
     assert eng.stats.passes == 1 + 3  # one vision pass for the batch, one text/decoder pass per prompt
@@ -171,8 +171,10 @@ def test_sam3_through_the_cli(tiny_models: dict[str, Path], tmp_path: Path) -> N
 
     write_images(tmp_path / "in", ["a.png"])
     ont = tmp_path / "o.yaml"
-    ont.write_text(f"ontology:\n  cat: cat\n  dog: dog\ndetector:\n  backend: sam3\n  model: {tiny_models['sam3']}\n"
-                   "  box_threshold: 0.0\n")
+    ont.write_text(
+        f"ontology:\n  cat: cat\n  dog: dog\ndetector:\n  backend: sam3\n  model: {tiny_models['sam3']}\n"
+        "  box_threshold: 0.0\n"
+    )
     r = cli("label", str(ont), str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-f", "coco", "-q")
     assert r.returncode == 0, r.stderr
     data = json.loads((tmp_path / "out" / "coco" / "annotations.json").read_text())
@@ -181,26 +183,29 @@ def test_sam3_through_the_cli(tiny_models: dict[str, Path], tmp_path: Path) -> N
     assert summary["segmenter_passes"] == 0 and summary["detector_passes"] == 3
 
 
-def test_resume_with_real_models_on_mixed_sizes_is_byte_identical(tiny_models: dict[str, Path],
-                                                                  tmp_path: Path) -> None:
+def test_resume_with_real_models_on_mixed_sizes_is_byte_identical(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     """Batches pad images to a common size, so the results depend on batch composition: a resumed run
     must run the very same batches to reproduce an uninterrupted one."""
     import sqlite3
 
-    from autolabel.run.settings import RunSettings
-    from autolabel.inference.models import load_models
-    from autolabel.run.labeling import run_labeling
-    from autolabel.export import export_run
     from autolabel.config.ontology import parse_ontology
     from autolabel.config.plan import make_plan
+    from autolabel.export import export_run
+    from autolabel.inference.models import load_models
+    from autolabel.run.labeling import run_labeling
+    from autolabel.run.settings import RunSettings
 
     sizes = [(160, 120), (100, 140), (128, 96), (90, 90), (150, 100), (120, 160), (64, 80)]
     for i, (w, h) in enumerate(sizes):
         (tmp_path / "in").mkdir(exist_ok=True)
         scene(w, h, seed=i).save(tmp_path / "in" / f"im{i}.png")
-    ont = parse_ontology({"ontology": {"red box": "box", "blue circle": "circle"},
-                          "detector": {"backend": "grounding_dino", "model": str(tiny_models["gdino"]), "box_threshold": 0.2},
-                          "segmenter": {"model": str(tiny_models["sam2"])}})
+    ont = parse_ontology(
+        {
+            "ontology": {"red box": "box", "blue circle": "circle"},
+            "detector": {"backend": "grounding_dino", "model": str(tiny_models["gdino"]), "box_threshold": 0.2},
+            "segmenter": {"model": str(tiny_models["sam2"])},
+        }
+    )
     models = load_models(make_plan(ont), "cpu")
     settings = RunSettings(batch_size=3, device="cpu")
     run_labeling(ont, tmp_path / "in", tmp_path / "ref", settings, backends=models)
@@ -218,14 +223,15 @@ def test_resume_with_real_models_on_mixed_sizes_is_byte_identical(tiny_models: d
     assert json.loads(ref)["annotations"]
 
 
-def test_a_prompt_longer_than_the_text_encoder_is_a_usage_error_at_label_start(tiny_models: dict[str, Path],
-                                                                              tmp_path: Path) -> None:
+def test_a_prompt_longer_than_the_text_encoder_is_a_usage_error_at_label_start(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
     import torch
 
-    from autolabel.run.settings import RunSettings
-    from autolabel.run.labeling import run_labeling
-    from autolabel.errors import UsageError
     from autolabel.config.ontology import parse_ontology
+    from autolabel.errors import UsageError
+    from autolabel.run.labeling import run_labeling
+    from autolabel.run.settings import RunSettings
 
     (tmp_path / "in").mkdir()
     scene(64, 48).save(tmp_path / "in" / "a.png")
@@ -237,14 +243,15 @@ def test_a_prompt_longer_than_the_text_encoder_is_a_usage_error_at_label_start(t
 
 
 def test_auto_precision_is_bf16_where_supported_and_non_finite_output_is_a_clear_error(
-        tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
 
     from autolabel.backends.torch_utils import resolve_dtype
-    from autolabel.run.settings import RunSettings
-    from autolabel.run.labeling import run_labeling
-    from autolabel.errors import NonFiniteError
     from autolabel.config.ontology import parse_ontology
+    from autolabel.errors import NonFiniteError
+    from autolabel.run.labeling import run_labeling
+    from autolabel.run.settings import RunSettings
 
     assert resolve_dtype("auto", "cpu") == torch.float32
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)

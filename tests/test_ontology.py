@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from autolabel.errors import OntologyError
 from autolabel.config.ontology import load_ontology, parse_ontology
+from autolabel.errors import OntologyError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -23,8 +23,13 @@ def test_class_ids_follow_first_appearance_and_many_prompts_share_a_class(tmp_pa
 
 
 def test_per_class_threshold_overrides_detector_threshold() -> None:
-    ont = parse_ontology({"ontology": {"car": "car", "dog": "dog"}, "detector": {"box_threshold": 0.4},
-                          "classes": {"dog": {"box_threshold": 0.2}}})
+    ont = parse_ontology(
+        {
+            "ontology": {"car": "car", "dog": "dog"},
+            "detector": {"box_threshold": 0.4},
+            "classes": {"dog": {"box_threshold": 0.2}},
+        }
+    )
     assert ont.box_threshold_of_class(0) == 0.4
     assert ont.box_threshold_of_class(1) == 0.2
 
@@ -40,17 +45,29 @@ def test_segmenter_none_shorthand() -> None:
         ("", "the file is empty"),
         ("ontology: {}\n", "ontology: is empty"),
         ("ontology:\n", "ontology: missing or empty"),
-        ("ontology:\n  car: car\ndetector:\n  box_treshold: 0.3\n", "detector.box_treshold: unknown key; did you mean 'box_threshold'?"),
+        (
+            "ontology:\n  car: car\ndetector:\n  box_treshold: 0.3\n",
+            "detector.box_treshold: unknown key; did you mean 'box_threshold'?",
+        ),
         ("ontolgy:\n  car: car\n", "ontolgy: unknown key; did you mean 'ontology'?"),
         ("ontology:\n  car: car\n  Car: vehicle\n", "prompt is mapped to two classes: 'car'"),
         ("ontology:\n  car: car\n  car: vehicle\n", "duplicate key 'car'"),
-        ("ontology:\n  car: car\ndetector:\n  box_threshold: 1.5\n", "detector.box_threshold: must be in [0.0, 1.0], got 1.5"),
-        ("ontology:\n  car: car\ndetector:\n  box_threshold: high\n", "detector.box_threshold: must be a number, got 'high'"),
+        (
+            "ontology:\n  car: car\ndetector:\n  box_threshold: 1.5\n",
+            "detector.box_threshold: must be in [0.0, 1.0], got 1.5",
+        ),
+        (
+            "ontology:\n  car: car\ndetector:\n  box_threshold: high\n",
+            "detector.box_threshold: must be a number, got 'high'",
+        ),
         ("ontology:\n  car: car\nsegmenter:\n  multimask: 3\n", "segmenter.multimask: must be true or false"),
         ("ontology:\n  car: [a, b]\n", "the class name must be non-empty text"),
         ("ontology:\n  a car. a dog: car\n", "must not contain '.'"),
         ("ontology:\n  car: car\nclasses:\n  dog: {box_threshold: 0.2}\n", "classes.dog: no prompt maps to this class"),
-        ("ontology:\n  car: car\nclasses:\n  car: {box_treshold: 0.2}\n", "classes.car.box_treshold: unknown key; did you mean 'box_threshold'?"),
+        (
+            "ontology:\n  car: car\nclasses:\n  car: {box_treshold: 0.2}\n",
+            "classes.car.box_treshold: unknown key; did you mean 'box_threshold'?",
+        ),
         ("- car\n- dog\n", "expected a mapping"),
         ("ontology:\n  car: car\n    bad: indent\n", "invalid YAML (line 3"),
     ],

@@ -7,8 +7,9 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,8 +114,9 @@ def test_crop_counts_make_the_same_rle_as_encoding_the_full_mask() -> None:
         full = np.zeros((h, w), dtype=np.uint8)
         full[y0 : y0 + ch, x0 : x0 + cw] = crop
         want = mask_utils.encode(np.asfortranarray(full))
-        got = mask_utils.frPyObjects({"counts": crop_counts(crop, int(y0), int(x0), int(h), int(w)),
-                                      "size": [int(h), int(w)]}, int(h), int(w))
+        got = mask_utils.frPyObjects(
+            {"counts": crop_counts(crop, int(y0), int(x0), int(h), int(w)), "size": [int(h), int(w)]}, int(h), int(w)
+        )
         assert got["counts"] == want["counts"]
 
 
@@ -158,13 +160,26 @@ class StagedSegmenter(FakeSegmenter):
 
 
 def test_the_three_stages_of_consecutive_batches_overlap_and_give_the_sequential_result(
-        fake_ontology_yaml: Path, tmp_path: Path) -> None:
+    fake_ontology_yaml: Path, tmp_path: Path
+) -> None:
     write_images(tmp_path / "in", [f"im{i}.png" for i in range(8)])
     log: list = []
-    label_folder(fake_ontology_yaml, tmp_path / "in", tmp_path / "staged", ["coco"], RunSettings(batch_size=2),
-                 backends=(StagedDetector(log), StagedSegmenter(log)))
-    label_folder(fake_ontology_yaml, tmp_path / "in", tmp_path / "plain", ["coco"], RunSettings(batch_size=2),
-                 backends=(FakeDetector(), FakeSegmenter()))
+    label_folder(
+        fake_ontology_yaml,
+        tmp_path / "in",
+        tmp_path / "staged",
+        ["coco"],
+        RunSettings(batch_size=2),
+        backends=(StagedDetector(log), StagedSegmenter(log)),
+    )
+    label_folder(
+        fake_ontology_yaml,
+        tmp_path / "in",
+        tmp_path / "plain",
+        ["coco"],
+        RunSettings(batch_size=2),
+        backends=(FakeDetector(), FakeSegmenter()),
+    )
     staged = (tmp_path / "staged" / "coco" / "annotations.json").read_bytes()
     assert staged == (tmp_path / "plain" / "coco" / "annotations.json").read_bytes()
     threads = {kind: {name for k, _, name, _ in log if k == kind} for kind in ("prepare", "model", "finish")}
@@ -185,8 +200,14 @@ def test_a_failing_prepare_skips_only_its_image(fake_ontology_yaml: Path, tmp_pa
 
     write_images(tmp_path / "in", ["a.png", "b.png", "c.png"])
     scene(99, 60).save(tmp_path / "in" / "b.png")
-    summary, _ = label_folder(fake_ontology_yaml, tmp_path / "in", tmp_path / "out", ["coco"],
-                              RunSettings(batch_size=3), backends=(Picky([]), StagedSegmenter([])))
+    summary, _ = label_folder(
+        fake_ontology_yaml,
+        tmp_path / "in",
+        tmp_path / "out",
+        ["coco"],
+        RunSettings(batch_size=3),
+        backends=(Picky([]), StagedSegmenter([])),
+    )
     assert summary.processed == 2
     assert [r for r, _ in summary.skipped] == ["b.png"]
     assert "cannot prepare this one" in summary.skipped[0][1]
@@ -197,37 +218,48 @@ def test_tiny_grounding_dino_at_the_hubs_real_input_size_labels_through_the_pipe
     prepared batch tensors of the real size reach the model, masks come back through `finish`."""
     import json
 
-    from autolabel.inference.models import load_models
     from autolabel.config.ontology import parse_ontology
     from autolabel.config.plan import make_plan
+    from autolabel.inference.models import load_models
 
     from .tiny_models import build_tiny_gdino, build_tiny_sam2
 
     gdino, sam2 = build_tiny_gdino(tmp_path / "g", real_sizes=True), build_tiny_sam2(tmp_path / "s")
     write_images(tmp_path / "in", ["a.png", "b.png", "c.png"], size=(320, 240))
-    ont = parse_ontology({"ontology": {"fire hydrant": "hydrant", "t-shirt": "shirt"},
-                          "detector": {"backend": "grounding_dino", "model": str(gdino), "box_threshold": 0.0,
-                                       "candidate_threshold": 0.0, "max_candidates": 5},
-                          "segmenter": {"model": str(sam2)}})
+    ont = parse_ontology(
+        {
+            "ontology": {"fire hydrant": "hydrant", "t-shirt": "shirt"},
+            "detector": {
+                "backend": "grounding_dino",
+                "model": str(gdino),
+                "box_threshold": 0.0,
+                "candidate_threshold": 0.0,
+                "max_candidates": 5,
+            },
+            "segmenter": {"model": str(sam2)},
+        }
+    )
     det, seg = load_models(make_plan(ont), "cpu")
     seen: list = []
     det.model.register_forward_hook(lambda m, i, kw, o: seen.append(tuple(kw["pixel_values"].shape)), with_kwargs=True)
-    label_folder(ont, tmp_path / "in", tmp_path / "out", ["coco"], RunSettings(batch_size=2, device="cpu"),
-                 backends=(det, seg))
+    label_folder(
+        ont, tmp_path / "in", tmp_path / "out", ["coco"], RunSettings(batch_size=2, device="cpu"), backends=(det, seg)
+    )
     assert seen == [(2, 3, 800, 1066), (1, 3, 800, 1066)]  # 320×240 → 800 short side, as the processor resizes
     data = json.loads((tmp_path / "out" / "coco" / "annotations.json").read_text())
     assert len(data["images"]) == 3 and data["annotations"]
     assert {a["prompt"] for a in data["annotations"]} <= {"fire hydrant", "t-shirt"}
 
 
-def test_non_finite_masks_stop_the_run_from_the_finish_thread(tiny_models: dict[str, Path], tmp_path: Path,
-                                                             fake_ontology_yaml: Path) -> None:
+def test_non_finite_masks_stop_the_run_from_the_finish_thread(
+    tiny_models: dict[str, Path], tmp_path: Path, fake_ontology_yaml: Path
+) -> None:
     """The inf/NaN check of SAM 2's masks moved off the model thread: it still stops the run at once."""
     import torch
 
     from autolabel.backends.sam2 import Sam2Segmenter
-    from autolabel.errors import NonFiniteError
     from autolabel.config.ontology import SegmenterConfig
+    from autolabel.errors import NonFiniteError
 
     seg = Sam2Segmenter.from_config(SegmenterConfig(model=str(tiny_models["sam2"])), "cpu", torch.float32)
 
@@ -239,7 +271,13 @@ def test_non_finite_masks_stop_the_run_from_the_finish_thread(tiny_models: dict[
     seg.model.register_forward_hook(overflow)
     write_images(tmp_path / "in", [f"{i}.png" for i in range(8)])
     with pytest.raises(NonFiniteError, match="sam2: the model produced non-finite values") as e:
-        label_folder(fake_ontology_yaml, tmp_path / "in", tmp_path / "out", ["coco"], RunSettings(batch_size=2),
-                     backends=(FakeDetector(), seg))
+        label_folder(
+            fake_ontology_yaml,
+            tmp_path / "in",
+            tmp_path / "out",
+            ["coco"],
+            RunSettings(batch_size=2),
+            backends=(FakeDetector(), seg),
+        )
     assert "--precision fp32" in (e.value.hint or "")
     assert seg.stats.passes <= 2 * (1 + 2)  # at most the two batches already in the pipeline, never all four

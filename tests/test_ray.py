@@ -45,8 +45,15 @@ def _done(run: Path) -> int:
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     e = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **env}
-    return subprocess.Popen([sys.executable, "-m", "autolabel.cli", *args], env=e, cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "autolabel.cli", *args],
+        env=e,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def _wait_for(run: Path, n: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
@@ -57,8 +64,9 @@ def _wait_for(run: Path, n: int, proc: subprocess.Popen[str], timeout: float = 1
         time.sleep(0.2)
 
 
-def test_ray_ctrl_c_sigkill_and_a_dying_worker_still_end_byte_identical(fake_ontology_yaml: Path, data: Path,
-                                                                        tmp_path: Path) -> None:
+def test_ray_ctrl_c_sigkill_and_a_dying_worker_still_end_byte_identical(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path
+) -> None:
     """One run interrupted by Ctrl-C, resumed and SIGKILLed, resumed again on two workers one of which
     dies (Ray restarts it and retries its batch): the exports equal a one-process run's."""
     run = tmp_path / "ray"
@@ -75,8 +83,10 @@ def test_ray_ctrl_c_sigkill_and_a_dying_worker_still_end_byte_identical(fake_ont
     os.killpg(p.pid, signal.SIGKILL)  # the driver and everything it started
     p.wait()
     assert _done(run) < 12
-    r = cli(*label_args(fake_ontology_yaml, data, run, "--ray", "--workers", "2"),
-            env={"AUTOLABEL_FAKE_DIE_ONCE": str(tmp_path / "died")})  # the first worker call kills its process
+    r = cli(
+        *label_args(fake_ontology_yaml, data, run, "--ray", "--workers", "2"),
+        env={"AUTOLABEL_FAKE_DIE_ONCE": str(tmp_path / "died")},
+    )  # the first worker call kills its process
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "died").exists(), "a worker died and Ray retried its batch"
     assert _done(run) == 12

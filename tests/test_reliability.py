@@ -25,9 +25,28 @@ NAMES = [f"set{i % 3}/img{i:02d}.png" for i in range(12)]
 
 def start(ont: Path, data: Path, out: Path, delay: float = 0.0) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "AUTOLABEL_FAKE_DELAY": str(delay)}
-    return subprocess.Popen([sys.executable, "-m", "autolabel.cli", "label", str(ont), str(data), "-o", str(out),
-                             "-f", "coco,yolo", "-b", "2", "-q"], env=env, cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "autolabel.cli",
+            "label",
+            str(ont),
+            str(data),
+            "-o",
+            str(out),
+            "-f",
+            "coco,yolo",
+            "-b",
+            "2",
+            "-q",
+        ],
+        env=env,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def done_count(out: Path) -> int:
@@ -49,8 +68,11 @@ def exports(out: Path) -> dict[str, bytes]:
 
 
 def tree_state(root: Path) -> dict[str, tuple[int, str]]:
-    return {p.relative_to(root).as_posix(): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -59,8 +81,9 @@ def data(tmp_path: Path) -> Path:
     return tmp_path / "in"
 
 
-def test_sigkill_at_several_points_then_rerun_gives_identical_exports(fake_ontology_yaml: Path, data: Path,
-                                                                      tmp_path: Path) -> None:
+def test_sigkill_at_several_points_then_rerun_gives_identical_exports(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path
+) -> None:
     ref = tmp_path / "ref"
     p = start(fake_ontology_yaml, data, ref)
     assert p.wait(timeout=120) == 0, p.stderr.read() if p.stderr else ""
@@ -89,9 +112,27 @@ def test_sigkill_at_several_points_then_rerun_gives_identical_exports(fake_ontol
 def test_ctrl_c_stops_cleanly_with_a_summary_and_resumes(fake_ontology_yaml: Path, data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO), "AUTOLABEL_FAKE_DELAY": "0.2"}
-    p = subprocess.Popen([sys.executable, "-m", "autolabel.cli", "label", str(fake_ontology_yaml), str(data), "-o",
-                          str(out), "-f", "coco", "-b", "1"], env=env, cwd=REPO, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "autolabel.cli",
+            "label",
+            str(fake_ontology_yaml),
+            str(data),
+            "-o",
+            str(out),
+            "-f",
+            "coco",
+            "-b",
+            "1",
+        ],
+        env=env,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and done_count(out) < 2:
         time.sleep(0.02)
@@ -101,9 +142,26 @@ def test_ctrl_c_stops_cleanly_with_a_summary_and_resumes(fake_ontology_yaml: Pat
     assert "interrupted" in err and "Traceback" not in err
     n = done_count(out)
     assert 2 <= n < len(NAMES)
-    r = subprocess.run([sys.executable, "-m", "autolabel.cli", "label", str(fake_ontology_yaml), str(data), "-o",
-                        str(out), "-f", "coco", "-q"], env={**env, "AUTOLABEL_FAKE_DELAY": "0"}, cwd=REPO,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autolabel.cli",
+            "label",
+            str(fake_ontology_yaml),
+            str(data),
+            "-o",
+            str(out),
+            "-f",
+            "coco",
+            "-q",
+        ],
+        env={**env, "AUTOLABEL_FAKE_DELAY": "0"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "summary.json").read_text())["already_done"] == n
 
@@ -120,7 +178,7 @@ def _odd_images(root: Path) -> dict[str, str | None]:
     (root / "trunc.png").write_bytes((root / "trunc.png").read_bytes()[:200])
     (root / "notes.jpg").write_text("not an image")
     base.convert("CMYK").save(root / "cmyk.jpg", quality=95)
-    Image.fromarray((np.asarray(base.convert("L")).astype(np.uint16) * 257)).save(root / "gray16.png")
+    Image.fromarray(np.asarray(base.convert("L")).astype(np.uint16) * 257).save(root / "gray16.png")
     base.convert("P").save(root / "palette.png")
     base.convert("LA").save(root / "la.png")
     base.convert("RGBA").save(root / "rgba.png")
@@ -130,10 +188,22 @@ def _odd_images(root: Path) -> dict[str, str | None]:
     Image.new("RGB", (4000, 3000), (128, 128, 128)).save(root / "huge.png")
     base.save(root / "naïve café ü.png")
     base.save(root / "with space.png")
-    return {"ok.png": None, "zero.jpg": "empty file", "trunc.jpg": "cannot decode", "trunc.png": "cannot decode",
-            "notes.jpg": "not an image", "cmyk.jpg": None, "gray16.png": None, "palette.png": None, "la.png": None,
-            "rgba.png": None, "exif.jpg": None, "huge.png": "too large", "naïve café ü.png": None,
-            "with space.png": None}
+    return {
+        "ok.png": None,
+        "zero.jpg": "empty file",
+        "trunc.jpg": "cannot decode",
+        "trunc.png": "cannot decode",
+        "notes.jpg": "not an image",
+        "cmyk.jpg": None,
+        "gray16.png": None,
+        "palette.png": None,
+        "la.png": None,
+        "rgba.png": None,
+        "exif.jpg": None,
+        "huge.png": "too large",
+        "naïve café ü.png": None,
+        "with space.png": None,
+    }
 
 
 def test_odd_and_bad_images_are_labeled_or_skipped_with_reason(fake_ontology_yaml: Path, tmp_path: Path) -> None:
@@ -142,9 +212,28 @@ def test_odd_and_bad_images_are_labeled_or_skipped_with_reason(fake_ontology_yam
     expected = _odd_images(tmp_path / "odd")
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    r = subprocess.run([sys.executable, "-m", "autolabel.cli", "label", str(fake_ontology_yaml), str(tmp_path / "odd"),
-                        "-o", str(out), "-f", "coco,yolo", "-q", "--max-image-pixels", "5000000"], env=env, cwd=REPO,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autolabel.cli",
+            "label",
+            str(fake_ontology_yaml),
+            str(tmp_path / "odd"),
+            "-o",
+            str(out),
+            "-f",
+            "coco,yolo",
+            "-q",
+            "--max-image-pixels",
+            "5000000",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 3, r.stderr  # finished, with skipped images
     skipped = dict(line.split("\t") for line in (out / "skipped.txt").read_text().splitlines())
     assert set(skipped) == {k for k, v in expected.items() if v}
@@ -158,32 +247,54 @@ def test_odd_and_bad_images_are_labeled_or_skipped_with_reason(fake_ontology_yam
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[labeled[name]["id"]]))
         assert {a["category_id"] for a in anns} == {1, 2}, name  # the red square and blue ring were found
     # a second run retries the skipped images and still completes
-    r2 = subprocess.run([sys.executable, "-m", "autolabel.cli", "label", str(fake_ontology_yaml),
-                         str(tmp_path / "odd"), "-o", str(out), "-f", "coco", "-q"], env=env, cwd=REPO,
-                        capture_output=True, text=True, timeout=300)
+    r2 = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autolabel.cli",
+            "label",
+            str(fake_ontology_yaml),
+            str(tmp_path / "odd"),
+            "-o",
+            str(out),
+            "-f",
+            "coco",
+            "-q",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r2.returncode == 3 and "huge.png" not in (out / "skipped.txt").read_text()  # default limit admits it
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
 def test_unreadable_file_is_skipped(fake_ontology_yaml: Path, tmp_path: Path) -> None:
-    from autolabel.run.settings import RunSettings
-    from autolabel.run.labeling import run_labeling
     from autolabel.config.ontology import load_ontology
+    from autolabel.run.labeling import run_labeling
+    from autolabel.run.settings import RunSettings
 
     from .fakes import FakeDetector, FakeSegmenter
 
     write_images(tmp_path / "in", ["a.png", "b.png"])
     (tmp_path / "in" / "b.png").chmod(0)
-    s = run_labeling(load_ontology(fake_ontology_yaml), tmp_path / "in", tmp_path / "out", RunSettings(),
-                     backends=(FakeDetector(), FakeSegmenter()))
+    s = run_labeling(
+        load_ontology(fake_ontology_yaml),
+        tmp_path / "in",
+        tmp_path / "out",
+        RunSettings(),
+        backends=(FakeDetector(), FakeSegmenter()),
+    )
     assert s.skipped == [("b.png", "permission denied")]
 
 
 def test_symlinked_input_files_are_labeled_and_exports_stay_inside(fake_ontology_yaml: Path, tmp_path: Path) -> None:
-    from autolabel.run.settings import RunSettings
-    from autolabel.run.labeling import run_labeling
-    from autolabel.export import export_run
     from autolabel.config.ontology import load_ontology
+    from autolabel.export import export_run
+    from autolabel.run.labeling import run_labeling
+    from autolabel.run.settings import RunSettings
 
     from .fakes import FakeDetector, FakeSegmenter
 
@@ -192,8 +303,13 @@ def test_symlinked_input_files_are_labeled_and_exports_stay_inside(fake_ontology
     write_images(tmp_path / "in", ["a.png"])
     (tmp_path / "in" / "link.png").symlink_to(elsewhere / "real.png")
     out = tmp_path / "out"
-    run_labeling(load_ontology(fake_ontology_yaml), tmp_path / "in", out, RunSettings(),
-                 backends=(FakeDetector(), FakeSegmenter()))
+    run_labeling(
+        load_ontology(fake_ontology_yaml),
+        tmp_path / "in",
+        out,
+        RunSettings(),
+        backends=(FakeDetector(), FakeSegmenter()),
+    )
     export_run(out, ["coco", "yolo"])
     written = [p for p in out.rglob("*") if p.is_file() and not p.is_symlink()]
     assert all(p.resolve().is_relative_to(out.resolve()) for p in written)

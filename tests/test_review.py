@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.quality.evaluate import evaluate_run, format_report
 from autolabel.export import ExportOptions, export_run
+from autolabel.quality.evaluate import evaluate_run, format_report
 from autolabel.quality.preview import write_previews
 
 from .conftest import REPO
@@ -46,8 +46,16 @@ def test_eval_known_perturbation_and_reported_mismatches(labeled_run: dict[str, 
     extra = []
     next_id = max(a["id"] for a in gt["annotations"]) + 1
     for a in [a for a in gt["annotations"] if a["category_id"] == 2]:  # one missed ring per real ring
-        extra.append({"id": next_id, "image_id": a["image_id"], "category_id": 2, "bbox": [0, 110, 6, 6],
-                      "area": 36, "iscrowd": 0})
+        extra.append(
+            {
+                "id": next_id,
+                "image_id": a["image_id"],
+                "category_id": 2,
+                "bbox": [0, 110, 6, 6],
+                "area": 36,
+                "iscrowd": 0,
+            }
+        )
         next_id += 1
     gt["annotations"] += extra
     gt["categories"][0]["name"] = "box"  # 'square' is called 'box' in this ground truth
@@ -65,9 +73,14 @@ def test_eval_known_perturbation_and_reported_mismatches(labeled_run: dict[str, 
 def test_eval_cli_writes_json(labeled_run: dict[str, Path], tmp_path: Path) -> None:
     gt = gt_from_run(labeled_run["run"], tmp_path)
     (tmp_path / "gt.json").write_text(json.dumps(gt))
-    r = subprocess.run([sys.executable, "-m", "autolabel.cli", "eval", str(labeled_run["run"]), "--gt",
-                        str(tmp_path / "gt.json")], capture_output=True, text=True, cwd=REPO,
-                       env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "autolabel.cli", "eval", str(labeled_run["run"]), "--gt", str(tmp_path / "gt.json")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((labeled_run["run"] / "eval.json").read_text())["metrics"]["segm"]["mAP"] == 1.0
 
@@ -93,8 +106,14 @@ def test_saved_views_and_corrected_reexport_drop_rejected(labeled_run: dict[str,
     from autolabel.quality.review import export_from_dataset, prepare_dataset
 
     ds = prepare_dataset(labeled_run["run"], "al-review-1", refresh=True)
-    assert set(ds.list_saved_views()) >= {"low-confidence", "tiny-masks", "class-overlaps", "no-labels",
-                                          "rejected-images", "rejected-labels"}
+    assert set(ds.list_saved_views()) >= {
+        "low-confidence",
+        "tiny-masks",
+        "class-overlaps",
+        "no-labels",
+        "rejected-images",
+        "rejected-labels",
+    }
     assert [s["relpath"] for s in ds.load_saved_view("no-labels")] == ["empty.png"]
     assert len(ds.load_saved_view("tiny-masks")) == 0 and len(ds.load_saved_view("class-overlaps")) == 0
     total = ds.count("autolabel.detections")
@@ -119,16 +138,26 @@ def test_saved_views_and_corrected_reexport_drop_rejected(labeled_run: dict[str,
     assert len(coco.dataset["annotations"]) == total - n_first - 1 - 1
     assert [c["name"] for c in coco.dataset["categories"]] == ["square", "ring", "disk"]
     assert sum(1 for a in coco.dataset["annotations"] if a["category_id"] == 3) == 1
-    lines = [ln for p in (tmp_path / "corrected" / "yolo" / "labels").rglob("*.txt") for ln in p.read_text().splitlines()]
+    lines = [
+        ln for p in (tmp_path / "corrected" / "yolo" / "labels").rglob("*.txt") for ln in p.read_text().splitlines()
+    ]
     assert len(lines) == len(coco.dataset["annotations"])
     # untouched images survive the App round trip (masks cropped to the box and back) unchanged
     export_run(labeled_run["run"], ["coco"])
     orig = COCO(str(labeled_run["run"] / "coco" / "annotations.json"))
     for rel in [s["relpath"] for s in samples[3:]]:
-        a = [(x["category_id"], x["bbox"], x["area"], x["segmentation"]) for x in orig.loadAnns(orig.getAnnIds(
-            imgIds=[i["id"] for i in orig.dataset["images"] if i["file_name"] == rel]))]
-        b = [(x["category_id"], x["bbox"], x["area"], x["segmentation"]) for x in coco.loadAnns(coco.getAnnIds(
-            imgIds=[i["id"] for i in coco.dataset["images"] if i["file_name"] == rel]))]
+        a = [
+            (x["category_id"], x["bbox"], x["area"], x["segmentation"])
+            for x in orig.loadAnns(
+                orig.getAnnIds(imgIds=[i["id"] for i in orig.dataset["images"] if i["file_name"] == rel])
+            )
+        ]
+        b = [
+            (x["category_id"], x["bbox"], x["area"], x["segmentation"])
+            for x in coco.loadAnns(
+                coco.getAnnIds(imgIds=[i["id"] for i in coco.dataset["images"] if i["file_name"] == rel])
+            )
+        ]
         assert a == b, rel
 
 
@@ -140,10 +169,27 @@ def _free_port() -> int:
 
 def test_review_serves_the_app_and_stops_on_ctrl_c(labeled_run: dict[str, Path], tmp_path: Path) -> None:
     port = _free_port()
-    p = subprocess.Popen([sys.executable, "-m", "autolabel.cli", "review", str(labeled_run["run"]), "--remote",
-                          "--port", str(port), "--address", "127.0.0.1", "--dataset-name", "al-review-app"],
-                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "autolabel.cli",
+            "review",
+            str(labeled_run["run"]),
+            "--remote",
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+            "--dataset-name",
+            "al-review-app",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         body, deadline = "", time.time() + 180
         while time.time() < deadline:
@@ -171,10 +217,26 @@ def _screenshot(url: str, path: Path) -> Path | None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         return None
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                    f"--user-data-dir={path.parent / 'chrome'}", "--virtual-time-budget=15000",
-                    "--window-size=1400,900", f"--screenshot={path}", url], capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={path.parent / 'chrome'}",
+            "--virtual-time-budget=15000",
+            "--window-size=1400,900",
+            f"--screenshot={path}",
+            url,
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     return path if path.exists() else None
 
 
@@ -204,4 +266,6 @@ def test_ctrl_c_while_the_app_is_still_starting_stops_cleanly(monkeypatch: pytes
     monkeypatch.setattr(review_mod, "import_fiftyone", lambda: FakeFo())
     said: list[str] = []
     review_mod.launch(FakeDs(), 5151, "127.0.0.1", True, echo=said.append)
-    assert closed == ["closed"] and said[0].startswith("FiftyOne App: http://127.0.0.1:5151") and said[-1] == "App stopped"
+    assert (
+        closed == ["closed"] and said[0].startswith("FiftyOne App: http://127.0.0.1:5151") and said[-1] == "App stopped"
+    )

@@ -27,14 +27,19 @@ def test_tiles_cover_the_image_with_the_requested_overlap() -> None:
 
 
 def test_an_object_cut_by_a_seam_comes_back_once() -> None:
-    pb = PromptBoxes(xyxy=np.array([[310, 50, 320, 66], [310, 50, 330, 66], [400, 50, 420, 66], [310, 50, 330, 66]],
-                                   dtype=float),
-                     scores=np.array([0.6, 0.8, 0.7, 0.5]), prompt_index=np.array([0, 0, 0, 1]))
+    pb = PromptBoxes(
+        xyxy=np.array([[310, 50, 320, 66], [310, 50, 330, 66], [400, 50, 420, 66], [310, 50, 330, 66]], dtype=float),
+        scores=np.array([0.6, 0.8, 0.7, 0.5]),
+        prompt_index=np.array([0, 0, 0, 1]),
+    )
     m = merge_boxes(pb, 0.5)
     assert m.xyxy.tolist() == [[310, 50, 330, 66], [400, 50, 420, 66], [310, 50, 330, 66]]
     assert m.scores.tolist() == [0.8, 0.7, 0.5] and m.prompt_index.tolist() == [0, 0, 1]  # prompts never merge
-    big = PromptBoxes(xyxy=np.array([[400, 0, 640, 50], [512, 0, 800, 50]], dtype=float), scores=np.array([0.9, 0.8]),
-                      prompt_index=np.array([0, 0]))  # a large object seen in part by two tiles
+    big = PromptBoxes(
+        xyxy=np.array([[400, 0, 640, 50], [512, 0, 800, 50]], dtype=float),
+        scores=np.array([0.9, 0.8]),
+        prompt_index=np.array([0, 0]),
+    )  # a large object seen in part by two tiles
     assert merge_boxes(big, 0.5).xyxy.tolist() == [[400, 0, 800, 50]]
 
 
@@ -51,8 +56,11 @@ def test_a_tiled_run_finds_small_objects_that_an_untiled_run_misses(tmp_path: Pa
         d.rectangle([x, y, x + 9, y + 7], fill=COLORS["red"])
     (tmp_path / "in").mkdir()
     img.save(tmp_path / "in" / "big.png")
-    base = {"ontology": {"red square": "square"}, "detector": {"backend": "tests.fakes:LowResDetector"},
-            "segmenter": {"backend": "tests.fakes:FakeSegmenter"}}
+    base = {
+        "ontology": {"red square": "square"},
+        "detector": {"backend": "tests.fakes:LowResDetector"},
+        "segmenter": {"backend": "tests.fakes:FakeSegmenter"},
+    }
     s, _ = label_folder(base, tmp_path / "in", tmp_path / "plain", ["coco"])
     assert s.objects_per_class == {"square": 0}  # shrunk to 320 pixels, 10×8 squares vanish
     tiled = {**base, "detector": {**base["detector"], "tiling": {"tile": 320, "overlap": 0.2}}}

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from autolabel.api import default_output, label_folder
-from autolabel.run.settings import RunSettings
 from autolabel.errors import AutolabelError, RunStoreError, UsageError
 from autolabel.export import ExportOptions, export_run
 from autolabel.export.fiftyone import default_dataset_name
 from autolabel.export.yolo import YoloOptions, _closest_pair, merge_multi_segment
+from autolabel.run.settings import RunSettings
 from autolabel.run.store import RunStore, store_path
 
 from .fakes import FakeDetector, FakeSegmenter
@@ -24,10 +24,10 @@ from .helpers import scene, write_images
 from .test_cli import cli
 
 
-
 def label(ont: Path, data: Path, out: Path, formats: tuple[str, ...] = ("coco",), **kw: object):
-    return label_folder(ont, data, out, list(formats), RunSettings(batch_size=2, **kw),
-                        backends=(FakeDetector(), FakeSegmenter()))[0]
+    return label_folder(
+        ont, data, out, list(formats), RunSettings(batch_size=2, **kw), backends=(FakeDetector(), FakeSegmenter())
+    )[0]
 
 
 def test_a_run_belongs_to_one_input_folder(fake_ontology_yaml: Path, tmp_path: Path) -> None:
@@ -61,12 +61,15 @@ def test_a_changed_file_under_the_same_name_is_relabeled(fake_ontology_yaml: Pat
     assert next(i for i in before["images"] if i["file_name"] == "y.png")["width"] == 160
     (tmp_path / "in" / "z.png").unlink()  # a deleted image leaves the run
     label(fake_ontology_yaml, tmp_path / "in", out)
-    assert [i["file_name"] for i in json.loads((out / "coco" / "annotations.json").read_text())["images"]] == \
-        ["x.png", "y.png"]
+    assert [i["file_name"] for i in json.loads((out / "coco" / "annotations.json").read_text())["images"]] == [
+        "x.png",
+        "y.png",
+    ]
 
 
-def test_overwrite_never_destroys_a_finished_run_when_the_new_one_cannot_start(fake_ontology_yaml: Path,
-                                                                              tmp_path: Path) -> None:
+def test_overwrite_never_destroys_a_finished_run_when_the_new_one_cannot_start(
+    fake_ontology_yaml: Path, tmp_path: Path
+) -> None:
     write_images(tmp_path / "in", ["x.png", "y.png"])
     out = tmp_path / "out"
     label(fake_ontology_yaml, tmp_path / "in", out, formats=("coco", "yolo"))
@@ -102,9 +105,13 @@ def _yolo_loads_every_label(yolo: Path) -> dict[str, int]:
     return found
 
 
-@pytest.mark.parametrize("tree", [["images/a.png", "images/b.png", "images/c.png"],
-                                  ["data/images/a.png", "data/images/sub/images/b.png", "data/images_/a.png",
-                                   "c.png"]])
+@pytest.mark.parametrize(
+    "tree",
+    [
+        ["images/a.png", "images/b.png", "images/c.png"],
+        ["data/images/a.png", "data/images/sub/images/b.png", "data/images_/a.png", "c.png"],
+    ],
+)
 def test_yolo_export_of_trees_with_an_images_folder(fake_ontology_yaml: Path, tmp_path: Path, tree: list[str]) -> None:
     write_images(tmp_path / "in", tree)
     out = tmp_path / "out"
@@ -114,8 +121,9 @@ def test_yolo_export_of_trees_with_an_images_folder(fake_ontology_yaml: Path, tm
     assert all(n == 2 for n in found.values()), found  # every image: its red square and blue ring
 
 
-def test_an_interrupted_export_leaves_the_previous_complete_one(fake_ontology_yaml: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_export_leaves_the_previous_complete_one(
+    fake_ontology_yaml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_images(tmp_path / "in", [f"im{i}.png" for i in range(6)])
     out = tmp_path / "out"
     label(fake_ontology_yaml, tmp_path / "in", out, formats=("yolo",))
@@ -142,8 +150,9 @@ def test_an_interrupted_export_leaves_the_previous_complete_one(fake_ontology_ya
     assert "test: images/test" in (out / "yolo" / "data.yaml").read_text()
 
 
-def test_a_systematic_model_failure_stops_the_run_and_keeps_finished_images(fake_ontology_yaml: Path,
-                                                                           tmp_path: Path) -> None:
+def test_a_systematic_model_failure_stops_the_run_and_keeps_finished_images(
+    fake_ontology_yaml: Path, tmp_path: Path
+) -> None:
     class BreaksAfterTwo(FakeDetector):
         def detect(self, images, prompts, min_score):  # type: ignore[no-untyped-def]
             if len(self.calls) >= 1:
@@ -153,10 +162,17 @@ def test_a_systematic_model_failure_stops_the_run_and_keeps_finished_images(fake
 
     write_images(tmp_path / "in", [f"im{i:02d}.png" for i in range(20)])
     det = BreaksAfterTwo()
-    with pytest.raises(AutolabelError, match="3 batches in a row with the same error: model error: RuntimeError: "
-                                             "CUDA error") as e:
-        label_folder(fake_ontology_yaml, tmp_path / "in", tmp_path / "out", ["coco"], RunSettings(batch_size=2),
-                     backends=(det, FakeSegmenter()))
+    with pytest.raises(
+        AutolabelError, match="3 batches in a row with the same error: model error: RuntimeError: CUDA error"
+    ) as e:
+        label_folder(
+            fake_ontology_yaml,
+            tmp_path / "in",
+            tmp_path / "out",
+            ["coco"],
+            RunSettings(batch_size=2),
+            backends=(det, FakeSegmenter()),
+        )
     assert e.value.exit_code == 1 and "resumes" in (e.value.hint or "")
     store = RunStore(store_path(tmp_path / "out"))
     assert store.count_done() == 2 and len(store.skipped()) == 6  # stopped after 3 failing batches, not 9
@@ -173,7 +189,7 @@ def test_closest_pair_is_exact_and_bridging_large_outlines_is_bounded() -> None:
         assert d[_closest_pair(p, q)] == d.min()
     t = np.linspace(0, 2 * np.pi, 7500, endpoint=False)
     a = np.stack([1000 + 900 * np.cos(t), 1500 + 900 * np.sin(t)], 1)
-    b = a + [2000, 0]
+    b = a + [2000, 0]  # noqa: RUF005 - NumPy arithmetic, not concatenation
     tracemalloc.start()
     merged = merge_multi_segment([a, b])
     peak = tracemalloc.get_traced_memory()[1]
@@ -183,13 +199,32 @@ def test_closest_pair_is_exact_and_bridging_large_outlines_is_bounded() -> None:
 
 def test_single_image_file_limit_version_and_module_entry(fake_ontology_yaml: Path, tmp_path: Path) -> None:
     write_images(tmp_path / "in", [f"im{i}.png" for i in range(5)])
-    r = cli("label", str(fake_ontology_yaml), str(tmp_path / "in" / "im3.png"), "-o", str(tmp_path / "one"), "-f",
-            "coco", "-q")
+    r = cli(
+        "label",
+        str(fake_ontology_yaml),
+        str(tmp_path / "in" / "im3.png"),
+        "-o",
+        str(tmp_path / "one"),
+        "-f",
+        "coco",
+        "-q",
+    )
     assert r.returncode == 0, r.stderr
-    assert [i["file_name"] for i in json.loads((tmp_path / "one" / "coco" / "annotations.json").read_text())["images"]] \
-        == ["im3.png"]
-    r = cli("label", str(fake_ontology_yaml), str(tmp_path / "in"), "-o", str(tmp_path / "lim"), "-f", "coco", "-q",
-            "--limit", "2")
+    assert [
+        i["file_name"] for i in json.loads((tmp_path / "one" / "coco" / "annotations.json").read_text())["images"]
+    ] == ["im3.png"]
+    r = cli(
+        "label",
+        str(fake_ontology_yaml),
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "lim"),
+        "-f",
+        "coco",
+        "-q",
+        "--limit",
+        "2",
+    )
     assert r.returncode == 0, r.stderr
     assert len(json.loads((tmp_path / "lim" / "coco" / "annotations.json").read_text())["images"]) == 2
     r = cli("--version")
@@ -209,14 +244,16 @@ def test_help_shows_defaults() -> None:
     assert "[default: 0.8,0.2]" in " ".join(cli("export", "--help").stdout.split())
 
 
-def test_unexpected_errors_are_one_line_and_all_missing_models_at_once(fake_ontology_yaml: Path,
-                                                                       tmp_path: Path) -> None:
+def test_unexpected_errors_are_one_line_and_all_missing_models_at_once(
+    fake_ontology_yaml: Path, tmp_path: Path
+) -> None:
     write_images(tmp_path / "in", ["x.png"])
     plug = tmp_path / "plug"
     plug.mkdir()
     (plug / "boom.py").write_text(
         "class Boom:\n    kind = 'detector'\n    @classmethod\n    def from_config(cls, cfg, device, dtype):\n"
-        "        raise ZeroDivisionError('division by zero in the plugin')\n")
+        "        raise ZeroDivisionError('division by zero in the plugin')\n"
+    )
     ont = tmp_path / "boom.yaml"
     ont.write_text("ontology:\n  cat: cat\ndetector: {backend: 'boom:Boom'}\nsegmenter: none\n")
     r = cli("label", str(ont), str(tmp_path / "in"), "-o", str(tmp_path / "o"), "-f", "coco", cwd=plug)
@@ -241,12 +278,15 @@ def test_plugins_declare_their_kind_and_import_from_the_current_directory(tmp_pa
     r = cli("validate", str(wrong), cwd=plug)
     assert r.returncode == 2 and "segmenter.backend: plugin 'my_engine:GroundTruthEngine' is a engine" in r.stderr
     # an engine plugin runs offline: no default segmenter model is looked up
-    from autolabel.inference.models import preflight_models
     from autolabel.config.ontology import parse_ontology
     from autolabel.config.plan import make_plan
+    from autolabel.inference.models import preflight_models
 
-    plan = make_plan(parse_ontology({"ontology": {"person": "person"},
-                                     "detector": {"backend": "tests.gt_backend:GroundTruthEngine"}}))
+    plan = make_plan(
+        parse_ontology(
+            {"ontology": {"person": "person"}, "detector": {"backend": "tests.gt_backend:GroundTruthEngine"}}
+        )
+    )
     assert plan.engine and plan.segmenter_model is None
     preflight_models(plan)
 
@@ -271,6 +311,11 @@ def test_validate_rejects_removed_text_threshold_and_empty_input(tmp_path: Path)
     assert r.returncode == 2 and "detector.text_threshold: removed" in r.stderr
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="no images found"):
-        label_folder({"ontology": {"cat": "cat"}}, tmp_path / "empty", tmp_path / "o", ["coco"],
-                     backends=(FakeDetector(), FakeSegmenter()))
+        label_folder(
+            {"ontology": {"cat": "cat"}},
+            tmp_path / "empty",
+            tmp_path / "o",
+            ["coco"],
+            backends=(FakeDetector(), FakeSegmenter()),
+        )
     Image.new("RGB", (4, 4)).save(tmp_path / "x.png")

@@ -47,7 +47,7 @@ def test_one_line_per_instance_normalised_and_multipart_bridged() -> None:
     assert lines[0].startswith("0 ") and lines[1].startswith("1 ")
     (largest,) = detections_to_yolo_lines(det.select([1]), 120, 100, multipart="largest")
     got = raster(largest, 120, 100)
-    assert got[10:40, 70:110].mean() > 0.95 and not got[60:95, 70:100].any() or got[60:95, 70:100].mean() > 0.95
+    assert (got[10:40, 70:110].mean() > 0.95 and not got[60:95, 70:100].any()) or got[60:95, 70:100].mean() > 0.95
     assert not (got[10:40, 70:110].any() and got[60:95, 70:100].any())
 
 
@@ -103,7 +103,7 @@ def test_ultralytics_loads_our_export_with_nothing_dropped_or_corrected(labeled_
     seen = 0
     for split in ("train", "val"):
         ds = YOLODataset(img_path=data[split], data=data, task="segment", imgsz=160, augment=False)
-        nf, nm, ne, nc, n = _cache(ds)["results"]
+        _nf, nm, _ne, nc, _n = _cache(ds)["results"]
         assert nm == 0 and nc == 0, "no missing or corrupt labels"
         assert _cache(ds)["msgs"] == [], "no label was corrected"
         for lab in ds.labels:
@@ -147,6 +147,18 @@ def test_ultralytics_trains_one_epoch_on_the_export(labeled_run: dict[str, Path]
     run = labeled_run["run"]
     export_run(run, ["yolo"])
     model = YOLO("yolov8n-seg.yaml")  # architecture from config, no weights downloaded
-    model.train(data=str(run / "yolo" / "data.yaml"), epochs=1, imgsz=64, batch=4, device="cpu", workers=0,
-                plots=False, amp=False, project=str(tmp_path / "train"), name="t", verbose=False, val=True)
+    model.train(
+        data=str(run / "yolo" / "data.yaml"),
+        epochs=1,
+        imgsz=64,
+        batch=4,
+        device="cpu",
+        workers=0,
+        plots=False,
+        amp=False,
+        project=str(tmp_path / "train"),
+        name="t",
+        verbose=False,
+        val=True,
+    )
     assert (tmp_path / "train" / "t" / "weights" / "last.pt").exists()

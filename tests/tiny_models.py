@@ -18,9 +18,16 @@ def build_tiny_gdino(out: str | Path, mm: bool = False, real_sizes: bool = False
     weights and small dims, with the hub's own tokenizer and preprocessor config (tests/fixtures). The
     processor's 800/1333 resize is shrunk to 200/333 for speed unless `real_sizes`."""
     import torch
-    from transformers import (AutoTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor, MMGroundingDinoConfig,
-                              MMGroundingDinoForObjectDetection, SwinConfig)
+    from transformers import (
+        AutoTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        MMGroundingDinoConfig,
+        MMGroundingDinoForObjectDetection,
+        SwinConfig,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -29,18 +36,38 @@ def build_tiny_gdino(out: str | Path, mm: bool = False, real_sizes: bool = False
     image_processor = GroundingDinoImageProcessor.from_pretrained(str(hub))
     if not real_sizes:
         image_processor = GroundingDinoImageProcessor.from_pretrained(
-            str(hub), size={"shortest_edge": 200, "longest_edge": 333})
+            str(hub), size={"shortest_edge": 200, "longest_edge": 333}
+        )
     processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
     vocab = list(range(len(tokenizer)))
-    config_cls, model_cls = ((MMGroundingDinoConfig, MMGroundingDinoForObjectDetection) if mm
-                             else (GroundingDinoConfig, GroundingDinoForObjectDetection))
+    config_cls, model_cls = (
+        (MMGroundingDinoConfig, MMGroundingDinoForObjectDetection)
+        if mm
+        else (GroundingDinoConfig, GroundingDinoForObjectDetection)
+    )
     config = config_cls(
-        backbone_config=SwinConfig(embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=7,
-                                   out_indices=[2, 3, 4]),
-        text_config=dict(model_type="bert", vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
-                         num_attention_heads=2, intermediate_size=32, max_position_embeddings=256),
-        d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=30, encoder_n_points=2, decoder_n_points=2,
+        backbone_config=SwinConfig(
+            embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=7, out_indices=[2, 3, 4]
+        ),
+        text_config=dict(
+            model_type="bert",
+            vocab_size=len(vocab),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=256,
+        ),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        num_queries=30,
+        encoder_n_points=2,
+        decoder_n_points=2,
         max_text_len=256,
     )
     torch.manual_seed(0)
@@ -51,21 +78,36 @@ def build_tiny_gdino(out: str | Path, mm: bool = False, real_sizes: bool = False
 
 def build_tiny_sam2(out: str | Path) -> Path:
     import torch
-    from transformers import (Sam2Config, Sam2HieraDetConfig, Sam2ImageProcessor, Sam2MaskDecoderConfig, Sam2Model,
-                              Sam2Processor, Sam2PromptEncoderConfig, Sam2VisionConfig)
+    from transformers import (
+        Sam2Config,
+        Sam2HieraDetConfig,
+        Sam2ImageProcessor,
+        Sam2MaskDecoderConfig,
+        Sam2Model,
+        Sam2Processor,
+        Sam2PromptEncoderConfig,
+        Sam2VisionConfig,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     h = 32
     config = Sam2Config(
         vision_config=Sam2VisionConfig(
-            backbone_config=Sam2HieraDetConfig(hidden_size=12, embed_dim_per_stage=[12, 24, 48, 96],
-                                               num_attention_heads_per_stage=[1, 1, 1, 1],
-                                               blocks_per_stage=[1, 1, 2, 1], global_attention_blocks=[3]),
-            backbone_channel_list=[96, 48, 24, 12], fpn_hidden_size=h),
+            backbone_config=Sam2HieraDetConfig(
+                hidden_size=12,
+                embed_dim_per_stage=[12, 24, 48, 96],
+                num_attention_heads_per_stage=[1, 1, 1, 1],
+                blocks_per_stage=[1, 1, 2, 1],
+                global_attention_blocks=[3],
+            ),
+            backbone_channel_list=[96, 48, 24, 12],
+            fpn_hidden_size=h,
+        ),
         prompt_encoder_config=Sam2PromptEncoderConfig(hidden_size=h, mask_input_channels=8),
-        mask_decoder_config=Sam2MaskDecoderConfig(hidden_size=h, mlp_dim=64, num_attention_heads=4,
-                                                  iou_head_hidden_dim=32),
+        mask_decoder_config=Sam2MaskDecoderConfig(
+            hidden_size=h, mlp_dim=64, num_attention_heads=4, iou_head_hidden_dim=32
+        ),
     )
     torch.manual_seed(0)
     Sam2Model(config).eval().save_pretrained(out)
@@ -75,18 +117,33 @@ def build_tiny_sam2(out: str | Path) -> Path:
 
 def build_tiny_sam(out: str | Path) -> Path:
     import torch
-    from transformers import (SamConfig, SamImageProcessor, SamMaskDecoderConfig, SamModel, SamProcessor,
-                              SamPromptEncoderConfig, SamVisionConfig)
+    from transformers import (
+        SamConfig,
+        SamImageProcessor,
+        SamMaskDecoderConfig,
+        SamModel,
+        SamProcessor,
+        SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     h = 32
     config = SamConfig(
-        vision_config=SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, output_channels=h,
-                                      global_attn_indexes=[1], mlp_dim=64, num_pos_feats=h // 2),
+        vision_config=SamVisionConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            output_channels=h,
+            global_attn_indexes=[1],
+            mlp_dim=64,
+            num_pos_feats=h // 2,
+        ),
         prompt_encoder_config=SamPromptEncoderConfig(hidden_size=h, mask_input_channels=8),
-        mask_decoder_config=SamMaskDecoderConfig(hidden_size=h, mlp_dim=64, num_attention_heads=4,
-                                                 iou_head_hidden_dim=32),
+        mask_decoder_config=SamMaskDecoderConfig(
+            hidden_size=h, mlp_dim=64, num_attention_heads=4, iou_head_hidden_dim=32
+        ),
     )
     torch.manual_seed(0)
     SamModel(config).eval().save_pretrained(out)
@@ -111,8 +168,15 @@ def build_tiny_florence2(out: str | Path) -> Path:
     import json
 
     import torch
-    from transformers import (BartConfig, BartTokenizer, CLIPImageProcessor, Florence2Config,
-                              Florence2ForConditionalGeneration, Florence2Processor, Florence2VisionConfig)
+    from transformers import (
+        BartConfig,
+        BartTokenizer,
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+        Florence2VisionConfig,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,29 +190,81 @@ def build_tiny_florence2(out: str | Path) -> Path:
     (out / "vocab.json").write_text(json.dumps(vocab))
     (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
     tokenizer = BartTokenizer(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"), image_token="<image>")
-    task_tokens = ["<od>", "</od>", "<ocr>", "</ocr>", "<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>", "</dcap>",
-                   "<grounding>", "</grounding>", "<seg>", "</seg>", "<sep>", "<region_cap>", "</region_cap>",
-                   "<proposal>", "</proposal>", "<poly>", "</poly>", "<and>"]
-    tokenizer.add_special_tokens({"extra_special_tokens": task_tokens + [f"<loc_{i}>" for i in range(1000)]
-                                  + ["<image>"]})
-    image_processor = CLIPImageProcessor(do_resize=True, size={"height": 768, "width": 768}, resample=3,
-                                         do_center_crop=False, do_rescale=True, rescale_factor=1 / 255,
-                                         do_normalize=True, image_mean=[0.485, 0.456, 0.406],
-                                         image_std=[0.229, 0.224, 0.225])
+    task_tokens = [
+        "<od>",
+        "</od>",
+        "<ocr>",
+        "</ocr>",
+        "<cap>",
+        "</cap>",
+        "<ncap>",
+        "</ncap>",
+        "<dcap>",
+        "</dcap>",
+        "<grounding>",
+        "</grounding>",
+        "<seg>",
+        "</seg>",
+        "<sep>",
+        "<region_cap>",
+        "</region_cap>",
+        "<proposal>",
+        "</proposal>",
+        "<poly>",
+        "</poly>",
+        "<and>",
+    ]
+    tokenizer.add_special_tokens(
+        {"extra_special_tokens": task_tokens + [f"<loc_{i}>" for i in range(1000)] + ["<image>"]}
+    )
+    image_processor = CLIPImageProcessor(
+        do_resize=True,
+        size={"height": 768, "width": 768},
+        resample=3,
+        do_center_crop=False,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
     image_processor.image_seq_length = 577  # (768/32)^2 + 1: must match the vision tower
-    post = {"ocr": {"pattern": r"(.+?)<loc_(\d+)>" * 1, "area_threshold": 0.0},
-            "phrase_grounding": {"banned_grounding_tokens": ["the image"]}, "pure_text": {},
-            "description_with_bboxes": {}, "description_with_polygons": {}, "polygons": {}, "bboxes": {},
-            "description_with_bboxes_or_polygons": {}}
+    post = {
+        "ocr": {"pattern": r"(.+?)<loc_(\d+)>" * 1, "area_threshold": 0.0},
+        "phrase_grounding": {"banned_grounding_tokens": ["the image"]},
+        "pure_text": {},
+        "description_with_bboxes": {},
+        "description_with_polygons": {},
+        "polygons": {},
+        "bboxes": {},
+        "description_with_bboxes_or_polygons": {},
+    }
     processor = Florence2Processor(image_processor=image_processor, tokenizer=tokenizer, post_processor_config=post)
     d = 32
     config = Florence2Config(
-        vision_config=Florence2VisionConfig(depths=[1, 1, 1, 1], embed_dim=[8, 16, 32, 64], num_heads=[1, 1, 2, 2],
-                                            num_groups=[1, 1, 2, 2], projection_dim=d, drop_path_rate=0.0),
-        text_config=BartConfig(vocab_size=len(tokenizer), d_model=d, encoder_layers=1, decoder_layers=1,
-                               encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
-                               decoder_ffn_dim=64, max_position_embeddings=1024, pad_token_id=1, bos_token_id=0,
-                               eos_token_id=2, decoder_start_token_id=2),
+        vision_config=Florence2VisionConfig(
+            depths=[1, 1, 1, 1],
+            embed_dim=[8, 16, 32, 64],
+            num_heads=[1, 1, 2, 2],
+            num_groups=[1, 1, 2, 2],
+            projection_dim=d,
+            drop_path_rate=0.0,
+        ),
+        text_config=BartConfig(
+            vocab_size=len(tokenizer),
+            d_model=d,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            max_position_embeddings=1024,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            decoder_start_token_id=2,
+        ),
         image_token_id=tokenizer.image_token_id,
     )
     torch.manual_seed(0)
@@ -163,9 +279,15 @@ def build_tiny_sam3(out: str | Path) -> Path:
 
     import torch
     from transformers import CLIPTokenizer, Sam3ImageProcessor, Sam3Model, Sam3Processor
-    from transformers.models.sam3.configuration_sam3 import (Sam3Config, Sam3DETRDecoderConfig,
-                                                             Sam3DETREncoderConfig, Sam3GeometryEncoderConfig,
-                                                             Sam3MaskDecoderConfig, Sam3VisionConfig, Sam3ViTConfig)
+    from transformers.models.sam3.configuration_sam3 import (
+        Sam3Config,
+        Sam3DETRDecoderConfig,
+        Sam3DETREncoderConfig,
+        Sam3GeometryEncoderConfig,
+        Sam3MaskDecoderConfig,
+        Sam3VisionConfig,
+        Sam3ViTConfig,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,19 +307,38 @@ def build_tiny_sam3(out: str | Path) -> Path:
     d = 32
     config = Sam3Config(
         vision_config=Sam3VisionConfig(
-            backbone_config=Sam3ViTConfig(hidden_size=d, num_hidden_layers=2, num_attention_heads=2,
-                                          intermediate_size=64, window_size=24, global_attn_indexes=[1]),
-            fpn_hidden_size=d),
-        text_config=dict(model_type="clip_text_model", vocab_size=len(vocab), hidden_size=d, intermediate_size=64,
-                         projection_dim=d, num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32,
-                         bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
-                         pad_token_id=vocab["<|endoftext|>"]),
-        geometry_encoder_config=Sam3GeometryEncoderConfig(hidden_size=d, num_layers=1, num_attention_heads=2,
-                                                          intermediate_size=64),
-        detr_encoder_config=Sam3DETREncoderConfig(hidden_size=d, num_layers=1, num_attention_heads=2,
-                                                  intermediate_size=64),
-        detr_decoder_config=Sam3DETRDecoderConfig(hidden_size=d, num_layers=1, num_queries=20, num_attention_heads=2,
-                                                  intermediate_size=64),
+            backbone_config=Sam3ViTConfig(
+                hidden_size=d,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=64,
+                window_size=24,
+                global_attn_indexes=[1],
+            ),
+            fpn_hidden_size=d,
+        ),
+        text_config=dict(
+            model_type="clip_text_model",
+            vocab_size=len(vocab),
+            hidden_size=d,
+            intermediate_size=64,
+            projection_dim=d,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=32,
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
+            pad_token_id=vocab["<|endoftext|>"],
+        ),
+        geometry_encoder_config=Sam3GeometryEncoderConfig(
+            hidden_size=d, num_layers=1, num_attention_heads=2, intermediate_size=64
+        ),
+        detr_encoder_config=Sam3DETREncoderConfig(
+            hidden_size=d, num_layers=1, num_attention_heads=2, intermediate_size=64
+        ),
+        detr_decoder_config=Sam3DETRDecoderConfig(
+            hidden_size=d, num_layers=1, num_queries=20, num_attention_heads=2, intermediate_size=64
+        ),
         mask_decoder_config=Sam3MaskDecoderConfig(hidden_size=d, num_attention_heads=2),
     )
     torch.manual_seed(0)
@@ -206,30 +347,43 @@ def build_tiny_sam3(out: str | Path) -> Path:
     return out
 
 
-
-
 def build_tiny_owlv2(out: str | Path) -> Path:
     """Tiny OWLv2 with the real CLIP BPE tokenizer (tests/fixtures/clip-bpe), 64×64 input, random weights."""
     import shutil
 
     import torch
-    from transformers import (CLIPTokenizer, Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor,
-                              Owlv2Processor)
+    from transformers import CLIPTokenizer, Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("vocab.json", "merges.txt"):
         shutil.copy(FIXTURES / "clip-bpe" / name, out / name)
     tokenizer = CLIPTokenizer(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"), model_max_length=16)
-    processor = Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": 64, "width": 64}),
-                               tokenizer=tokenizer)
+    processor = Owlv2Processor(
+        image_processor=Owlv2ImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer
+    )
     config = Owlv2Config(
-        text_config=dict(vocab_size=49408, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=49406, eos_token_id=49407,
-                         pad_token_id=0),
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=64, patch_size=16),
-        projection_dim=16)
+        text_config=dict(
+            vocab_size=49408,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=0,
+        ),
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=64,
+            patch_size=16,
+        ),
+        projection_dim=16,
+    )
     torch.manual_seed(0)
     Owlv2ForObjectDetection(config).eval().save_pretrained(out)
     processor.save_pretrained(out)
@@ -238,19 +392,32 @@ def build_tiny_owlv2(out: str | Path) -> Path:
 
 def build_tiny_sam_hq(out: str | Path) -> Path:
     import torch
-    from transformers import (SamHQConfig, SamHQModel, SamHQProcessor, SamImageProcessor)
-    from transformers.models.sam_hq.configuration_sam_hq import (SamHQMaskDecoderConfig, SamHQPromptEncoderConfig,
-                                                                 SamHQVisionConfig)
+    from transformers import SamHQConfig, SamHQModel, SamHQProcessor, SamImageProcessor
+    from transformers.models.sam_hq.configuration_sam_hq import (
+        SamHQMaskDecoderConfig,
+        SamHQPromptEncoderConfig,
+        SamHQVisionConfig,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     h = 32
     config = SamHQConfig(
-        vision_config=SamHQVisionConfig(hidden_size=h, output_channels=h, num_hidden_layers=2, num_attention_heads=2,
-                                        mlp_dim=64, global_attn_indexes=[1], window_size=4, num_pos_feats=h // 2),
+        vision_config=SamHQVisionConfig(
+            hidden_size=h,
+            output_channels=h,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            mlp_dim=64,
+            global_attn_indexes=[1],
+            window_size=4,
+            num_pos_feats=h // 2,
+        ),
         prompt_encoder_config=SamHQPromptEncoderConfig(hidden_size=h, mask_input_channels=8),
-        mask_decoder_config=SamHQMaskDecoderConfig(hidden_size=h, mlp_dim=64, num_attention_heads=4,
-                                                   iou_head_hidden_dim=32, vit_dim=h))
+        mask_decoder_config=SamHQMaskDecoderConfig(
+            hidden_size=h, mlp_dim=64, num_attention_heads=4, iou_head_hidden_dim=32, vit_dim=h
+        ),
+    )
     torch.manual_seed(0)
     SamHQModel(config).eval().save_pretrained(out)
     SamHQProcessor(image_processor=SamImageProcessor()).save_pretrained(out)

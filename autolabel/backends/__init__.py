@@ -32,26 +32,62 @@ class BackendSpec:
 BACKENDS: dict[str, BackendSpec] = {
     s.name: s
     for s in [
-        BackendSpec("mm_grounding_dino", "detector", "autolabel.backends.grounding_dino:MMGroundingDinoDetector",
-                    "iSEE-Laboratory/llmdet_tiny",
-                    "MM-Grounding-DINO / LLMDet (transformers MMGroundingDino*): like grounding_dino, stronger"),
-        BackendSpec("grounding_dino", "detector", "autolabel.backends.grounding_dino:GroundingDinoDetector",
-                    "IDEA-Research/grounding-dino-tiny",
-                    "Grounding DINO (transformers); all prompts in one caption per image, batched over images"),
-        BackendSpec("owlv2", "detector", "autolabel.backends.owlv2:Owlv2Detector",
-                    "google/owlv2-base-patch16-ensemble",
-                    "OWLv2 (transformers Owlv2ForObjectDetection): all prompts as queries in one pass, a score each"),
-        BackendSpec("florence2", "detector", "autolabel.backends.florence2:Florence2Detector",
-                    "florence-community/Florence-2-base",
-                    "Florence-2 (transformers); task ovd (one pass per prompt, exact mapping) or grounding; no scores"),
-        BackendSpec("sam3", "engine", "autolabel.backends.sam3:Sam3Engine", "facebook/sam3",
-                    "SAM 3 (transformers Sam3Model): text → instance masks in one model; vision pass once per image"),
-        BackendSpec("sam2", "segmenter", "autolabel.backends.sam2:Sam2Segmenter", "facebook/sam2.1-hiera-tiny",
-                    "SAM 2 / 2.1 (transformers Sam2Model); one embedding per image, all boxes in one call"),
-        BackendSpec("sam", "segmenter", "autolabel.backends.sam:SamSegmenter", "facebook/sam-vit-base",
-                    "SAM v1 (transformers SamModel); one embedding per image, all boxes in one call"),
-        BackendSpec("sam_hq", "segmenter", "autolabel.backends.sam_hq:SamHQSegmenter", "syscv-community/sam-hq-vit-base",
-                    "SAM-HQ (transformers SamHQModel): SAM with a high-quality output token; finer mask edges"),
+        BackendSpec(
+            "mm_grounding_dino",
+            "detector",
+            "autolabel.backends.grounding_dino:MMGroundingDinoDetector",
+            "iSEE-Laboratory/llmdet_tiny",
+            "MM-Grounding-DINO / LLMDet (transformers MMGroundingDino*): like grounding_dino, stronger",
+        ),
+        BackendSpec(
+            "grounding_dino",
+            "detector",
+            "autolabel.backends.grounding_dino:GroundingDinoDetector",
+            "IDEA-Research/grounding-dino-tiny",
+            "Grounding DINO (transformers); all prompts in one caption per image, batched over images",
+        ),
+        BackendSpec(
+            "owlv2",
+            "detector",
+            "autolabel.backends.owlv2:Owlv2Detector",
+            "google/owlv2-base-patch16-ensemble",
+            "OWLv2 (transformers Owlv2ForObjectDetection): all prompts as queries in one pass, a score each",
+        ),
+        BackendSpec(
+            "florence2",
+            "detector",
+            "autolabel.backends.florence2:Florence2Detector",
+            "florence-community/Florence-2-base",
+            "Florence-2 (transformers); task ovd (one pass per prompt, exact mapping) or grounding; no scores",
+        ),
+        BackendSpec(
+            "sam3",
+            "engine",
+            "autolabel.backends.sam3:Sam3Engine",
+            "facebook/sam3",
+            "SAM 3 (transformers Sam3Model): text → instance masks in one model; vision pass once per image",
+        ),
+        BackendSpec(
+            "sam2",
+            "segmenter",
+            "autolabel.backends.sam2:Sam2Segmenter",
+            "facebook/sam2.1-hiera-tiny",
+            "SAM 2 / 2.1 (transformers Sam2Model); one embedding per image, all boxes in one call",
+        ),
+        BackendSpec(
+            "sam",
+            "segmenter",
+            "autolabel.backends.sam:SamSegmenter",
+            "facebook/sam-vit-base",
+            "SAM v1 (transformers SamModel); one embedding per image, all boxes in one call",
+        ),
+        BackendSpec(
+            "sam_hq",
+            "segmenter",
+            "autolabel.backends.sam_hq:SamHQSegmenter",
+            "syscv-community/sam-hq-vit-base",
+            "SAM-HQ (transformers SamHQModel): SAM with a high-quality output token; finer mask edges",
+        ),
         BackendSpec("none", "segmenter", "", None, "no segmenter: a box-only dataset"),
     ]
 }
@@ -100,8 +136,10 @@ def get_spec(name: str, kind: str) -> BackendSpec:
     if spec is None or name not in valid:
         close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
         mean = f"did you mean '{close[0]}'? " if close else ""
-        raise UsageError(f"unknown {kind} backend '{name}'; {mean}valid: {', '.join(valid)}",
-                         hint="run `autolabel backends` to list them, or give a plugin as 'package.module:ClassName'")
+        raise UsageError(
+            f"unknown {kind} backend '{name}'; {mean}valid: {', '.join(valid)}",
+            hint="run `autolabel backends` to list them, or give a plugin as 'package.module:ClassName'",
+        )
     return spec
 
 
@@ -134,8 +172,10 @@ def _load_class(target: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise UsageError(f"cannot import backend module '{module_name}': {e}",
-                         hint="install autolabel with its model extras: pip install 'autolabel[models]'") from None
+        raise UsageError(
+            f"cannot import backend module '{module_name}': {e}",
+            hint="install autolabel with its model extras: pip install 'autolabel[models]'",
+        ) from None
     try:
         return getattr(module, cls_name)
     except AttributeError:

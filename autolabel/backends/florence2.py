@@ -14,14 +14,15 @@ Florence-2 gives no scores: confidence is None end to end, never a fake 1.0.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from autolabel.geometry import clip_xyxy
-from autolabel.types import normalize_prompt
 from autolabel.backends.base import ForwardStats, PromptBoxes
 from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
+from autolabel.geometry import clip_xyxy
+from autolabel.types import normalize_prompt
 
 DEFAULT_MODEL = "florence-community/Florence-2-base"
 TASKS = {"ovd": "<OPEN_VOCABULARY_DETECTION>", "grounding": "<CAPTION_TO_PHRASE_GROUNDING>"}
@@ -66,9 +67,15 @@ class Florence2Detector:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Florence2Detector:
         from transformers import AutoModelForImageTextToText
 
-        processor, model = load_processor_and_model(cfg.model or DEFAULT_MODEL, "detector", "florence2",
-                                                    AutoModelForImageTextToText.from_pretrained,
-                                                    "Florence2ForConditionalGeneration", device, dtype)
+        processor, model = load_processor_and_model(
+            cfg.model or DEFAULT_MODEL,
+            "detector",
+            "florence2",
+            AutoModelForImageTextToText.from_pretrained,
+            "Florence2ForConditionalGeneration",
+            device,
+            dtype,
+        )
         opts = {"task": "ovd", "max_new_tokens": 1024, **cfg.options}
         return cls(processor, model, device, dtype, opts["task"], int(opts["max_new_tokens"]))
 
@@ -79,9 +86,12 @@ class Florence2Detector:
         task = TASKS[self.task]
         enc = self.processor(text=[task + text] * len(images), images=list(images), return_tensors="pt")
         with torch.inference_mode(), self.stats.timed(self._sync):
-            ids = self.model.generate(input_ids=enc["input_ids"].to(self.device),
-                                      pixel_values=enc["pixel_values"].to(self.device, self.dtype),
-                                      max_new_tokens=self.max_new_tokens, **self.generate_kwargs)
+            ids = self.model.generate(
+                input_ids=enc["input_ids"].to(self.device),
+                pixel_values=enc["pixel_values"].to(self.device, self.dtype),
+                max_new_tokens=self.max_new_tokens,
+                **self.generate_kwargs,
+            )
         texts = self.processor.batch_decode(ids, skip_special_tokens=False)  # keep the <loc_*> tokens
         out = []
         for t, img in zip(texts, images):

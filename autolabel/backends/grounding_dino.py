@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from autolabel.geometry import clip_xyxy, cxcywh_norm_to_xyxy
 from autolabel.backends.base import ForwardStats, PromptBoxes
 from autolabel.backends.preprocess import FastInputs, ModelInputs
 from autolabel.backends.torch_utils import check_finite, load_processor_and_model, processor_device, sync_fn
+from autolabel.geometry import clip_xyxy, cxcywh_norm_to_xyxy
 
 DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
 
@@ -118,9 +119,15 @@ class GroundingDinoDetector:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> GroundingDinoDetector:
         from transformers import AutoModelForZeroShotObjectDetection
 
-        processor, model = load_processor_and_model(cfg.model or cls.DEFAULT_MODEL, "detector", cls.BACKEND,
-                                                    AutoModelForZeroShotObjectDetection.from_pretrained,
-                                                    cls.MODEL_CLASS, device, dtype)
+        processor, model = load_processor_and_model(
+            cfg.model or cls.DEFAULT_MODEL,
+            "detector",
+            cls.BACKEND,
+            AutoModelForZeroShotObjectDetection.from_pretrained,
+            cls.MODEL_CLASS,
+            device,
+            dtype,
+        )
         return cls(processor, model, device, dtype)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
@@ -130,8 +137,9 @@ class GroundingDinoDetector:
         try:
             self.captions(prompts)
         except ValueError as e:
-            raise UsageError(f"{self.BACKEND}: {e}", hint="shorten the prompt (or split it into several prompts "
-                             "of the same class)") from None
+            raise UsageError(
+                f"{self.BACKEND}: {e}", hint="shorten the prompt (or split it into several prompts of the same class)"
+            ) from None
 
     def captions(self, prompts: Sequence[str]) -> list[Caption]:
         key = tuple(prompts)
@@ -150,8 +158,9 @@ class GroundingDinoDetector:
         """images: RGB uint8 (H, W, 3). One forward per caption chunk for the whole batch of images."""
         return self.detect_prepared(self.prepare(images), [img.shape[:2] for img in images], prompts, min_score)
 
-    def detect_prepared(self, inputs: ModelInputs, shapes: Sequence[tuple[int, int]], prompts: Sequence[str],
-                        min_score: float) -> list[PromptBoxes]:
+    def detect_prepared(
+        self, inputs: ModelInputs, shapes: Sequence[tuple[int, int]], prompts: Sequence[str], min_score: float
+    ) -> list[PromptBoxes]:
         import torch
 
         captions = self.captions(prompts)
@@ -161,8 +170,13 @@ class GroundingDinoDetector:
         for cap in captions:
             ids = torch.tensor([cap.input_ids] * len(shapes), device=self.device)
             with torch.inference_mode(), self.stats.timed(self._sync):
-                out = self.model(pixel_values=pixel_values, pixel_mask=pixel_mask, input_ids=ids,
-                                 attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids))
+                out = self.model(
+                    pixel_values=pixel_values,
+                    pixel_mask=pixel_mask,
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    token_type_ids=torch.zeros_like(ids),
+                )
             probs = out.logits.float().sigmoid().cpu().numpy()
             boxes = out.pred_boxes.float().cpu().numpy()
             check_finite(self.BACKEND, boxes, probs)

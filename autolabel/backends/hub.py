@@ -79,17 +79,24 @@ def resolve_model(ref: str, role: str, option: str) -> tuple[str, bool]:
     if os.path.exists(expanded):
         return str(Path(expanded).resolve()), True
     if looks_like_path(ref):
-        raise ModelLoadError(f"{role} model path '{ref}' does not exist",
-                             hint=f"check the path, or use a hub id such as the default; set it with `{option}`")
+        raise ModelLoadError(
+            f"{role} model path '{ref}' does not exist",
+            hint=f"check the path, or use a hub id such as the default; set it with `{option}`",
+        )
     cached = _cached_snapshot(ref)
     if cached is not None:
         return cached, True
     if _offline():
-        raise ModelLoadError(f"{role} model '{ref}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
-                             hint=_hint(role, ref, option))
+        raise ModelLoadError(
+            f"{role} model '{ref}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
+            hint=_hint(role, ref, option),
+        )
     if not _hub_reachable():
-        raise ModelLoadError(f"{role} model '{ref}' cannot be downloaded: the Hugging Face hub is unreachable "
-                             "and the model is not in the local cache", hint=_hint(role, ref, option))
+        raise ModelLoadError(
+            f"{role} model '{ref}' cannot be downloaded: the Hugging Face hub is unreachable "
+            "and the model is not in the local cache",
+            hint=_hint(role, ref, option),
+        )
     return ref, False
 
 
@@ -135,8 +142,12 @@ def model_identity(ref: str) -> str:
 def wrap_load_error(role: str, ref: str, option: str, exc: BaseException) -> ModelLoadError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if os.path.exists(os.path.expanduser(ref)) or looks_like_path(ref):  # no `hf download <local path>` advice
-        return ModelLoadError(f"could not load {role} model '{ref}': {first}",
-                              hint=f"point {option} at a directory saved by transformers (`save_pretrained`) that "
-                                   f"holds a {role} checkpoint of the backend's family (see `autolabel backends`)")
-    return ModelLoadError(f"could not load {role} model '{ref}': {first}",
-                          hint=f"is it a {role} checkpoint saved by transformers? " + _hint(role, ref, option))
+        return ModelLoadError(
+            f"could not load {role} model '{ref}': {first}",
+            hint=f"point {option} at a directory saved by transformers (`save_pretrained`) that "
+            f"holds a {role} checkpoint of the backend's family (see `autolabel backends`)",
+        )
+    return ModelLoadError(
+        f"could not load {role} model '{ref}': {first}",
+        hint=f"is it a {role} checkpoint saved by transformers? " + _hint(role, ref, option),
+    )

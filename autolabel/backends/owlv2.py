@@ -5,13 +5,14 @@ per batch of images scores every predicted box against every query. Each box goe
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from autolabel.geometry import clip_xyxy
 from autolabel.backends.base import ForwardStats, PromptBoxes
 from autolabel.backends.torch_utils import check_finite, load_processor_and_model, sync_fn
+from autolabel.geometry import clip_xyxy
 
 DEFAULT_MODEL = "google/owlv2-base-patch16-ensemble"
 
@@ -42,9 +43,15 @@ class Owlv2Detector:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Owlv2Detector:
         from transformers import Owlv2ForObjectDetection
 
-        processor, model = load_processor_and_model(cfg.model or DEFAULT_MODEL, "detector", "owlv2",
-                                                    Owlv2ForObjectDetection.from_pretrained, "Owlv2ForObjectDetection",
-                                                    device, dtype)
+        processor, model = load_processor_and_model(
+            cfg.model or DEFAULT_MODEL,
+            "detector",
+            "owlv2",
+            Owlv2ForObjectDetection.from_pretrained,
+            "Owlv2ForObjectDetection",
+            device,
+            dtype,
+        )
         return cls(processor, model, device, dtype)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
@@ -55,8 +62,10 @@ class Owlv2Detector:
         for p in prompts:
             n = len(self.processor.tokenizer(p)["input_ids"])
             if n > limit:
-                raise UsageError(f"owlv2: prompt '{p}' is {n} tokens; the text encoder takes at most {limit}",
-                                 hint="shorten the prompt")
+                raise UsageError(
+                    f"owlv2: prompt '{p}' is {n} tokens; the text encoder takes at most {limit}",
+                    hint="shorten the prompt",
+                )
 
     def _text_inputs(self, prompts: Sequence[str], n_images: int) -> tuple[Any, Any]:
         key = tuple(prompts)
@@ -84,6 +93,11 @@ class Owlv2Detector:
         for b, img in enumerate(images):
             h, w = img.shape[:2]
             keep = scores[b] >= min_score
-            result.append(PromptBoxes(owl_boxes_to_xyxy(boxes[b][keep], w, h), scores[b][keep].astype(np.float64),
-                                      labels[b][keep].astype(np.int64)))
+            result.append(
+                PromptBoxes(
+                    owl_boxes_to_xyxy(boxes[b][keep], w, h),
+                    scores[b][keep].astype(np.float64),
+                    labels[b][keep].astype(np.int64),
+                )
+            )
         return result

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,10 +70,16 @@ class FastInputs:
     @staticmethod
     def supports(image_processor: Any) -> bool:
         ip = image_processor
-        return (callable(getattr(ip, "resize", None)) and getattr(ip, "do_resize", False)
-                and getattr(ip, "do_normalize", False) and getattr(ip, "do_rescale", False)
-                and not getattr(ip, "do_center_crop", False) and getattr(ip, "size", None) is not None
-                and type(ip).__module__.startswith("transformers.") and hasattr(ip, "image_mean"))
+        return (
+            callable(getattr(ip, "resize", None))
+            and getattr(ip, "do_resize", False)
+            and getattr(ip, "do_normalize", False)
+            and getattr(ip, "do_rescale", False)
+            and not getattr(ip, "do_center_crop", False)
+            and getattr(ip, "size", None) is not None
+            and type(ip).__module__.startswith("transformers.")
+            and hasattr(ip, "image_mean")
+        )
 
     @classmethod
     def for_processor(cls, image_processor: Any, device: str, enabled: bool = True) -> FastInputs | None:
@@ -85,14 +92,23 @@ class FastInputs:
 
         if self._mean_std is None:
             ip = self.ip
-            self._mean_std = (torch.tensor(ip.image_mean, device=self.device) * (1.0 / ip.rescale_factor),
-                              torch.tensor(ip.image_std, device=self.device) * (1.0 / ip.rescale_factor))
+            self._mean_std = (
+                torch.tensor(ip.image_mean, device=self.device) * (1.0 / ip.rescale_factor),
+                torch.tensor(ip.image_std, device=self.device) * (1.0 / ip.rescale_factor),
+            )
         return self._mean_std
 
     def __call__(self, images: Sequence[np.ndarray]) -> ModelInputs:
         import torch
-        resized = [self.ip.resize(torch.from_numpy(np.ascontiguousarray(img)).to(self.device).permute(2, 0, 1),
-                                  size=self.ip.size, resample=self.ip.resample) for img in images]
+
+        resized = [
+            self.ip.resize(
+                torch.from_numpy(np.ascontiguousarray(img)).to(self.device).permute(2, 0, 1),
+                size=self.ip.size,
+                resample=self.ip.resample,
+            )
+            for img in images
+        ]
         sizes = [(int(r.shape[-2]), int(r.shape[-1])) for r in resized]
         pad = bool(getattr(self.ip, "do_pad", False))
         height, width = (max(s[0] for s in sizes), max(s[1] for s in sizes)) if pad else sizes[0]

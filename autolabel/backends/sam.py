@@ -55,4 +55,5 @@ class SamSegmenter(Sam2Segmenter):
     def post_process(self, part: Any, height: int, width: int) -> Any:
         reshaped = list(resize_longest_side(height, width, self._longest()))
         return self.processor.image_processor.post_process_masks(
-            part, [[height, width]], [reshaped], mask_threshold=self.mask_threshold, binarize=True)[0]
+            part, [[height, width]], [reshaped], mask_threshold=self.mask_threshold, binarize=True
+        )[0]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from autolabel.types import RleMasks
 from autolabel.backends.base import ForwardStats
 from autolabel.backends.preprocess import FastInputs, ModelInputs
 from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
 from autolabel.backends.upsample import UPSAMPLE_CHUNK, logits_to_rles
+from autolabel.types import RleMasks
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 
@@ -23,8 +24,9 @@ class Sam2Segmenter:
     BACKEND = "sam2"
     FAST_INPUTS = True  # resize/normalise written into one batch tensor (bit-identical to the processor)
 
-    def __init__(self, processor: Any, model: Any, device: str, dtype: Any, multimask: bool,
-                 mask_threshold: float) -> None:
+    def __init__(
+        self, processor: Any, model: Any, device: str, dtype: Any, multimask: bool, mask_threshold: float
+    ) -> None:
         self.processor = processor
         self.model = model
         self.device = device
@@ -39,17 +41,24 @@ class Sam2Segmenter:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam2Segmenter:
         from transformers import AutoModelForMaskGeneration
 
-        processor, model = load_processor_and_model(cfg.model or cls.DEFAULT_MODEL, "segmenter", cls.BACKEND,
-                                                    AutoModelForMaskGeneration.from_pretrained, cls.MODEL_CLASS,
-                                                    device, dtype)
+        processor, model = load_processor_and_model(
+            cfg.model or cls.DEFAULT_MODEL,
+            "segmenter",
+            cls.BACKEND,
+            AutoModelForMaskGeneration.from_pretrained,
+            cls.MODEL_CLASS,
+            device,
+            dtype,
+        )
         return cls(processor, model, device, dtype, cfg.multimask, cfg.mask_threshold)
 
     def prepare(self, images: Sequence[np.ndarray]) -> ModelInputs:
         """The batch's pixel values (CPU side of the pipeline; on a GPU the resize runs there)."""
         if self._fast is not None:
             return self._fast(images)
-        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt",
-                                                      **self.preprocess_kwargs())["pixel_values"]
+        pixel_values = self.processor.image_processor(
+            images=list(images), return_tensors="pt", **self.preprocess_kwargs()
+        )["pixel_values"]
         return ModelInputs(pixel_values)
 
     def embed(self, images: Sequence[np.ndarray]) -> Any:
@@ -100,8 +109,9 @@ class Sam2Segmenter:
     def post_process(self, part: Any, height: int, width: int) -> Any:
         """(1, n, 1, h, w) low-res logits → (n, 1, H, W) bool at the original size: transformers' own
         post-processing (the reference `finish` is tested against)."""
-        return self.processor.post_process_masks(part, [[height, width]], mask_threshold=self.mask_threshold,
-                                                 binarize=True)[0]
+        return self.processor.post_process_masks(
+            part, [[height, width]], mask_threshold=self.mask_threshold, binarize=True
+        )[0]
 
     def image_frame(self, part: Any, height: int, width: int) -> Any:
         """(n, 1, h, w) low-res logits → (n, h', w') logits whose frame is the whole image (SAM 2's
@@ -125,8 +135,9 @@ class Sam2Segmenter:
             rles += logits_to_rles(frame, height, width, self.mask_threshold)
         return RleMasks(rles, height, width)
 
-    def segment_raw(self, inputs: ModelInputs, shapes: Sequence[tuple[int, int]],
-                    boxes: Sequence[np.ndarray]) -> list[Any]:
+    def segment_raw(
+        self, inputs: ModelInputs, shapes: Sequence[tuple[int, int]], boxes: Sequence[np.ndarray]
+    ) -> list[Any]:
         """Embeds only images that have boxes, in one batch; then one decoder call per image →
         low-res logits per image (None without boxes)."""
         out: list[Any] = [None] * len(shapes)

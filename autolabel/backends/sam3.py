@@ -7,15 +7,16 @@ probabilities straight to full-size RLE, upsampled only around each mask (`insta
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from autolabel.geometry import clip_xyxy
-from autolabel.types import RleMasks
 from autolabel.backends.base import ForwardStats, PromptBoxes
 from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
 from autolabel.backends.upsample import UPSAMPLE_CHUNK, logits_to_rles
+from autolabel.geometry import clip_xyxy
+from autolabel.types import RleMasks
 
 DEFAULT_MODEL = "facebook/sam3"
 MASK_PROBABILITY = 0.5
@@ -59,8 +60,9 @@ class Sam3Engine:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam3Engine:
         from transformers import AutoModel
 
-        processor, model = load_processor_and_model(cfg.model or DEFAULT_MODEL, "detector", "sam3",
-                                                    AutoModel.from_pretrained, "Sam3Model", device, dtype)
+        processor, model = load_processor_and_model(
+            cfg.model or DEFAULT_MODEL, "detector", "sam3", AutoModel.from_pretrained, "Sam3Model", device, dtype
+        )
         return cls(processor, model, device, dtype)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
@@ -71,8 +73,10 @@ class Sam3Engine:
         for p in prompts:
             n = len(self.processor.tokenizer(p)["input_ids"])
             if n > limit:
-                raise UsageError(f"sam3: prompt '{p}' is {n} tokens; the text encoder takes at most {limit}",
-                                 hint="shorten the prompt")
+                raise UsageError(
+                    f"sam3: prompt '{p}' is {n} tokens; the text encoder takes at most {limit}",
+                    hint="shorten the prompt",
+                )
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         import torch
@@ -85,8 +89,11 @@ class Sam3Engine:
         for k, prompt in enumerate(prompts):
             text = self.processor(text=[prompt] * len(images), return_tensors="pt")
             with torch.inference_mode(), self.stats.timed(self._sync):
-                out = self.model(vision_embeds=vision, input_ids=text["input_ids"].to(self.device),
-                                 attention_mask=text["attention_mask"].to(self.device))
+                out = self.model(
+                    vision_embeds=vision,
+                    input_ids=text["input_ids"].to(self.device),
+                    attention_mask=text["attention_mask"].to(self.device),
+                )
             for b, r in enumerate(instances(out, min_score, sizes)):
                 parts[b].append((*r, k))
         out_boxes = []

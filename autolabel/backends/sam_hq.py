@@ -28,5 +28,8 @@ class SamHQSegmenter(SamSegmenter):
 
     def decoder_inputs(self, emb_j: Any) -> dict[str, Any]:
         image_embeddings, intermediate = emb_j
-        return {"image_embeddings": image_embeddings, "intermediate_embeddings": intermediate,
-                "hq_token_only": getattr(self, "hq_token_only", False)}
+        return {
+            "image_embeddings": image_embeddings,
+            "intermediate_embeddings": intermediate,
+            "hq_token_only": getattr(self, "hq_token_only", False),
+        }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from autolabel.errors import UsageError
 from autolabel.backends.hub import resolve_model, wrap_load_error
+from autolabel.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -24,8 +25,10 @@ def resolve_device(device: str) -> str:
             return "mps"
         return "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device '{device}' requested but CUDA is not available",
-                         hint="use --device cpu (or auto), or install a CUDA build of torch")
+        raise UsageError(
+            f"device '{device}' requested but CUDA is not available",
+            hint="use --device cpu (or auto), or install a CUDA build of torch",
+        )
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UsageError("device 'mps' requested but it is not available", hint="use --device cpu (or auto)")
     return device
@@ -43,8 +46,10 @@ def resolve_dtype(precision: str, device: str) -> Any:
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if precision in ("fp16", "bf16") and not device.startswith("cuda"):
-        raise UsageError(f"precision {precision} needs a CUDA GPU; the device is '{device}'",
-                         hint="use --precision fp32 (or auto) on CPU/MPS")
+        raise UsageError(
+            f"precision {precision} needs a CUDA GPU; the device is '{device}'",
+            hint="use --precision fp32 (or auto) on CPU/MPS",
+        )
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
@@ -57,9 +62,10 @@ def load_pretrained(ref: str, role: str, option: str, loaders: list[Callable[[st
         raise ModelLoadError(
             f"{role} model '{ref}' is a raw PyTorch checkpoint; autolabel loads transformers model directories",
             hint="for Meta's official SAM 2 .pt files, convert once with transformers' "
-                 "src/transformers/models/sam2/convert_sam2_to_hf.py (--checkpoint_path FILE --model_name "
-                 "sam2.1_hiera_tiny --pytorch_dump_folder_path DIR) and pass DIR, or use the equivalent hub id "
-                 "facebook/sam2.1-hiera-tiny (also -small, -base-plus, -large)")
+            "src/transformers/models/sam2/convert_sam2_to_hf.py (--checkpoint_path FILE --model_name "
+            "sam2.1_hiera_tiny --pytorch_dump_folder_path DIR) and pass DIR, or use the equivalent hub id "
+            "facebook/sam2.1-hiera-tiny (also -small, -base-plus, -large)",
+        )
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress bar is the one the user watches
@@ -87,8 +93,10 @@ def check_finite(backend: str, *arrays: Any) -> None:
         if a is not None and not np.isfinite(np.asarray(a)).all():
             from autolabel.errors import NonFiniteError
 
-            raise NonFiniteError(f"{backend}: the model produced non-finite values (inf/NaN) in this precision",
-                                 hint="rerun with --precision fp32 (finished images are kept)")
+            raise NonFiniteError(
+                f"{backend}: the model produced non-finite values (inf/NaN) in this precision",
+                hint="rerun with --precision fp32 (finished images are kept)",
+            )
 
 
 def sync_fn(device: str) -> Callable[[], None] | None:
@@ -106,12 +114,21 @@ def check_model_class(model: Any, expected: str, ref: str, role: str, backend: s
 
     got = type(model).__name__
     if got != expected:
-        raise ModelLoadError(f"{role} model '{ref}' is a {got}, but backend '{backend}' needs a {expected}",
-                             hint="pick the backend that matches the checkpoint (see `autolabel backends`)")
+        raise ModelLoadError(
+            f"{role} model '{ref}' is a {got}, but backend '{backend}' needs a {expected}",
+            hint="pick the backend that matches the checkpoint (see `autolabel backends`)",
+        )
 
 
-def load_processor_and_model(ref: str, role: str, backend: str, model_loader: Callable[[str], Any],
-                             expected_class: str | None, device: str, dtype: Any) -> tuple[Any, Any]:
+def load_processor_and_model(
+    ref: str,
+    role: str,
+    backend: str,
+    model_loader: Callable[[str], Any],
+    expected_class: str | None,
+    device: str,
+    dtype: Any,
+) -> tuple[Any, Any]:
     """AutoProcessor + model from a hub id or local directory, checked for its family, on device, in eval."""
     from transformers import AutoProcessor
 

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Turn a folder of unlabeled images into an instance-segmentation dataset.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Turn a folder of unlabeled images into an instance-segmentation dataset.",
+)
 
 EXIT_SKIPPED = 3
 EXIT_INTERRUPTED = 130
@@ -51,14 +57,19 @@ class Precision(str, Enum):
     fp16 = "fp16"
     bf16 = "bf16"
 
+
 # Export options shared by `label` and `export` (typer reads these as parameter defaults).
 FORMATS_OPT = typer.Option("coco,yolo,fiftyone", "--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone.")
 COCO_MASKS_OPT = typer.Option(CocoMasks.polygon, help="COCO segmentation as polygons or compressed RLE.")
 SPLIT_OPT = typer.Option("0.8,0.2", help="YOLO train,val[,test] fractions (seeded, reproducible).")
 SEED_OPT = typer.Option(0, help="Seed of the YOLO split.")
 MEDIA_OPT = typer.Option(Media.symlink, help="How YOLO images/ refer to the source images.")
-MULTIPART_OPT = typer.Option(Multipart.merge, help="YOLO: bridge a multi-part mask into one polygon, or keep the largest part.")
-DATASET_NAME_OPT = typer.Option(None, help="FiftyOne dataset name [default: autolabel-<run dir name>-<hash of its path>].")
+MULTIPART_OPT = typer.Option(
+    Multipart.merge, help="YOLO: bridge a multi-part mask into one polygon, or keep the largest part."
+)
+DATASET_NAME_OPT = typer.Option(
+    None, help="FiftyOne dataset name [default: autolabel-<run dir name>-<hash of its path>]."
+)
 FIFTYONE_DIR_OPT = typer.Option(None, help="Also write the FiftyOne dataset to this directory.")
 
 
@@ -85,12 +96,15 @@ def _guard(fn: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         typer.echo("interrupted: rerun the same command to resume (finished images are kept)", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as e:  # noqa: BLE001 - the one boundary
+    except Exception as e:
         if os.environ.get("AUTOLABEL_DEBUG"):
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        _fail(f"unexpected {type(e).__name__}: {first}",
-              "set AUTOLABEL_DEBUG=1 for the traceback; finished images are kept (a rerun resumes)", 1)
+        _fail(
+            f"unexpected {type(e).__name__}: {first}",
+            "set AUTOLABEL_DEBUG=1 for the traceback; finished images are kept (a rerun resumes)",
+            1,
+        )
 
 
 def _version(value: bool) -> None:
@@ -102,8 +116,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Show the version and exit.")) -> None:
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
     """Turn a folder of unlabeled images into an instance-segmentation dataset."""
 
 
@@ -111,32 +128,57 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 def label(
     ontology: Path = typer.Argument(..., help="Ontology YAML (prompts → classes, models, thresholds)."),
     input_dir: Path = typer.Argument(..., help="Folder of images (searched recursively), or one image file."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory [default: runs/<input name>-<hash of its path>]."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Run directory [default: runs/<input name>-<hash of its path>]."
+    ),
     formats: str = FORMATS_OPT,
     coco_masks: CocoMasks = COCO_MASKS_OPT,
     split: str = SPLIT_OPT,
     seed: int = SEED_OPT,
     media: Media = MEDIA_OPT,
     multipart: Multipart = MULTIPART_OPT,
-    dataset_name: Optional[str] = DATASET_NAME_OPT,
-    fiftyone_dir: Optional[Path] = FIFTYONE_DIR_OPT,
+    dataset_name: str | None = DATASET_NAME_OPT,
+    fiftyone_dir: Path | None = FIFTYONE_DIR_OPT,
     batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per detector forward pass."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Label only the first N images (sorted by path) for a quick look."),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Label only the first N images (sorted by path) for a quick look."
+    ),
     device: Device = typer.Option(Device.auto, help="auto picks cuda, then mps, then cpu."),
-    precision: Precision = typer.Option(Precision.auto, help="fp16/bf16 only on CUDA; auto = bf16 where the GPU supports it, else fp16; fp32 on CPU."),
-    detector: Optional[str] = typer.Option(None, help="Detector backend (see `autolabel backends`)."),
-    detector_model: Optional[str] = typer.Option(None, help="Detector hub id, local directory or checkpoint."),
-    segmenter: Optional[str] = typer.Option(None, help="Segmenter backend, or 'none' for boxes only."),
-    segmenter_model: Optional[str] = typer.Option(None, help="Segmenter hub id, local directory or checkpoint."),
-    box_threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Override detector.box_threshold (a decision: no relabel)."),
-    tile: Optional[int] = typer.Option(None, "--tile", min=32, help="Also detect on overlapping tiles of this size (small objects); see detector.tiling."),
-    max_image_pixels: Optional[int] = typer.Option(None, help="Decompression-bomb limit in pixels [default: Pillow's, ~179 MP]."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Discard a previous run in OUTPUT made from another folder or with other inference settings."),
+    precision: Precision = typer.Option(
+        Precision.auto, help="fp16/bf16 only on CUDA; auto = bf16 where the GPU supports it, else fp16; fp32 on CPU."
+    ),
+    detector: str | None = typer.Option(None, help="Detector backend (see `autolabel backends`)."),
+    detector_model: str | None = typer.Option(None, help="Detector hub id, local directory or checkpoint."),
+    segmenter: str | None = typer.Option(None, help="Segmenter backend, or 'none' for boxes only."),
+    segmenter_model: str | None = typer.Option(None, help="Segmenter hub id, local directory or checkpoint."),
+    box_threshold: float | None = typer.Option(
+        None, min=0.0, max=1.0, help="Override detector.box_threshold (a decision: no relabel)."
+    ),
+    tile: int | None = typer.Option(
+        None,
+        "--tile",
+        min=32,
+        help="Also detect on overlapping tiles of this size (small objects); see detector.tiling.",
+    ),
+    max_image_pixels: int | None = typer.Option(
+        None, help="Decompression-bomb limit in pixels [default: Pillow's, ~179 MP]."
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Discard a previous run in OUTPUT made from another folder or with other inference settings.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
-    ray: bool = typer.Option(False, "--ray", help="Run inference as a Ray Data pipeline (every GPU of the machine, or a cluster)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="--ray: model replicas [default: the GPUs Ray sees, 1 without GPUs]."),
+    ray: bool = typer.Option(
+        False, "--ray", help="Run inference as a Ray Data pipeline (every GPU of the machine, or a cluster)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="--ray: model replicas [default: the GPUs Ray sees, 1 without GPUs]."
+    ),
     gpus_per_worker: float = typer.Option(1.0, "--gpus-per-worker", min=0.0, help="--ray: GPUs per replica."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--ray: join this cluster [default: RAY_ADDRESS, else a local Ray]."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="--ray: join this cluster [default: RAY_ADDRESS, else a local Ray]."
+    ),
 ) -> None:
     """Label every image under INPUT_DIR with the ONTOLOGY and write the exports. Reruns resume."""
 
@@ -144,12 +186,11 @@ def label(
         import signal
 
         from autolabel.api import default_output, label_folder
-        from autolabel.run.settings import RunSettings
-        from autolabel.export import parse_formats
-        from autolabel.run.settings import RayOptions
-        from autolabel.images import DEFAULT_MAX_IMAGE_PIXELS
-        from autolabel.config.ontology import load_ontology
         from autolabel.cli.progress import RichProgress, print_summary
+        from autolabel.config.ontology import load_ontology
+        from autolabel.export import parse_formats
+        from autolabel.images import DEFAULT_MAX_IMAGE_PIXELS
+        from autolabel.run.settings import RayOptions, RunSettings
 
         def _terminate(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt  # SIGTERM (a scheduler's stop) ends the run as cleanly as Ctrl-C
@@ -168,13 +209,26 @@ def label(
             base = ont.detector.tiling or TilingConfig()
             ont = _replace(ont, detector=_replace(ont.detector, tiling=_replace(base, tile=tile)))
         out = output if output is not None else default_output(input_dir)
-        settings = RunSettings(batch_size=batch_size, device=device.value, precision=precision.value,
-                               overwrite=overwrite, max_image_pixels=max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS,
-                               limit=limit, ray=RayOptions(ray_address, workers, gpus_per_worker) if ray else None)
+        settings = RunSettings(
+            batch_size=batch_size,
+            device=device.value,
+            precision=precision.value,
+            overwrite=overwrite,
+            max_image_pixels=max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS,
+            limit=limit,
+            ray=RayOptions(ray_address, workers, gpus_per_worker) if ray else None,
+        )
         opts = _export_options(coco_masks, None, split, seed, media, multipart, dataset_name, fiftyone_dir)
-        summary, written = label_folder(ont, input_dir, out, fmts, settings, opts,
-                                        progress=None if quiet else RichProgress(),
-                                        export_progress=None if quiet else RichProgress("export"))
+        summary, written = label_folder(
+            ont,
+            input_dir,
+            out,
+            fmts,
+            settings,
+            opts,
+            progress=None if quiet else RichProgress(),
+            export_progress=None if quiet else RichProgress("export"),
+        )
         if not quiet:
             print_summary(summary, written, out)
         if summary.interrupted:
@@ -198,42 +252,73 @@ def validate(ontology: Path = typer.Argument(..., help="Ontology YAML to check."
         typer.echo(f"{ontology}: ok — {len(ont.prompts)} prompts → {len(ont.classes)} classes")
         for cid, name in enumerate(ont.classes):
             prompts = [p for p, c in zip(ont.prompts, ont.prompt_class) if c == cid]
-            typer.echo(f"  {cid}: {name} ← {', '.join(repr(p) for p in prompts)} "
-                       f"(box_threshold {ont.box_threshold_of_class(cid)})")
+            typer.echo(
+                f"  {cid}: {name} ← {', '.join(repr(p) for p in prompts)} "
+                f"(box_threshold {ont.box_threshold_of_class(cid)})"
+            )
         if ont.negatives:
             typer.echo(f"  negatives (detected, never exported): {', '.join(repr(p) for p in ont.negatives)}")
-        typer.echo(f"  detector: {ont.detector.backend} ({ont.detector.model or 'default model'}); "
-                   f"segmenter: {ont.segmenter.backend} ({ont.segmenter.model or 'default model'})")
+        typer.echo(
+            f"  detector: {ont.detector.backend} ({ont.detector.model or 'default model'}); "
+            f"segmenter: {ont.segmenter.backend} ({ont.segmenter.model or 'default model'})"
+        )
 
     _guard(run)
 
 
-def _export_options(coco_masks: CocoMasks, polygon_tolerance: float | None, split: str, seed: int, media: Media,
-                    multipart: Multipart, dataset_name: str | None, fiftyone_dir: Path | None) -> Any:
+def _export_options(
+    coco_masks: CocoMasks,
+    polygon_tolerance: float | None,
+    split: str,
+    seed: int,
+    media: Media,
+    multipart: Multipart,
+    dataset_name: str | None,
+    fiftyone_dir: Path | None,
+) -> Any:
     from autolabel.export import ExportOptions
     from autolabel.export.yolo import YoloOptions, parse_split
 
     yolo = YoloOptions(split=parse_split(split), seed=seed, media=media.value, multipart=multipart.value)
-    return ExportOptions(coco_masks=coco_masks.value, polygon_tolerance=polygon_tolerance, yolo=yolo,
-                         dataset_name=dataset_name, fiftyone_dir=str(fiftyone_dir) if fiftyone_dir else None)
+    return ExportOptions(
+        coco_masks=coco_masks.value,
+        polygon_tolerance=polygon_tolerance,
+        yolo=yolo,
+        dataset_name=dataset_name,
+        fiftyone_dir=str(fiftyone_dir) if fiftyone_dir else None,
+    )
 
 
 @app.command()
 def export(
-    run_dir: Optional[Path] = typer.Argument(None, help="Output directory of an `autolabel label` run."),
+    run_dir: Path | None = typer.Argument(None, help="Output directory of an `autolabel label` run."),
     formats: str = FORMATS_OPT,
     coco_masks: CocoMasks = COCO_MASKS_OPT,
-    polygon_tolerance: Optional[float] = typer.Option(None, min=0.0, help="Polygon simplification in pixels [default: the run's masks.polygon_tolerance]."),
+    polygon_tolerance: float | None = typer.Option(
+        None, min=0.0, help="Polygon simplification in pixels [default: the run's masks.polygon_tolerance]."
+    ),
     split: str = SPLIT_OPT,
     seed: int = SEED_OPT,
     media: Media = MEDIA_OPT,
     multipart: Multipart = MULTIPART_OPT,
-    dataset_name: Optional[str] = DATASET_NAME_OPT,
-    fiftyone_dir: Optional[Path] = FIFTYONE_DIR_OPT,
-    from_fiftyone: Optional[str] = typer.Option(None, "--from-fiftyone", help="Write corrected COCO/YOLO from this reviewed FiftyOne dataset (items tagged 'reject' left out)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --from-fiftyone: where to write [default: RUN_DIR/corrected]."),
-    box_threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Every class's box threshold for this export [default: the run's]."),
-    thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="YAML of per-class box thresholds (`classes: {name: {box_threshold: x}}`, as `autolabel tune` writes)."),
+    dataset_name: str | None = DATASET_NAME_OPT,
+    fiftyone_dir: Path | None = FIFTYONE_DIR_OPT,
+    from_fiftyone: str | None = typer.Option(
+        None,
+        "--from-fiftyone",
+        help="Write corrected COCO/YOLO from this reviewed FiftyOne dataset (items tagged 'reject' left out).",
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="With --from-fiftyone: where to write [default: RUN_DIR/corrected]."
+    ),
+    box_threshold: float | None = typer.Option(
+        None, min=0.0, max=1.0, help="Every class's box threshold for this export [default: the run's]."
+    ),
+    thresholds: Path | None = typer.Option(
+        None,
+        "--thresholds",
+        help="YAML of per-class box thresholds (`classes: {name: {box_threshold: x}}`, as `autolabel tune` writes).",
+    ),
 ) -> None:
     """Write exports again from a run's store with the decisions applied (no model loaded), or corrected
     ones from a reviewed dataset."""
@@ -241,14 +326,15 @@ def export(
     def run() -> None:
         from dataclasses import replace
 
+        from autolabel.config.thresholds import load_thresholds
         from autolabel.errors import UsageError
         from autolabel.export import export_run, parse_formats
-        from autolabel.config.thresholds import load_thresholds
 
         fmts = parse_formats(formats)
         opts = _export_options(coco_masks, polygon_tolerance, split, seed, media, multipart, dataset_name, fiftyone_dir)
-        opts = replace(opts, box_threshold=box_threshold,
-                       class_thresholds=load_thresholds(thresholds) if thresholds else None)
+        opts = replace(
+            opts, box_threshold=box_threshold, class_thresholds=load_thresholds(thresholds) if thresholds else None
+        )
         if from_fiftyone:
             from autolabel.quality.review import export_from_dataset
 

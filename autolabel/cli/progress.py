@@ -17,8 +17,14 @@ class RichProgress(Progress):
 
     def start(self, total: int, already_done: int, description: str | None = None) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         class Rate(TextColumn):
             def render(self, task: Any) -> Any:  # images/s over the images done in this session
@@ -27,9 +33,17 @@ class RichProgress(Progress):
                 speed = task.finished_speed or task.speed
                 return Text(f"{speed:.2f} img/s" if speed else "– img/s")
 
-        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             Rate(""), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                             console=Console(stderr=True), transient=False)
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            Rate(""),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
         self._bar.start()
         self._task = self._bar.add_task(description or self.description, total=total, completed=already_done)
 
@@ -54,10 +68,12 @@ def print_decisions(c: DecisionCounts, objects_per_class: dict[str, int]) -> Non
     for name, n in objects_per_class.items():
         t.add_row(name, str(n))
     con.print(t)
-    con.print(f"decisions: {c.candidates} candidates → {c.kept} kept; dropped {c.below_threshold} below class "
-              f"threshold, {c.nms_removed} by class-wise NMS, {c.dedup_removed} cross-class duplicates, "
-              f"{c.negative_suppressed} by negative prompts ({c.negatives_detected} negatives detected), "
-              f"{c.bad_size} bad-size boxes, {c.empty_masks} empty masks, {c.over_max} over max")
+    con.print(
+        f"decisions: {c.candidates} candidates → {c.kept} kept; dropped {c.below_threshold} below class "
+        f"threshold, {c.nms_removed} by class-wise NMS, {c.dedup_removed} cross-class duplicates, "
+        f"{c.negative_suppressed} by negative prompts ({c.negatives_detected} negatives detected), "
+        f"{c.bad_size} bad-size boxes, {c.empty_masks} empty masks, {c.over_max} over max"
+    )
 
 
 def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = None) -> None:
@@ -66,9 +82,11 @@ def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = N
     con = Console(stderr=True, soft_wrap=True)
     state = "interrupted" if summary.interrupted else "done"
     changed = f", {summary.changed} changed since (relabeled)" if summary.changed else ""
-    con.print(f"[bold]{state}[/]: {summary.images_total} images, {summary.processed} labeled now, "
-              f"{summary.already_done} already done{changed}, {len(summary.skipped)} skipped "
-              f"in {summary.wall_seconds:.1f}s" + (f" → {run_dir}" if run_dir is not None else ""))
+    con.print(
+        f"[bold]{state}[/]: {summary.images_total} images, {summary.processed} labeled now, "
+        f"{summary.already_done} already done{changed}, {len(summary.skipped)} skipped "
+        f"in {summary.wall_seconds:.1f}s" + (f" → {run_dir}" if run_dir is not None else "")
+    )
     if exports:
         print_decisions(summary.decisions, summary.objects_per_class)
     inf = summary.inference
@@ -78,10 +96,15 @@ def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = N
         top = ", ".join(f"'{k}' ×{v}" for k, v in sorted(inf.unmatched.items(), key=lambda kv: -kv[1])[:8])
         con.print(f"fired on no prompt (dropped): {sum(inf.unmatched.values())} — {top}")
     if summary.stage_seconds:
-        stages = ", ".join(f"{k} {v:.2f}s" for k, v in summary.stage_seconds.items()  # details: summary.json
-                           if not k.endswith("_cpu") and not k.startswith("models_wait"))
-        con.print(f"time per stage: {stages}; forward passes: detector {summary.detector_passes}, "
-                  f"segmenter {summary.segmenter_passes}")
+        stages = ", ".join(
+            f"{k} {v:.2f}s"
+            for k, v in summary.stage_seconds.items()  # details: summary.json
+            if not k.endswith("_cpu") and not k.startswith("models_wait")
+        )
+        con.print(
+            f"time per stage: {stages}; forward passes: detector {summary.detector_passes}, "
+            f"segmenter {summary.segmenter_passes}"
+        )
     for rel, why in summary.skipped[:20]:
         con.print(f"[yellow]skipped[/] {rel}: {why}")
     if len(summary.skipped) > 20:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,11 +12,15 @@ from autolabel.cli import _guard, app
 @app.command()
 def review(
     run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
-    dataset_name: Optional[str] = typer.Option(None, help="FiftyOne dataset [default: autolabel-<run dir name>-<hash of its path>]."),
+    dataset_name: str | None = typer.Option(
+        None, help="FiftyOne dataset [default: autolabel-<run dir name>-<hash of its path>]."
+    ),
     port: int = typer.Option(5151, help="App port."),
     address: str = typer.Option("localhost", help="Address to serve on (0.0.0.0 for other machines)."),
     remote: bool = typer.Option(False, "--remote", help="Do not try to open a browser (serving for a remote one)."),
-    refresh: bool = typer.Option(False, "--refresh", help="Rebuild the dataset from the run store (discards App edits)."),
+    refresh: bool = typer.Option(
+        False, "--refresh", help="Rebuild the dataset from the run store (discards App edits)."
+    ),
     low_margin: float = typer.Option(0.15, help="'low-confidence' view: under the class box threshold + this."),
     tiny_fraction: float = typer.Option(0.001, help="'tiny-masks' view: masks under this fraction of the image."),
     overlap_iou: float = typer.Option(0.5, help="'class-overlaps' view: IoU with another class above this."),
@@ -38,16 +41,20 @@ def review(
 @app.command("eval")
 def evaluate(
     run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
-    gt: Path = typer.Option(..., "--gt", help="Hand-labelled COCO instances file (file_name relative to the labeled folder)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Where to write the JSON report [default: RUN_DIR/eval.json]."),
+    gt: Path = typer.Option(
+        ..., "--gt", help="Hand-labelled COCO instances file (file_name relative to the labeled folder)."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Where to write the JSON report [default: RUN_DIR/eval.json]."
+    ),
 ) -> None:
     """COCO bbox and segm mAP, AP50, per-class AP and recall of the auto-labels against ground truth."""
 
     def run() -> None:
         import json
 
-        from autolabel.quality.evaluate import evaluate_run, format_report
         from autolabel.fsutil import write_text_atomic
+        from autolabel.quality.evaluate import evaluate_run, format_report
 
         report = evaluate_run(run_dir, gt)
         typer.echo(format_report(report))
@@ -61,10 +68,18 @@ def evaluate(
 @app.command()
 def tune(
     run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
-    gt: Path = typer.Option(..., "--gt", help="Hand-labeled COCO file covering some of the run's images (file_name relative to the labeled folder)."),
-    metric: str = typer.Option("f1", help="What to maximise per class: f1, f0.5 (precision first) or f2 (recall first)."),
+    gt: Path = typer.Option(
+        ...,
+        "--gt",
+        help="Hand-labeled COCO file covering some of the run's images (file_name relative to the labeled folder).",
+    ),
+    metric: str = typer.Option(
+        "f1", help="What to maximise per class: f1, f0.5 (precision first) or f2 (recall first)."
+    ),
     iou: float = typer.Option(0.5, min=0.05, max=0.95, help="IoU (mask IoU when both have masks) for a match."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Thresholds YAML [default: RUN_DIR/thresholds.yaml]."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Thresholds YAML [default: RUN_DIR/thresholds.yaml]."
+    ),
 ) -> None:
     """Choose per-class box thresholds on hand-labeled images; writes a thresholds YAML and PR curves.
     Then: `autolabel export RUN --thresholds FILE`. No model is loaded."""
@@ -72,9 +87,9 @@ def tune(
     def run() -> None:
         import json
 
+        from autolabel.config.thresholds import thresholds_yaml
         from autolabel.export import ExportOptions, open_run_store, run_decisions
         from autolabel.fsutil import write_text_atomic
-        from autolabel.config.thresholds import thresholds_yaml
         from autolabel.quality.tune import format_tune, plot_curves, tune_run
 
         store = open_run_store(run_dir)
@@ -104,8 +119,8 @@ def tune(
 def preview(
     run_dir: Path = typer.Argument(..., help="Output directory of an `autolabel label` run."),
     n: int = typer.Option(16, "-n", min=1, help="How many images."),
-    seed: Optional[int] = typer.Option(None, help="Pick a seeded random sample instead of the first N by path."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="[default: RUN_DIR/preview]"),
+    seed: int | None = typer.Option(None, help="Pick a seeded random sample instead of the first N by path."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="[default: RUN_DIR/preview]"),
 ) -> None:
     """Overlay images (masks, boxes, class names, scores) and a contact sheet to look at before training."""
 
@@ -128,5 +143,7 @@ def backends() -> None:
         role = "segmenter" if spec.kind == "segmenter" else "detector"
         for k, v in backend_options(spec.name, role).items():
             default, choices = v if isinstance(v, tuple) else (v, None)
-            typer.echo(f"{'':18} option {role}.{k}: default {default!r}" + (f" (one of {', '.join(choices)})"
-                                                                          if choices else ""))
+            typer.echo(
+                f"{'':18} option {role}.{k}: default {default!r}"
+                + (f" (one of {', '.join(choices)})" if choices else "")
+            )

@@ -29,7 +29,7 @@ from autolabel.masks import MaskCleanup
 TOP_KEYS = ("ontology", "negatives", "classes", "detector", "segmenter", "postprocess", "masks")
 REMOVED_KEYS = {
     "detector.text_threshold": "removed: a box's score is its best prompt's token score and box_threshold alone "
-                               "decides (a box that fires on no prompt is dropped and counted); delete this line",
+    "decides (a box that fires on no prompt is dropped and counted); delete this line",
 }
 
 
@@ -108,8 +108,9 @@ class Ontology:
 
     def candidate_floor(self) -> float:
         """The lowest score stored as a candidate: candidate_threshold or any lower class threshold."""
-        return min([self.detector.candidate_threshold] +
-                   [self.box_threshold_of_class(c) for c in range(len(self.classes))])
+        return min(
+            [self.detector.candidate_threshold] + [self.box_threshold_of_class(c) for c in range(len(self.classes))]
+        )
 
     def class_of(self, prompt: str) -> int:
         return self.prompt_class[self.prompts.index(prompt)]
@@ -148,7 +149,9 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
         try:
             hash(key)
         except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, f"unhashable key {key!r}", key_node.start_mark) from None
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unhashable key {key!r}", key_node.start_mark
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
@@ -164,10 +167,12 @@ def load_ontology(path: str | Path) -> Ontology:
     """Read and validate an ontology file. Raises OntologyError naming the file and key."""
     p = Path(path)
     if not p.is_file():
-        raise OntologyError(f"{p}: ontology file not found", hint="pass the path of a YAML file, e.g. ontologies/example.yaml")
+        raise OntologyError(
+            f"{p}: ontology file not found", hint="pass the path of a YAML file, e.g. ontologies/example.yaml"
+        )
     try:
         text = p.read_text(encoding="utf-8")
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as e:
         raise OntologyError(f"{p}: not a UTF-8 text file ({e.reason})") from None
     except yaml.YAMLError as e:

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from autolabel.backends import default_model, get_spec, resolved_options
-from autolabel.decisions import DecisionSettings
 from autolabel.config.ontology import Ontology
+from autolabel.decisions import DecisionSettings
 from autolabel.run.store import RESULT_FORMAT
 
 
@@ -47,13 +47,20 @@ def decision_settings(ontology: Ontology) -> DecisionSettings:
     """The decision settings an ontology asks for."""
     post, det = ontology.postprocess, ontology.detector
     return DecisionSettings(
-        classes=tuple(ontology.classes), prompt_class=tuple(ontology.prompt_class),
+        classes=tuple(ontology.classes),
+        prompt_class=tuple(ontology.prompt_class),
         prompts=tuple(ontology.all_prompts),
         class_thresholds=tuple(ontology.box_threshold_of_class(c) for c in range(len(ontology.classes))),
-        negative_threshold=det.box_threshold, nms_iou=post.nms_iou, cross_class_iou=post.cross_class_iou,
-        negative_iou=post.negative_iou, min_box_area=post.min_box_area, max_box_fraction=post.max_box_fraction,
-        max_detections=post.max_detections, cleanup=ontology.masks.cleanup,
-        polygon_tolerance=ontology.masks.polygon_tolerance)
+        negative_threshold=det.box_threshold,
+        nms_iou=post.nms_iou,
+        cross_class_iou=post.cross_class_iou,
+        negative_iou=post.negative_iou,
+        min_box_area=post.min_box_area,
+        max_box_fraction=post.max_box_fraction,
+        max_detections=post.max_detections,
+        cleanup=ontology.masks.cleanup,
+        polygon_tolerance=ontology.masks.polygon_tolerance,
+    )
 
 
 def inference_settings(plan: RunPlan, identities: bool = True) -> dict[str, Any]:

@@ -26,8 +26,10 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
     except yaml.YAMLError as e:
         raise UsageError(f"{p}: invalid YAML: {e}") from None
     if not isinstance(data, dict) or set(data) != {"classes"} or not isinstance(data["classes"], dict):
-        raise UsageError(f"{p}: expected one top-level key 'classes:' mapping class names to {{box_threshold: x}}",
-                         hint="e.g.\n  classes:\n    car: {box_threshold: 0.4}")
+        raise UsageError(
+            f"{p}: expected one top-level key 'classes:' mapping class names to {{box_threshold: x}}",
+            hint="e.g.\n  classes:\n    car: {box_threshold: 0.4}",
+        )
     out: dict[str, float] = {}
     problems = []
     for name, v in data["classes"].items():
@@ -44,10 +46,14 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
 
 
 def thresholds_yaml(per_class: dict[str, float], notes: dict[str, str] | None = None) -> str:
-    lines = ["# per-class box thresholds (autolabel export RUN --thresholds THIS_FILE, or paste into the ontology)",
-             "classes:"]
+    lines = [
+        "# per-class box thresholds (autolabel export RUN --thresholds THIS_FILE, or paste into the ontology)",
+        "classes:",
+    ]
     for name, t in per_class.items():
         note = (notes or {}).get(name)
-        lines.append(f"  {yaml.safe_dump(name, default_style=None).splitlines()[0]}: {{box_threshold: {t:.4f}}}"
-                     + (f"  # {note}" if note else ""))
+        lines.append(
+            f"  {yaml.safe_dump(name, default_style=None).splitlines()[0]}: {{box_threshold: {t:.4f}}}"
+            + (f"  # {note}" if note else "")
+        )
     return "\n".join(lines) + "\n"

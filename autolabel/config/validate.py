@@ -4,17 +4,26 @@ reported together; the result is the frozen `Ontology` of `ontology.py`."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import asdict, replace
-from typing import Any, Callable
+from typing import Any
 
-from autolabel.config.ontology import REMOVED_KEYS, TOP_KEYS, DetectorConfig, MasksConfig, Ontology, PostprocessConfig, SegmenterConfig, TilingConfig
+from autolabel.config.ontology import (
+    REMOVED_KEYS,
+    TOP_KEYS,
+    DetectorConfig,
+    MasksConfig,
+    Ontology,
+    PostprocessConfig,
+    SegmenterConfig,
+    TilingConfig,
+)
 from autolabel.types import normalize_prompt
 
 
 def _did_you_mean(key: str, valid: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
-
 
 
 class Validator:
@@ -45,16 +54,28 @@ class Validator:
         self.backends(det, seg)
         if self.problems:
             return None
-        return Ontology(tuple(prompts), tuple(prompt_class), tuple(classes), tuple(thresholds), tuple(negatives),
-                        det, seg, post, masks, self.source)
+        return Ontology(
+            tuple(prompts),
+            tuple(prompt_class),
+            tuple(classes),
+            tuple(thresholds),
+            tuple(negatives),
+            det,
+            seg,
+            post,
+            masks,
+            self.source,
+        )
 
     def backends(self, det: DetectorConfig, seg: SegmenterConfig) -> None:
         """Unknown backend names (and plugins that do not import or have the wrong kind) are reported
         with the other problems, before any model is loaded."""
         from autolabel.backends import check_backend
 
-        for key, name, role in (("detector.backend", det.backend, "detector"),
-                                ("segmenter.backend", seg.backend, "segmenter")):
+        for key, name, role in (
+            ("detector.backend", det.backend, "detector"),
+            ("segmenter.backend", seg.backend, "segmenter"),
+        ):
             problem = check_backend(name, role)
             if problem:
                 self.err(key, problem)
@@ -165,8 +186,10 @@ class Validator:
             else:
                 self.err(key, "unknown key" + _did_you_mean(str(k), list(fields) + list(backend_options)))
         if "options" in asdict(defaults):
-            values["options"] = {**{k: v[0] if isinstance(v, tuple) else v for k, v in backend_options.items()},
-                                 **options}
+            values["options"] = {
+                **{k: v[0] if isinstance(v, tuple) else v for k, v in backend_options.items()},
+                **options,
+            }
         return replace(defaults, **values)
 
     def backend_options(self, section: str, backend: Any) -> dict[str, Any]:
@@ -177,7 +200,7 @@ class Validator:
 
         try:
             return backend_options(backend.strip(), section)
-        except Exception:  # noqa: BLE001 - an unknown or broken backend is reported by backends()
+        except Exception:
             return {}
 
     def option(self, key: str, val: Any, default: Any) -> Any:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from autolabel.errors import MissingDependencyError, UsageError
-from autolabel.fsutil import remove_stale_temp_files
 from autolabel.decisions import DecisionCounts, DecisionSettings, decide
+from autolabel.errors import MissingDependencyError, UsageError
+from autolabel.export.yolo import YoloOptions, recover_yolo
+from autolabel.fsutil import remove_stale_temp_files
 from autolabel.run.store import RunMeta, RunStore, store_path
 from autolabel.types import ImageResult
-from autolabel.export.yolo import YoloOptions, recover_yolo
 
 FORMATS = ("coco", "yolo", "fiftyone")
 DEFAULT_FORMATS = "coco,yolo,fiftyone"
@@ -50,13 +51,16 @@ def check_export_dependencies(formats: list[str]) -> None:
     if "fiftyone" in formats and missing:
         raise MissingDependencyError(
             "the FiftyOne export needs the 'fiftyone' package",
-            hint="pip install 'autolabel[fiftyone]', or leave fiftyone out of --format (e.g. --format coco,yolo)")
+            hint="pip install 'autolabel[fiftyone]', or leave fiftyone out of --format (e.g. --format coco,yolo)",
+        )
 
 
 def open_run_store(run_dir: str | Path) -> RunStore:
     if not store_path(run_dir).is_file():
-        raise UsageError(f"'{run_dir}' is not an autolabel run directory (no {store_path(run_dir).name})",
-                         hint="pass the --output directory of an `autolabel label` run")
+        raise UsageError(
+            f"'{run_dir}' is not an autolabel run directory (no {store_path(run_dir).name})",
+            hint="pass the --output directory of an `autolabel label` run",
+        )
     return RunStore(store_path(run_dir))
 
 
@@ -73,7 +77,8 @@ def run_decisions(meta: RunMeta, options: ExportOptions) -> DecisionSettings:
         raise UsageError(
             f"box threshold {', '.join(f'{c}={t}' for c, t in low.items())} is below the run's candidate floor "
             f"{floor}: candidates scoring less were not stored",
-            hint=f"use thresholds >= {floor}, or relabel with a lower detector.candidate_threshold")
+            hint=f"use thresholds >= {floor}, or relabel with a lower detector.candidate_threshold",
+        )
     return dec
 
 
@@ -86,8 +91,12 @@ def run_has_masks(meta: RunMeta) -> bool:
     return meta.settings.get("segmenter.backend") != "none"
 
 
-def decided_results(store: RunStore, dec: DecisionSettings, counts: DecisionCounts | None = None,
-                    on_image: Callable[[], None] | None = None) -> Iterator[ImageResult]:
+def decided_results(
+    store: RunStore,
+    dec: DecisionSettings,
+    counts: DecisionCounts | None = None,
+    on_image: Callable[[], None] | None = None,
+) -> Iterator[ImageResult]:
     """The run's images with the decisions applied, one at a time, sorted by relative path."""
     for c in store.iter_candidates():
         yield ImageResult(c.relpath, c.width, c.height, decide(c.candidates, c.width, c.height, dec, counts))
@@ -103,8 +112,9 @@ class ExportReport:
     seconds: float = 0.0
 
 
-def export_run(run_dir: str | Path, formats: list[str], options: ExportOptions = ExportOptions(),
-               progress: Any = None) -> ExportReport:
+def export_run(
+    run_dir: str | Path, formats: list[str], options: ExportOptions = ExportOptions(), progress: Any = None
+) -> ExportReport:
     """Write the requested exports of a run directory from its store, applying the decisions. No model
     is loaded. Each export replaces the previous one whole or not at all."""
     import time
@@ -148,9 +158,17 @@ def export_run(run_dir: str | Path, formats: list[str], options: ExportOptions =
     return report
 
 
-def _write_formats(run_dir: Path, meta: RunMeta, formats: list[str], options: ExportOptions, store: RunStore,
-                   results: Callable[[str], Iterator[ImageResult]], tolerance: float, dec: DecisionSettings,
-                   report: ExportReport) -> None:
+def _write_formats(
+    run_dir: Path,
+    meta: RunMeta,
+    formats: list[str],
+    options: ExportOptions,
+    store: RunStore,
+    results: Callable[[str], Iterator[ImageResult]],
+    tolerance: float,
+    dec: DecisionSettings,
+    report: ExportReport,
+) -> None:
     from autolabel.export.coco import write_coco
     from autolabel.export.yolo import write_yolo
 
@@ -161,8 +179,16 @@ def _write_formats(run_dir: Path, meta: RunMeta, formats: list[str], options: Ex
         written["coco"] = str(path)
     if "yolo" in formats:
         relpaths = [r for r, _, _ in store.iter_image_sizes()]
-        counts = write_yolo(run_dir / YOLO_DIR, meta.classes, meta.input_root, results("yolo"), relpaths,
-                            run_has_masks(meta), options.yolo, tolerance)
+        counts = write_yolo(
+            run_dir / YOLO_DIR,
+            meta.classes,
+            meta.input_root,
+            results("yolo"),
+            relpaths,
+            run_has_masks(meta),
+            options.yolo,
+            tolerance,
+        )
         split = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
         written["yolo"] = f"{run_dir / YOLO_DIR / 'data.yaml'} ({split})"
     if "fiftyone" in formats:
@@ -171,14 +197,24 @@ def _write_formats(run_dir: Path, meta: RunMeta, formats: list[str], options: Ex
         info = {"run_dir": str(run_dir.resolve()), "box_thresholds": class_box_thresholds(dec)}
         name = options.dataset_name or default_dataset_name(run_dir)
         try:
-            write_fiftyone(name, meta.classes, meta.input_root, results("fiftyone"), options.fiftyone_dir,
-                           info, replace_edited=options.replace_edited_dataset)
-            written["fiftyone"] = f"dataset '{name}'" + (f", directory {options.fiftyone_dir}"
-                                                         if options.fiftyone_dir else "")
+            write_fiftyone(
+                name,
+                meta.classes,
+                meta.input_root,
+                results("fiftyone"),
+                options.fiftyone_dir,
+                info,
+                replace_edited=options.replace_edited_dataset,
+            )
+            written["fiftyone"] = f"dataset '{name}'" + (
+                f", directory {options.fiftyone_dir}" if options.fiftyone_dir else ""
+            )
         except ReviewedDatasetKept:
-            written["fiftyone"] = (f"dataset '{name}' kept: it has review edits (export them with "
-                                   f"`autolabel export --from-fiftyone {name}`, rebuild it with "
-                                   "`autolabel review RUN --refresh`, or pick --dataset-name)")
+            written["fiftyone"] = (
+                f"dataset '{name}' kept: it has review edits (export them with "
+                f"`autolabel export --from-fiftyone {name}`, rebuild it with "
+                "`autolabel review RUN --refresh`, or pick --dataset-name)"
+            )
 
 
 def run_results(store: RunStore) -> Iterator[ImageResult]:

@@ -9,8 +9,9 @@ and no timestamp is written so a rerun gives a byte-identical file.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any
 
 import numpy as np
 
@@ -50,8 +51,12 @@ def detections_to_coco_annotations(
     anns = []
     boxes = xyxy_to_xywh(det.xyxy)
     for i in range(len(det)):
-        ann: dict[str, Any] = {"id": first_id + i, "image_id": image_id, "category_id": int(det.class_id[i]) + 1,
-                               "iscrowd": 0}
+        ann: dict[str, Any] = {
+            "id": first_id + i,
+            "image_id": image_id,
+            "category_id": int(det.class_id[i]) + 1,
+            "iscrowd": 0,
+        }
         if det.masks is not None:
             mask = det.masks[i]
             ann["area"] = int(mask.sum())
@@ -83,8 +88,14 @@ class CocoWriter:
             for result in results: w.add_annotations(result)
     """
 
-    def __init__(self, path: str | Path, classes: list[str], mask_format: str = "polygon",
-                 polygon_tolerance: float = 0.0, description: str = "autolabel") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        classes: list[str],
+        mask_format: str = "polygon",
+        polygon_tolerance: float = 0.0,
+        description: str = "autolabel",
+    ) -> None:
         self.path = Path(path)
         self.classes = classes
         self.mask_format = mask_format
@@ -100,8 +111,11 @@ class CocoWriter:
     def __enter__(self) -> CocoWriter:
         self._ctx = atomic_write(self.path)
         self._f = self._ctx.__enter__()
-        head = {"info": {"description": self.description, "version": "1.0"}, "licenses": [],
-                "categories": coco_categories(self.classes)}
+        head = {
+            "info": {"description": self.description, "version": "1.0"},
+            "licenses": [],
+            "categories": coco_categories(self.classes),
+        }
         self._f.write(json.dumps(head)[:-1])
         return self
 
@@ -132,8 +146,13 @@ class CocoWriter:
         if not self._section:
             self._open("images")
         self._open("annotations")
-        anns = detections_to_coco_annotations(result.detections, self.image_ids[result.relpath],
-                                              self.n_annotations + 1, self.mask_format, self.polygon_tolerance)
+        anns = detections_to_coco_annotations(
+            result.detections,
+            self.image_ids[result.relpath],
+            self.n_annotations + 1,
+            self.mask_format,
+            self.polygon_tolerance,
+        )
         for ann in anns:
             self._item(ann)
         self.n_annotations += len(anns)
@@ -148,8 +167,14 @@ class CocoWriter:
         self._ctx.__exit__(exc_type, exc, tb)
 
 
-def write_coco(path: str | Path, classes: list[str], sizes: Iterable[tuple[str, int, int]],
-               results: Iterable[ImageResult], mask_format: str = "polygon", polygon_tolerance: float = 0.0) -> int:
+def write_coco(
+    path: str | Path,
+    classes: list[str],
+    sizes: Iterable[tuple[str, int, int]],
+    results: Iterable[ImageResult],
+    mask_format: str = "polygon",
+    polygon_tolerance: float = 0.0,
+) -> int:
     """Write a COCO file from image sizes and per-image results (both sorted the same way).
     Returns the number of annotations."""
     with CocoWriter(path, classes, mask_format, polygon_tolerance) as w:

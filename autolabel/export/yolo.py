@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 import numpy as np
 
@@ -50,8 +50,9 @@ def parse_split(text: str) -> tuple[float, ...]:
     except ValueError:
         raise UsageError(f"--split '{text}': expected numbers like 0.8,0.2 or 0.7,0.2,0.1") from None
     if not 2 <= len(parts) <= 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-6 or parts[0] <= 0:
-        raise UsageError(f"--split '{text}': give 2 or 3 non-negative fractions (train, val[, test]) summing to 1, "
-                         "train > 0")
+        raise UsageError(
+            f"--split '{text}': give 2 or 3 non-negative fractions (train, val[, test]) summing to 1, train > 0"
+        )
     return parts
 
 
@@ -129,8 +130,14 @@ def _fmt(values: np.ndarray) -> str:
     return " ".join(text.tolist())
 
 
-def detections_to_yolo_lines(det: Detections, width: int, height: int, segments: bool = True,
-                             multipart: str = "merge", polygon_tolerance: float = 0.0) -> list[str]:
+def detections_to_yolo_lines(
+    det: Detections,
+    width: int,
+    height: int,
+    segments: bool = True,
+    multipart: str = "merge",
+    polygon_tolerance: float = 0.0,
+) -> list[str]:
     """YOLO label lines for one image. `segments=False` (or no masks) writes `class cx cy w h` rows."""
     if multipart not in MULTIPART_MODES:
         raise ValueError(f"multipart must be one of {MULTIPART_MODES}")
@@ -139,8 +146,7 @@ def detections_to_yolo_lines(det: Detections, width: int, height: int, segments:
     for i in range(len(det)):
         cls = int(det.class_id[i])
         if segments and det.masks is not None:
-            polys = external_polygons(det.masks[i], polygon_tolerance,
-                                      MAX_BRIDGED_PARTS if multipart == "merge" else 1)
+            polys = external_polygons(det.masks[i], polygon_tolerance, MAX_BRIDGED_PARTS if multipart == "merge" else 1)
             if not polys:
                 continue
             poly = merge_multi_segment(polys) if multipart == "merge" else polys[0]
@@ -221,9 +227,16 @@ def recover_yolo(out_dir: str | Path) -> None:
             shutil.rmtree(p)
 
 
-def write_yolo(out_dir: str | Path, classes: list[str], input_root: str | Path, results: Iterable[ImageResult],
-               relpaths: list[str], segments: bool, options: YoloOptions = YoloOptions(),
-               polygon_tolerance: float = 0.0) -> dict[str, int]:
+def write_yolo(
+    out_dir: str | Path,
+    classes: list[str],
+    input_root: str | Path,
+    results: Iterable[ImageResult],
+    relpaths: list[str],
+    segments: bool,
+    options: YoloOptions = YoloOptions(),
+    polygon_tolerance: float = 0.0,
+) -> dict[str, int]:
     """Write a YOLO dataset. `relpaths` is every image of the run (for the split); returns images per split.
 
     It is built in a staging folder beside `out_dir` and swapped in when complete, so an interrupted
@@ -233,8 +246,7 @@ def write_yolo(out_dir: str | Path, classes: list[str], input_root: str | Path, 
     final = Path(out_dir).absolute()
     recover_yolo(final)
     staging = _aside(final, "staging")
-    counts = _write_tree(staging, final, classes, input_root, results, relpaths, segments, options,
-                         polygon_tolerance)
+    counts = _write_tree(staging, final, classes, input_root, results, relpaths, segments, options, polygon_tolerance)
     old = _aside(final, "old")
     if final.exists():
         os.replace(final, old)
@@ -244,8 +256,17 @@ def write_yolo(out_dir: str | Path, classes: list[str], input_root: str | Path, 
     return counts
 
 
-def _write_tree(out: Path, final: Path, classes: list[str], input_root: str | Path, results: Iterable[ImageResult],
-                relpaths: list[str], segments: bool, options: YoloOptions, polygon_tolerance: float) -> dict[str, int]:
+def _write_tree(
+    out: Path,
+    final: Path,
+    classes: list[str],
+    input_root: str | Path,
+    results: Iterable[ImageResult],
+    relpaths: list[str],
+    segments: bool,
+    options: YoloOptions,
+    polygon_tolerance: float,
+) -> dict[str, int]:
     out.mkdir(parents=True)
     splits = assign_splits(relpaths, options.split, options.seed)
     names = yolo_image_names(relpaths)
@@ -255,8 +276,9 @@ def _write_tree(out: Path, final: Path, classes: list[str], input_root: str | Pa
         img_dst = safe_join(out / "images" / split, names[res.relpath])
         label = safe_join(out / "labels" / split, str(PurePosixPath(names[res.relpath]).with_suffix(".txt")))
         _place_media(Path(input_root) / res.relpath, img_dst, options.media)
-        lines = detections_to_yolo_lines(res.detections, res.width, res.height, segments, options.multipart,
-                                         polygon_tolerance)
+        lines = detections_to_yolo_lines(
+            res.detections, res.width, res.height, segments, options.multipart, polygon_tolerance
+        )
         label.parent.mkdir(parents=True, exist_ok=True)
         label.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         counts[split] += 1
@@ -269,10 +291,12 @@ def data_yaml(out: Path, classes: list[str], counts: dict[str, int]) -> str:
     Without val images, val points at train (ultralytics needs a val set)."""
     import json
 
-    lines = ["# YOLO dataset written by autolabel. Moved this folder? Update `path` (train/val are relative to it).",
-             f"path: {json.dumps(str(out))}",
-             "train: images/train",
-             f"val: images/{'val' if counts['val'] else 'train'}"]
+    lines = [
+        "# YOLO dataset written by autolabel. Moved this folder? Update `path` (train/val are relative to it).",
+        f"path: {json.dumps(str(out))}",
+        "train: images/train",
+        f"val: images/{'val' if counts['val'] else 'train'}",
+    ]
     if counts["test"]:
         lines.append("test: images/test")
     lines.append(f"nc: {len(classes)}")

@@ -19,8 +19,8 @@ def check_prompts(detector: Any, plan: RunPlan) -> None:
 def preflight_models(plan: RunPlan) -> None:
     """Check every model reference resolves (local path, cached, or hub reachable) before importing torch
     and transformers (~10 s on a small CPU), so an offline user hears about every missing model at once."""
-    from autolabel.errors import ModelLoadError
     from autolabel.backends.hub import resolve_model
+    from autolabel.errors import ModelLoadError
 
     problems: list[ModelLoadError] = []
     for ref, role in ((plan.detector_model, "detector"), (plan.segmenter_model, "segmenter")):
@@ -32,8 +32,9 @@ def preflight_models(plan: RunPlan) -> None:
     if len(problems) == 1:
         raise problems[0]
     if problems:
-        raise ModelLoadError("\n  ".join(["models cannot be loaded:"] + [e.message for e in problems]),
-                             hint=problems[0].hint)
+        raise ModelLoadError(
+            "\n  ".join(["models cannot be loaded:"] + [e.message for e in problems]), hint=problems[0].hint
+        )
 
 
 def load_models(plan: RunPlan, device: str = "auto", precision: str = "auto") -> tuple[Any, Any]:

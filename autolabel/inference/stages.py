@@ -6,14 +6,15 @@ those are decisions (`decisions.py`), applied later from the run store.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from autolabel.backends.base import PromptBoxes
-from autolabel.geometry import box_area, clip_xyxy
 from autolabel.config.plan import RunPlan
+from autolabel.geometry import box_area, clip_xyxy
 from autolabel.types import Candidates, RleMasks
 
 
@@ -37,8 +38,9 @@ class InferenceCounts:
         return asdict(self)
 
 
-def to_candidates(pb: PromptBoxes, floor: float, max_candidates: int, width: int, height: int,
-                  counts: InferenceCounts) -> tuple[Candidates, np.ndarray | None]:
+def to_candidates(
+    pb: PromptBoxes, floor: float, max_candidates: int, width: int, height: int, counts: InferenceCounts
+) -> tuple[Candidates, np.ndarray | None]:
     """Raw detector output → candidates: boxes clipped to the image, empty boxes and scores under the
     floor dropped, highest scores first, at most `max_candidates`. Returns the engine's own masks
     (SAM 3) for the kept candidates too."""
@@ -56,8 +58,11 @@ def to_candidates(pb: PromptBoxes, floor: float, max_candidates: int, width: int
         counts.over_max_candidates += len(idx) - max_candidates
         idx = idx[:max_candidates]
     counts.candidates += len(idx)
-    cand = Candidates(xyxy=xyxy[idx], score=None if pb.scores is None else np.asarray(pb.scores)[idx],
-                      prompt_index=np.asarray(pb.prompt_index)[idx])
+    cand = Candidates(
+        xyxy=xyxy[idx],
+        score=None if pb.scores is None else np.asarray(pb.scores)[idx],
+        prompt_index=np.asarray(pb.prompt_index)[idx],
+    )
     return cand, (None if pb.masks is None else pb.masks[idx])
 
 
@@ -77,8 +82,9 @@ def _shapes(images: Sequence[np.ndarray]) -> list[tuple[int, int]]:
     return [(int(img.shape[0]), int(img.shape[1])) for img in images]
 
 
-def prepare_stage(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segmenter: Any,
-                  times: dict[str, float]) -> Staged:
+def prepare_stage(
+    images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segmenter: Any, times: dict[str, float]
+) -> Staged:
     """CPU work before the models (resize, normalise, pad into batch tensors) for backends that split
     it out (`prepare`); the others do it inside their own call."""
     t = _now()
@@ -91,8 +97,9 @@ def prepare_stage(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, se
     return staged
 
 
-def model_stage(staged: Staged, plan: RunPlan, detector: Any, segmenter: Any, counts: InferenceCounts,
-                times: dict[str, float]) -> Staged:
+def model_stage(
+    staged: Staged, plan: RunPlan, detector: Any, segmenter: Any, counts: InferenceCounts, times: dict[str, float]
+) -> Staged:
     """The models: one detector call for the batch (all prompts, negatives included) → candidates per
     image; then the segmenter's forward passes for every box of the batch (low-res masks). The prepared
     inputs are released here, so their buffers can be reused."""
@@ -153,12 +160,19 @@ def _now() -> tuple[float, float]:
     return time.perf_counter(), time.thread_time()
 
 
-def infer_batch(images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segmenter: Any,
-                counts: InferenceCounts, times: dict[str, float] | None = None) -> list[Candidates]:
+def infer_batch(
+    images: Sequence[np.ndarray],
+    plan: RunPlan,
+    detector: Any,
+    segmenter: Any,
+    counts: InferenceCounts,
+    times: dict[str, float] | None = None,
+) -> list[Candidates]:
     """images: RGB uint8 (H, W, 3) → one Candidates per image: `prepare_stage`, `model_stage`, then
     `finish_stage`. The one pure batch function every executor calls (the local one runs the three
     stages of consecutive batches at the same time, in three threads)."""
     times = times if times is not None else {}
-    staged = model_stage(prepare_stage(images, plan, detector, segmenter, times), plan, detector, segmenter,
-                         counts, times)
+    staged = model_stage(
+        prepare_stage(images, plan, detector, segmenter, times), plan, detector, segmenter, counts, times
+    )
     return finish_stage(staged, plan, segmenter, times)

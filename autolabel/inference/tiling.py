@@ -9,7 +9,8 @@ works on the full image with the merged boxes. NumPy only.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,13 +25,16 @@ def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
         return [0]
     step = max(1, int(round(tile * (1 - overlap))))
     starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
+    return [*starts, length - tile]
 
 
 def tiles_of(width: int, height: int, tile: int, overlap: float) -> list[tuple[int, int, int, int]]:
     """(x0, y0, x1, y1) of every tile of an image."""
-    return [(x, y, min(x + tile, width), min(y + tile, height))
-            for y in tile_origins(height, tile, overlap) for x in tile_origins(width, tile, overlap)]
+    return [
+        (x, y, min(x + tile, width), min(y + tile, height))
+        for y in tile_origins(height, tile, overlap)
+        for x in tile_origins(width, tile, overlap)
+    ]
 
 
 def intersection_over_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -78,8 +82,10 @@ class TiledDetector:
         if getattr(inner, "segments", False):
             from autolabel.errors import UsageError
 
-            raise UsageError("detector.tiling works with box detectors, not with engines that make masks (SAM 3)",
-                             hint="remove detector.tiling, or use a detector + segmenter pipeline")
+            raise UsageError(
+                "detector.tiling works with box detectors, not with engines that make masks (SAM 3)",
+                hint="remove detector.tiling, or use a detector + segmenter pipeline",
+            )
         self.inner, self.tile, self.overlap = inner, tile, overlap
         self.whole_image, self.merge_ios = whole_image, merge_ios
         self.has_scores = inner.has_scores
@@ -106,8 +112,8 @@ class TiledDetector:
         raw = self.inner.detect(crops, prompts, min_score)
         parts: list[list[PromptBoxes]] = [[] for _ in images]
         for pb, (i, dx, dy) in zip(raw, where):
-            parts[i].append(PromptBoxes(pb.xyxy + [dx, dy, dx, dy], pb.scores, pb.prompt_index,
-                                        unmatched=pb.unmatched))
+            shifted = pb.xyxy + [dx, dy, dx, dy]  # noqa: RUF005 - NumPy arithmetic, not concatenation
+            parts[i].append(PromptBoxes(shifted, pb.scores, pb.prompt_index, unmatched=pb.unmatched))
         return [merge_boxes(_join(p, self.has_scores), self.merge_ios) for p in parts]
 
 
@@ -118,7 +124,12 @@ def _join(parts: list[PromptBoxes], has_scores: bool) -> PromptBoxes:
             unmatched[k] = unmatched.get(k, 0) + v
     if not parts:
         return PromptBoxes.empty(has_scores)
-    scores = np.concatenate([p.scores for p in parts]) if has_scores and all(p.scores is not None for p in parts) \
-        else None
-    return PromptBoxes(np.concatenate([p.xyxy.reshape(-1, 4) for p in parts]), scores,
-                       np.concatenate([p.prompt_index for p in parts]).astype(np.int64), unmatched=unmatched)
+    scores = (
+        np.concatenate([p.scores for p in parts]) if has_scores and all(p.scores is not None for p in parts) else None
+    )
+    return PromptBoxes(
+        np.concatenate([p.xyxy.reshape(-1, 4) for p in parts]),
+        scores,
+        np.concatenate([p.prompt_index for p in parts]).astype(np.int64),
+        unmatched=unmatched,
+    )

@@ -89,8 +89,10 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
         report.classes_only_in_run = [c for c in classes if c not in gt_names]
         shared = [c for c in classes if c in gt_names]
         if not shared:
-            raise UsageError("no class name of the run appears in the ground truth",
-                             hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(gt_names))}")
+            raise UsageError(
+                "no class name of the run appears in the ground truth",
+                hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(gt_names))}",
+            )
         relpaths = [r for r, _, _ in store.iter_image_sizes()]
         matched = _match_images(gt_images, relpaths)
         report.images_only_in_run = [r for r in relpaths if r not in matched]
@@ -116,8 +118,11 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
                     continue
                 pred_count[name] += 1
                 x0, y0, x1, y1 = (float(v) for v in det.xyxy[i])
-                base = {"image_id": im["id"], "category_id": gt_names[name],
-                        "score": 1.0 if det.confidence is None else float(det.confidence[i])}
+                base = {
+                    "image_id": im["id"],
+                    "category_id": gt_names[name],
+                    "score": 1.0 if det.confidence is None else float(det.confidence[i]),
+                }
                 preds["bbox"].append({**base, "bbox": [x0, y0, x1 - x0, y1 - y0]})
                 if det.masks is not None:
                     has_masks = True
@@ -126,8 +131,10 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
     finally:
         store.close()
     if report.images_matched == 0:
-        raise UsageError("no image of the run matches the ground truth by file name",
-                         hint="GT file_name must be the path relative to the labeled folder (or a unique base name)")
+        raise UsageError(
+            "no image of the run matches the ground truth by file name",
+            hint="GT file_name must be the path relative to the labeled folder (or a unique base name)",
+        )
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO(str(gt_path))
     coco_gt.dataset["annotations"] = gt_data.get("annotations", [])
@@ -135,8 +142,11 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
         coco_gt.createIndex()
     img_ids = sorted({matched[r]["id"] for r in matched if r not in report.size_mismatch})
     cat_ids = [gt_names[c] for c in shared]
-    gt_count = Counter(coco_gt.cats[a["category_id"]]["name"] for a in coco_gt.dataset["annotations"]
-                       if a["image_id"] in set(img_ids) and not a.get("iscrowd"))
+    gt_count = Counter(
+        coco_gt.cats[a["category_id"]]["name"]
+        for a in coco_gt.dataset["annotations"]
+        if a["image_id"] in set(img_ids) and not a.get("iscrowd")
+    )
     for c in shared:
         report.per_class[c] = {"gt": float(gt_count[c]), "pred": float(pred_count[c]), **prf.get(c, {})}
     for iou_type in ("bbox", "segm"):
@@ -165,8 +175,9 @@ def _operating_point(store: Any, dec: Any, gt_path: Path, shared: list[str]) -> 
     return out
 
 
-def _cocoeval(cls: Any, coco_gt: Any, preds: list[dict], iou_type: str, img_ids: list[int],
-              cat_ids: list[int]) -> tuple[dict[str, float], dict[int, float | None]]:
+def _cocoeval(
+    cls: Any, coco_gt: Any, preds: list[dict], iou_type: str, img_ids: list[int], cat_ids: list[int]
+) -> tuple[dict[str, float], dict[int, float | None]]:
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(preds) if preds else _empty_res(coco_gt)
         ev = cls(coco_gt, coco_dt, iou_type)
@@ -195,25 +206,34 @@ def _empty_res(coco_gt: Any) -> Any:
 def format_report(r: EvalReport) -> str:
     lines = [f"images matched: {r.images_matched}"]
     for t, m in r.metrics.items():
-        lines.append(f"{t:5}  mAP {m['mAP']:.3f}  AP50 {m['AP50']:.3f}  AP75 {m['AP75']:.3f}  recall(AR100) {m['AR100']:.3f}")
-    lines.append(f"{'class':20} {'gt':>6} {'pred':>6} {'bbox AP':>8} {'segm AP':>8} {'P':>6} {'R':>6} {'F1':>6}"
-                 "   (P/R/F1 at the run's thresholds, IoU 0.5)")
+        lines.append(
+            f"{t:5}  mAP {m['mAP']:.3f}  AP50 {m['AP50']:.3f}  AP75 {m['AP75']:.3f}  recall(AR100) {m['AR100']:.3f}"
+        )
+    lines.append(
+        f"{'class':20} {'gt':>6} {'pred':>6} {'bbox AP':>8} {'segm AP':>8} {'P':>6} {'R':>6} {'F1':>6}"
+        "   (P/R/F1 at the run's thresholds, IoU 0.5)"
+    )
 
     def fmt(v: Any) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
     for c, v in r.per_class.items():
         seg = fmt(v["segm_AP"]) if "segm_AP" in v else "-"
-        lines.append(f"{c:20} {int(v['gt']):>6} {int(v['pred']):>6} {fmt(v.get('bbox_AP')):>8} {seg:>8} "
-                     f"{fmt(v.get('precision')):>6} {fmt(v.get('recall')):>6} {fmt(v.get('f1')):>6}")
-    for label, items in (("classes only in the ground truth (not evaluated)", r.classes_only_in_gt),
-                         ("classes only in the run (not evaluated)", r.classes_only_in_run),
-                         ("run images without ground truth", r.images_only_in_run),
-                         ("ground-truth images not in the run", r.images_only_in_gt),
-                         ("images whose size differs from the ground truth (skipped)", r.size_mismatch)):
+        lines.append(
+            f"{c:20} {int(v['gt']):>6} {int(v['pred']):>6} {fmt(v.get('bbox_AP')):>8} {seg:>8} "
+            f"{fmt(v.get('precision')):>6} {fmt(v.get('recall')):>6} {fmt(v.get('f1')):>6}"
+        )
+    for label, items in (
+        ("classes only in the ground truth (not evaluated)", r.classes_only_in_gt),
+        ("classes only in the run (not evaluated)", r.classes_only_in_run),
+        ("run images without ground truth", r.images_only_in_run),
+        ("ground-truth images not in the run", r.images_only_in_gt),
+        ("images whose size differs from the ground truth (skipped)", r.size_mismatch),
+    ):
         if items:
             lines.append(f"{label}: {len(items)} — {', '.join(items[:10])}{' …' if len(items) > 10 else ''}")
     if r.gt_boxes_as_masks:
-        lines.append(f"ground-truth annotations without segmentation, evaluated in segm as their box: "
-                     f"{r.gt_boxes_as_masks}")
+        lines.append(
+            f"ground-truth annotations without segmentation, evaluated in segm as their box: {r.gt_boxes_as_masks}"
+        )
     return "\n".join(lines)

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def greedy_match(iou: np.ndarray, iou_threshold: float, gt_crowd: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def greedy_match(
+    iou: np.ndarray, iou_threshold: float, gt_crowd: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Detections (rows of `iou`, already sorted by descending score) take, in order, the unmatched
     ground truth they overlap most, as COCO evaluation does. Returns (true_positive, ignored) bool
     arrays over detections; `ignored` marks detections that only cover crowd regions."""

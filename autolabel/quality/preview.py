@@ -47,8 +47,9 @@ def render_overlay(image: np.ndarray, res: ImageResult, classes: list[str], alph
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, thick // 2))
         ty = max(y0, th + base + 2)
         cv2.rectangle(canvas, (x0, ty - th - base - 2), (x0 + tw + 4, ty), color, -1)
-        cv2.putText(canvas, text, (x0 + 2, ty - base), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), max(1, thick // 2),
-                    cv2.LINE_AA)
+        cv2.putText(
+            canvas, text, (x0 + 2, ty - base), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), max(1, thick // 2), cv2.LINE_AA
+        )
     return canvas
 
 
@@ -75,8 +76,9 @@ def _save(path: Path, rgb: np.ndarray) -> None:
         Image.fromarray(rgb).save(f, format="JPEG", quality=90)
 
 
-def write_previews(run_dir: str | Path, n: int = 16, out_dir: str | Path | None = None, seed: int | None = None,
-                   cols: int = 4) -> tuple[Path, int]:
+def write_previews(
+    run_dir: str | Path, n: int = 16, out_dir: str | Path | None = None, seed: int | None = None, cols: int = 4
+) -> tuple[Path, int]:
     """Overlays for `n` images (the first n by path, or a seeded sample) and a contact sheet of them."""
     run = Path(run_dir)
     out = Path(out_dir) if out_dir else run / "preview"

@@ -10,9 +10,10 @@ Saved views on the run's dataset (label field `autolabel`):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,9 @@ class ViewSettings:
     overlap_iou: float = 0.5
 
 
-def prepare_dataset(run_dir: str | Path, dataset_name: str | None = None, refresh: bool = False,
-                    views: ViewSettings = ViewSettings()) -> Any:
+def prepare_dataset(
+    run_dir: str | Path, dataset_name: str | None = None, refresh: bool = False, views: ViewSettings = ViewSettings()
+) -> Any:
     """Load the run's FiftyOne dataset (creating it from the run store when missing, or when `refresh`,
     which discards edits made in the App) and (re)create the saved views. Returns the dataset."""
     fo = import_fiftyone()
@@ -77,8 +79,7 @@ def launch(ds: Any, port: int, address: str, remote: bool, echo: Any = print) ->
     """Serve the FiftyOne App on the dataset until Ctrl-C, then shut it down. Ctrl-C at any moment,
     also while the App is still starting, stops it cleanly."""
     fo = import_fiftyone()
-    echo(f"FiftyOne App: http://{address}:{port}  (saved views: {', '.join(ds.list_saved_views())}); "
-         "Ctrl-C to stop")
+    echo(f"FiftyOne App: http://{address}:{port}  (saved views: {', '.join(ds.list_saved_views())}); Ctrl-C to stop")
     session = None
     try:
         session = fo.launch_app(ds, port=port, address=address, remote=remote, auto=False)
@@ -88,7 +89,7 @@ def launch(ds: Any, port: int, address: str, remote: bool, echo: Any = print) ->
     finally:
         try:
             session.close() if session is not None else fo.close_app()
-        except Exception:  # noqa: BLE001 - nothing left to close
+        except Exception:
             pass
         echo("App stopped")
 
@@ -124,8 +125,11 @@ def dataset_index(ds: Any) -> list[tuple[str, str, int, int]]:
     for sample in ds.select_fields(["relpath", "metadata"]).iter_samples():
         if REJECT_TAG in (sample.tags or []):
             continue
-        rel = sample["relpath"] if sample.has_field("relpath") and sample["relpath"] else \
-            Path(sample.filepath).relative_to(input_root).as_posix()
+        rel = (
+            sample["relpath"]
+            if sample.has_field("relpath") and sample["relpath"]
+            else Path(sample.filepath).relative_to(input_root).as_posix()
+        )
         rows.append((rel, sample.id, sample.metadata.width, sample.metadata.height))
     return sorted(rows)
 
@@ -158,8 +162,13 @@ def results_from_dataset(ds: Any, index: list[tuple[str, str, int, int]], classe
             prompts.append(d["prompt"] if d.has_field("prompt") and d["prompt"] else d.label)
             masks.append(m)
         conf = None if any(c is None for c in confs) else np.asarray(confs, dtype=np.float64)
-        det = Detections(np.asarray(boxes).reshape(-1, 4), cls_ids, conf if len(confs) else np.zeros(0), prompts,
-                         np.stack(masks) if masks else np.zeros((0, h, w), dtype=bool))
+        det = Detections(
+            np.asarray(boxes).reshape(-1, 4),
+            cls_ids,
+            conf if len(confs) else np.zeros(0),
+            prompts,
+            np.stack(masks) if masks else np.zeros((0, h, w), dtype=bool),
+        )
         yield ImageResult(rel, w, h, det)
 
 
@@ -182,12 +191,25 @@ def export_from_dataset(name: str, formats: list[str], out_dir: str | Path, opti
     tol = options.polygon_tolerance or 0.0
     if "coco" in formats:
         path = out / "coco" / "annotations.json"
-        write_coco(path, classes, [(r, w, h) for r, _, w, h in index], results_from_dataset(ds, index, classes),
-                   options.coco_masks, tol)
+        write_coco(
+            path,
+            classes,
+            [(r, w, h) for r, _, w, h in index],
+            results_from_dataset(ds, index, classes),
+            options.coco_masks,
+            tol,
+        )
         written["coco"] = str(path)
     if "yolo" in formats:
-        counts = write_yolo(out / "yolo", classes, ds.info.get("input_root", "/"),
-                            results_from_dataset(ds, index, classes), [r for r, _, _, _ in index], True, options.yolo,
-                            tol)
+        counts = write_yolo(
+            out / "yolo",
+            classes,
+            ds.info.get("input_root", "/"),
+            results_from_dataset(ds, index, classes),
+            [r for r, _, _, _ in index],
+            True,
+            options.yolo,
+            tol,
+        )
         written["yolo"] = f"{out / 'yolo' / 'data.yaml'} ({', '.join(f'{k} {v}' for k, v in counts.items() if v)})"
     return written

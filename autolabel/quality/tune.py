@@ -18,8 +18,8 @@ import numpy as np
 
 from autolabel.decisions import DecisionSettings, decide
 from autolabel.errors import UsageError
-from autolabel.quality.evaluate import _match_images
 from autolabel.geometry import box_iou
+from autolabel.quality.evaluate import _match_images
 from autolabel.quality.matching import ClassMatches, f_score, greedy_match
 from autolabel.run.store import RunStore
 from autolabel.types import Detections
@@ -44,8 +44,10 @@ def _ann_rle(ann: dict, height: int, width: int) -> dict | None:
         return mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
     if isinstance(seg.get("counts"), list):
         return mask_utils.frPyObjects(seg, height, width)
-    return {"size": seg["size"], "counts": seg["counts"].encode("ascii") if isinstance(seg["counts"], str)
-            else seg["counts"]}
+    return {
+        "size": seg["size"],
+        "counts": seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"],
+    }
 
 
 def load_ground_truth(gt_path: str | Path, store: RunStore, classes: tuple[str, ...]) -> dict[str, GtImage]:
@@ -60,8 +62,10 @@ def load_ground_truth(gt_path: str | Path, store: RunStore, classes: tuple[str, 
         raise UsageError(f"'{p}' is not a COCO instances file ({e})") from None
     names = {c["id"]: c["name"] for c in cats}
     if not set(names.values()) & set(classes):
-        raise UsageError("no class name of the run appears in the ground truth",
-                         hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(set(names.values())))}")
+        raise UsageError(
+            "no class name of the run appears in the ground truth",
+            hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(set(names.values())))}",
+        )
     sizes = {r: (w, h) for r, w, h in store.iter_image_sizes()}
     matched = _match_images(images, list(sizes))
     by_id: dict[int, list[dict]] = {}
@@ -76,19 +80,29 @@ def load_ground_truth(gt_path: str | Path, store: RunStore, classes: tuple[str, 
         for name in classes:
             sel = [a for a in by_id.get(im["id"], []) if names.get(a["category_id"]) == name]
             rles = [_ann_rle(a, h, w) for a in sel]
-            boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                              for a in sel], dtype=np.float64).reshape(-1, 4)
+            boxes = np.array(
+                [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in sel],
+                dtype=np.float64,
+            ).reshape(-1, 4)
             crowd = np.array([bool(a.get("iscrowd", 0)) for a in sel], dtype=bool)
             gi.by_class[name] = (None if any(r is None for r in rles) else rles, boxes, crowd)
         out[rel] = gi
     if not out:
-        raise UsageError("no image of the run matches the ground truth by file name (and size)",
-                         hint="GT file_name must be the path relative to the labeled folder (or a unique base name)")
+        raise UsageError(
+            "no image of the run matches the ground truth by file name (and size)",
+            hint="GT file_name must be the path relative to the labeled folder (or a unique base name)",
+        )
     return out
 
 
-def match_detections(det: Detections, gt: GtImage, classes: tuple[str, ...], iou_threshold: float,
-                     into: dict[str, ClassMatches], only: str | None = None) -> None:
+def match_detections(
+    det: Detections,
+    gt: GtImage,
+    classes: tuple[str, ...],
+    iou_threshold: float,
+    into: dict[str, ClassMatches],
+    only: str | None = None,
+) -> None:
     """Add one image's detections (sorted by descending score) to the per-class matches."""
     from pycocotools import mask as mask_utils
 
@@ -109,8 +123,9 @@ def match_detections(det: Detections, gt: GtImage, classes: tuple[str, ...], iou
         into[name].add(scores, tp, ignored, int((~crowd).sum()))
 
 
-def collect(store: RunStore, gt: dict[str, GtImage], dec: DecisionSettings, iou_threshold: float,
-            only: str | None = None) -> dict[str, ClassMatches]:
+def collect(
+    store: RunStore, gt: dict[str, GtImage], dec: DecisionSettings, iou_threshold: float, only: str | None = None
+) -> dict[str, ClassMatches]:
     matches = {c: ClassMatches() for c in dec.classes}
     for c in store.iter_candidates():
         if c.relpath in gt:
@@ -158,12 +173,17 @@ class TuneReport:
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return {"metric": self.metric, "iou": self.iou, "images": self.images,
-                "classes": [asdict(c) for c in self.classes]}
+        return {
+            "metric": self.metric,
+            "iou": self.iou,
+            "images": self.images,
+            "classes": [asdict(c) for c in self.classes],
+        }
 
 
-def tune_run(store: RunStore, dec: DecisionSettings, floor: float, gt_path: str | Path, metric: str = "f1",
-             iou: float = 0.5) -> TuneReport:
+def tune_run(
+    store: RunStore, dec: DecisionSettings, floor: float, gt_path: str | Path, metric: str = "f1", iou: float = 0.5
+) -> TuneReport:
     if metric not in METRICS:
         raise UsageError(f"--metric '{metric}': valid: {', '.join(METRICS)}")
     gt = load_ground_truth(gt_path, store, dec.classes)
@@ -178,24 +198,32 @@ def tune_run(store: RunStore, dec: DecisionSettings, floor: float, gt_path: str 
         others = tuple(floor if j == k else thresholds[c] for j, c in enumerate(dec.classes))
         m = collect(store, gt, replace(dec, class_thresholds=others), iou, only=name)[name]
         new = best_threshold(m, beta, floor)
-        note = "" if new is not None else ("no ground truth: threshold kept" if not m.n_gt else
-                                           "no detection: threshold kept")
+        note = (
+            ""
+            if new is not None
+            else ("no ground truth: threshold kept" if not m.n_gt else "no detection: threshold kept")
+        )
         new = dec.class_thresholds[k] if new is None else new
         thresholds[name] = new
         p, r, _, n = m.at(new)
-        results.append(ClassResult(name, dec.class_thresholds[k], new, p, r, float(f_score(p, r, beta)), m.n_gt, n,
-                                   note))
+        results.append(
+            ClassResult(name, dec.class_thresholds[k], new, p, r, float(f_score(p, r, beta)), m.n_gt, n, note)
+        )
         t, pc, rc = m.curve()
         curves[name] = (t.tolist(), pc.tolist(), rc.tolist())
     return TuneReport(metric, iou, len(gt), results, curves)
 
 
 def format_tune(r: TuneReport) -> str:
-    lines = [f"{r.images} hand-labeled images; metric {r.metric} at IoU {r.iou}",
-             f"{'class':20} {'threshold':>17} {'precision':>9} {'recall':>7} {r.metric:>6} {'gt':>5} {'dets':>5}"]
+    lines = [
+        f"{r.images} hand-labeled images; metric {r.metric} at IoU {r.iou}",
+        f"{'class':20} {'threshold':>17} {'precision':>9} {'recall':>7} {r.metric:>6} {'gt':>5} {'dets':>5}",
+    ]
     for c in r.classes:
-        lines.append(f"{c.name:20} {c.old:>7.3f} → {c.new:<7.4f} {c.precision:>9.3f} {c.recall:>7.3f} {c.f:>6.3f} "
-                     f"{c.n_gt:>5} {c.n_det:>5}" + (f"  ({c.note})" if c.note else ""))
+        lines.append(
+            f"{c.name:20} {c.old:>7.3f} → {c.new:<7.4f} {c.precision:>9.3f} {c.recall:>7.3f} {c.f:>6.3f} "
+            f"{c.n_gt:>5} {c.n_det:>5}" + (f"  ({c.note})" if c.note else "")
+        )
     return "\n".join(lines)
 
 
@@ -213,7 +241,7 @@ def plot_curves(r: TuneReport, path: str | Path) -> bool:
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.6 * rows), squeeze=False)
     for ax, c in zip(axes.flat, r.classes):
-        t, p, rc = r.curves.get(c.name, ([], [], []))
+        _t, p, rc = r.curves.get(c.name, ([], [], []))
         ax.plot(rc, p, lw=1.5)
         ax.plot([c.recall], [c.precision], "o", color="crimson", label=f"thr {c.new:.3f}")
         ax.set_title(f"{c.name} (gt {c.n_gt})", fontsize=10)
@@ -223,7 +251,7 @@ def plot_curves(r: TuneReport, path: str | Path) -> bool:
         ax.set_ylabel("precision")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
-    for ax in list(axes.flat)[len(r.classes):]:
+    for ax in list(axes.flat)[len(r.classes) :]:
         ax.axis("off")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autolabel.config.ontology import Ontology
+from autolabel.config.plan import diff_settings, fingerprint, inference_settings, make_plan
 from autolabel.errors import RunStoreError, UsageError
-from autolabel.run.executors.local import fixed_batches, run_local
 from autolabel.fsutil import RunLock, is_within, write_text_atomic
 from autolabel.images import discover_images
 from autolabel.inference.models import check_prompts, load_models, preflight_models, with_tiling
-from autolabel.config.ontology import Ontology
-from autolabel.config.plan import RunPlan, diff_settings, fingerprint, inference_settings, make_plan
+from autolabel.run.executors.local import fixed_batches, run_local
 from autolabel.run.settings import Progress, RunSettings, RunSummary
 from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, store_path
 from autolabel.types import ImageInfo
@@ -35,14 +35,18 @@ EXPORT_NAMES = ("coco", "yolo", SKIPPED_NAME, SUMMARY_NAME, "eval.json", "previe
 
 def check_output_dir(input_root: Path, output_dir: Path) -> None:
     if is_within(output_dir, input_root):
-        raise UsageError(f"output directory '{output_dir}' is inside the input folder '{input_root}'",
-                         hint="autolabel never writes into the input folder; choose an --output outside it")
+        raise UsageError(
+            f"output directory '{output_dir}' is inside the input folder '{input_root}'",
+            hint="autolabel never writes into the input folder; choose an --output outside it",
+        )
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"output '{output_dir}' exists and is not a directory")
     visible = output_dir.is_dir() and any(not p.name.startswith(".") for p in output_dir.iterdir())
     if visible and not store_path(output_dir).exists():
-        raise RunStoreError(f"output directory '{output_dir}' is not empty and holds no autolabel run ({STORE_NAME})",
-                            hint="choose a new or empty --output directory")
+        raise RunStoreError(
+            f"output directory '{output_dir}' is not empty and holds no autolabel run ({STORE_NAME})",
+            hint="choose a new or empty --output directory",
+        )
 
 
 @dataclass
@@ -75,7 +79,8 @@ def open_run(output_dir: Path, input_root: Path, fp: str, settings: dict[str, An
             raise RunStoreError(
                 f"'{output_dir}' holds a run of {what}; what differs:\n  " + "\n  ".join(problems),
                 hint="choose another --output directory, or rerun with --overwrite to discard that run "
-                     "(thresholds, NMS and clean-up are not in this list: change them freely)")
+                "(thresholds, NMS and clean-up are not in this list: change them freely)",
+            )
         return OpenedRun(True, bool(problems), {} if problems else store.done_signatures())
     finally:
         store.close()
@@ -111,9 +116,14 @@ def _unchanged(images: list[ImageInfo], done: dict[str, str | None]) -> set[str]
     return out
 
 
-def run_labeling(ontology: Ontology, input_path: str | Path, output_dir: str | Path,
-                 settings: RunSettings = RunSettings(), progress: Progress | None = None,
-                 backends: tuple[Any, Any] | None = None) -> RunSummary:
+def run_labeling(
+    ontology: Ontology,
+    input_path: str | Path,
+    output_dir: str | Path,
+    settings: RunSettings = RunSettings(),
+    progress: Progress | None = None,
+    backends: tuple[Any, Any] | None = None,
+) -> RunSummary:
     """Label every image under `input_path` (a folder, or one image file) into the run store in
     `output_dir`. Resumes a run with the same input folder and inference settings.
     `backends` injects (detector, segmenter) for tests."""
@@ -130,8 +140,11 @@ def run_labeling(ontology: Ontology, input_path: str | Path, output_dir: str | P
     fp = fingerprint(fp_settings)
     opened = open_run(output_p, input_root, fp, fp_settings, settings.overwrite)
     done = _unchanged(images, opened.done)
-    summary = RunSummary(images_total=len(images), already_done=len(done),
-                         changed=sum(1 for im in images if im.relpath in opened.done and im.relpath not in done))
+    summary = RunSummary(
+        images_total=len(images),
+        already_done=len(done),
+        changed=sum(1 for im in images if im.relpath in opened.done and im.relpath not in done),
+    )
     pending = len(done) < len(images)
     detector = segmenter = None
     if pending and settings.ray is not None:
@@ -140,7 +153,9 @@ def run_labeling(ontology: Ontology, input_path: str | Path, output_dir: str | P
         import_ray()  # an install hint before anything else
         preflight_models(plan)  # the workers load the models; the driver fails fast when it cannot
     elif pending:  # a finished run loads no model at all
-        detector, segmenter = backends if backends is not None else load_models(plan, settings.device, settings.precision)
+        detector, segmenter = (
+            backends if backends is not None else load_models(plan, settings.device, settings.precision)
+        )
         detector = with_tiling(detector, plan)
         check_prompts(detector, plan)
     output_p.mkdir(parents=True, exist_ok=True)
@@ -149,8 +164,16 @@ def run_labeling(ontology: Ontology, input_path: str | Path, output_dir: str | P
             discard_run(output_p)
         store = RunStore(store_path(output_p))
         try:
-            store.set_meta(RunMeta(fp, str(input_root), list(ontology.classes), fp_settings,
-                                   list(ontology.all_prompts), plan.decisions.to_json()))
+            store.set_meta(
+                RunMeta(
+                    fp,
+                    str(input_root),
+                    list(ontology.classes),
+                    fp_settings,
+                    list(ontology.all_prompts),
+                    plan.decisions.to_json(),
+                )
+            )
             if settings.limit is None and not Path(input_path).is_file():
                 gone = sorted(set(opened.done) - {im.relpath for im in images})
                 store.forget(gone)  # images deleted from the input folder leave the run
@@ -187,8 +210,10 @@ def discover_input(input_path: str | Path, limit: int | None = None) -> tuple[Pa
         return root, [ImageInfo(relpath=p.name, path=str(p))]
     images = discover_images(p)
     if not images:
-        raise UsageError(f"no images found under '{p}'",
-                         hint="supported extensions: .jpg .jpeg .png .bmp .webp .tif .tiff (any case)")
+        raise UsageError(
+            f"no images found under '{p}'",
+            hint="supported extensions: .jpg .jpeg .png .bmp .webp .tif .tiff (any case)",
+        )
     if limit is not None:
         if limit < 1:
             raise UsageError(f"--limit must be at least 1, got {limit}")

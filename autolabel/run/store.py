@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -76,8 +77,13 @@ def candidates_from_json(text: str, width: int, height: int) -> Candidates:
     masks = None
     if d["rle"] is not None:
         masks = RleMasks([{"size": [height, width], "counts": c.encode("ascii")} for c in d["rle"]], height, width)
-    return Candidates(xyxy=np.asarray(d["xyxy"], dtype=np.float64).reshape(-1, 4), score=d["score"],
-                      prompt_index=d["prompt_index"], masks=masks, mask_score=d.get("mask_score"))
+    return Candidates(
+        xyxy=np.asarray(d["xyxy"], dtype=np.float64).reshape(-1, 4),
+        score=d["score"],
+        prompt_index=d["prompt_index"],
+        masks=masks,
+        mask_score=d.get("mask_score"),
+    )
 
 
 def file_signature(path: str | Path) -> str:
@@ -100,8 +106,10 @@ class RunStore:
             if "signature" not in cols:  # a format-1 store: readable enough to say it must be relabeled
                 self.conn.execute("ALTER TABLE images ADD COLUMN signature TEXT")
         except sqlite3.DatabaseError as e:
-            raise RunStoreError(f"{self.path}: not a usable autolabel run store ({e})",
-                                hint="choose another --output directory, or delete this file to start over") from None
+            raise RunStoreError(
+                f"{self.path}: not a usable autolabel run store ({e})",
+                hint="choose another --output directory, or delete this file to start over",
+            ) from None
 
     # ---------------------------------------------------------------- meta
     def result_format(self) -> int | None:
@@ -117,23 +125,34 @@ class RunStore:
                 f"{self.path}: this run was made by {'an older' if (fmt or 1) < RESULT_FORMAT else 'a newer'} "
                 f"autolabel (store format {fmt or 1}, this version reads {RESULT_FORMAT}): it keeps only "
                 "filtered detections, not the candidates that thresholds are applied to",
-                hint="relabel it: rerun the same `autolabel label` command with --overwrite (or choose another -o)")
+                hint="relabel it: rerun the same `autolabel label` command with --overwrite (or choose another -o)",
+            )
 
     def get_meta(self) -> RunMeta | None:
         self.check_format()
         rows = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
         if "fingerprint" not in rows:
             return None
-        return RunMeta(rows["fingerprint"], rows["input_root"], json.loads(rows["classes"]),
-                       json.loads(rows["settings"]), json.loads(rows.get("prompts", "[]")),
-                       json.loads(rows.get("decisions", "{}")))
+        return RunMeta(
+            rows["fingerprint"],
+            rows["input_root"],
+            json.loads(rows["classes"]),
+            json.loads(rows["settings"]),
+            json.loads(rows.get("prompts", "[]")),
+            json.loads(rows.get("decisions", "{}")),
+        )
 
     def set_meta(self, meta: RunMeta) -> None:
         with self.transaction():
-            for k, v in (("fingerprint", meta.fingerprint), ("input_root", meta.input_root),
-                         ("classes", json.dumps(meta.classes)), ("settings", json.dumps(meta.settings, sort_keys=True)),
-                         ("prompts", json.dumps(meta.prompts)), ("decisions", json.dumps(meta.decisions, sort_keys=True)),
-                         ("result_format", str(RESULT_FORMAT))):
+            for k, v in (
+                ("fingerprint", meta.fingerprint),
+                ("input_root", meta.input_root),
+                ("classes", json.dumps(meta.classes)),
+                ("settings", json.dumps(meta.settings, sort_keys=True)),
+                ("prompts", json.dumps(meta.prompts)),
+                ("decisions", json.dumps(meta.decisions, sort_keys=True)),
+                ("result_format", str(RESULT_FORMAT)),
+            ):
                 self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (k, v))
 
     def clear(self) -> None:
@@ -153,8 +172,14 @@ class RunStore:
         self.conn.execute(
             "INSERT OR REPLACE INTO images (relpath, status, width, height, reason, result, updated, signature) "
             "VALUES (?, 'done', ?, ?, NULL, ?, ?, ?)",
-            (result.relpath, result.width, result.height, candidates_to_json(result.candidates), time.time(),
-             signature),
+            (
+                result.relpath,
+                result.width,
+                result.height,
+                candidates_to_json(result.candidates),
+                time.time(),
+                signature,
+            ),
         )
 
     def forget(self, relpaths: list[str]) -> None:
@@ -165,7 +190,9 @@ class RunStore:
     def put_skipped(self, relpath: str, reason: str) -> None:
         self.conn.execute(
             "INSERT OR REPLACE INTO images (relpath, status, width, height, reason, result, updated) "
-            "VALUES (?, 'skipped', NULL, NULL, ?, NULL, ?)", (relpath, reason, time.time()))
+            "VALUES (?, 'skipped', NULL, NULL, ?, NULL, ?)",
+            (relpath, reason, time.time()),
+        )
 
     def skipped(self) -> list[tuple[str, str]]:
         return list(self.conn.execute("SELECT relpath, reason FROM images WHERE status = 'skipped' ORDER BY relpath"))
@@ -175,13 +202,13 @@ class RunStore:
 
     def iter_image_sizes(self) -> Iterator[tuple[str, int, int]]:
         """(relpath, width, height) of done images, sorted by relative path."""
-        yield from self.conn.execute(
-            "SELECT relpath, width, height FROM images WHERE status = 'done' ORDER BY relpath")
+        yield from self.conn.execute("SELECT relpath, width, height FROM images WHERE status = 'done' ORDER BY relpath")
 
     def iter_candidates(self) -> Iterator[CandidateResult]:
         """Done images sorted by relative path, one at a time (masks stay RLE until an exporter needs one)."""
         cur = self.conn.execute(
-            "SELECT relpath, width, height, result FROM images WHERE status = 'done' ORDER BY relpath")
+            "SELECT relpath, width, height, result FROM images WHERE status = 'done' ORDER BY relpath"
+        )
         for relpath, w, h, text in cur:
             yield CandidateResult(relpath, w, h, candidates_from_json(text, w, h))
 

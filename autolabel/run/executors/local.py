@@ -11,16 +11,17 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
+from autolabel.config.plan import RunPlan
 from autolabel.errors import AutolabelError, ImageError
 from autolabel.images import load_image
 from autolabel.run.executors.pipeline import FailureStreak, Pipeline
-from autolabel.config.plan import RunPlan
 from autolabel.run.settings import Progress, RunSettings, RunSummary
 from autolabel.run.store import RunStore, store_path
 from autolabel.types import CandidateResult, ImageInfo
@@ -37,8 +38,9 @@ def fixed_batches(images: list[ImageInfo], done: set[str], batch_size: int) -> l
     return [b for b in slices if any(im.relpath not in done for im in b)]
 
 
-def prefetch(pending: list[ImageInfo], settings: RunSettings, summary: RunSummary,
-             stop: threading.Event) -> Iterator[_Loaded]:
+def prefetch(
+    pending: list[ImageInfo], settings: RunSettings, summary: RunSummary, stop: threading.Event
+) -> Iterator[_Loaded]:
     """Decode images in worker threads, yielding in order, at most a few batches ahead."""
     lock = threading.Lock()
 
@@ -100,8 +102,10 @@ class StoreWriter(threading.Thread):
                 self.summary.add_time("store", time.perf_counter() - t)
                 self.progress.advance()
         except sqlite3.Error as e:
-            self.error = AutolabelError(f"cannot write the run store {store_path(self.output_p)}: {e}",
-                                        hint="free disk space or fix permissions, then rerun: done images are kept")
+            self.error = AutolabelError(
+                f"cannot write the run store {store_path(self.output_p)}: {e}",
+                hint="free disk space or fix permissions, then rerun: done images are kept",
+            )
         except BaseException as e:  # surfaced to the main thread
             self.error = e
         finally:
@@ -129,8 +133,17 @@ class StoreWriter(threading.Thread):
             raise self.error
 
 
-def run_local(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, settings: RunSettings,
-              detector: Any, segmenter: Any, output_p: Path, summary: RunSummary, progress: Progress) -> None:
+def run_local(
+    batches: list[list[ImageInfo]],
+    done: set[str],
+    plan: RunPlan,
+    settings: RunSettings,
+    detector: Any,
+    segmenter: Any,
+    output_p: Path,
+    summary: RunSummary,
+    progress: Progress,
+) -> None:
     stop = threading.Event()
     writer = StoreWriter(output_p, summary, progress)
     writer.start()

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from autolabel.config.plan import RunPlan
 from autolabel.errors import AutolabelError, NonFiniteError, UsageError
 from autolabel.inference.stages import InferenceCounts, finish_stage, infer_batch, model_stage, prepare_stage
-from autolabel.config.plan import RunPlan
 from autolabel.run.settings import RunSummary
 from autolabel.types import CandidateResult, ImageInfo
 
@@ -53,8 +54,9 @@ class FailureStreak:
             raise ModelFailure(
                 f"the model failed on {self.count} batches in a row with the same error: {self.key}",
                 hint="this is not one bad image: look for a backend bug, a CUDA error or out-of-memory "
-                     "(try --batch-size 1, --precision fp32 or --device cpu); finished images are kept and "
-                     "a rerun of the same command resumes (AUTOLABEL_DEBUG=1 shows the traceback)")
+                "(try --batch-size 1, --precision fp32 or --device cpu); finished images are kept and "
+                "a rerun of the same command resumes (AUTOLABEL_DEBUG=1 shows the traceback)",
+            )
 
 
 def signature(path: str) -> str | None:
@@ -78,8 +80,15 @@ class _Job:
 class Pipeline:
     MAX_FINISHING = 1  # batches past the models not yet written (bounds the memory of their masks)
 
-    def __init__(self, plan: RunPlan, detector: Any, segmenter: Any, summary: RunSummary,
-                 emit: Callable[[Any], None], streak: FailureStreak) -> None:
+    def __init__(
+        self,
+        plan: RunPlan,
+        detector: Any,
+        segmenter: Any,
+        summary: RunSummary,
+        emit: Callable[[Any], None],
+        streak: FailureStreak,
+    ) -> None:
         self.plan, self.detector, self.segmenter = plan, detector, segmenter
         self.summary, self.emit, self.streak = summary, emit, streak
         self.prep_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
@@ -104,7 +113,7 @@ class Pipeline:
             staged = model_stage(prepared, self.plan, self.detector, self.segmenter, job.counts, job.times)
         except _FATAL:
             raise
-        except Exception:  # noqa: BLE001 - retried image by image, in order, below
+        except Exception:
             self._finished(keep=0)
             self._fallback(job.batch)
             return
@@ -124,7 +133,7 @@ class Pipeline:
             cands = job.future.result()
         except _FATAL:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception:
             self._fallback(job.batch)
             return
         self.summary.inference.add(job.counts)
@@ -151,8 +160,15 @@ class Pipeline:
         self.finish_pool.shutdown(wait=True, cancel_futures=True)
 
 
-def label_batch(batch: _Batch, plan: RunPlan, detector: Any, segmenter: Any, summary: RunSummary,
-                emit: Callable[[Any], None], errors: list[str]) -> None:
+def label_batch(
+    batch: _Batch,
+    plan: RunPlan,
+    detector: Any,
+    segmenter: Any,
+    summary: RunSummary,
+    emit: Callable[[Any], None],
+    errors: list[str],
+) -> None:
     """Label a batch in one go; when it fails inside a model, retry image by image and skip the failures."""
     counts = InferenceCounts()
     t = time.perf_counter()

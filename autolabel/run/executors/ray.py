@@ -15,18 +15,17 @@ import os
 import pickle
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from autolabel.config.plan import RunPlan
 from autolabel.errors import MissingDependencyError, UsageError
-from autolabel.run.executors.local import StoreWriter
-from autolabel.run.executors.pipeline import FailureStreak, label_batch
 from autolabel.images import load_image
 from autolabel.inference.stages import InferenceCounts
-from autolabel.config.plan import RunPlan
+from autolabel.run.executors.local import StoreWriter
+from autolabel.run.executors.pipeline import FailureStreak, label_batch
 from autolabel.run.settings import Progress, RayOptions, RunSettings, RunSummary
 from autolabel.types import ImageInfo
 
@@ -36,7 +35,7 @@ WORKER_RETRIES = 3  # restarts of a dead worker, and retries of the batch it hel
 def import_ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise MissingDependencyError("--ray needs Ray Data", hint="pip install 'autolabel[ray]'") from None
     return ray
@@ -99,18 +98,33 @@ class LabelWorker:
         fatal = None
         try:
             if good:
-                label_batch([(info, img) for info, img, _ in good], self.plan, self.detector, self.segmenter,
-                            summary, emit, errors)
+                label_batch(
+                    [(info, img) for info, img, _ in good],
+                    self.plan,
+                    self.detector,
+                    self.segmenter,
+                    summary,
+                    emit,
+                    errors,
+                )
         except UsageError as e:  # e.g. a prompt the text encoder cannot take: stops the run on the driver
             fatal = (e.message, e.hint)
         after = self._passes()
-        meta = {"fatal": fatal, "errors": errors, "n_good": len(good), "inference": summary.inference,
-                "stages": summary.stage_seconds, "passes": (after[0] - passes[0], after[1] - passes[1])}
+        meta = {
+            "fatal": fatal,
+            "errors": errors,
+            "n_good": len(good),
+            "inference": summary.inference,
+            "stages": summary.stage_seconds,
+            "passes": (after[0] - passes[0], after[1] - passes[1]),
+        }
         return {"batch": np.array([k]), "results": np.array([pickle.dumps((out, meta), protocol=5)], dtype=object)}
 
     def _passes(self) -> tuple[int, int]:
-        return (self.detector.stats.passes if self.detector is not None else 0,
-                self.segmenter.stats.passes if self.segmenter is not None else 0)
+        return (
+            self.detector.stats.passes if self.detector is not None else 0,
+            self.segmenter.stats.passes if self.segmenter is not None else 0,
+        )
 
 
 def _init_ray(ray: Any, opts: RayOptions) -> bool:
@@ -124,8 +138,9 @@ def _init_ray(ray: Any, opts: RayOptions) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 runtime_env={"env_vars": env})
+        ray.init(
+            include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, runtime_env={"env_vars": env}
+        )
     return True
 
 
@@ -140,8 +155,16 @@ def _pool(ray: Any, opts: RayOptions) -> tuple[int, float, float]:
     return workers, per_gpu, cpus
 
 
-def run_ray(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, settings: RunSettings, opts: RayOptions,
-            output_p: Path, summary: RunSummary, progress: Progress) -> None:
+def run_ray(
+    batches: list[list[ImageInfo]],
+    done: set[str],
+    plan: RunPlan,
+    settings: RunSettings,
+    opts: RayOptions,
+    output_p: Path,
+    summary: RunSummary,
+    progress: Progress,
+) -> None:
     ray = import_ray()
     started = _init_ray(ray, opts)
     try:
@@ -151,27 +174,47 @@ def run_ray(batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, setti
             ray.shutdown()
 
 
-def _run(ray: Any, batches: list[list[ImageInfo]], done: set[str], plan: RunPlan, settings: RunSettings,
-         opts: RayOptions, output_p: Path, summary: RunSummary, progress: Progress) -> None:
-    from ray.data import DataContext
-
+def _run(
+    ray: Any,
+    batches: list[list[ImageInfo]],
+    done: set[str],
+    plan: RunPlan,
+    settings: RunSettings,
+    opts: RayOptions,
+    output_p: Path,
+    summary: RunSummary,
+    progress: Progress,
+) -> None:
     import logging
+
+    from ray.data import DataContext
 
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # our progress bar is the one the user watches
     ctx = DataContext.get_current()
     ctx.max_errored_blocks = -1  # a batch whose worker keeps dying is reported below, not fatal to the run
     ctx.enable_progress_bars = False
     workers, gpus, cpus = _pool(ray, opts)
-    rows = [{"batch": k, "max_pixels": settings.max_image_pixels or 0,
-             "items": pickle.dumps([(im.relpath, str(Path(im.path).absolute())) for im in b])}
-            for k, b in enumerate(batches)]
+    rows = [
+        {
+            "batch": k,
+            "max_pixels": settings.max_image_pixels or 0,
+            "items": pickle.dumps([(im.relpath, str(Path(im.path).absolute())) for im in b]),
+        }
+        for k, b in enumerate(batches)
+    ]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
     ds = ds.map(_decode, num_cpus=0.25)
-    ds = ds.map_batches(LabelWorker, fn_constructor_kwargs={"plan": plan, "settings": settings,
-                                                            "sys_path": [os.getcwd(), *sys.path]},
-                        batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=4),
-                        num_gpus=gpus or None, num_cpus=cpus,
-                        batch_format="numpy", max_restarts=WORKER_RETRIES, max_task_retries=WORKER_RETRIES)
+    ds = ds.map_batches(
+        LabelWorker,
+        fn_constructor_kwargs={"plan": plan, "settings": settings, "sys_path": [os.getcwd(), *sys.path]},
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=4),
+        num_gpus=gpus or None,
+        num_cpus=cpus,
+        batch_format="numpy",
+        max_restarts=WORKER_RETRIES,
+        max_task_retries=WORKER_RETRIES,
+    )
     writer = StoreWriter(output_p, summary, progress)
     writer.start()
     streak = FailureStreak(settings.max_same_failures)
