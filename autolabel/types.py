@@ -227,6 +227,29 @@ class CandidateResult:
 
 
 @dataclass(frozen=True)
+class Done:
+    """One image labeled: its candidates, and its file's signature when it was read (None: unknown)."""
+
+    result: CandidateResult
+    signature: str | None
+
+    @property
+    def relpath(self) -> str:
+        return self.result.relpath
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """One image not labeled, and why (unreadable, too large, a model error on it alone)."""
+
+    relpath: str
+    reason: str
+
+
+Outcome = Done | Skipped  # what an executor hands the run store for each image
+
+
+@dataclass(frozen=True)
 class ImageInfo:
     """One discovered image: its path relative to the input root (POSIX separators) and absolute path."""
 

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autolabel.cli import app
+from autolabel.errors import UsageError
 from autolabel.config.ontology import DetectorConfig, SegmenterConfig
 
 from .helpers import scene, write_images
@@ -211,3 +212,40 @@ def test_backend_options_are_validated_like_the_ontology(tmp_path: Path) -> None
     r = CliRunner().invoke(app, ["backends"])
     assert "option detector.task: default 'ovd' (one of ovd, grounding)" in r.output
     assert "option segmenter.hq_token_only: default False" in r.output
+
+
+class _NoDetect:
+    kind = "detector"
+    has_scores = True
+    segments = False
+
+    def __init__(self) -> None:
+        from autolabel.backends.base import ForwardStats
+
+        self.stats = ForwardStats()
+
+    @classmethod
+    def from_config(cls, cfg: object, device: str, dtype: object) -> _NoDetect:
+        return cls()
+
+    def prepare(self, images: object) -> object:  # staged, but without detect_prepared
+        return images
+
+
+def test_a_plugin_missing_a_method_of_its_kind_is_named_at_load() -> None:
+    from autolabel.backends import load_backend
+    from autolabel.config.ontology import DetectorConfig
+
+    with pytest.raises(UsageError, match=r"has no 'detect', 'detect_prepared'"):
+        load_backend(f"{__name__}:_NoDetect", "detector", DetectorConfig(), "cpu", "fp32")
+
+
+def test_tiling_an_engine_is_refused_with_a_hint() -> None:
+    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.plan import make_plan
+    from autolabel.inference.models import with_tiling
+    from tests.fakes import FakeDetector
+
+    ont = parse_ontology({"ontology": {"cat": "cat"}, "detector": {"backend": "sam3", "tiling": {"tile": 64}}})
+    with pytest.raises(UsageError, match="tiling works with box detectors"):
+        with_tiling(FakeDetector(), make_plan(ont))

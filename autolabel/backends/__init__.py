@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from autolabel.backends.base import Detector, Segmenter, check_backend_object
 from autolabel.errors import UsageError
 
 
@@ -182,8 +183,9 @@ def _load_class(target: str) -> Any:
         raise UsageError(f"backend module '{module_name}' has no class '{cls_name}'") from None
 
 
-def load_backend(name: str, kind: str, cfg: Any, device: str, dtype: str) -> Any:
-    """Instantiate a detector or segmenter from its config. Returns None for segmenter 'none'."""
+def load_backend(name: str, kind: str, cfg: Any, device: str, dtype: Any) -> Detector | Segmenter | None:
+    """Instantiate a detector, engine or segmenter from its config (None for segmenter 'none'); one
+    missing a method its kind needs is a UsageError naming the method."""
     spec = get_spec(name, kind)
     if not spec.target:
         return None
@@ -192,4 +194,6 @@ def load_backend(name: str, kind: str, cfg: Any, device: str, dtype: str) -> Any
         from autolabel.backends.torch_utils import backend_dtype
 
         dtype = backend_dtype(cls, dtype)
-    return cls.from_config(cfg, device=device, dtype=dtype)
+    backend = cls.from_config(cfg, device=device, dtype=dtype)
+    check_backend_object(backend, spec.kind, name)
+    return backend  # type: ignore[no-any-return]

@@ -6,9 +6,11 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from autolabel.types import RleMasks
 
 
 @dataclass
@@ -51,27 +53,107 @@ class ForwardStats:
             self.seconds += time.perf_counter() - t
 
 
+Images = Sequence[np.ndarray]  # RGB uint8 (H, W, 3) arrays
+Shapes = Sequence[tuple[int, int]]  # (height, width) of each image
+
+
+@runtime_checkable
 class Detector(Protocol):
-    """Finds boxes for text prompts. Images are RGB uint8 (H, W, 3) NumPy arrays.
-    `kind` is "detector", or "engine" when it makes masks itself; `OPTIONS` its own ontology keys."""
+    """Finds boxes for text prompts. `kind` is "detector" (or "engine", see `Engine`); `has_scores` is
+    False for models that give no score (Florence-2); `OPTIONS` (class attribute) its own ontology keys."""
 
     kind: str
     has_scores: bool
-    segments: bool  # True when it returns masks itself (then no segmenter runs)
+    segments: bool  # True when it returns masks itself (an engine: then no segmenter runs)
     stats: ForwardStats
 
-    def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
-        """One PromptBoxes per image. Candidates below `min_score` (the lowest class threshold) may be dropped."""
+    def detect(self, images: Images, prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
+        """One PromptBoxes per image. Candidates below `min_score` (the candidate floor) may be dropped."""
         ...
 
 
+@runtime_checkable
+class StagedDetector(Detector, Protocol):
+    """A detector whose CPU preprocessing runs apart from its forward pass (the pipeline's prepare
+    stage): `detect(images, …)` == `detect_prepared(prepare(images), shapes, …)`."""
+
+    def prepare(self, images: Images) -> Any:
+        """Model inputs for the batch (resized, normalised, padded), made off the model thread."""
+        ...
+
+    def detect_prepared(
+        self, inputs: Any, shapes: Shapes, prompts: Sequence[str], min_score: float
+    ) -> list[PromptBoxes]:
+        """The forward pass on prepared inputs; `shapes` are the original (height, width) of each image."""
+        ...
+
+
+@runtime_checkable
+class Engine(Detector, Protocol):
+    """Text → masks in one model (SAM 3): `segments` is True and each PromptBoxes carries `masks`."""
+
+
+@runtime_checkable
 class Segmenter(Protocol):
     """Turns boxes into masks: one image embedding per image, all its boxes in one decoder call."""
 
     kind: str  # "segmenter"
     stats: ForwardStats
 
-    def segment(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[Any]:
+    def segment(self, images: Images, boxes: Sequence[np.ndarray]) -> list[Any]:
         """`boxes[i]` is (N_i, 4) xyxy pixels of `images[i]`; returns N_i masks of (H_i, W_i) per image,
         as RleMasks (preferred: bounded memory) or a bool (N_i, H_i, W_i) array."""
         ...
+
+
+@runtime_checkable
+class StagedSegmenter(Segmenter, Protocol):
+    """A segmenter split into the pipeline's three stages:
+    `segment(images, boxes)` == `[finish(r, h, w) for r in segment_raw(prepare(images), shapes, boxes)]`."""
+
+    def prepare(self, images: Images) -> Any:
+        """Model inputs for the batch, made off the model thread."""
+        ...
+
+    def segment_raw(self, inputs: Any, shapes: Shapes, boxes: Sequence[np.ndarray]) -> list[Any]:
+        """The forward passes: low-res mask logits per image (None for an image without boxes)."""
+        ...
+
+    def finish(self, raw: Any, height: int, width: int) -> RleMasks:
+        """Low-res logits of one image → its full-size masks as RLE (CPU, off the model thread)."""
+        ...
+
+
+@runtime_checkable
+class PromptChecker(Protocol):
+    """A detector that can refuse prompts before the first image (a text encoder's token limit)."""
+
+    def check_prompts(self, prompts: Sequence[str]) -> None:
+        """Raise UsageError naming the prompt the model cannot take."""
+        ...
+
+
+REQUIRED = {  # what each kind must have, checked when a backend (plugin or not) is loaded
+    "detector": ("detect", "stats", "has_scores"),
+    "engine": ("detect", "stats", "has_scores"),
+    "segmenter": ("segment", "stats"),
+}
+STAGED = {"detector": ("prepare", "detect_prepared"), "engine": (), "segmenter": ("prepare", "segment_raw", "finish")}
+
+
+def check_backend_object(obj: object, kind: str, name: str) -> None:
+    """A loaded backend has every method its `kind` needs, and either all of its kind's staged methods
+    or none of them; otherwise a UsageError naming what is missing."""
+    from autolabel.errors import UsageError
+
+    missing = [m for m in REQUIRED[kind] if not hasattr(obj, m)]
+    staged = [m for m in STAGED[kind] if callable(getattr(obj, m, None))]
+    if staged and len(staged) < len(STAGED[kind]):
+        missing += [m for m in STAGED[kind] if m not in staged]
+    if missing:
+        raise UsageError(
+            f"backend '{name}' is a {kind} but has no {', '.join(repr(m) for m in missing)}",
+            hint=f"a {kind} implements {', '.join(REQUIRED[kind])}"
+            + (f" (and, to run in the pipeline's stages, all of {', '.join(STAGED[kind])})" if STAGED[kind] else "")
+            + "; see autolabel/backends/base.py",
+        )

@@ -3,17 +3,20 @@ the backends, tiling around the detector, and the prompt check. Used by every ex
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
+from autolabel.backends.base import Detector, PromptChecker, Segmenter
 from autolabel.config.plan import RunPlan
+from autolabel.errors import UsageError
+
+Models = tuple[Detector, Segmenter | None]  # (detector or engine, segmenter; None for engines and box-only runs)
 
 
-def check_prompts(detector: Any, plan: RunPlan) -> None:
+def check_prompts(detector: Detector, plan: RunPlan) -> None:
     """A prompt the text encoder cannot take is a usage error before the first image, not a model
     error on every image."""
-    check = getattr(detector, "check_prompts", None)
-    if check is not None:
-        check(list(plan.ontology.all_prompts))
+    if isinstance(detector, PromptChecker):
+        detector.check_prompts(list(plan.ontology.all_prompts))
 
 
 def preflight_models(plan: RunPlan) -> None:
@@ -37,7 +40,7 @@ def preflight_models(plan: RunPlan) -> None:
         )
 
 
-def load_models(plan: RunPlan, device: str = "auto", precision: str = "auto") -> tuple[Any, Any]:
+def load_models(plan: RunPlan, device: str = "auto", precision: str = "auto") -> Models:
     """The plan's (detector, segmenter) on `device` at `precision` (segmenter None for engines and box-only runs)."""
     from autolabel.backends import load_backend
     from autolabel.backends.torch_utils import resolve_device, resolve_dtype
@@ -46,18 +49,25 @@ def load_models(plan: RunPlan, device: str = "auto", precision: str = "auto") ->
     dev = resolve_device(device)
     dtype = resolve_dtype(precision, dev)
     ont = plan.ontology
-    detector = load_backend(ont.detector.backend, "detector", ont.detector, dev, dtype)
+    detector = cast(Detector, load_backend(ont.detector.backend, "detector", ont.detector, dev, dtype))
     segmenter = None
     if not plan.engine:
-        segmenter = load_backend(ont.segmenter.backend, "segmenter", ont.segmenter, dev, dtype)
+        segmenter = cast(
+            "Segmenter | None", load_backend(ont.segmenter.backend, "segmenter", ont.segmenter, dev, dtype)
+        )
     return with_tiling(detector, plan), segmenter
 
 
-def with_tiling(detector: Any, plan: RunPlan) -> Any:
+def with_tiling(detector: Detector, plan: RunPlan) -> Detector:
     """The detector, run on tiles when the ontology asks for `detector.tiling`."""
     from autolabel.inference.tiling import TiledDetector
 
     t = plan.ontology.detector.tiling
     if t is None or isinstance(detector, TiledDetector):
         return detector
+    if plan.engine:
+        raise UsageError(
+            "detector.tiling works with box detectors, not with engines that make masks (SAM 3)",
+            hint="remove detector.tiling, or use a detector + segmenter pipeline",
+        )
     return TiledDetector(detector, t.tile, t.overlap, t.whole_image, t.merge_ios)

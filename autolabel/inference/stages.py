@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.backends.base import PromptBoxes
+from autolabel.backends.base import Detector, PromptBoxes, Segmenter, StagedDetector, StagedSegmenter
 from autolabel.config.plan import RunPlan
 from autolabel.geometry import box_area, clip_xyxy
 from autolabel.types import Candidates, RleMasks
@@ -83,22 +83,31 @@ def _shapes(images: Sequence[np.ndarray]) -> list[tuple[int, int]]:
 
 
 def prepare_stage(
-    images: Sequence[np.ndarray], plan: RunPlan, detector: Any, segmenter: Any, times: dict[str, float]
+    images: Sequence[np.ndarray],
+    plan: RunPlan,
+    detector: Detector,
+    segmenter: Segmenter | None,
+    times: dict[str, float],
 ) -> Staged:
     """CPU work before the models (resize, normalise, pad into batch tensors) for backends that split
     it out (`prepare`); the others do it inside their own call."""
     t = _now()
     staged = Staged(images)
-    if callable(getattr(detector, "prepare", None)):
+    if isinstance(detector, StagedDetector):
         staged.det_inputs = detector.prepare(list(images))
-    if plan.segments and segmenter is not None and callable(getattr(segmenter, "prepare", None)):
+    if plan.segments and isinstance(segmenter, StagedSegmenter):
         staged.seg_inputs = segmenter.prepare(list(images))
     _add(times, "prepare", t)
     return staged
 
 
 def model_stage(
-    staged: Staged, plan: RunPlan, detector: Any, segmenter: Any, counts: InferenceCounts, times: dict[str, float]
+    staged: Staged,
+    plan: RunPlan,
+    detector: Detector,
+    segmenter: Segmenter | None,
+    counts: InferenceCounts,
+    times: dict[str, float],
 ) -> Staged:
     """The models: one detector call for the batch (all prompts, negatives included) → candidates per
     image; then the segmenter's forward passes for every box of the batch (low-res masks). The prepared
@@ -107,7 +116,7 @@ def model_stage(
     t = _now()
     floor = plan.ontology.candidate_floor()
     prompts = list(plan.ontology.all_prompts)
-    if staged.det_inputs is not None:
+    if staged.det_inputs is not None and isinstance(detector, StagedDetector):
         raw = detector.detect_prepared(staged.det_inputs, shapes, prompts, floor)
     else:
         raw = detector.detect(list(images), prompts, floor)
@@ -122,7 +131,7 @@ def model_stage(
     if plan.segments and segmenter is not None:
         t = _now()
         boxes = [c.xyxy for c in staged.cands]
-        if staged.seg_inputs is not None and callable(getattr(segmenter, "segment_raw", None)):
+        if staged.seg_inputs is not None and isinstance(segmenter, StagedSegmenter):
             staged.raw_masks = segmenter.segment_raw(staged.seg_inputs, shapes, boxes)
             staged.lowres = True
         else:
@@ -132,13 +141,15 @@ def model_stage(
     return staged
 
 
-def finish_stage(staged: Staged, plan: RunPlan, segmenter: Any, times: dict[str, float]) -> list[Candidates]:
+def finish_stage(
+    staged: Staged, plan: RunPlan, segmenter: Segmenter | None, times: dict[str, float]
+) -> list[Candidates]:
     """CPU work after the models: low-res masks → full-size RLE (only around each mask)."""
     if not plan.segments:
         return staged.cands
     t = _now()
     for c, m, (h, w) in zip(staged.cands, staged.raw_masks, _shapes(staged.images)):
-        if staged.lowres:
+        if staged.lowres and isinstance(segmenter, StagedSegmenter):
             c.masks = segmenter.finish(m, h, w)
         elif isinstance(m, RleMasks):
             c.masks = m
@@ -163,8 +174,8 @@ def _now() -> tuple[float, float]:
 def infer_batch(
     images: Sequence[np.ndarray],
     plan: RunPlan,
-    detector: Any,
-    segmenter: Any,
+    detector: Detector,
+    segmenter: Segmenter | None,
     counts: InferenceCounts,
     times: dict[str, float] | None = None,
 ) -> list[Candidates]:

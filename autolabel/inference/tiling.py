@@ -10,11 +10,10 @@ works on the full image with the merged boxes. NumPy only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from autolabel.backends.base import PromptBoxes
+from autolabel.backends.base import Detector, PromptBoxes, PromptChecker
 from autolabel.geometry import box_area
 
 
@@ -78,23 +77,15 @@ class TiledDetector:
     kind = "detector"
     segments = False
 
-    def __init__(self, inner: Any, tile: int, overlap: float, whole_image: bool = True, merge_ios: float = 0.5):
-        if getattr(inner, "segments", False):
-            from autolabel.errors import UsageError
-
-            raise UsageError(
-                "detector.tiling works with box detectors, not with engines that make masks (SAM 3)",
-                hint="remove detector.tiling, or use a detector + segmenter pipeline",
-            )
+    def __init__(self, inner: Detector, tile: int, overlap: float, whole_image: bool = True, merge_ios: float = 0.5):
         self.inner, self.tile, self.overlap = inner, tile, overlap
         self.whole_image, self.merge_ios = whole_image, merge_ios
         self.has_scores = inner.has_scores
         self.stats = inner.stats
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
-        check = getattr(self.inner, "check_prompts", None)
-        if check is not None:
-            check(prompts)
+        if isinstance(self.inner, PromptChecker):
+            self.inner.check_prompts(prompts)
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         crops: list[np.ndarray] = []

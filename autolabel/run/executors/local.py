@@ -14,17 +14,17 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from autolabel.backends.base import Detector, Segmenter
 from autolabel.config.plan import RunPlan
 from autolabel.errors import AutolabelError, ImageError
 from autolabel.images import load_image
 from autolabel.run.executors.pipeline import FailureStreak, Pipeline
 from autolabel.run.settings import Progress, RunSettings, RunSummary
 from autolabel.run.store import RunStore, store_path
-from autolabel.types import CandidateResult, ImageInfo
+from autolabel.types import Done, ImageInfo, Outcome, Skipped
 
 _Loaded = tuple[ImageInfo, "np.ndarray | None", str | None]
 
@@ -85,7 +85,7 @@ class StoreWriter(threading.Thread):
 
     def __init__(self, output_p: Path, summary: RunSummary, progress: Progress) -> None:
         super().__init__(name="store-writer", daemon=True)
-        self.q: queue.Queue[Any] = queue.Queue(maxsize=8)
+        self.q: queue.Queue[Outcome | None] = queue.Queue(maxsize=8)
         self.output_p, self.summary, self.progress = output_p, summary, progress
         self.error: BaseException | None = None
 
@@ -94,11 +94,11 @@ class StoreWriter(threading.Thread):
         try:
             while (item := self.q.get()) is not None:
                 t = time.perf_counter()
-                if isinstance(item[0], CandidateResult):
-                    store.put_result(*item)
+                if isinstance(item, Done):
+                    store.put_result(item.result, item.signature)
                     self.summary.processed += 1
                 else:
-                    store.put_skipped(*item)
+                    store.put_skipped(item.relpath, item.reason)
                 self.summary.add_time("store", time.perf_counter() - t)
                 self.progress.advance()
         except sqlite3.Error as e:
@@ -111,7 +111,7 @@ class StoreWriter(threading.Thread):
         finally:
             store.close()
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Outcome) -> None:
         while True:
             if self.error is not None:
                 raise self.error
@@ -138,8 +138,8 @@ def run_local(
     done: set[str],
     plan: RunPlan,
     settings: RunSettings,
-    detector: Any,
-    segmenter: Any,
+    detector: Detector,
+    segmenter: Segmenter | None,
     output_p: Path,
     summary: RunSummary,
     progress: Progress,
@@ -148,9 +148,8 @@ def run_local(
     writer = StoreWriter(output_p, summary, progress)
     writer.start()
 
-    def emit(item: Any) -> None:  # results of images already in the store are not written again
-        relpath = item[0].relpath if isinstance(item[0], CandidateResult) else item[0]
-        if relpath not in done:
+    def emit(item: Outcome) -> None:  # results of images already in the store are not written again
+        if item.relpath not in done:
             writer.put(item)
 
     pipe = Pipeline(plan, detector, segmenter, summary, emit, FailureStreak(settings.max_same_failures))
@@ -163,7 +162,7 @@ def run_local(
             for _ in slice_:
                 info, img, why = next(loaded)
                 if img is None:
-                    emit((info.relpath, why or "unreadable"))
+                    emit(Skipped(info.relpath, why or "unreadable"))
                 else:
                     batch.append((info, img))
             summary.add_time("models_wait_decode", time.perf_counter() - t)

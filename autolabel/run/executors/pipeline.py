@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from autolabel.backends.base import Detector, Segmenter
 from autolabel.config.plan import RunPlan
 from autolabel.errors import AutolabelError, NonFiniteError, UsageError
 from autolabel.inference.stages import InferenceCounts, finish_stage, infer_batch, model_stage, prepare_stage
 from autolabel.run.settings import RunSummary
-from autolabel.types import CandidateResult, ImageInfo
+from autolabel.types import CandidateResult, Candidates, Done, ImageInfo, Outcome, Skipped
 
 _Batch = list[tuple[ImageInfo, np.ndarray]]
 _FATAL = (KeyboardInterrupt, UsageError, NonFiniteError)  # never retried image by image
@@ -69,6 +70,11 @@ def signature(path: str) -> str | None:
         return None
 
 
+def done(info: ImageInfo, img: np.ndarray, cands: Candidates) -> Done:
+    """An image's outcome: its size after EXIF transpose, its candidates and its file's signature."""
+    return Done(CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), cands), signature(info.path))
+
+
 @dataclass
 class _Job:
     batch: _Batch
@@ -83,10 +89,10 @@ class Pipeline:
     def __init__(
         self,
         plan: RunPlan,
-        detector: Any,
-        segmenter: Any,
+        detector: Detector,
+        segmenter: Segmenter | None,
         summary: RunSummary,
-        emit: Callable[[Any], None],
+        emit: Callable[[Outcome], None],
         streak: FailureStreak,
     ) -> None:
         self.plan, self.detector, self.segmenter = plan, detector, segmenter
@@ -140,7 +146,7 @@ class Pipeline:
         for k, v in job.times.items():
             self.summary.add_time(k, v)
         for (info, img), c in zip(job.batch, cands):
-            self.emit((CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), c), signature(info.path)))
+            self.emit(done(info, img, c))
         self.streak.batch_done([], len(job.batch))
 
     def drain(self, run_ready: bool = True) -> None:
@@ -163,10 +169,10 @@ class Pipeline:
 def label_batch(
     batch: _Batch,
     plan: RunPlan,
-    detector: Any,
-    segmenter: Any,
+    detector: Detector,
+    segmenter: Segmenter | None,
     summary: RunSummary,
-    emit: Callable[[Any], None],
+    emit: Callable[[Outcome], None],
     errors: list[str],
 ) -> None:
     """Label a batch in one go; when it fails inside a model, retry image by image and skip the failures."""
@@ -180,7 +186,7 @@ def label_batch(
         if len(batch) == 1:
             why = f"model error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
             errors.append(why)
-            emit((batch[0][0].relpath, why))
+            emit(Skipped(batch[0][0].relpath, why))
             return
         for one in batch:
             label_batch([one], plan, detector, segmenter, summary, emit, errors)
@@ -188,4 +194,4 @@ def label_batch(
     summary.inference.add(counts)
     summary.add_time("inference_batches", time.perf_counter() - t)
     for (info, img), c in zip(batch, cands):
-        emit((CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), c), signature(info.path)))
+        emit(done(info, img, c))

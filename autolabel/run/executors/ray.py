@@ -27,7 +27,7 @@ from autolabel.inference.stages import InferenceCounts
 from autolabel.run.executors.local import StoreWriter
 from autolabel.run.executors.pipeline import FailureStreak, label_batch
 from autolabel.run.settings import Progress, RayOptions, RunSettings, RunSummary
-from autolabel.types import ImageInfo
+from autolabel.types import Done, ImageInfo, Outcome, Skipped
 
 WORKER_RETRIES = 3  # restarts of a dead worker, and retries of the batch it held
 
@@ -78,22 +78,19 @@ class LabelWorker:
         k = int(batch["batch"][0])
         items = pickle.loads(batch["payload"][0])
         summary = RunSummary()
-        out: list[Any] = []
+        out: list[Outcome] = []
         errors: list[str] = []
         passes = self._passes()
         good = []
         for relpath, path, img, why, sig in items:
             if img is None:
-                out.append(("skip", relpath, why or "unreadable"))
+                out.append(Skipped(relpath, why or "unreadable"))
             else:
                 good.append((ImageInfo(relpath, path), img, sig))
         sigs = {info.relpath: sig for info, _, sig in good}
 
-        def emit(item: Any) -> None:
-            if isinstance(item[0], str):
-                out.append(("skip", item[0], item[1]))
-            else:
-                out.append(("done", item[0], sigs.get(item[0].relpath)))
+        def emit(item: Outcome) -> None:  # the signature of the file as it was decoded
+            out.append(Done(item.result, sigs.get(item.relpath)) if isinstance(item, Done) else item)
 
         fatal = None
         try:
@@ -230,16 +227,15 @@ def _run(
             if meta["fatal"]:
                 raise UsageError(*meta["fatal"])
             _merge(summary, meta)
-            for kind, a, b in out:
-                relpath = a.relpath if kind == "done" else a
-                if relpath not in done:
-                    writer.put((a, b))  # (CandidateResult, signature) or (relpath, reason)
+            for outcome in out:
+                if outcome.relpath not in done:
+                    writer.put(outcome)
             streak.batch_done(meta["errors"], meta["n_good"])
         for k, b in enumerate(batches):  # batches Ray gave up on (their worker died on every retry)
             if k not in seen:
                 for im in b:
                     if im.relpath not in done:
-                        writer.put((im.relpath, f"worker failed {WORKER_RETRIES + 1} times on this batch (Ray)"))
+                        writer.put(Skipped(im.relpath, f"worker failed {WORKER_RETRIES + 1} times on this batch (Ray)"))
     finally:
         summary.add_time("ray_pipeline", time.perf_counter() - t0)
         if len(arrivals) > workers:  # worker start (model loading) vs the steady state after every worker's first
