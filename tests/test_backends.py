@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from autolabel.cli import app
-from autolabel.errors import UsageError
 from autolabel.config.ontology import DetectorConfig, SegmenterConfig
+from autolabel.errors import UsageError
 
 from .helpers import scene, write_images
 

@@ -223,31 +223,34 @@ def make_run(run_dir: Path, cands: list) -> None:
 
 
 def test_tune_finds_the_known_best_thresholds_and_they_hold_on_held_out_images(tmp_path: Path) -> None:
-    from autolabel.export import run_decisions
-    from autolabel.quality.tune import collect, load_ground_truth, tune_run
+    from autolabel.quality.groundtruth import load_ground_truth, read_coco
+    from autolabel.quality.tune import collect, tune_run
+    from autolabel.run.run import Run
 
     cands, gt = synthetic_candidates(0, 40)
     make_run(tmp_path / "run", cands)
     tune_imgs = [im for im in gt["images"] if im["id"] <= 20]
     (tmp_path / "tune.json").write_text(json.dumps({**gt, "images": tune_imgs}))
     (tmp_path / "held.json").write_text(json.dumps({**gt, "images": [im for im in gt["images"] if im["id"] > 20]}))
-    store = RunStore(store_path(tmp_path / "run"))
+    run = Run.open(tmp_path / "run")
     try:
-        dec = run_decisions(store.get_meta(), ExportOptions())
-        report = tune_run(store, dec, 0.1, tmp_path / "tune.json", "f1", 0.5)
+        dec = run.decisions()
+        assert run.meta.candidate_floor == 0.1
+        report = tune_run(run, tmp_path / "tune.json", "f1", 0.5)
         th = report.thresholds()
         assert 0.45 - 0.05 < th["cat"] < 0.55 + 0.05 and 0.25 - 0.05 < th["dog"] < 0.35 + 0.05
         assert all(c.f == 1.0 and c.n_gt == 60 for c in report.classes)
-        held = load_ground_truth(tmp_path / "held.json", store, dec.classes)
+        held = load_ground_truth(read_coco(tmp_path / "held.json"), run.images(), dec.classes)
         assert len(held) == 20
-        matches = collect(store, held, dec.with_thresholds(per_class=th), 0.5)
+        cands = list(run.candidates(held))
+        matches = collect(cands, held, dec.with_thresholds(per_class=th), 0.5)
         for name in ("cat", "dog"):
             p, r, _, _ = matches[name].at(-1)
             assert (p, r) == (1.0, 1.0), name  # the optimum, on images tune never saw
-        default = collect(store, held, dec, 0.5)  # the default 0.35 loses dog recall or cat precision
+        default = collect(cands, held, dec, 0.5)  # the default 0.35 loses dog recall or cat precision
         assert default["cat"].at(-1)[0] < 1.0 or default["dog"].at(-1)[1] < 1.0
     finally:
-        store.close()
+        run.close()
 
 
 def test_tune_cli_writes_yaml_curves_and_export_applies_them(tmp_path: Path) -> None:

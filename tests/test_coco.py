@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from autolabel.export.coco import detections_to_coco_annotations, write_coco
+from autolabel.export import ExportContext, ExportOptions, write_exports
+from autolabel.export.coco import detections_to_coco_annotations
 from autolabel.masks import mask_iou
 from autolabel.types import Detections, ImageResult
 
@@ -26,11 +27,16 @@ def holed_and_two_part() -> Detections:
 
 
 def write(tmp_path: Path, det: Detections, fmt: str, classes: list[str] = ["square", "ring"]) -> Path:  # noqa: B006
-    p = tmp_path / "coco" / "annotations.json"
     results = [ImageResult("sub/a.png", W, H, det), ImageResult("other/a.png", W, H, Detections.empty())]
     sizes = sorted((r.relpath, r.width, r.height) for r in results)
-    write_coco(p, classes, sizes, sorted(results, key=lambda r: r.relpath), mask_format=fmt)
-    return p
+    return write_coco(tmp_path, classes, sizes, sorted(results, key=lambda r: r.relpath), fmt)
+
+
+def write_coco(
+    out: Path, classes: list[str], sizes: list[tuple[str, int, int]], results: list[ImageResult], fmt: str = "polygon"
+) -> Path:
+    ctx = ExportContext(out, classes, sizes, out, True, ExportOptions(coco_masks=fmt), 0.0)
+    return Path(write_exports(ctx, ["coco"], results)["coco"])
 
 
 @pytest.mark.parametrize("fmt", ["polygon", "rle"])
@@ -85,9 +91,8 @@ def test_rerun_is_byte_identical_and_valid_with_no_annotations(tmp_path: Path) -
     a = write(tmp_path / "1", holed_and_two_part(), "polygon").read_bytes()
     b = write(tmp_path / "2", holed_and_two_part(), "polygon").read_bytes()
     assert a == b
-    p = tmp_path / "empty.json"
-    write_coco(p, ["x"], [("a.png", 4, 4)], [ImageResult("a.png", 4, 4, Detections.empty())])
+    p = write_coco(tmp_path / "empty", ["x"], [("a.png", 4, 4)], [ImageResult("a.png", 4, 4, Detections.empty())])
     data = json.loads(p.read_text())
     assert data["annotations"] == [] and len(data["images"]) == 1
-    write_coco(p, ["x"], [], [])
+    write_coco(tmp_path / "empty", ["x"], [], [])
     assert json.loads(p.read_text())["images"] == []

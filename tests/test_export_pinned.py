@@ -32,8 +32,7 @@ def _tree_digest(root: Path) -> str:
 
 
 def _export(run: Path, fmt: str, **kw: object) -> Path:
-    from autolabel.export import ExportOptions, export_run
-    from autolabel.export.yolo import YoloOptions
+    from autolabel.export import ExportOptions, YoloOptions, export_run
 
     yolo = YoloOptions(**{k: v for k, v in kw.items() if k in ("multipart", "split", "seed")})
     opts = ExportOptions(

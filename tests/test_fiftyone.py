@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.export import ExportOptions, export_run, run_results
-from autolabel.run.store import RunStore, store_path
+from autolabel.export import ExportOptions, export_run
+from autolabel.run.run import Run
 
 from .conftest import REPO
 
@@ -40,8 +40,8 @@ print(json.dumps(out))
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["persistent"] and got["n"] == 9 and got["classes"] == ["square", "ring"]
-    store = RunStore(store_path(run))
-    for res in run_results(store):
+    opened = Run.open(run)
+    for res in opened.results():
         s = got["samples"][res.relpath]
         assert Path(s["filepath"]) == (labeled_run["input"] / res.relpath).resolve()
         assert (s["w"], s["h"]) == (res.width, res.height)
@@ -56,7 +56,7 @@ print(json.dumps(out))
             assert d["mask_shape"] == [int(y1 - y0), int(x1 - x0)]  # cropped to the box
             assert d["mask_sum"] == int(mask.sum())  # nothing of the mask lost by the crop
             assert d["conf"] == pytest.approx(conf) and d["prompt"] == prompt
-    store.close()
+    opened.close()
 
 
 def test_reexport_replaces_the_dataset_and_writes_a_directory(labeled_run: dict[str, Path], tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from PIL import Image
 
 from autolabel.api import default_output, label_folder
 from autolabel.errors import AutolabelError, RunStoreError, UsageError
-from autolabel.export import ExportOptions, export_run
+from autolabel.export import ExportOptions, YoloOptions, export_run
 from autolabel.export.fiftyone import default_dataset_name
-from autolabel.export.yolo import YoloOptions, _closest_pair, merge_multi_segment
+from autolabel.export.yolo import _closest_pair, merge_multi_segment
 from autolabel.run.settings import RunSettings
 from autolabel.run.store import RunStore, store_path
 

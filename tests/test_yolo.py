@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from autolabel.errors import UsageError
-from autolabel.export import ExportOptions, export_run, run_results
-from autolabel.export.yolo import YoloOptions, assign_splits, detections_to_yolo_lines, parse_split, yolo_image_names
-from autolabel.run.store import RunStore, store_path
+from autolabel.export import ExportOptions, YoloOptions, export_run
+from autolabel.export.yolo import assign_splits, detections_to_yolo_lines, parse_split, yolo_image_names
+from autolabel.run.run import Run
 from autolabel.types import Detections
 
 
@@ -97,9 +97,8 @@ def test_ultralytics_loads_our_export_with_nothing_dropped_or_corrected(labeled_
     empty = next(p for p in (yolo / "labels").rglob("empty.txt"))
     assert empty.read_text() == ""
 
-    store = RunStore(store_path(run))
-    ours = {r.relpath: r for r in run_results(store)}
-    store.close()
+    with Run.open(run) as opened:
+        ours = {r.relpath: r for r in opened.results()}
     seen = 0
     for split in ("train", "val"):
         ds = YOLODataset(img_path=data[split], data=data, task="segment", imgsz=160, augment=False)

@@ -9,18 +9,17 @@ and no timestamp is written so a rerun gives a byte-identical file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from autolabel.export.base import COCO_MASKS as MASK_FORMATS
+from autolabel.export.base import ExportContext
 from autolabel.fsutil import atomic_write
 from autolabel.geometry import box_area, xyxy_to_xywh
 from autolabel.masks import encode_rle, external_polygons
 from autolabel.types import Detections, ImageResult
-
-MASK_FORMATS = ("polygon", "rle")
 
 
 def _num(v: float) -> float | int:
@@ -78,74 +77,56 @@ def coco_categories(classes: list[str]) -> list[dict[str, Any]]:
     return [{"id": i + 1, "name": name, "supercategory": "object"} for i, name in enumerate(classes)]
 
 
-class CocoWriter:
-    """Streams a COCO file image by image: `images` first (sizes only), then `annotations`.
+class CocoExporter:
+    """`-f coco`: `coco/annotations.json`, streamed image by image. `images` (sizes only, all known when
+    the export opens) come first, then each image's `annotations`; the file is written under a temporary
+    name and renamed over the old one when complete."""
 
-    Usage::
+    name = "coco"
+    PATH = Path("coco") / "annotations.json"
 
-        with CocoWriter(path, classes) as w:
-            for relpath, width, height in sizes: w.add_image(relpath, width, height)
-            for result in results: w.add_annotations(result)
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        classes: list[str],
-        mask_format: str = "polygon",
-        polygon_tolerance: float = 0.0,
-        description: str = "autolabel",
-    ) -> None:
-        self.path = Path(path)
-        self.classes = classes
-        self.mask_format = mask_format
-        self.polygon_tolerance = polygon_tolerance
+    def __init__(self, description: str = "autolabel") -> None:
         self.description = description
         self.image_ids: dict[str, int] = {}
         self.n_annotations = 0
         self._ctx: Any = None
         self._f: IO[str] | None = None
-        self._section = ""
         self._items = 0
 
-    def __enter__(self) -> CocoWriter:
+    def open(self, ctx: ExportContext) -> None:
+        if ctx.options.coco_masks not in MASK_FORMATS:
+            raise ValueError(f"mask_format must be one of {MASK_FORMATS}, got {ctx.options.coco_masks!r}")
+        self.path = ctx.out_dir / self.PATH
+        self.mask_format, self.polygon_tolerance = ctx.options.coco_masks, ctx.polygon_tolerance
         self._ctx = atomic_write(self.path)
         self._f = self._ctx.__enter__()
         head = {
             "info": {"description": self.description, "version": "1.0"},
             "licenses": [],
-            "categories": coco_categories(self.classes),
+            "categories": coco_categories(ctx.classes),
         }
         self._f.write(json.dumps(head)[:-1])
-        return self
+        self._section("images")
+        for relpath, width, height in ctx.images:
+            self.image_ids[relpath] = len(self.image_ids) + 1
+            self._item(
+                {"id": self.image_ids[relpath], "file_name": relpath, "width": int(width), "height": int(height)}
+            )
+        self._section("annotations")
 
-    def _open(self, section: str) -> None:
+    def _section(self, section: str) -> None:
         assert self._f is not None
-        if self._section == section:
-            return
-        if self._section:
+        if section != "images":
             self._f.write("\n]")
         self._f.write(f',\n"{section}": [\n')
-        self._section, self._items = section, 0
+        self._items = 0
 
     def _item(self, obj: dict[str, Any]) -> None:
         assert self._f is not None
         self._f.write((",\n" if self._items else "") + json.dumps(obj))
         self._items += 1
 
-    def add_image(self, relpath: str, width: int, height: int) -> int:
-        if self._section == "annotations":
-            raise RuntimeError("add every image before the first annotation")
-        self._open("images")
-        image_id = len(self.image_ids) + 1
-        self.image_ids[relpath] = image_id
-        self._item({"id": image_id, "file_name": relpath, "width": int(width), "height": int(height)})
-        return image_id
-
-    def add_annotations(self, result: ImageResult) -> None:
-        if not self._section:
-            self._open("images")
-        self._open("annotations")
+    def add(self, result: ImageResult) -> None:
         anns = detections_to_coco_annotations(
             result.detections,
             self.image_ids[result.relpath],
@@ -157,29 +138,13 @@ class CocoWriter:
             self._item(ann)
         self.n_annotations += len(anns)
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def close(self) -> str:
         assert self._f is not None
-        if exc_type is None:
-            if not self._section:
-                self._open("images")
-            self._open("annotations")
-            self._f.write("\n]}\n")
-        self._ctx.__exit__(exc_type, exc, tb)
+        self._f.write("\n]}\n")
+        self._ctx.__exit__(None, None, None)
+        return str(self.path)
 
-
-def write_coco(
-    path: str | Path,
-    classes: list[str],
-    sizes: Iterable[tuple[str, int, int]],
-    results: Iterable[ImageResult],
-    mask_format: str = "polygon",
-    polygon_tolerance: float = 0.0,
-) -> int:
-    """Write a COCO file from image sizes and per-image results (both sorted the same way).
-    Returns the number of annotations."""
-    with CocoWriter(path, classes, mask_format, polygon_tolerance) as w:
-        for relpath, width, height in sizes:
-            w.add_image(relpath, width, height)
-        for res in results:
-            w.add_annotations(res)
-    return w.n_annotations
+    def abort(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(RuntimeError, RuntimeError("export aborted"), None)
+            self._ctx = None

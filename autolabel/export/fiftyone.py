@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from autolabel.errors import MissingDependencyError, UsageError
+from autolabel.export.base import ExportContext, ExportSkipped
 from autolabel.types import ImageResult
 
 LABEL_FIELD = "autolabel"
@@ -41,14 +41,6 @@ def import_fiftyone() -> Any:
             "FIFTYONE_DATABASE_DIR sets where it keeps its data",
         ) from None
     return fo
-
-
-class ReviewedDatasetKept(Exception):
-    """The FiftyOne dataset holds review edits; it was not replaced."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
 
 
 def was_edited(ds: Any) -> bool:
@@ -128,60 +120,88 @@ def _metadata(fo: Any, path: Path, width: int, height: int) -> Any:
     )
 
 
-def write_fiftyone(
-    dataset_name: str,
-    classes: list[str],
-    input_root: str | Path,
-    results: Iterable[ImageResult],
-    fiftyone_dir: str | Path | None = None,
-    info: dict[str, Any] | None = None,
-    replace_edited: bool = False,
-) -> str:
-    """(Re)create the persistent dataset `dataset_name` from the results; optionally write it to disk.
+class FiftyOneExporter:
+    """`-f fiftyone`: a persistent FiftyOne dataset (`ctx.dataset_name`), built aside as
+    `<name>.autolabel-staging` and renamed over the old one when complete: never half a dataset.
 
-    A dataset edited since autolabel wrote it (review in the App) is kept: ReviewedDatasetKept is raised
-    unless `replace_edited`."""
-    fo = import_fiftyone()
-    if fo.dataset_exists(dataset_name) and not replace_edited and was_edited(fo.load_dataset(dataset_name)):
-        raise ReviewedDatasetKept(dataset_name)
-    staging = f"{dataset_name}.autolabel-staging"  # built aside, swapped in at the end: never half a dataset
-    if fo.dataset_exists(staging):
-        fo.delete_dataset(staging)
-    ds = fo.Dataset(staging, persistent=True)
-    ds.default_classes = list(classes)
-    ds.info = {
-        "source": "autolabel",
-        "input_root": str(Path(input_root).resolve()),
-        "classes": list(classes),
-        **(info or {}),
-    }
-    batch = []
-    for res in results:
-        path = Path(input_root) / res.relpath
+    A dataset edited since autolabel wrote it (review in the App) is kept (ExportSkipped) unless
+    `options.replace_edited_dataset`. `options.fiftyone_dir` also writes a FiftyOneDataset directory."""
+
+    name = "fiftyone"
+
+    def __init__(self) -> None:
+        self.ds: Any = None
+
+    def open(self, ctx: ExportContext) -> None:
+        fo = self.fo = import_fiftyone()
+        self.ctx, name = ctx, ctx.dataset_name
+        replace = ctx.options.replace_edited_dataset
+        if fo.dataset_exists(name) and not replace and was_edited(fo.load_dataset(name)):
+            raise ExportSkipped(
+                f"dataset '{name}' kept: it has review edits (export them with "
+                f"`autolabel export --from-fiftyone {name}`, rebuild it with "
+                "`autolabel review RUN --refresh`, or pick --dataset-name)"
+            )
+        if ctx.options.fiftyone_dir is not None:
+            _check_directory(Path(ctx.options.fiftyone_dir))
+        staging = f"{name}.autolabel-staging"
+        if fo.dataset_exists(staging):
+            fo.delete_dataset(staging)
+        self.ds = ds = fo.Dataset(staging, persistent=True)
+        ds.default_classes = list(ctx.classes)
+        ds.info = {
+            "source": "autolabel",
+            "input_root": str(ctx.input_root.resolve()),
+            "classes": list(ctx.classes),
+            **ctx.info,
+        }
+        self.batch: list[Any] = []
+
+    def add(self, result: ImageResult) -> None:
+        fo, path = self.fo, self.ctx.input_root / result.relpath
         sample = fo.Sample(
-            filepath=str(path.resolve()), relpath=res.relpath, metadata=_metadata(fo, path, res.width, res.height)
+            filepath=str(path.resolve()),
+            relpath=result.relpath,
+            metadata=_metadata(fo, path, result.width, result.height),
         )
-        sample[LABEL_FIELD] = to_fiftyone_detections(fo, res, classes)
-        batch.append(sample)
-        if len(batch) >= BATCH:
-            ds.add_samples(batch, progress=False)
-            batch = []
-    if batch:
-        ds.add_samples(batch, progress=False)
-    if fo.dataset_exists(dataset_name):
-        fo.delete_dataset(dataset_name)
-    ds.name = dataset_name
-    ds.info["exported"] = {"last_modified_at": str(ds.max("last_modified_at")), "samples": len(ds)}
-    ds.save()
-    if fiftyone_dir is not None:
-        target = Path(fiftyone_dir)
-        if target.exists() and any(target.iterdir()) and not (target / "metadata.json").exists():
-            raise UsageError(f"--fiftyone-dir '{target}' is not empty and holds no FiftyOne dataset")
-        ds.export(
-            export_dir=str(target),
-            dataset_type=fo.types.FiftyOneDataset,
-            export_media=False,
-            overwrite=True,
-            progress=False,
-        )
-    return dataset_name
+        sample[LABEL_FIELD] = to_fiftyone_detections(fo, result, self.ctx.classes)
+        self.batch.append(sample)
+        if len(self.batch) >= BATCH:
+            self.ds.add_samples(self.batch, progress=False)
+            self.batch = []
+
+    def close(self) -> str:
+        fo, ds, name = self.fo, self.ds, self.ctx.dataset_name
+        if self.batch:
+            ds.add_samples(self.batch, progress=False)
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
+        ds.name = name
+        ds.info["exported"] = {"last_modified_at": str(ds.max("last_modified_at")), "samples": len(ds)}
+        ds.save()
+        self.ds = None
+        target = self.ctx.options.fiftyone_dir
+        if target is not None:
+            _write_directory(fo, ds, Path(target))
+        return f"dataset '{name}'" + (f", directory {target}" if target else "")
+
+    def abort(self) -> None:
+        if self.ds is not None:
+            self.fo.delete_dataset(self.ds.name)
+            self.ds = None
+
+
+def _check_directory(target: Path) -> None:
+    if target.exists() and any(target.iterdir()) and not (target / "metadata.json").exists():
+        raise UsageError(f"--fiftyone-dir '{target}' is not empty and holds no FiftyOne dataset")
+
+
+def _write_directory(fo: Any, ds: Any, target: Path) -> None:
+    _check_directory(target)
+    ds.export(
+        export_dir=str(target),
+        dataset_type=fo.types.FiftyOneDataset,
+        export_media=False,
+        overwrite=True,
+        progress=False,
+    )

@@ -17,30 +17,19 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from autolabel.errors import UsageError
+from autolabel.export.base import MEDIA_MODES, MULTIPART_MODES, ExportContext
 from autolabel.fsutil import safe_join, write_text_atomic
 from autolabel.geometry import xyxy_to_cxcywh_norm
 from autolabel.masks import external_polygons
 from autolabel.types import Detections, ImageResult
 
-MEDIA_MODES = ("symlink", "hardlink", "copy")
-MULTIPART_MODES = ("merge", "largest")
 SPLITS = ("train", "val", "test")
 MAX_BRIDGED_PARTS = 64  # a speckled mask is bridged over its largest parts only (one polygon of 10^5 parts is noise)
-
-
-@dataclass(frozen=True)
-class YoloOptions:
-    split: tuple[float, ...] = (0.8, 0.2)
-    seed: int = 0
-    media: str = "symlink"
-    multipart: str = "merge"
 
 
 def parse_split(text: str) -> tuple[float, ...]:
@@ -227,63 +216,65 @@ def recover_yolo(out_dir: str | Path) -> None:
             shutil.rmtree(p)
 
 
-def write_yolo(
-    out_dir: str | Path,
-    classes: list[str],
-    input_root: str | Path,
-    results: Iterable[ImageResult],
-    relpaths: list[str],
-    segments: bool,
-    options: YoloOptions = YoloOptions(),
-    polygon_tolerance: float = 0.0,
-) -> dict[str, int]:
-    """Write a YOLO dataset. `relpaths` is every image of the run (for the split); returns images per split.
+class YoloExporter:
+    """`-f yolo`: an ultralytics dataset in `yolo/`, built in a staging folder beside it and swapped in
+    when complete, so an interrupted export leaves the previous complete dataset (or none), never a mix
+    of two splits. Every image of the export takes part in the seeded split."""
 
-    It is built in a staging folder beside `out_dir` and swapped in when complete, so an interrupted
-    export leaves the previous complete dataset (or none), never a mix of two splits."""
-    if options.media not in MEDIA_MODES:
-        raise UsageError(f"--media '{options.media}': valid: {', '.join(MEDIA_MODES)}")
-    final = Path(out_dir).absolute()
-    recover_yolo(final)
-    staging = _aside(final, "staging")
-    counts = _write_tree(staging, final, classes, input_root, results, relpaths, segments, options, polygon_tolerance)
-    old = _aside(final, "old")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(staging, final)
-    if old.exists():
-        shutil.rmtree(old)
-    return counts
+    name = "yolo"
 
+    def __init__(self) -> None:
+        self.staging: Path | None = None
 
-def _write_tree(
-    out: Path,
-    final: Path,
-    classes: list[str],
-    input_root: str | Path,
-    results: Iterable[ImageResult],
-    relpaths: list[str],
-    segments: bool,
-    options: YoloOptions,
-    polygon_tolerance: float,
-) -> dict[str, int]:
-    out.mkdir(parents=True)
-    splits = assign_splits(relpaths, options.split, options.seed)
-    names = yolo_image_names(relpaths)
-    counts = {s: 0 for s in SPLITS}
-    for res in results:
-        split = splits[res.relpath]
-        img_dst = safe_join(out / "images" / split, names[res.relpath])
-        label = safe_join(out / "labels" / split, str(PurePosixPath(names[res.relpath]).with_suffix(".txt")))
-        _place_media(Path(input_root) / res.relpath, img_dst, options.media)
+    def open(self, ctx: ExportContext) -> None:
+        options = ctx.options.yolo
+        if options.media not in MEDIA_MODES:
+            raise UsageError(f"--media '{options.media}': valid: {', '.join(MEDIA_MODES)}")
+        self.ctx, self.options = ctx, options
+        self.final = (ctx.out_dir / "yolo").absolute()
+        recover_yolo(self.final)
+        self.staging = staging = _aside(self.final, "staging")
+        staging.mkdir(parents=True)
+        relpaths = [r for r, _, _ in ctx.images]
+        self.splits = assign_splits(relpaths, options.split, options.seed)
+        self.names = yolo_image_names(relpaths)
+        self.counts = {s: 0 for s in SPLITS}
+
+    def add(self, result: ImageResult) -> None:
+        assert self.staging is not None, "open() first"
+        split, name = self.splits[result.relpath], self.names[result.relpath]
+        img_dst = safe_join(self.staging / "images" / split, name)
+        label = safe_join(self.staging / "labels" / split, str(PurePosixPath(name).with_suffix(".txt")))
+        _place_media(self.ctx.input_root / result.relpath, img_dst, self.options.media)
         lines = detections_to_yolo_lines(
-            res.detections, res.width, res.height, segments, options.multipart, polygon_tolerance
+            result.detections,
+            result.width,
+            result.height,
+            self.ctx.has_masks,
+            self.options.multipart,
+            self.ctx.polygon_tolerance,
         )
         label.parent.mkdir(parents=True, exist_ok=True)
         label.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        counts[split] += 1
-    write_text_atomic(out / "data.yaml", data_yaml(final, classes, counts))
-    return counts
+        self.counts[split] += 1
+
+    def close(self) -> str:
+        assert self.staging is not None, "open() first"
+        write_text_atomic(self.staging / "data.yaml", data_yaml(self.final, self.ctx.classes, self.counts))
+        old = _aside(self.final, "old")
+        if self.final.exists():
+            os.replace(self.final, old)
+        os.replace(self.staging, self.final)
+        self.staging = None
+        if old.exists():
+            shutil.rmtree(old)
+        split = ", ".join(f"{k} {v}" for k, v in self.counts.items() if v)
+        return f"{self.final / 'data.yaml'} ({split})"
+
+    def abort(self) -> None:
+        if self.staging is not None and self.staging.exists():
+            shutil.rmtree(self.staging)
+        self.staging = None
 
 
 def data_yaml(out: Path, classes: list[str], counts: dict[str, int]) -> str:

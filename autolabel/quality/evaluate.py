@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,11 @@ from typing import Any
 import numpy as np
 
 from autolabel.errors import UsageError
-from autolabel.export import ExportOptions, decided_results, open_run_store, run_decisions
 from autolabel.masks import encode_rle
+from autolabel.quality.groundtruth import load_ground_truth, match_detections, match_images, read_coco
+from autolabel.quality.matching import ClassMatches, f_score
+from autolabel.run.run import Run
+from autolabel.types import Detections, RleMasks
 
 
 @dataclass
@@ -40,51 +42,57 @@ class EvalReport:
         return asdict(self)
 
 
-def _match_images(gt_images: list[dict], run_relpaths: list[str]) -> dict[str, dict]:
-    """relpath → GT image: by exact relative path, else by base name when it is unique on both sides."""
-    by_path = {im["file_name"].replace("\\", "/").lstrip("./"): im for im in gt_images}
-    gt_base = Counter(Path(p).name for p in by_path)
-    run_base = Counter(Path(r).name for r in run_relpaths)
-    by_base = {Path(p).name: im for p, im in by_path.items() if gt_base[Path(p).name] == 1}
-    out = {}
-    for rel in run_relpaths:
-        if rel in by_path:
-            out[rel] = by_path[rel]
-        elif run_base[Path(rel).name] == 1 and Path(rel).name in by_base:
-            out[rel] = by_base[Path(rel).name]
-    return out
-
-
-def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
-    """COCO bbox (and segm, when the run has masks) metrics of the run against the GT file."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    gt_path = Path(gt_path)
-    if not gt_path.is_file():
-        raise UsageError(f"ground-truth file '{gt_path}' not found")
-    try:
-        gt_data = json.loads(gt_path.read_text())
-        gt_images, gt_cats = gt_data["images"], gt_data["categories"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise UsageError(f"'{gt_path}' is not a COCO instances file ({e})") from None
-    gt_has_segm = any("segmentation" in a for a in gt_data.get("annotations", []))
-    missing_segm = 0
-    for a in gt_data.get("annotations", []):
+def _fill_gt_defaults(gt_data: dict) -> int:
+    """pycocotools needs `iscrowd` and `area`; a GT without masks on some annotations is evaluated in segm
+    as its box. Returns how many annotations were given their box as mask."""
+    anns = gt_data["annotations"]
+    gt_has_segm = any("segmentation" in a for a in anns)
+    missing = 0
+    for a in anns:
         a.setdefault("iscrowd", 0)
         a.setdefault("area", float(a["bbox"][2] * a["bbox"][3]))
         if gt_has_segm and not a.get("segmentation"):
             x, y, w, h = a["bbox"]
             a["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
-            missing_segm += 1
-    store = open_run_store(run_dir)
-    try:
-        meta = store.get_meta()
-        if meta is None:
-            raise UsageError(f"'{run_dir}' holds no run metadata")
-        classes = meta.classes
-        report = EvalReport(gt_boxes_as_masks=missing_segm)
-        gt_names = {c["name"]: c["id"] for c in gt_cats}
+            missing += 1
+    return missing
+
+
+@dataclass
+class _Predictions:
+    """The run's exported labels on the matched images, for COCOeval and for the operating point."""
+
+    coco: dict[str, list[dict]] = field(default_factory=lambda: {"bbox": [], "segm": []})
+    count: Counter[str] = field(default_factory=Counter)
+    has_masks: bool = False
+
+    def add(self, det: Detections, image_id: int, classes: list[str], gt_names: dict[str, int]) -> None:
+        for i in range(len(det)):
+            name = classes[int(det.class_id[i])]
+            if name not in gt_names:
+                continue
+            self.count[name] += 1
+            x0, y0, x1, y1 = (float(v) for v in det.xyxy[i])
+            base = {
+                "image_id": image_id,
+                "category_id": gt_names[name],
+                "score": 1.0 if det.confidence is None else float(det.confidence[i]),
+            }
+            self.coco["bbox"].append({**base, "bbox": [x0, y0, x1 - x0, y1 - y0]})
+            if det.masks is not None:
+                self.has_masks = True
+                rle = det.masks.rles[i] if isinstance(det.masks, RleMasks) else encode_rle(det.masks[i])
+                self.coco["segm"].append({**base, "segmentation": rle})
+
+
+def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
+    """COCO bbox (and segm, when the run has masks) metrics of the run against the GT file, and each
+    class's precision/recall/F1 at the run's thresholds. Each image is decided once."""
+    gt_data = read_coco(gt_path)
+    report = EvalReport(gt_boxes_as_masks=_fill_gt_defaults(gt_data))
+    with Run.open(run_dir) as run:
+        classes = run.classes
+        gt_names = {c["name"]: c["id"] for c in gt_data["categories"]}
         report.classes_only_in_gt = sorted(set(gt_names) - set(classes))
         report.classes_only_in_run = [c for c in classes if c not in gt_names]
         shared = [c for c in classes if c in gt_names]
@@ -93,86 +101,72 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
                 "no class name of the run appears in the ground truth",
                 hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(gt_names))}",
             )
-        relpaths = [r for r, _, _ in store.iter_image_sizes()]
-        matched = _match_images(gt_images, relpaths)
-        report.images_only_in_run = [r for r in relpaths if r not in matched]
+        sizes = run.images()
+        matched = match_images(gt_data["images"], [r for r, _, _ in sizes])
+        report.images_only_in_run = [r for r, _, _ in sizes if r not in matched]
         matched_ids = {im["id"] for im in matched.values()}
-        report.images_only_in_gt = sorted(im["file_name"] for im in gt_images if im["id"] not in matched_ids)
-        preds: dict[str, list[dict]] = {"bbox": [], "segm": []}
-        has_masks = False
-        pred_count: Counter[str] = Counter()
-        dec = run_decisions(meta, ExportOptions())
-        prf = _operating_point(store, dec, gt_path, shared)
-        for res in decided_results(store, dec):
-            im = matched.get(res.relpath)
-            if im is None:
-                continue
-            if (im["width"], im["height"]) != (res.width, res.height):
-                report.size_mismatch.append(res.relpath)
-                continue
+        report.images_only_in_gt = sorted(im["file_name"] for im in gt_data["images"] if im["id"] not in matched_ids)
+        report.size_mismatch = [
+            r for r, w, h in sizes if r in matched and (matched[r]["width"], matched[r]["height"]) != (w, h)
+        ]
+        same = [r for r in matched if r not in set(report.size_mismatch)]
+        if not same:
+            raise UsageError(
+                "no image of the run matches the ground truth by file name",
+                hint="GT file_name must be the path relative to the labeled folder (or a unique base name)",
+            )
+        gt = load_ground_truth(gt_data, sizes, classes)
+        dec = run.decisions()
+        preds, matches = _Predictions(), {c: ClassMatches() for c in dec.classes}
+        for res in run.results(dec, relpaths=same):
             report.images_matched += 1
-            det = res.detections
-            for i in range(len(det)):
-                name = classes[int(det.class_id[i])]
-                if name not in gt_names:
-                    continue
-                pred_count[name] += 1
-                x0, y0, x1, y1 = (float(v) for v in det.xyxy[i])
-                base = {
-                    "image_id": im["id"],
-                    "category_id": gt_names[name],
-                    "score": 1.0 if det.confidence is None else float(det.confidence[i]),
-                }
-                preds["bbox"].append({**base, "bbox": [x0, y0, x1 - x0, y1 - y0]})
-                if det.masks is not None:
-                    has_masks = True
-                    rle = det.masks.rles[i] if hasattr(det.masks, "rles") else encode_rle(det.masks[i])
-                    preds["segm"].append({**base, "segmentation": rle})
-    finally:
-        store.close()
-    if report.images_matched == 0:
-        raise UsageError(
-            "no image of the run matches the ground truth by file name",
-            hint="GT file_name must be the path relative to the labeled folder (or a unique base name)",
-        )
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO(str(gt_path))
-    coco_gt.dataset["annotations"] = gt_data.get("annotations", [])
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt.createIndex()
-    img_ids = sorted({matched[r]["id"] for r in matched if r not in report.size_mismatch})
-    cat_ids = [gt_names[c] for c in shared]
-    gt_count = Counter(
-        coco_gt.cats[a["category_id"]]["name"]
-        for a in coco_gt.dataset["annotations"]
-        if a["image_id"] in set(img_ids) and not a.get("iscrowd")
-    )
+            preds.add(res.detections, matched[res.relpath]["id"], classes, gt_names)
+            match_detections(res.detections, gt[res.relpath], dec.classes, 0.5, matches)
+    prf = {}
     for c in shared:
-        report.per_class[c] = {"gt": float(gt_count[c]), "pred": float(pred_count[c]), **prf.get(c, {})}
-    for iou_type in ("bbox", "segm"):
-        if iou_type == "segm" and (not has_masks or not gt_has_segm):
-            continue
-        report.metrics[iou_type], per_class = _cocoeval(COCOeval, coco_gt, preds[iou_type], iou_type, img_ids, cat_ids)
-        for cid, ap in per_class.items():
-            report.per_class[coco_gt.cats[cid]["name"]][f"{iou_type}_AP"] = ap  # type: ignore[assignment]
+        p, r, _, _ = matches[c].at(-1.0)
+        prf[c] = {"precision": p, "recall": r, "f1": float(f_score(p, r, 1.0))}
+    img_ids = sorted(matched[r]["id"] for r in same)
+    _coco_metrics(report, gt_path, gt_data, preds, img_ids, shared, gt_names, prf)
     return report
 
 
-def _operating_point(store: Any, dec: Any, gt_path: Path, shared: list[str]) -> dict[str, dict[str, float]]:
-    """Per-class precision, recall and F1 of the exported labels (the configured thresholds) at IoU 0.5."""
-    from autolabel.quality.matching import ClassMatches, f_score
-    from autolabel.quality.tune import load_ground_truth, match_detections
+def _coco_metrics(
+    report: EvalReport,
+    gt_path: str | Path,
+    gt_data: dict,
+    preds: _Predictions,
+    img_ids: list[int],
+    shared: list[str],
+    gt_names: dict[str, int],
+    prf: dict[str, dict[str, float]],
+) -> None:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
-    gt = load_ground_truth(gt_path, store, dec.classes)
-    matches = {c: ClassMatches() for c in dec.classes}
-    for res in decided_results(store, dec):
-        if res.relpath in gt:
-            match_detections(res.detections, gt[res.relpath], dec.classes, 0.5, matches)
-    out = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(str(gt_path))
+    coco_gt.dataset["annotations"] = gt_data["annotations"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt.createIndex()
+    ids = set(img_ids)
+    gt_count = Counter(
+        coco_gt.cats[a["category_id"]]["name"]
+        for a in coco_gt.dataset["annotations"]
+        if a["image_id"] in ids and not a.get("iscrowd")
+    )
     for c in shared:
-        p, r, _, _ = matches[c].at(-1.0)
-        out[c] = {"precision": p, "recall": r, "f1": float(f_score(p, r, 1.0))}
-    return out
+        report.per_class[c] = {"gt": float(gt_count[c]), "pred": float(preds.count[c]), **prf[c]}
+    gt_has_segm = any("segmentation" in a for a in gt_data["annotations"])
+    for iou_type in ("bbox", "segm"):
+        if iou_type == "segm" and (not preds.has_masks or not gt_has_segm):
+            continue
+        cat_ids = [gt_names[c] for c in shared]
+        report.metrics[iou_type], per_class = _cocoeval(
+            COCOeval, coco_gt, preds.coco[iou_type], iou_type, img_ids, cat_ids
+        )
+        for cid, ap in per_class.items():
+            report.per_class[coco_gt.cats[cid]["name"]][f"{iou_type}_AP"] = ap  # type: ignore[assignment]
 
 
 def _cocoeval(

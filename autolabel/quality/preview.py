@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from autolabel.export import ExportOptions, decided_results, open_run_store, run_decisions
 from autolabel.fsutil import atomic_write, safe_join
 from autolabel.images import load_image
+from autolabel.run.run import Run
 from autolabel.types import ImageResult
 
 
@@ -82,26 +82,17 @@ def write_previews(
     """Overlays for `n` images (the first n by path, or a seeded sample) and a contact sheet of them."""
     run = Path(run_dir)
     out = Path(out_dir) if out_dir else run / "preview"
-    store = open_run_store(run)
-    try:
-        meta = store.get_meta()
-        classes = meta.classes if meta else []
-        rels = [r for r, _, _ in store.iter_image_sizes()]
+    with Run.open(run) as opened:
+        rels = [r for r, _, _ in opened.images()]
         if seed is not None:
             rels = sorted(rels, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
-        chosen = set(rels[:n])
         tiles, caps = [], []
-        dec = run_decisions(meta, ExportOptions()) if meta else None
-        for res in decided_results(store, dec) if dec else []:
-            if res.relpath not in chosen:
-                continue
-            img = load_image(Path(meta.input_root) / res.relpath)  # type: ignore[union-attr]
-            overlay = render_overlay(img, res, classes)
+        for res in opened.results(relpaths=rels[:n]):  # only the images drawn are decided
+            img = load_image(opened.input_root / res.relpath)
+            overlay = render_overlay(img, res, opened.classes)
             _save(safe_join(out, str(Path(res.relpath).with_suffix(".jpg"))), overlay)
             tiles.append(overlay)
             caps.append(f"{res.relpath} ({len(res.detections)})")
-    finally:
-        store.close()
     sheet = out / "contact_sheet.jpg"
     _save(sheet, contact_sheet(tiles, caps, cols=cols))
     return sheet, len(tiles)

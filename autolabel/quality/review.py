@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from autolabel.errors import UsageError
-from autolabel.export import ExportOptions, class_box_thresholds, export_run, open_run_store, run_decisions
+from autolabel.export import ExportContext, ExportOptions, class_box_thresholds, export_run, write_exports
 from autolabel.export.fiftyone import LABEL_FIELD, default_dataset_name, import_fiftyone
+from autolabel.run.run import Run
 from autolabel.types import Detections, ImageResult
 
 REJECT_TAG = "reject"
@@ -44,12 +45,8 @@ def prepare_dataset(
     ds = fo.load_dataset(name)
     thresholds = ds.info.get("box_thresholds") or {}
     if not thresholds:
-        store = open_run_store(run_dir)
-        try:
-            meta = store.get_meta()
-            thresholds = class_box_thresholds(run_decisions(meta, ExportOptions())) if meta else {}
-        finally:
-            store.close()
+        with Run.open(run_dir) as run:
+            thresholds = class_box_thresholds(run.decisions())
     save_views(ds, thresholds, views)
     return ds
 
@@ -174,9 +171,6 @@ def results_from_dataset(ds: Any, index: list[tuple[str, str, int, int]], classe
 
 def export_from_dataset(name: str, formats: list[str], out_dir: str | Path, options: ExportOptions) -> dict[str, str]:
     """Corrected COCO / YOLO exports from a reviewed FiftyOne dataset, leaving out rejected items."""
-    from autolabel.export.coco import write_coco
-    from autolabel.export.yolo import write_yolo
-
     fo = import_fiftyone()
     if not fo.dataset_exists(name):
         raise UsageError(f"no FiftyOne dataset named '{name}'", hint=f"known: {', '.join(fo.list_datasets()) or '-'}")
@@ -186,30 +180,13 @@ def export_from_dataset(name: str, formats: list[str], out_dir: str | Path, opti
     ds = fo.load_dataset(name)
     classes = dataset_classes(ds)
     index = dataset_index(ds)
-    out = Path(out_dir)
-    written: dict[str, str] = {}
-    tol = options.polygon_tolerance or 0.0
-    if "coco" in formats:
-        path = out / "coco" / "annotations.json"
-        write_coco(
-            path,
-            classes,
-            [(r, w, h) for r, _, w, h in index],
-            results_from_dataset(ds, index, classes),
-            options.coco_masks,
-            tol,
-        )
-        written["coco"] = str(path)
-    if "yolo" in formats:
-        counts = write_yolo(
-            out / "yolo",
-            classes,
-            ds.info.get("input_root", "/"),
-            results_from_dataset(ds, index, classes),
-            [r for r, _, _, _ in index],
-            True,
-            options.yolo,
-            tol,
-        )
-        written["yolo"] = f"{out / 'yolo' / 'data.yaml'} ({', '.join(f'{k} {v}' for k, v in counts.items() if v)})"
-    return written
+    ctx = ExportContext(
+        out_dir=Path(out_dir),
+        classes=classes,
+        images=[(r, w, h) for r, _, w, h in index],
+        input_root=Path(ds.info.get("input_root", "/")),
+        has_masks=True,
+        options=options,
+        polygon_tolerance=options.polygon_tolerance or 0.0,
+    )
+    return write_exports(ctx, formats, results_from_dataset(ds, index, classes))

@@ -9,7 +9,6 @@ with the other classes at their tuned thresholds, since cross-class de-duplicati
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,119 +17,26 @@ import numpy as np
 
 from autolabel.decisions import DecisionSettings, decide
 from autolabel.errors import UsageError
-from autolabel.geometry import box_iou
-from autolabel.quality.evaluate import _match_images
-from autolabel.quality.matching import ClassMatches, f_score, greedy_match
-from autolabel.run.store import RunStore
-from autolabel.types import Detections
+from autolabel.quality.groundtruth import GtImage, load_ground_truth, match_detections, read_coco
+from autolabel.quality.matching import ClassMatches, f_score
+from autolabel.run.run import Run
+from autolabel.types import CandidateResult
 
 METRICS = {"f1": 1.0, "f0.5": 0.5, "f2": 2.0}
 
 
-@dataclass
-class GtImage:
-    """Ground truth of one image for the run's classes: class name → (RLEs or None, xyxy, crowd)."""
-
-    by_class: dict[str, tuple[list[dict] | None, np.ndarray, np.ndarray]] = field(default_factory=dict)
-
-
-def _ann_rle(ann: dict, height: int, width: int) -> dict | None:
-    from pycocotools import mask as mask_utils
-
-    seg = ann.get("segmentation")
-    if not seg:
-        return None
-    if isinstance(seg, list):
-        return mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
-    if isinstance(seg.get("counts"), list):
-        return mask_utils.frPyObjects(seg, height, width)
-    return {
-        "size": seg["size"],
-        "counts": seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"],
-    }
-
-
-def load_ground_truth(gt_path: str | Path, store: RunStore, classes: tuple[str, ...]) -> dict[str, GtImage]:
-    """relpath → ground truth, for the run images the COCO file covers (matched like `autolabel eval`)."""
-    p = Path(gt_path)
-    if not p.is_file():
-        raise UsageError(f"ground-truth file '{p}' not found")
-    try:
-        data = json.loads(p.read_text())
-        images, cats, anns = data["images"], data["categories"], data.get("annotations", [])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise UsageError(f"'{p}' is not a COCO instances file ({e})") from None
-    names = {c["id"]: c["name"] for c in cats}
-    if not set(names.values()) & set(classes):
-        raise UsageError(
-            "no class name of the run appears in the ground truth",
-            hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(set(names.values())))}",
-        )
-    sizes = {r: (w, h) for r, w, h in store.iter_image_sizes()}
-    matched = _match_images(images, list(sizes))
-    by_id: dict[int, list[dict]] = {}
-    for a in anns:
-        by_id.setdefault(a["image_id"], []).append(a)
-    out: dict[str, GtImage] = {}
-    for rel, im in matched.items():
-        w, h = sizes[rel]
-        if (im["width"], im["height"]) != (w, h):
-            continue
-        gi = GtImage()
-        for name in classes:
-            sel = [a for a in by_id.get(im["id"], []) if names.get(a["category_id"]) == name]
-            rles = [_ann_rle(a, h, w) for a in sel]
-            boxes = np.array(
-                [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in sel],
-                dtype=np.float64,
-            ).reshape(-1, 4)
-            crowd = np.array([bool(a.get("iscrowd", 0)) for a in sel], dtype=bool)
-            gi.by_class[name] = (None if any(r is None for r in rles) else rles, boxes, crowd)
-        out[rel] = gi
-    if not out:
-        raise UsageError(
-            "no image of the run matches the ground truth by file name (and size)",
-            hint="GT file_name must be the path relative to the labeled folder (or a unique base name)",
-        )
-    return out
-
-
-def match_detections(
-    det: Detections,
-    gt: GtImage,
-    classes: tuple[str, ...],
-    iou_threshold: float,
-    into: dict[str, ClassMatches],
-    only: str | None = None,
-) -> None:
-    """Add one image's detections (sorted by descending score) to the per-class matches."""
-    from pycocotools import mask as mask_utils
-
-    from autolabel.types import RleMasks
-
-    for k, name in enumerate(classes):
-        if only is not None and name != only:
-            continue
-        rles, boxes, crowd = gt.by_class[name]
-        idx = np.flatnonzero(det.class_id == k)
-        if isinstance(det.masks, RleMasks) and rles is not None and len(idx) and len(rles):
-            iou = np.asarray(mask_utils.iou([det.masks.rles[i] for i in idx], rles, [int(c) for c in crowd]))
-            iou = iou.reshape(len(idx), len(rles))
-        else:
-            iou = box_iou(det.xyxy[idx], boxes)
-        tp, ignored = greedy_match(iou, iou_threshold, crowd)
-        scores = det.confidence[idx] if det.confidence is not None else np.ones(len(idx))
-        into[name].add(scores, tp, ignored, int((~crowd).sum()))
-
-
 def collect(
-    store: RunStore, gt: dict[str, GtImage], dec: DecisionSettings, iou_threshold: float, only: str | None = None
+    cands: list[CandidateResult],
+    gt: dict[str, GtImage],
+    dec: DecisionSettings,
+    iou_threshold: float,
+    only: str | None = None,
 ) -> dict[str, ClassMatches]:
+    """Per-class matches of the hand-labeled images' detections under `dec`."""
     matches = {c: ClassMatches() for c in dec.classes}
-    for c in store.iter_candidates():
-        if c.relpath in gt:
-            det = decide(c.candidates, c.width, c.height, dec)
-            match_detections(det, gt[c.relpath], dec.classes, iou_threshold, matches, only)
+    for c in cands:
+        det = decide(c.candidates, c.width, c.height, dec)
+        match_detections(det, gt[c.relpath], dec.classes, iou_threshold, matches, only)
     return matches
 
 
@@ -181,22 +87,24 @@ class TuneReport:
         }
 
 
-def tune_run(
-    store: RunStore, dec: DecisionSettings, floor: float, gt_path: str | Path, metric: str = "f1", iou: float = 0.5
-) -> TuneReport:
+def tune_run(run: Run, gt_path: str | Path, metric: str = "f1", iou: float = 0.5) -> TuneReport:
+    """Per-class thresholds maximising F_beta on the run's hand-labeled images (the run's other decisions
+    kept); only those images' candidates are read."""
     if metric not in METRICS:
         raise UsageError(f"--metric '{metric}': valid: {', '.join(METRICS)}")
-    gt = load_ground_truth(gt_path, store, dec.classes)
+    dec, floor = run.decisions(), run.meta.candidate_floor
+    gt = load_ground_truth(read_coco(gt_path), run.images(), dec.classes)
+    cands = list(run.candidates(gt))
     beta = METRICS[metric]
     thresholds = dict(zip(dec.classes, dec.class_thresholds))
     at_floor = replace(dec, class_thresholds=tuple(floor for _ in dec.classes))
-    first = collect(store, gt, at_floor, iou)
+    first = collect(cands, gt, at_floor, iou)
     for name, m in first.items():
         thresholds[name] = best_threshold(m, beta, floor) or thresholds[name]
     results, curves = [], {}
     for k, name in enumerate(dec.classes):  # second pass: the others at their tuned thresholds
         others = tuple(floor if j == k else thresholds[c] for j, c in enumerate(dec.classes))
-        m = collect(store, gt, replace(dec, class_thresholds=others), iou, only=name)[name]
+        m = collect(cands, gt, replace(dec, class_thresholds=others), iou, only=name)[name]
         new = best_threshold(m, beta, floor)
         note = (
             ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,16 @@ class RunMeta:
     settings: dict[str, Any]
     prompts: list[str] = field(default_factory=list)
     decisions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def candidate_floor(self) -> float:
+        """The lowest score stored as a candidate: a threshold under it cannot be honoured."""
+        return float(self.settings.get("detector.candidate_floor", 0.0))
+
+    @property
+    def has_masks(self) -> bool:
+        """False for a box-only run (`segmenter: none`)."""
+        return bool(self.settings.get("segmenter.backend") != "none")
 
 
 def store_path(run_dir: str | Path) -> Path:
@@ -204,12 +214,22 @@ class RunStore:
         """(relpath, width, height) of done images, sorted by relative path."""
         yield from self.conn.execute("SELECT relpath, width, height FROM images WHERE status = 'done' ORDER BY relpath")
 
-    def iter_candidates(self) -> Iterator[CandidateResult]:
-        """Done images sorted by relative path, one at a time (masks stay RLE until an exporter needs one)."""
-        cur = self.conn.execute(
-            "SELECT relpath, width, height, result FROM images WHERE status = 'done' ORDER BY relpath"
-        )
-        for relpath, w, h, text in cur:
+    def iter_candidates(self, relpaths: Iterable[str] | None = None) -> Iterator[CandidateResult]:
+        """Done images sorted by relative path, one at a time (masks stay RLE until an exporter needs one);
+        only those in `relpaths` when given (each looked up by its key: nothing else is read)."""
+        if relpaths is None:
+            rows: Iterable[tuple[str, int, int, str]] = self.conn.execute(
+                "SELECT relpath, width, height, result FROM images WHERE status = 'done' ORDER BY relpath"
+            )
+        else:
+            rows = (
+                row
+                for r in sorted(set(relpaths))
+                for row in self.conn.execute(
+                    "SELECT relpath, width, height, result FROM images WHERE status = 'done' AND relpath = ?", (r,)
+                )
+            )
+        for relpath, w, h, text in rows:
             yield CandidateResult(relpath, w, h, candidates_from_json(text, w, h))
 
     def transaction(self) -> Any:

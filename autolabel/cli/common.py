@@ -1,0 +1,126 @@
+"""What the commands share: the one error boundary, choices as `str` Enums, and options used by more
+than one command as `Annotated` aliases (typer reads the help and flags from the type)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+
+from autolabel.errors import AutolabelError
+
+if TYPE_CHECKING:
+    from autolabel.export import ExportOptions
+
+EXIT_SKIPPED = 3
+EXIT_INTERRUPTED = 130
+T = TypeVar("T")
+
+
+class Media(str, Enum):
+    symlink = "symlink"
+    hardlink = "hardlink"
+    copy = "copy"
+
+
+class Multipart(str, Enum):
+    merge = "merge"
+    largest = "largest"
+
+
+class CocoMasks(str, Enum):
+    polygon = "polygon"
+    rle = "rle"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+RunDir = Annotated[Path, typer.Argument(help="Output directory of an `autolabel label` run.")]
+Formats = Annotated[str, typer.Option("--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone.")]
+CocoMasksOpt = Annotated[CocoMasks, typer.Option(help="COCO segmentation as polygons or compressed RLE.")]
+Split = Annotated[str, typer.Option(help="YOLO train,val[,test] fractions (seeded, reproducible).")]
+Seed = Annotated[int, typer.Option(help="Seed of the YOLO split.")]
+MediaOpt = Annotated[Media, typer.Option(help="How YOLO images/ refer to the source images.")]
+MultipartOpt = Annotated[
+    Multipart, typer.Option(help="YOLO: bridge a multi-part mask into one polygon, or keep the largest part.")
+]
+DatasetName = Annotated[
+    str | None, typer.Option(help="FiftyOne dataset name [default: autolabel-<run dir name>-<hash of its path>].")
+]
+FiftyoneDir = Annotated[Path | None, typer.Option(help="Also write the FiftyOne dataset to this directory.")]
+BoxThreshold = Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Every class's box threshold.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+DEFAULT_FORMATS = "coco,yolo,fiftyone"
+
+
+def fail(message: str, hint: str | None, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
+    raise typer.Exit(code)
+
+
+def guard(fn: Callable[[], T]) -> T:
+    """The one error boundary: library errors → `error:`/`hint:` lines and their exit code; Ctrl-C → 130;
+    anything unexpected → one `error:` line and exit 1 (AUTOLABEL_DEBUG=1 shows the traceback)."""
+    try:
+        return fn()
+    except (typer.Exit, typer.Abort):
+        raise
+    except AutolabelError as e:
+        if os.environ.get("AUTOLABEL_DEBUG"):
+            raise
+        fail(e.message, e.hint, e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: rerun the same command to resume (finished images are kept)", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as e:
+        if os.environ.get("AUTOLABEL_DEBUG"):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        fail(
+            f"unexpected {type(e).__name__}: {first}",
+            "set AUTOLABEL_DEBUG=1 for the traceback; finished images are kept (a rerun resumes)",
+            1,
+        )
+    raise AssertionError("unreachable")  # fail() always raises
+
+
+def export_options(
+    coco_masks: CocoMasks,
+    split: str,
+    seed: int,
+    media: Media,
+    multipart: Multipart,
+    dataset_name: str | None,
+    fiftyone_dir: Path | None,
+    polygon_tolerance: float | None = None,
+) -> ExportOptions:
+    """The ExportOptions these command-line values ask for (split parsed and checked)."""
+    from autolabel.export import ExportOptions, YoloOptions
+    from autolabel.export.yolo import parse_split
+
+    yolo = YoloOptions(split=parse_split(split), seed=seed, media=media.value, multipart=multipart.value)
+    return ExportOptions(
+        coco_masks=coco_masks.value,
+        polygon_tolerance=polygon_tolerance,
+        yolo=yolo,
+        dataset_name=dataset_name,
+        fiftyone_dir=str(fiftyone_dir) if fiftyone_dir else None,
+    )

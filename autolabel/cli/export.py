@@ -1,0 +1,104 @@
+"""`autolabel export`: exports again from a run's store (no model loaded), or corrected ones from a
+reviewed FiftyOne dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from autolabel.cli.common import (
+    DEFAULT_FORMATS,
+    BoxThreshold,
+    CocoMasks,
+    CocoMasksOpt,
+    DatasetName,
+    FiftyoneDir,
+    Formats,
+    Media,
+    MediaOpt,
+    Multipart,
+    MultipartOpt,
+    Seed,
+    Split,
+    export_options,
+    guard,
+)
+
+ExportRunDir = Annotated[Path | None, typer.Argument(help="Output directory of an `autolabel label` run.")]
+PolygonTolerance = Annotated[
+    float | None,
+    typer.Option(min=0.0, help="Polygon simplification in pixels [default: the run's masks.polygon_tolerance]."),
+]
+FromFiftyone = Annotated[
+    str | None,
+    typer.Option(
+        "--from-fiftyone",
+        help="Write corrected COCO/YOLO from this reviewed FiftyOne dataset (items tagged 'reject' left out).",
+    ),
+]
+CorrectedOutput = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="With --from-fiftyone: where to write [default: RUN_DIR/corrected]."),
+]
+Thresholds = Annotated[
+    Path | None,
+    typer.Option(
+        "--thresholds",
+        help="YAML of per-class box thresholds (`classes: {name: {box_threshold: x}}`, as `autolabel tune` writes).",
+    ),
+]
+
+
+def export(
+    run_dir: ExportRunDir = None,
+    formats: Formats = DEFAULT_FORMATS,
+    coco_masks: CocoMasksOpt = CocoMasks.polygon,
+    polygon_tolerance: PolygonTolerance = None,
+    split: Split = "0.8,0.2",
+    seed: Seed = 0,
+    media: MediaOpt = Media.symlink,
+    multipart: MultipartOpt = Multipart.merge,
+    dataset_name: DatasetName = None,
+    fiftyone_dir: FiftyoneDir = None,
+    from_fiftyone: FromFiftyone = None,
+    output: CorrectedOutput = None,
+    box_threshold: BoxThreshold = None,
+    thresholds: Thresholds = None,
+) -> None:
+    """Write exports again from a run's store with the decisions applied (no model loaded), or corrected
+    ones from a reviewed dataset."""
+
+    def run() -> None:
+        from dataclasses import replace
+
+        from autolabel.config.thresholds import load_thresholds
+        from autolabel.errors import UsageError
+        from autolabel.export import export_run, parse_formats
+
+        fmts = parse_formats(formats)
+        opts = export_options(coco_masks, split, seed, media, multipart, dataset_name, fiftyone_dir, polygon_tolerance)
+        opts = replace(
+            opts, box_threshold=box_threshold, class_thresholds=load_thresholds(thresholds) if thresholds else None
+        )
+        if from_fiftyone:
+            from autolabel.quality.review import export_from_dataset
+
+            if output is None and run_dir is None:
+                raise UsageError("--from-fiftyone needs RUN_DIR or --output to know where to write")
+            target = output or Path(str(run_dir)) / "corrected"
+            fmts = [f for f in fmts if f != "fiftyone"] if formats == DEFAULT_FORMATS else fmts
+            written = export_from_dataset(from_fiftyone, fmts, target, opts)
+        else:
+            if run_dir is None:
+                raise UsageError("give the RUN_DIR to export (the --output of `autolabel label`)")
+            from autolabel.cli.progress import RichProgress, print_decisions
+
+            report = export_run(run_dir, fmts, opts, progress=RichProgress("export"))
+            print_decisions(report.decisions, report.objects_per_class)
+            written = report.written
+        for fmt, path in written.items():
+            typer.echo(f"{fmt}: {path}")
+
+    guard(run)

@@ -1,0 +1,92 @@
+"""The Exporter protocol: every format is written the same way, one decided image at a time.
+
+    exporter.open(ctx)          # set up a staging area (nothing the user sees changes yet)
+    exporter.add(result)        # once per image, sorted by relative path
+    where = exporter.close()    # finish and swap the new export in whole; returns where it went
+    exporter.abort()            # on any failure instead of close(): the previous export stays as it was
+
+Staging and the atomic swap live inside each exporter; `export.write_exports` drives them. Exporters never
+import backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from autolabel.types import ImageResult
+
+COCO_MASKS = ("polygon", "rle")
+MEDIA_MODES = ("symlink", "hardlink", "copy")
+MULTIPART_MODES = ("merge", "largest")
+
+
+@dataclass(frozen=True)
+class YoloOptions:
+    split: tuple[float, ...] = (0.8, 0.2)
+    seed: int = 0
+    media: str = "symlink"
+    multipart: str = "merge"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    coco_masks: str = "polygon"
+    polygon_tolerance: float | None = None  # None: the run's masks.polygon_tolerance
+    yolo: YoloOptions = field(default_factory=YoloOptions)
+    dataset_name: str | None = None  # FiftyOne dataset; default autolabel-<run dir name>
+    fiftyone_dir: str | None = None  # also write a FiftyOneDataset directory here
+    replace_edited_dataset: bool = False  # replace a FiftyOne dataset that holds review edits
+    box_threshold: float | None = None  # decision override: every class's box threshold
+    class_thresholds: dict[str, float] | None = None  # decision override: {class name: box threshold}
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    """What every exporter of one export needs to know before the first image.
+
+    - `out_dir`: where exports go (`out_dir/coco`, `out_dir/yolo`, …): the run directory, or the
+      directory of a corrected export.
+    - `images`: (relpath, width, height) of every image the export will hold, sorted by relpath.
+    - `input_root`: the labeled folder (images are referenced from there).
+    - `polygon_tolerance`: pixels of polygon simplification, resolved from the run and the options.
+    - `dataset_name`: the FiftyOne dataset to (re)create; `info`: what it records about the run.
+    """
+
+    out_dir: Path
+    classes: list[str]
+    images: list[tuple[str, int, int]]
+    input_root: Path
+    has_masks: bool
+    options: ExportOptions
+    polygon_tolerance: float
+    dataset_name: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class ExportSkipped(Exception):
+    """Raised by `open` when an exporter declines to replace what is there (a FiftyOne dataset with review
+    edits); the message says why and what to do. The other formats of the export go on."""
+
+
+class Exporter(Protocol):
+    """One export format. `name` is its `--format` name."""
+
+    name: ClassVar[str]
+
+    def open(self, ctx: ExportContext) -> None:
+        """Prepare a staging area; nothing the user already has changes yet."""
+        ...
+
+    def add(self, result: ImageResult) -> None:
+        """Write one decided image (called in relpath order, once per image of `ctx.images`)."""
+        ...
+
+    def close(self) -> str:
+        """Finish, swap the new export in whole, and return where it went (one line for the user)."""
+        ...
+
+    def abort(self) -> None:
+        """Discard the staging area; the previous export (if any) stays untouched."""
+        ...

@@ -1,0 +1,136 @@
+"""Ground truth for `eval` and `tune`: a hand-labeled COCO file read and checked, its images matched to
+the run's (by relative path, else by unique base name), and detections matched to it the COCO way."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from autolabel.errors import UsageError
+from autolabel.geometry import box_iou
+from autolabel.quality.matching import ClassMatches, greedy_match
+from autolabel.types import Detections, RleMasks
+
+
+def read_coco(path: str | Path) -> dict:
+    """A COCO instances file as a dict with `images`, `categories` and `annotations` (may be empty)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"ground-truth file '{p}' not found")
+    try:
+        data = json.loads(p.read_text())
+        if not isinstance(data["images"], list) or not isinstance(data["categories"], list):
+            raise TypeError("images and categories must be lists")
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UsageError(f"'{p}' is not a COCO instances file ({e})") from None
+    data.setdefault("annotations", [])
+    return data
+
+
+def match_images(gt_images: list[dict], run_relpaths: list[str]) -> dict[str, dict]:
+    """relpath → GT image: by exact relative path, else by base name when it is unique on both sides."""
+    by_path = {im["file_name"].replace("\\", "/").lstrip("./"): im for im in gt_images}
+    gt_base = Counter(Path(p).name for p in by_path)
+    run_base = Counter(Path(r).name for r in run_relpaths)
+    by_base = {Path(p).name: im for p, im in by_path.items() if gt_base[Path(p).name] == 1}
+    out = {}
+    for rel in run_relpaths:
+        if rel in by_path:
+            out[rel] = by_path[rel]
+        elif run_base[Path(rel).name] == 1 and Path(rel).name in by_base:
+            out[rel] = by_base[Path(rel).name]
+    return out
+
+
+@dataclass
+class GtImage:
+    """Ground truth of one image for the run's classes: class name → (RLEs or None, xyxy, crowd)."""
+
+    by_class: dict[str, tuple[list[dict] | None, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def _ann_rle(ann: dict, height: int, width: int) -> dict | None:
+    from pycocotools import mask as mask_utils
+
+    seg = ann.get("segmentation")
+    if not seg:
+        return None
+    if isinstance(seg, list):
+        return mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+    if isinstance(seg.get("counts"), list):
+        return mask_utils.frPyObjects(seg, height, width)
+    return {
+        "size": seg["size"],
+        "counts": seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"],
+    }
+
+
+def load_ground_truth(
+    data: dict, sizes: list[tuple[str, int, int]], classes: tuple[str, ...] | list[str]
+) -> dict[str, GtImage]:
+    """relpath → ground truth of the run's classes, for the run images the COCO data (`read_coco`) covers
+    with the same size."""
+    images, cats, anns = data["images"], data["categories"], data["annotations"]
+    names = {c["id"]: c["name"] for c in cats}
+    if not set(names.values()) & set(classes):
+        raise UsageError(
+            "no class name of the run appears in the ground truth",
+            hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(set(names.values())))}",
+        )
+    by_rel = {r: (w, h) for r, w, h in sizes}
+    matched = match_images(images, list(by_rel))
+    by_id: dict[int, list[dict]] = {}
+    for a in anns:
+        by_id.setdefault(a["image_id"], []).append(a)
+    out: dict[str, GtImage] = {}
+    for rel, im in matched.items():
+        w, h = by_rel[rel]
+        if (im["width"], im["height"]) != (w, h):
+            continue
+        gi = GtImage()
+        for name in classes:
+            sel = [a for a in by_id.get(im["id"], []) if names.get(a["category_id"]) == name]
+            rles = [_ann_rle(a, h, w) for a in sel]
+            boxes = np.array(
+                [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in sel],
+                dtype=np.float64,
+            ).reshape(-1, 4)
+            crowd = np.array([bool(a.get("iscrowd", 0)) for a in sel], dtype=bool)
+            gi.by_class[name] = (None if any(r is None for r in rles) else rles, boxes, crowd)
+        out[rel] = gi
+    if not out:
+        raise UsageError(
+            "no image of the run matches the ground truth by file name (and size)",
+            hint="GT file_name must be the path relative to the labeled folder (or a unique base name)",
+        )
+    return out
+
+
+def match_detections(
+    det: Detections,
+    gt: GtImage,
+    classes: tuple[str, ...],
+    iou_threshold: float,
+    into: dict[str, ClassMatches],
+    only: str | None = None,
+) -> None:
+    """Add one image's detections (sorted by descending score) to the per-class matches."""
+    from pycocotools import mask as mask_utils
+
+    for k, name in enumerate(classes):
+        if only is not None and name != only:
+            continue
+        rles, boxes, crowd = gt.by_class[name]
+        idx = np.flatnonzero(det.class_id == k)
+        if isinstance(det.masks, RleMasks) and rles is not None and len(idx) and len(rles):
+            iou = np.asarray(mask_utils.iou([det.masks.rles[i] for i in idx], rles, [int(c) for c in crowd]))
+            iou = iou.reshape(len(idx), len(rles))
+        else:
+            iou = box_iou(det.xyxy[idx], boxes)
+        tp, ignored = greedy_match(iou, iou_threshold, crowd)
+        scores = det.confidence[idx] if det.confidence is not None else np.ones(len(idx))
+        into[name].add(scores, tp, ignored, int((~crowd).sum()))

@@ -1,0 +1,107 @@
+"""`Run`: a run directory opened for reading. Every command after `label` (export, eval, tune, review,
+preview) reads a run through it: its typed metadata, its decision settings (with any overrides) and its
+images with those decisions applied, one at a time.
+
+    with Run.open("runs/data") as run:
+        dec = run.decisions(class_thresholds={"car": 0.4})
+        for res in run.results(dec):
+            ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+from autolabel.decisions import DecisionCounts, DecisionSettings, decide
+from autolabel.errors import UsageError
+from autolabel.run.store import RunMeta, RunStore, store_path
+from autolabel.types import CandidateResult, ImageResult
+
+
+class Run:
+    """An open run directory. Use as a context manager (or `close()`); one instance per thread."""
+
+    def __init__(self, run_dir: Path, store: RunStore, meta: RunMeta) -> None:
+        self.dir, self.store, self.meta = run_dir, store, meta
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> Run:
+        """Open the run in `run_dir`; a UsageError says what is wrong when it holds no usable run."""
+        run_dir = Path(run_dir)
+        if not store_path(run_dir).is_file():
+            raise UsageError(
+                f"'{run_dir}' is not an autolabel run directory (no {store_path(run_dir).name})",
+                hint="pass the --output directory of an `autolabel label` run",
+            )
+        store = RunStore(store_path(run_dir))
+        try:
+            meta = store.get_meta()
+        except BaseException:
+            store.close()
+            raise
+        if meta is None:
+            store.close()
+            raise UsageError(f"'{run_dir}' holds no run metadata", hint="rerun `autolabel label`")
+        return cls(run_dir, store, meta)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta.classes)
+
+    @property
+    def input_root(self) -> Path:
+        return Path(self.meta.input_root)
+
+    def decisions(
+        self, box_threshold: float | None = None, class_thresholds: dict[str, float] | None = None
+    ) -> DecisionSettings:
+        """The run's decision settings (those of its last `label`) with these overrides. A threshold under
+        the run's candidate floor cannot be honoured: the candidates below it were never stored."""
+        if not self.meta.decisions:
+            raise UsageError("this run store has no decision settings", hint="rerun `autolabel label` once")
+        dec = DecisionSettings.from_json(self.meta.decisions).with_thresholds(box_threshold, class_thresholds)
+        floor = self.meta.candidate_floor
+        low = {c: t for c, t in zip(dec.classes, dec.class_thresholds) if t < floor - 1e-9}
+        if low:
+            raise UsageError(
+                f"box threshold {', '.join(f'{c}={t}' for c, t in low.items())} is below the run's candidate "
+                f"floor {floor}: candidates scoring less were not stored",
+                hint=f"use thresholds >= {floor}, or relabel with a lower detector.candidate_threshold",
+            )
+        return dec
+
+    def images(self) -> list[tuple[str, int, int]]:
+        """(relpath, width, height) of every labeled image, sorted by relative path."""
+        return list(self.store.iter_image_sizes())
+
+    def candidates(self, relpaths: Iterable[str] | None = None) -> Iterator[CandidateResult]:
+        """Stored candidates, sorted by relative path (only `relpaths` when given)."""
+        return self.store.iter_candidates(relpaths)
+
+    def results(
+        self,
+        decisions: DecisionSettings | None = None,
+        relpaths: Iterable[str] | None = None,
+        counts: DecisionCounts | None = None,
+        on_image: Callable[[], None] | None = None,
+    ) -> Iterator[ImageResult]:
+        """Images with `decisions` applied (default: the run's own), one at a time, sorted by relative
+        path; only `relpaths` when given. `counts` adds up what the decisions removed."""
+        dec = decisions if decisions is not None else self.decisions()
+        for c in self.candidates(relpaths):
+            yield ImageResult(c.relpath, c.width, c.height, decide(c.candidates, c.width, c.height, dec, counts))
+            if on_image is not None:
+                on_image()
