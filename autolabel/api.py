@@ -23,6 +23,7 @@ from autolabel.config.ontology import Ontology, load_ontology, parse_ontology
 from autolabel.errors import UsageError
 from autolabel.export import ExportOptions, check_export_dependencies, export_run
 from autolabel.fsutil import write_text_atomic
+from autolabel.inference.models import Models
 from autolabel.run.labeling import SUMMARY_NAME, run_labeling
 from autolabel.run.settings import Progress, RunSettings, RunSummary
 from autolabel.types import Detections, RleMasks
@@ -49,18 +50,19 @@ def label_folder(
     input_path: str | Path,
     output_dir: str | Path | None = None,
     formats: list[str] | tuple[str, ...] = ("coco", "yolo", "fiftyone"),
-    settings: RunSettings = RunSettings(),
-    export: ExportOptions = ExportOptions(),
+    settings: RunSettings | None = None,
+    export: ExportOptions | None = None,
     progress: Progress | None = None,
     export_progress: Progress | None = None,
-    backends: tuple[Any, Any] | None = None,
+    backends: Models | None = None,
 ) -> tuple[RunSummary, dict[str, str]]:
-    """Label (resumably) and export; returns the run summary and {format: where it went}."""
+    """Label (resumably) and export; returns the run summary and {format: where it went}. `backends`
+    injects (detector, segmenter) objects instead of loading the ontology's models."""
     ont = as_ontology(ontology)
     fmts = list(formats)
     check_export_dependencies(fmts)
     out = Path(output_dir) if output_dir is not None else default_output(input_path)
-    summary = run_labeling(ont, input_path, out, settings, progress=progress, backends=backends)
+    summary = run_labeling(ont, input_path, out, settings or RunSettings(), progress=progress, backends=backends)
     written: dict[str, str] = {}
     if not summary.interrupted:
         try:
@@ -101,9 +103,7 @@ class Labeler:
     Keyword settings are those of `RunSettings` (batch_size, device, precision, ...). `backends`
     injects (detector, segmenter) objects instead of loading models."""
 
-    def __init__(
-        self, ontology: str | Path | dict | Ontology, backends: tuple[Any, Any] | None = None, **settings: Any
-    ) -> None:
+    def __init__(self, ontology: str | Path | dict | Ontology, backends: Models | None = None, **settings: Any) -> None:
         from autolabel.config.plan import make_plan
         from autolabel.inference.models import check_prompts, load_models, with_tiling
 

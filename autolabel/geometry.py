@@ -49,38 +49,3 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = (rb - lt).clip(0).prod(axis=2)
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def nms(xyxy: np.ndarray, scores: np.ndarray | None, iou_threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression. Returns kept indices, highest score first.
-
-    With `scores=None` (a model that gives no score) earlier boxes win ties, so the result is still
-    deterministic. Ties in score are broken by index (stable sort).
-    """
-    n = len(xyxy)
-    if n == 0:
-        return np.zeros((0,), dtype=np.int64)
-    order = np.arange(n) if scores is None else np.argsort(-np.asarray(scores), kind="stable")
-    iou = box_iou(xyxy, xyxy)
-    suppressed = np.zeros(n, dtype=bool)
-    keep: list[int] = []
-    for i in order:
-        if suppressed[i]:
-            continue
-        keep.append(int(i))
-        suppressed |= iou[i] > iou_threshold
-    return np.asarray(keep, dtype=np.int64)
-
-
-def classwise_nms(
-    xyxy: np.ndarray, scores: np.ndarray | None, class_id: np.ndarray, iou_threshold: float
-) -> np.ndarray:
-    """NMS within each class. Returns kept indices in ascending order."""
-    keep: list[np.ndarray] = []
-    for c in np.unique(class_id):
-        idx = np.flatnonzero(class_id == c)
-        kept = nms(xyxy[idx], None if scores is None else scores[idx], iou_threshold)
-        keep.append(idx[kept])
-    if not keep:
-        return np.zeros((0,), dtype=np.int64)
-    return np.sort(np.concatenate(keep))

@@ -15,22 +15,6 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
-def decode_rle(rle: dict) -> np.ndarray:
-    """COCO compressed RLE → (H, W) bool."""
-    counts = rle["counts"]
-    coco_rle = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    return mask_utils.decode(coco_rle).astype(bool)
-
-
-def rle_area(rle: dict) -> int:
-    counts = rle["counts"]
-    return int(
-        mask_utils.area(
-            {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-        )
-    )
-
-
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two boolean masks of the same shape (1.0 when both are empty)."""
     union = np.logical_or(a, b).sum()

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from autolabel.geometry import box_iou, classwise_nms, cxcywh_norm_to_xyxy, nms, xyxy_to_cxcywh_norm, xyxy_to_xywh
-from autolabel.masks import MaskCleanup, clean_mask, decode_rle, encode_rle, external_polygons, mask_to_xyxy
+from autolabel.decisions import greedy_suppress
+from autolabel.geometry import box_iou, cxcywh_norm_to_xyxy, xyxy_to_cxcywh_norm, xyxy_to_xywh
+from autolabel.masks import MaskCleanup, clean_mask, encode_rle, external_polygons, mask_to_xyxy
 
 
 def test_box_conversions_round_trip() -> None:
@@ -19,16 +20,18 @@ def test_iou_and_nms() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], dtype=float)
     assert box_iou(boxes[:1], boxes[2:]).item() == 0
     assert box_iou(boxes[:1], boxes[:1]).item() == 1
-    assert nms(boxes, np.array([0.5, 0.9, 0.7]), 0.5).tolist() == [1, 2]
-    assert nms(boxes, None, 0.5).tolist() == [0, 2]  # no scores: earlier wins, deterministic
+    by_score = boxes[[1, 2, 0]]  # the one NMS (decisions) takes instances sorted by descending score
+    assert greedy_suppress(box_iou(by_score, by_score), None, 0.5).tolist() == [True, True, False]
+    assert greedy_suppress(box_iou(boxes, boxes), None, 0.5).tolist() == [True, False, True]  # earlier wins
     # same boxes, different classes: class-wise NMS keeps both
-    assert classwise_nms(boxes[:2], np.array([0.5, 0.9]), np.array([0, 1]), 0.5).tolist() == [0, 1]
+    assert greedy_suppress(box_iou(boxes[:2], boxes[:2]), np.array([1, 0]), 0.5).tolist() == [True, True]
 
 
 def test_rle_round_trip_and_tight_box() -> None:
     m = np.zeros((5, 5), dtype=bool)
     m[1:3, 2:5] = True
-    assert (decode_rle(encode_rle(m)) == m).all()
+    rle = encode_rle(m)
+    assert (mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool) == m).all()
     assert mask_to_xyxy(m).tolist() == [2, 1, 5, 3]
     assert mask_to_xyxy(np.zeros((5, 5), bool)) is None
 

@@ -105,3 +105,40 @@ def test_fingerprint_material_is_plain_json() -> None:
     assert c["prompts"] == ["car"] and c["detector"]["backend"] == "mm_grounding_dino"
     changed = ont.with_overrides(detector={"box_threshold": 0.5, "model": None})
     assert changed.detector.box_threshold == 0.5 and changed.canonical() != c
+
+
+def _numeric_keys() -> list[tuple[str, str]]:
+    """Every numeric ontology key, read from the schema itself (a new setting is covered by adding it)."""
+    from dataclasses import fields
+
+    from autolabel.config.ontology import DetectorConfig, MasksConfig, PostprocessConfig, SegmenterConfig, TilingConfig
+
+    sections = {
+        "detector": DetectorConfig,
+        "segmenter": SegmenterConfig,
+        "postprocess": PostprocessConfig,
+        "masks": MasksConfig,
+        "detector.tiling": TilingConfig,
+    }
+    return [(sec, f.name) for sec, cls in sections.items() for f in fields(cls) if "range" in f.metadata]
+
+
+@pytest.mark.parametrize("section,key", _numeric_keys())
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_every_number_must_be_finite_and_in_its_declared_range(section: str, key: str, bad: float) -> None:
+    from autolabel.config.ontology import parse_ontology
+
+    value: dict = {key: bad}
+    if section == "detector.tiling":
+        value = {"tiling": value}
+    data = {"ontology": {"cat": "cat"}, section.split(".")[0]: value}
+    with pytest.raises(OntologyError, match=rf"{key}: must be (a finite number|an integer)"):
+        parse_ontology(data)
+
+
+def test_per_class_thresholds_use_the_box_threshold_range() -> None:
+    from autolabel.config.ontology import parse_ontology
+
+    for bad, why in ((float("nan"), "finite"), (1.5, r"in \[0.0, 1.0\]")):
+        with pytest.raises(OntologyError, match=rf"classes.cat.box_threshold: must be (a {why}|{why})"):
+            parse_ontology({"ontology": {"cat": "cat"}, "classes": {"cat": {"box_threshold": bad}}})

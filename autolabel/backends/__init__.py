@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from autolabel.backends.base import Detector, Segmenter, check_backend_object
+from autolabel.backends.base import Detector, Segmenter, check_backend_object, option_values
 from autolabel.errors import UsageError
 
 
@@ -158,8 +158,7 @@ def backend_options(name: str, kind: str) -> dict[str, Any]:
 
 def resolved_options(name: str, kind: str, given: dict[str, Any]) -> dict[str, Any]:
     """The backend's option defaults with the given values on top."""
-    declared = backend_options(name, kind)
-    return {**{k: v[0] if isinstance(v, tuple) else v for k, v in declared.items()}, **given}
+    return option_values(backend_options(name, kind), given)
 
 
 def default_model(name: str, kind: str) -> str | None:

@@ -26,12 +26,35 @@ class PromptBoxes:
     xyxy: np.ndarray
     scores: np.ndarray | None
     prompt_index: np.ndarray
-    masks: np.ndarray | None = None
+    masks: RleMasks | np.ndarray | None = None
     unmatched: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, with_scores: bool = True) -> PromptBoxes:
         return cls(np.zeros((0, 4)), np.zeros((0,)) if with_scores else None, np.zeros((0,), dtype=np.int64))
+
+    @classmethod
+    def merge(cls, parts: Sequence[PromptBoxes], with_scores: bool = True) -> PromptBoxes:
+        """One image's boxes from several passes (caption chunks, tiles, prompts) as one PromptBoxes:
+        rows in order, `unmatched` summed; scores kept only when every part has them, masks only when
+        every part has them (RleMasks of one image)."""
+        if not parts:
+            return cls.empty(with_scores)
+        if len(parts) == 1:
+            return parts[0]
+        unmatched: dict[str, int] = {}
+        for p in parts:
+            for k, v in p.unmatched.items():
+                unmatched[k] = unmatched.get(k, 0) + v
+        scores = [p.scores for p in parts]
+        masks = [p.masks for p in parts]
+        return cls(
+            np.concatenate([np.asarray(p.xyxy, dtype=np.float64).reshape(-1, 4) for p in parts]),
+            np.concatenate(scores) if with_scores and all(s is not None for s in scores) else None,  # type: ignore[arg-type]
+            np.concatenate([np.asarray(p.prompt_index, dtype=np.int64).reshape(-1) for p in parts]),
+            RleMasks.concatenate(masks) if all(isinstance(m, RleMasks) for m in masks) else None,  # type: ignore[arg-type]
+            unmatched,
+        )
 
 
 @dataclass
@@ -51,6 +74,14 @@ class ForwardStats:
                 sync()  # type: ignore[operator]
             self.passes += 1
             self.seconds += time.perf_counter() - t
+
+
+Options = dict[str, Any]  # a backend's OPTIONS: {name: default} or {name: (default, choices)}
+
+
+def option_values(declared: Options, given: dict[str, Any] | None) -> dict[str, Any]:
+    """A backend's option values: the defaults it declares (once, in OPTIONS) with `given` on top."""
+    return {**{k: v[0] if isinstance(v, tuple) else v for k, v in declared.items()}, **(given or {})}
 
 
 Images = Sequence[np.ndarray]  # RGB uint8 (H, W, 3) arrays

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from autolabel.backends.base import ForwardStats, PromptBoxes
+from autolabel.backends.base import ForwardStats, Options, PromptBoxes, option_values
 from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
 from autolabel.geometry import clip_xyxy
 from autolabel.types import normalize_prompt
@@ -46,7 +46,7 @@ def match_phrase(phrase: str, prompts: Sequence[str]) -> int | None:
 
 class Florence2Detector:
     kind = "detector"
-    OPTIONS = {"task": ("ovd", tuple(TASKS)), "max_new_tokens": 1024}
+    OPTIONS: ClassVar[Options] = {"task": ("ovd", tuple(TASKS)), "max_new_tokens": 1024}
     has_scores = False
     segments = False
 
@@ -76,7 +76,7 @@ class Florence2Detector:
             device,
             dtype,
         )
-        opts = {"task": "ovd", "max_new_tokens": 1024, **cfg.options}
+        opts = option_values(cls.OPTIONS, cfg.options)
         return cls(processor, model, device, dtype, opts["task"], int(opts["max_new_tokens"]))
 
     def _generate(self, images: Sequence[np.ndarray], text: str) -> list[dict[str, Any]]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from autolabel.backends.base import ForwardStats, PromptBoxes
+from autolabel.backends.base import ForwardStats, Options, PromptBoxes
 from autolabel.backends.preprocess import FastInputs, ModelInputs
 from autolabel.backends.torch_utils import check_finite, load_processor_and_model, processor_device, sync_fn
 from autolabel.geometry import clip_xyxy, cxcywh_norm_to_xyxy
@@ -99,7 +99,7 @@ class GroundingDinoDetector:
     kind = "detector"
     has_scores = True
     segments = False
-    OPTIONS: dict[str, Any] = {}
+    OPTIONS: ClassVar[Options] = {}
     BACKEND = "grounding_dino"
     DEFAULT_MODEL = DEFAULT_MODEL
     MODEL_CLASS = "GroundingDinoForObjectDetection"
@@ -185,22 +185,7 @@ class GroundingDinoDetector:
                 q, pid, scores, unmatched = assign_queries(probs[b], cap, min_score, names)
                 xyxy = clip_xyxy(cxcywh_norm_to_xyxy(boxes[b][q], w, h), w, h)
                 parts[b].append(PromptBoxes(xyxy, scores, pid, unmatched=unmatched))
-        return [_join(p) for p in parts]
-
-
-def _join(parts: list[PromptBoxes]) -> PromptBoxes:
-    if len(parts) == 1:
-        return parts[0]
-    unmatched: dict[str, int] = {}
-    for p in parts:
-        for k, v in p.unmatched.items():
-            unmatched[k] = unmatched.get(k, 0) + v
-    return PromptBoxes(
-        np.concatenate([p.xyxy for p in parts]),
-        np.concatenate([p.scores for p in parts if p.scores is not None]),
-        np.concatenate([p.prompt_index for p in parts]),
-        unmatched=unmatched,
-    )
+        return [PromptBoxes.merge(p) for p in parts]
 
 
 class MMGroundingDinoDetector(GroundingDinoDetector):

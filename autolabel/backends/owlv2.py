@@ -6,11 +6,11 @@ per batch of images scores every predicted box against every query. Each box goe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from autolabel.backends.base import ForwardStats, PromptBoxes
+from autolabel.backends.base import ForwardStats, Options, PromptBoxes
 from autolabel.backends.torch_utils import check_finite, load_processor_and_model, sync_fn
 from autolabel.geometry import clip_xyxy
 
@@ -30,7 +30,7 @@ class Owlv2Detector:
     kind = "detector"
     has_scores = True
     segments = False
-    OPTIONS: dict[str, Any] = {}
+    OPTIONS: ClassVar[Options] = {}
 
     def __init__(self, processor: Any, model: Any, device: str, dtype: Any) -> None:
         self.processor, self.model = processor, model

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from autolabel.backends.base import ForwardStats
+from autolabel.backends.base import ForwardStats, Options
 from autolabel.backends.preprocess import FastInputs, ModelInputs
 from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
 from autolabel.backends.upsample import UPSAMPLE_CHUNK, logits_to_rles
@@ -18,7 +18,7 @@ DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 
 class Sam2Segmenter:
     kind = "segmenter"
-    OPTIONS: dict[str, Any] = {}
+    OPTIONS: ClassVar[Options] = {}
     DEFAULT_MODEL = DEFAULT_MODEL
     MODEL_CLASS = "Sam2Model"
     BACKEND = "sam2"

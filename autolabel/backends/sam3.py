@@ -85,7 +85,7 @@ class Sam3Engine:
         sizes = [tuple(img.shape[:2]) for img in images]
         with torch.inference_mode(), self.stats.timed(self._sync):
             vision = self.model.get_vision_features(pixel_values=enc["pixel_values"].to(self.device, self.dtype))
-        parts: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]] = [[] for _ in images]
+        parts: list[list[PromptBoxes]] = [[] for _ in images]
         for k, prompt in enumerate(prompts):
             text = self.processor(text=[prompt] * len(images), return_tensors="pt")
             with torch.inference_mode(), self.stats.timed(self._sync):
@@ -94,14 +94,14 @@ class Sam3Engine:
                     input_ids=text["input_ids"].to(self.device),
                     attention_mask=text["attention_mask"].to(self.device),
                 )
-            for b, r in enumerate(instances(out, min_score, sizes)):
-                parts[b].append((*r, k))
+            for b, (xyxy, scores, masks) in enumerate(instances(out, min_score, sizes)):
+                (h, w), pidx = sizes[b], np.full(len(scores), k, dtype=np.int64)
+                parts[b].append(PromptBoxes(clip_xyxy(xyxy.reshape(-1, 4), w, h), scores, pidx, masks=masks))
         out_boxes = []
         for b, (h, w) in enumerate(sizes):
-            p = parts[b]
-            xyxy = np.concatenate([x[0].reshape(-1, 4) for x in p]) if p else np.zeros((0, 4))
-            scores = np.concatenate([x[1] for x in p]) if p else np.zeros((0,))
-            masks = RleMasks.concatenate([x[2] for x in p]) if p else RleMasks([], h, w)
-            pidx = np.concatenate([np.full(len(x[1]), x[3], dtype=np.int64) for x in p]) if p else np.zeros(0, int)
-            out_boxes.append(PromptBoxes(clip_xyxy(xyxy, w, h), scores.astype(np.float64), pidx, masks=masks))
+            merged = PromptBoxes.merge(parts[b]) if parts[b] else PromptBoxes.empty()
+            if merged.masks is None:
+                merged.masks = RleMasks([], h, w)
+            merged.scores = np.asarray(merged.scores, dtype=np.float64)
+            out_boxes.append(merged)
         return out_boxes

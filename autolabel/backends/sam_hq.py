@@ -3,8 +3,9 @@ an image in one decoder call) plus a high-quality output token fed with early Vi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from autolabel.backends.base import Options, option_values
 from autolabel.backends.sam import SamSegmenter
 
 DEFAULT_MODEL = "syscv-community/sam-hq-vit-base"
@@ -14,12 +15,12 @@ class SamHQSegmenter(SamSegmenter):
     DEFAULT_MODEL = DEFAULT_MODEL
     MODEL_CLASS = "SamHQModel"
     BACKEND = "sam_hq"
-    OPTIONS: dict[str, Any] = {"hq_token_only": False}  # true: the HQ mask alone (SAM-HQ's "hq_token_only")
+    OPTIONS: ClassVar[Options] = {"hq_token_only": False}  # true: the HQ mask alone (SAM-HQ's "hq_token_only")
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> SamHQSegmenter:
         seg = super().from_config(cfg, device, dtype)
-        seg.hq_token_only = bool({**{"hq_token_only": False}, **(cfg.options or {})}["hq_token_only"])
+        seg.hq_token_only = bool(option_values(cls.OPTIONS, cfg.options)["hq_token_only"])
         return seg  # type: ignore[return-value]
 
     def select_embedding(self, emb: Any, j: int) -> Any:

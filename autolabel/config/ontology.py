@@ -17,7 +17,7 @@ Class ids are 0-based in order of first appearance in `ontology:` (COCO category
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +34,55 @@ REMOVED_KEYS = {
 
 
 @dataclass(frozen=True)
+class Range:
+    """Where a numeric setting is valid (bounds inclusive, None: unbounded). Every number must also be
+    finite; `nullable` settings may be null (off)."""
+
+    lo: float | None = None
+    hi: float | None = None
+    integer: bool = False
+    nullable: bool = False
+
+
+def num(
+    default: Any, lo: float | None = None, hi: float | None = None, integer: bool = False, nullable: bool = False
+) -> Any:
+    """A numeric setting and its valid range, declared once: the validator reads the range from here."""
+    return field(default=default, metadata={"range": Range(lo, hi, integer, nullable)})
+
+
+def field_range(cls: type, name: str) -> Range | None:
+    """The Range of a numeric field declared with `num`, else None."""
+    f = {f.name: f for f in fields(cls)}.get(name)
+    return None if f is None else f.metadata.get("range")
+
+
+@dataclass(frozen=True)
 class TilingConfig:
     """SAHI-style tiling: square tiles of `tile` pixels overlapping by `overlap` (fraction of a tile); the
     whole image is detected too unless `whole_image` is false."""
 
-    tile: int = 640
-    overlap: float = 0.2
+    tile: int = num(640, 32, integer=True)
+    overlap: float = num(0.2, 0.0, 0.9)
     whole_image: bool = True
-    merge_ios: float = 0.5  # boxes of one prompt from different tiles overlapping this much (of the smaller) merge
+    merge_ios: float = num(
+        0.5, 0.0, 1.0
+    )  # boxes of one prompt from different tiles overlapping this much (of the smaller) merge
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     backend: str = "mm_grounding_dino"  # LLMDet-T by default: see README, "Backends"
     model: str | None = None  # None → the backend's default hub id
-    box_threshold: float = 0.35  # decision: a candidate is exported when its score reaches this (per class)
-    candidate_threshold: float = 0.1  # inference: candidates scoring this (or the lowest class threshold) are stored
-    max_candidates: int = 300  # inference: at most this many candidates per image, highest scores first
+    box_threshold: float = num(
+        0.35, 0.0, 1.0
+    )  # decision: a candidate is exported when its score reaches this (per class)
+    candidate_threshold: float = num(
+        0.1, 0.0, 1.0
+    )  # inference: candidates scoring this (or the lowest class threshold) are stored
+    max_candidates: int = num(
+        300, 1, integer=True
+    )  # inference: at most this many candidates per image, highest scores first
     tiling: TilingConfig | None = None  # inference: also detect on overlapping tiles (small objects)
     options: dict[str, Any] = field(default_factory=dict)  # the backend's own options (`autolabel backends`)
 
@@ -60,26 +92,28 @@ class SegmenterConfig:
     backend: str = "sam2"  # "none" → box-only dataset
     model: str | None = None
     multimask: bool = False  # ask for 3 masks per box and keep the one with the best predicted IoU
-    mask_threshold: float = 0.0  # logit threshold for binarising masks
+    mask_threshold: float = num(0.0)  # logit threshold for binarising masks
     options: dict[str, Any] = field(default_factory=dict)  # the backend's own options (`autolabel backends`)
 
 
 @dataclass(frozen=True)
 class PostprocessConfig:
-    nms_iou: float = 0.5  # class-wise NMS
-    cross_class_iou: float | None = 0.9  # one object, one class: drop the lower-scored box; None disables
-    min_box_area: float = 0.0  # pixels²
-    max_box_fraction: float = 1.0  # drop boxes covering more than this fraction of the image
-    max_detections: int = 100  # per image, after NMS, highest scores first
-    negative_iou: float = 0.5  # a detection overlapping a higher-scored negative-prompt detection this much goes
+    nms_iou: float = num(0.5, 0.0, 1.0)  # class-wise NMS
+    cross_class_iou: float | None = num(0.9, 0.0, 1.0, nullable=True)  # one object, one class; null: off
+    min_box_area: float = num(0.0, 0.0)  # pixels²
+    max_box_fraction: float = num(1.0, 0.0, 1.0)  # drop boxes covering more than this fraction of the image
+    max_detections: int = num(100, 1, integer=True)  # per image, after NMS, highest scores first
+    negative_iou: float = num(
+        0.5, 0.0, 1.0
+    )  # a detection overlapping a higher-scored negative-prompt detection this much goes
 
 
 @dataclass(frozen=True)
 class MasksConfig:
-    fill_holes_below: int = 0  # pixels; holes smaller than this are filled
-    drop_islands_below: int = 0  # pixels; separate parts smaller than this are dropped
+    fill_holes_below: int = num(0, 0, integer=True)  # pixels; holes smaller than this are filled
+    drop_islands_below: int = num(0, 0, integer=True)  # pixels; separate parts smaller than this are dropped
     keep_largest_part: bool = False
-    polygon_tolerance: float = 0.0  # pixels; Douglas-Peucker simplification of exported polygons
+    polygon_tolerance: float = num(0.0, 0.0)  # pixels; Douglas-Peucker simplification of exported polygons
 
     @property
     def cleanup(self) -> MaskCleanup:
@@ -112,15 +146,13 @@ class Ontology:
             [self.detector.candidate_threshold] + [self.box_threshold_of_class(c) for c in range(len(self.classes))]
         )
 
-    def class_of(self, prompt: str) -> int:
-        return self.prompt_class[self.prompts.index(prompt)]
-
     def box_threshold_of_class(self, class_id: int) -> float:
         t = self.class_box_threshold[class_id]
         return self.detector.box_threshold if t is None else t
 
     def with_overrides(self, **sections: dict[str, Any]) -> Ontology:
-        """Replace fields of sections, e.g. `with_overrides(detector={"model": "/models/gd"})`. None values are ignored."""
+        """Replace fields of sections, e.g. `with_overrides(detector={"model": "/models/gd"})`; None values
+        are ignored."""
         changes = {}
         for name, values in sections.items():
             values = {k: v for k, v in values.items() if v is not None}

@@ -4,6 +4,7 @@ reported together; the result is the frozen `Ontology` of `ontology.py`."""
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
@@ -15,10 +16,15 @@ from autolabel.config.ontology import (
     MasksConfig,
     Ontology,
     PostprocessConfig,
+    Range,
     SegmenterConfig,
     TilingConfig,
+    field_range,
 )
 from autolabel.types import normalize_prompt
+
+BOX_THRESHOLD = field_range(DetectorConfig, "box_threshold")
+assert BOX_THRESHOLD is not None
 
 
 def _did_you_mean(key: str, valid: tuple[str, ...] | list[str]) -> str:
@@ -157,7 +163,7 @@ class Validator:
                 if k != "box_threshold":
                     self.err(f"{key}.{k}", "unknown key" + _did_you_mean(str(k), ("box_threshold",)))
                     continue
-                out[classes.index(name)] = self.number(f"{key}.{k}", val, float, 0.0, 1.0)
+                out[classes.index(name)] = self.number(f"{key}.{k}", val, BOX_THRESHOLD)
         return out
 
     def section(self, m: Any, name: str, cls: Callable[..., Any]) -> Any:
@@ -211,7 +217,7 @@ class Validator:
         if isinstance(default, bool):
             return val if isinstance(val, bool) else self.err(key, f"must be true or false, got {val!r}")
         if isinstance(default, (int, float)):
-            return self.number(key, val, type(default), 0, None)
+            return self.number(key, val, Range(0, None, integer=isinstance(default, int)))
         if not isinstance(val, str):
             self.err(key, f"must be text, got {val!r}")
         return val
@@ -226,10 +232,9 @@ class Validator:
         out: dict[str, Any] = {}
         for k, val in m.items():
             key = f"detector.tiling.{k}"
-            if k == "tile":
-                out[k] = self.number(key, val, int, 32, None)
-            elif k in ("overlap", "merge_ios"):
-                out[k] = self.number(key, val, float, 0.0, 0.9 if k == "overlap" else 1.0)
+            rng = field_range(TilingConfig, k)
+            if rng is not None:
+                out[k] = self.number(key, val, rng)
             elif k == "whole_image":
                 out[k] = val if isinstance(val, bool) else self.err(key, f"must be true or false, got {val!r}")
             else:
@@ -249,23 +254,24 @@ class Validator:
                 self.err(key, f"must be true or false, got {val!r}")
                 return default
             return val
-        if k == "cross_class_iou" and val is None:
-            return None
-        if k in ("fill_holes_below", "drop_islands_below", "max_detections", "max_candidates"):
-            return self.number(key, val, int, 0 if k not in ("max_detections", "max_candidates") else 1, None)
-        if k in ("min_box_area", "polygon_tolerance"):
-            return self.number(key, val, float, 0.0, None)
-        if k == "mask_threshold":
-            return self.number(key, val, float, None, None)
-        return self.number(key, val, float, 0.0, 1.0)
+        rng = field_range(cls, k)
+        if rng is None:  # a new setting must declare its range (`num`) or be text/boolean
+            raise TypeError(f"{cls.__name__}.{k}: declare it with num(default, lo, hi)")
+        return self.number(key, val, rng)
 
-    def number(self, key: str, val: Any, typ: type, lo: float | None, hi: float | None) -> Any:
-        ok_types = (int,) if typ is int else (int, float)
+    def number(self, key: str, val: Any, rng: Range) -> Any:
+        """`val` checked against `rng`: the right type, finite, within bounds (null where allowed)."""
+        if val is None and rng.nullable:
+            return None
+        ok_types = (int,) if rng.integer else (int, float)
         if isinstance(val, bool) or not isinstance(val, ok_types):
-            self.err(key, f"must be a{'n integer' if typ is int else ' number'}, got {val!r}")
-            return lo if lo is not None else 0
-        if (lo is not None and val < lo) or (hi is not None and val > hi):
-            rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-            self.err(key, f"must be in {rng}, got {val}")
-            return lo
-        return typ(val)
+            self.err(key, f"must be a{'n integer' if rng.integer else ' number'}, got {val!r}")
+            return rng.lo if rng.lo is not None else 0
+        if not math.isfinite(val):
+            self.err(key, f"must be a finite number, got {val}")
+            return rng.lo if rng.lo is not None else 0
+        if (rng.lo is not None and val < rng.lo) or (rng.hi is not None and val > rng.hi):
+            bounds = f"[{rng.lo}, {rng.hi}]" if rng.hi is not None else f">= {rng.lo}"
+            self.err(key, f"must be in {bounds}, got {val}")
+            return rng.lo
+        return int(val) if rng.integer else float(val)

@@ -105,22 +105,4 @@ class TiledDetector:
         for pb, (i, dx, dy) in zip(raw, where):
             shifted = pb.xyxy + [dx, dy, dx, dy]  # noqa: RUF005 - NumPy arithmetic, not concatenation
             parts[i].append(PromptBoxes(shifted, pb.scores, pb.prompt_index, unmatched=pb.unmatched))
-        return [merge_boxes(_join(p, self.has_scores), self.merge_ios) for p in parts]
-
-
-def _join(parts: list[PromptBoxes], has_scores: bool) -> PromptBoxes:
-    unmatched: dict[str, int] = {}
-    for p in parts:
-        for k, v in p.unmatched.items():
-            unmatched[k] = unmatched.get(k, 0) + v
-    if not parts:
-        return PromptBoxes.empty(has_scores)
-    scores = (
-        np.concatenate([p.scores for p in parts]) if has_scores and all(p.scores is not None for p in parts) else None
-    )
-    return PromptBoxes(
-        np.concatenate([p.xyxy.reshape(-1, 4) for p in parts]),
-        scores,
-        np.concatenate([p.prompt_index for p in parts]).astype(np.int64),
-        unmatched=unmatched,
-    )
+        return [merge_boxes(PromptBoxes.merge(p, self.has_scores), self.merge_ios) for p in parts]

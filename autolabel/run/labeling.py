@@ -20,7 +20,7 @@ from autolabel.config.plan import diff_settings, fingerprint, inference_settings
 from autolabel.errors import RunStoreError, UsageError
 from autolabel.fsutil import RunLock, is_within, write_text_atomic
 from autolabel.images import discover_images
-from autolabel.inference.models import check_prompts, load_models, preflight_models, with_tiling
+from autolabel.inference.models import Models, check_prompts, load_models, preflight_models, with_tiling
 from autolabel.run.executors.local import fixed_batches, run_local
 from autolabel.run.settings import Progress, RunSettings, RunSummary
 from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, store_path
@@ -120,14 +120,15 @@ def run_labeling(
     ontology: Ontology,
     input_path: str | Path,
     output_dir: str | Path,
-    settings: RunSettings = RunSettings(),
+    settings: RunSettings | None = None,
     progress: Progress | None = None,
-    backends: tuple[Any, Any] | None = None,
+    backends: Models | None = None,
 ) -> RunSummary:
     """Label every image under `input_path` (a folder, or one image file) into the run store in
     `output_dir`. Resumes a run with the same input folder and inference settings.
     `backends` injects (detector, segmenter) for tests."""
     t_start = time.perf_counter()
+    settings = settings or RunSettings()
     progress = progress or Progress()
     if settings.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {settings.batch_size}")

@@ -175,9 +175,6 @@ class RunStore:
         """relpath → file signature of every done image."""
         return dict(self.conn.execute("SELECT relpath, signature FROM images WHERE status = 'done'").fetchall())
 
-    def done_relpaths(self) -> set[str]:
-        return set(self.done_signatures())
-
     def put_result(self, result: CandidateResult, signature: str | None = None) -> None:
         self.conn.execute(
             "INSERT OR REPLACE INTO images (relpath, status, width, height, reason, result, updated, signature) "
