@@ -19,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.config.ontology import Ontology, load_ontology, parse_ontology
+from autolabel.config.load import load_ontology, parse_ontology
+from autolabel.config.ontology import Ontology
 from autolabel.errors import UsageError
 from autolabel.export import ExportOptions, check_export_dependencies, export_run
 from autolabel.fsutil import write_text_atomic
 from autolabel.inference.models import Models
+from autolabel.progress import Progress
 from autolabel.run.labeling import SUMMARY_NAME, run_labeling
-from autolabel.run.settings import Progress, RunSettings, RunSummary
+from autolabel.run.settings import RunSettings, RunSummary
 from autolabel.types import Detections, RleMasks
 
 

@@ -182,6 +182,9 @@ class RleMasks:
         return cls([r for p in parts for r in p.rles], parts[0].height, parts[0].width)
 
 
+CANDIDATES_FORMAT = 2  # how candidates are stored: 1 filtered detections (before decide-later); 2 candidates
+
+
 @dataclass
 class Candidates:
     """Everything inference found in one image, before any decision (thresholds, NMS, clean-up).

@@ -104,7 +104,7 @@ def run_child(args: list[str]) -> dict:
 
 
 def child(ont: str, images: str, out: str, batch: int, export: bool) -> None:
-    from autolabel.config.ontology import load_ontology
+    from autolabel.config.load import load_ontology
     from autolabel.export import export_run
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings

@@ -76,7 +76,7 @@ def build(name: str, root: Path) -> Path:
 
 
 def ontology(pair: str, models: dict[str, Path]) -> Any:
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
 
     det, _, seg = pair.partition("+")
     backend = {"gdino": "grounding_dino", "florence2": "florence2", "sam3": "sam3"}[det]

@@ -144,7 +144,7 @@ def sim_backends(args: argparse.Namespace, k: int) -> tuple[Any, Any]:
 
 
 def ontology(n_prompts: int) -> Any:
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
 
     return parse_ontology(
         {

@@ -23,7 +23,7 @@ ONTOLOGY = {
 def ray_scaling(images: int = 64, delay: float = 0.1, batch: int = 4) -> dict:
     import ray
 
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RayOptions, RunSettings
 

@@ -101,7 +101,7 @@ def fake_ontology_yaml(tmp_path: Path) -> Path:
 @pytest.fixture
 def labeled_run(tmp_path: Path, fake_ontology_yaml: Path) -> dict[str, Path]:
     """A finished run (fake backends) over generated images, incl. two files named x.png."""
-    from autolabel.config.ontology import load_ontology
+    from autolabel.config.load import load_ontology
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings
 

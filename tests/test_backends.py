@@ -185,7 +185,7 @@ def test_new_backends_through_the_cli(tiny_models: dict[str, Path], tmp_path: Pa
 
 
 def test_backend_options_are_validated_like_the_ontology(tmp_path: Path) -> None:
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.errors import OntologyError
 
     ont = parse_ontology(
@@ -241,7 +241,7 @@ def test_a_plugin_missing_a_method_of_its_kind_is_named_at_load() -> None:
 
 
 def test_tiling_an_engine_is_refused_with_a_hint() -> None:
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.config.plan import make_plan
     from autolabel.inference.models import with_tiling
     from tests.fakes import FakeDetector

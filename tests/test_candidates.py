@@ -191,7 +191,7 @@ def synthetic_candidates(seed: int, n_images: int) -> tuple[list, dict]:
 
 
 def make_run(run_dir: Path, cands: list) -> None:
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.config.plan import decision_settings, fingerprint, inference_settings, make_plan
     from autolabel.run.store import RunMeta
     from autolabel.types import CandidateResult

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from autolabel.config.ontology import parse_ontology
+from autolabel.config.load import parse_ontology
 from autolabel.config.plan import decision_settings
 from autolabel.decisions import DecisionCounts, decide
 from autolabel.masks import MaskCleanup

@@ -10,7 +10,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from autolabel.api import label_folder
-from autolabel.config.ontology import parse_ontology
+from autolabel.config.load import parse_ontology
 from autolabel.config.plan import decision_settings
 from autolabel.decisions import DecisionCounts, decide
 from autolabel.errors import RunStoreError, UsageError

@@ -94,7 +94,7 @@ def test_fiftyone_imports_our_coco_file_with_masks(labeled_run: dict[str, Path])
 def test_scoreless_runs_give_confidence_none(
     labeled_run: dict[str, Path], tmp_path: Path, fake_ontology_yaml: Path
 ) -> None:
-    from autolabel.config.ontology import load_ontology
+    from autolabel.config.load import load_ontology
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings
 

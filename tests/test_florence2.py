@@ -98,7 +98,7 @@ def test_cli_seed_000_pipeline_florence2_sam2_gives_valid_coco_without_scores(
 
     from pycocotools.coco import COCO
 
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.export import export_run
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings

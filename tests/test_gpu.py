@@ -33,7 +33,7 @@ def real_image() -> np.ndarray:
 def test_cuda_backends_in_half_precision(
     tiny_models: dict[str, Path], detector: str, segmenter: str | None, precision: str
 ) -> None:
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.config.plan import make_plan
     from autolabel.inference.models import load_models
     from autolabel.inference.stages import InferenceCounts, infer_batch

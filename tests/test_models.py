@@ -188,7 +188,7 @@ def test_resume_with_real_models_on_mixed_sizes_is_byte_identical(tiny_models: d
     must run the very same batches to reproduce an uninterrupted one."""
     import sqlite3
 
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.config.plan import make_plan
     from autolabel.export import export_run
     from autolabel.inference.models import load_models
@@ -228,7 +228,7 @@ def test_a_prompt_longer_than_the_text_encoder_is_a_usage_error_at_label_start(
 ) -> None:
     import torch
 
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.errors import UsageError
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings
@@ -248,7 +248,7 @@ def test_auto_precision_is_bf16_where_supported_and_non_finite_output_is_a_clear
     import torch
 
     from autolabel.backends.torch_utils import resolve_dtype
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.errors import NonFiniteError
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from autolabel.config.ontology import load_ontology, parse_ontology
+from autolabel.config.load import load_ontology, parse_ontology
 from autolabel.errors import OntologyError
 
 
@@ -126,7 +126,7 @@ def _numeric_keys() -> list[tuple[str, str]]:
 @pytest.mark.parametrize("section,key", _numeric_keys())
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_every_number_must_be_finite_and_in_its_declared_range(section: str, key: str, bad: float) -> None:
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
 
     value: dict = {key: bad}
     if section == "detector.tiling":
@@ -137,8 +137,15 @@ def test_every_number_must_be_finite_and_in_its_declared_range(section: str, key
 
 
 def test_per_class_thresholds_use_the_box_threshold_range() -> None:
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
 
     for bad, why in ((float("nan"), "finite"), (1.5, r"in \[0.0, 1.0\]")):
         with pytest.raises(OntologyError, match=rf"classes.cat.box_threshold: must be (a {why}|{why})"):
             parse_ontology({"ontology": {"cat": "cat"}, "classes": {"cat": {"box_threshold": bad}}})
+
+
+def test_per_class_threshold_range_is_the_detector_box_threshold_range() -> None:
+    from autolabel.config.ontology import DetectorConfig, field_range
+    from autolabel.config.validate import BOX_THRESHOLD
+
+    assert field_range(DetectorConfig, "box_threshold") == BOX_THRESHOLD

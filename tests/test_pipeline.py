@@ -218,7 +218,7 @@ def test_tiny_grounding_dino_at_the_hubs_real_input_size_labels_through_the_pipe
     prepared batch tensors of the real size reach the model, masks come back through `finish`."""
     import json
 
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.config.plan import make_plan
     from autolabel.inference.models import load_models
 

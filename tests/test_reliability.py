@@ -272,7 +272,7 @@ def test_odd_and_bad_images_are_labeled_or_skipped_with_reason(fake_ontology_yam
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
 def test_unreadable_file_is_skipped(fake_ontology_yaml: Path, tmp_path: Path) -> None:
-    from autolabel.config.ontology import load_ontology
+    from autolabel.config.load import load_ontology
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings
 
@@ -291,7 +291,7 @@ def test_unreadable_file_is_skipped(fake_ontology_yaml: Path, tmp_path: Path) ->
 
 
 def test_symlinked_input_files_are_labeled_and_exports_stay_inside(fake_ontology_yaml: Path, tmp_path: Path) -> None:
-    from autolabel.config.ontology import load_ontology
+    from autolabel.config.load import load_ontology
     from autolabel.export import export_run
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings

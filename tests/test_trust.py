@@ -278,7 +278,7 @@ def test_plugins_declare_their_kind_and_import_from_the_current_directory(tmp_pa
     r = cli("validate", str(wrong), cwd=plug)
     assert r.returncode == 2 and "segmenter.backend: plugin 'my_engine:GroundTruthEngine' is a engine" in r.stderr
     # an engine plugin runs offline: no default segmenter model is looked up
-    from autolabel.config.ontology import parse_ontology
+    from autolabel.config.load import parse_ontology
     from autolabel.config.plan import make_plan
     from autolabel.inference.models import preflight_models
 

@@ -113,12 +113,12 @@ class Florence2Detector:
             caption = ". ".join(prompts) + "."
             for b, res in enumerate(self._generate(images, caption)):
                 for box, phrase in zip(res.get("bboxes", []), res.get("labels", [])):
-                    k = match_phrase(phrase, prompts)
-                    if k is None:
+                    match = match_phrase(phrase, prompts)
+                    if match is None:
                         unmatched[b][phrase] = unmatched[b].get(phrase, 0) + 1
                         continue
                     boxes[b].append(box)
-                    pidx[b].append(k)
+                    pidx[b].append(match)
         out = []
         for b, img in enumerate(images):
             h, w = img.shape[:2]

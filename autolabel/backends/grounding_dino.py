@@ -165,6 +165,7 @@ class GroundingDinoDetector:
 
         captions = self.captions(prompts)
         pixel_values = inputs.pixel_values.to(self.device, self.dtype)
+        assert inputs.pixel_mask is not None, "Grounding DINO's processor makes a pixel mask"
         pixel_mask = inputs.pixel_mask.to(self.device)
         parts: list[list[PromptBoxes]] = [[] for _ in shapes]
         for cap in captions:

@@ -3,7 +3,7 @@ an image in one decoder call) plus a high-quality output token fed with early Vi
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from autolabel.backends.base import Options, option_values
 from autolabel.backends.sam import SamSegmenter
@@ -16,12 +16,13 @@ class SamHQSegmenter(SamSegmenter):
     MODEL_CLASS = "SamHQModel"
     BACKEND = "sam_hq"
     OPTIONS: ClassVar[Options] = {"hq_token_only": False}  # true: the HQ mask alone (SAM-HQ's "hq_token_only")
+    hq_token_only = False
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> SamHQSegmenter:
-        seg = super().from_config(cfg, device, dtype)
+        seg = cast(SamHQSegmenter, super().from_config(cfg, device, dtype))
         seg.hq_token_only = bool(option_values(cls.OPTIONS, cfg.options)["hq_token_only"])
-        return seg  # type: ignore[return-value]
+        return seg
 
     def select_embedding(self, emb: Any, j: int) -> Any:
         image_embeddings, intermediate = emb
@@ -32,5 +33,5 @@ class SamHQSegmenter(SamSegmenter):
         return {
             "image_embeddings": image_embeddings,
             "intermediate_embeddings": intermediate,
-            "hq_token_only": getattr(self, "hq_token_only", False),
+            "hq_token_only": self.hq_token_only,
         }

@@ -169,7 +169,8 @@ def ontology_with(
     """The ontology file with the command line's backend, model, threshold and tile overrides."""
     from dataclasses import replace
 
-    from autolabel.config.ontology import TilingConfig, load_ontology
+    from autolabel.config.load import load_ontology
+    from autolabel.config.ontology import TilingConfig
 
     (det, det_model), (seg, seg_model) = models["detector"], models["segmenter"]
     ont = load_ontology(path).with_overrides(
@@ -186,7 +187,7 @@ def validate(ontology: Annotated[Path, typer.Argument(help="Ontology YAML to che
     """Check an ontology file without loading any model."""
 
     def run() -> None:
-        from autolabel.config.ontology import load_ontology
+        from autolabel.config.load import load_ontology
 
         ont = load_ontology(ontology)  # backends (plugins imported) are checked with everything else
         typer.echo(f"{ontology}: ok — {len(ont.prompts)} prompts → {len(ont.classes)} classes")

@@ -6,7 +6,8 @@ import sys
 from typing import Any
 
 from autolabel.decisions import DecisionCounts
-from autolabel.run.settings import Progress, RunSummary
+from autolabel.progress import Progress
+from autolabel.run.settings import RunSummary
 
 
 class RichProgress(Progress):

@@ -15,7 +15,7 @@ from typing import Any
 from autolabel.backends import default_model, get_spec, resolved_options
 from autolabel.config.ontology import Ontology
 from autolabel.decisions import DecisionSettings
-from autolabel.run.store import RESULT_FORMAT
+from autolabel.types import CANDIDATES_FORMAT
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def inference_settings(plan: RunPlan, identities: bool = True) -> dict[str, Any]
 
     ont, det, seg = plan.ontology, plan.ontology.detector, plan.ontology.segmenter
     out: dict[str, Any] = {
-        "result_format": RESULT_FORMAT,
+        "result_format": CANDIDATES_FORMAT,
         "ontology.prompts": list(ont.prompts),
         "ontology.classes": [ont.classes[c] for c in ont.prompt_class],
         "negatives": list(ont.negatives),

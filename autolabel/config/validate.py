@@ -23,8 +23,7 @@ from autolabel.config.ontology import (
 )
 from autolabel.types import normalize_prompt
 
-BOX_THRESHOLD = field_range(DetectorConfig, "box_threshold")
-assert BOX_THRESHOLD is not None
+BOX_THRESHOLD = Range(0.0, 1.0)  # per-class thresholds: the range of detector.box_threshold (tested)
 
 
 def _did_you_mean(key: str, valid: tuple[str, ...] | list[str]) -> str:
@@ -235,8 +234,10 @@ class Validator:
             rng = field_range(TilingConfig, k)
             if rng is not None:
                 out[k] = self.number(key, val, rng)
+            elif k == "whole_image" and isinstance(val, bool):
+                out[k] = val
             elif k == "whole_image":
-                out[k] = val if isinstance(val, bool) else self.err(key, f"must be true or false, got {val!r}")
+                self.err(key, f"must be true or false, got {val!r}")
             else:
                 self.err(key, "unknown key" + _did_you_mean(str(k), list(asdict(d))))
         return replace(d, **out)

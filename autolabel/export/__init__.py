@@ -16,8 +16,8 @@ from autolabel.decisions import DecisionCounts, DecisionSettings
 from autolabel.errors import MissingDependencyError, UsageError
 from autolabel.export.base import ExportContext, Exporter, ExportOptions, ExportSkipped, YoloOptions
 from autolabel.fsutil import remove_stale_temp_files
+from autolabel.progress import Progress
 from autolabel.run.run import Run
-from autolabel.run.settings import Progress
 from autolabel.types import ImageResult
 
 __all__ = ["EXPORTERS", "FORMATS", "ExportContext", "ExportOptions", "ExportReport", "YoloOptions", "export_run"]

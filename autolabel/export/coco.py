@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def _coords(poly: np.ndarray) -> list[float | int]:
     """Flat [x1, y1, …]; outlines lie on pixel corners, so they are integers unless simplified otherwise."""
     flat = poly.reshape(-1)
     if np.all(flat == np.round(flat)):
-        return flat.astype(np.int64).tolist()
+        return cast("list[float | int]", flat.astype(np.int64).tolist())
     return [_num(v) for v in flat]
 
 

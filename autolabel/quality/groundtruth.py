@@ -100,7 +100,8 @@ def load_ground_truth(
                 dtype=np.float64,
             ).reshape(-1, 4)
             crowd = np.array([bool(a.get("iscrowd", 0)) for a in sel], dtype=bool)
-            gi.by_class[name] = (None if any(r is None for r in rles) else rles, boxes, crowd)
+            masks = [r for r in rles if r is not None]
+            gi.by_class[name] = (masks if len(masks) == len(rles) else None, boxes, crowd)
         out[rel] = gi
     if not out:
         raise UsageError(

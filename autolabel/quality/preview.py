@@ -36,17 +36,17 @@ def render_overlay(image: np.ndarray, res: ImageResult, classes: list[str], alph
     scale = max(canvas.shape[:2]) / 640
     thick = max(1, int(round(2 * scale)))
     for i in range(len(det)):
-        color = class_color(int(det.class_id[i]))
+        rgb = class_color(int(det.class_id[i]))
         x0, y0, x1, y1 = (int(round(v)) for v in det.xyxy[i])
-        cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), color, thick)
+        cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), rgb, thick)
         if det.masks is not None:
             contours, _ = cv2.findContours(det.masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(canvas, contours, -1, color, max(1, thick // 2))
+            cv2.drawContours(canvas, contours, -1, rgb, max(1, thick // 2))
         text = classes[int(det.class_id[i])] + ("" if det.confidence is None else f" {det.confidence[i]:.2f}")
         fs = max(0.35, 0.5 * scale)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, thick // 2))
         ty = max(y0, th + base + 2)
-        cv2.rectangle(canvas, (x0, ty - th - base - 2), (x0 + tw + 4, ty), color, -1)
+        cv2.rectangle(canvas, (x0, ty - th - base - 2), (x0 + tw + 4, ty), rgb, -1)
         cv2.putText(
             canvas, text, (x0 + 2, ty - base), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), max(1, thick // 2), cv2.LINE_AA
         )

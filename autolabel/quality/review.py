@@ -109,7 +109,7 @@ def _full_mask(det: Any, width: int, height: int) -> np.ndarray:
         return full
     m = np.asarray(mask).astype(np.uint8)
     if m.shape != (y1 - y0, x1 - x0):
-        m = cv2.resize(m, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        m = np.asarray(cv2.resize(m, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
     full[y0:y1, x0:x1] = m.astype(bool)
     return full
 
@@ -161,7 +161,7 @@ def results_from_dataset(ds: Any, index: list[tuple[str, str, int, int]], classe
         conf = None if any(c is None for c in confs) else np.asarray(confs, dtype=np.float64)
         det = Detections(
             np.asarray(boxes).reshape(-1, 4),
-            cls_ids,
+            np.asarray(cls_ids, dtype=np.int64),
             conf if len(confs) else np.zeros(0),
             prompts,
             np.stack(masks) if masks else np.zeros((0, h, w), dtype=bool),

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from autolabel.config.ontology import Ontology
-from autolabel.config.plan import diff_settings, fingerprint, inference_settings, make_plan
+from autolabel.config.plan import RunPlan, diff_settings, fingerprint, inference_settings, make_plan
 from autolabel.errors import RunStoreError, UsageError
 from autolabel.fsutil import RunLock, is_within, write_text_atomic
 from autolabel.images import discover_images
 from autolabel.inference.models import Models, check_prompts, load_models, preflight_models, with_tiling
+from autolabel.progress import Progress
 from autolabel.run.executors.local import fixed_batches, run_local
-from autolabel.run.settings import Progress, RunSettings, RunSummary
+from autolabel.run.settings import RunSettings, RunSummary
 from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, store_path
 from autolabel.types import ImageInfo
 
@@ -126,10 +127,9 @@ def run_labeling(
 ) -> RunSummary:
     """Label every image under `input_path` (a folder, or one image file) into the run store in
     `output_dir`. Resumes a run with the same input folder and inference settings.
-    `backends` injects (detector, segmenter) for tests."""
+    `backends` injects (detector, segmenter) instead of loading the plan's models."""
     t_start = time.perf_counter()
     settings = settings or RunSettings()
-    progress = progress or Progress()
     if settings.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {settings.batch_size}")
     input_root, images = discover_input(input_path, settings.limit)
@@ -138,65 +138,89 @@ def run_labeling(
     RunLock.check(output_p)  # before any model is loaded: a busy directory is refused at once
     plan = make_plan(ontology)
     fp_settings = inference_settings(plan)
-    fp = fingerprint(fp_settings)
-    opened = open_run(output_p, input_root, fp, fp_settings, settings.overwrite)
+    meta = RunMeta(
+        fingerprint(fp_settings),
+        str(input_root),
+        list(ontology.classes),
+        fp_settings,
+        list(ontology.all_prompts),
+        plan.decisions.to_json(),
+    )
+    opened = open_run(output_p, input_root, meta.fingerprint, fp_settings, settings.overwrite)
     done = _unchanged(images, opened.done)
     summary = RunSummary(
         images_total=len(images),
         already_done=len(done),
         changed=sum(1 for im in images if im.relpath in opened.done and im.relpath not in done),
     )
-    pending = len(done) < len(images)
-    detector = segmenter = None
-    if pending and settings.ray is not None:
-        from autolabel.run.executors.ray import import_ray
-
-        import_ray()  # an install hint before anything else
-        preflight_models(plan)  # the workers load the models; the driver fails fast when it cannot
-    elif pending:  # a finished run loads no model at all
-        detector, segmenter = (
-            backends if backends is not None else load_models(plan, settings.device, settings.precision)
-        )
-        detector = with_tiling(detector, plan)
-        check_prompts(detector, plan)
+    models = _models(plan, settings, backends) if len(done) < len(images) else None  # a finished run loads none
     output_p.mkdir(parents=True, exist_ok=True)
     with RunLock(output_p):
-        if opened.discard:
-            discard_run(output_p)
-        store = RunStore(store_path(output_p))
-        try:
-            store.set_meta(
-                RunMeta(
-                    fp,
-                    str(input_root),
-                    list(ontology.classes),
-                    fp_settings,
-                    list(ontology.all_prompts),
-                    plan.decisions.to_json(),
-                )
-            )
-            if settings.limit is None and not Path(input_path).is_file():
-                gone = sorted(set(opened.done) - {im.relpath for im in images})
-                store.forget(gone)  # images deleted from the input folder leave the run
-        finally:
-            store.close()
-        progress.start(len(images), summary.already_done)
-        try:
-            batches = fixed_batches(images, done, settings.batch_size) if pending else []
-            if batches and settings.ray is not None:
-                from autolabel.run.executors.ray import run_ray
-
-                run_ray(batches, done, plan, settings, settings.ray, output_p, summary, progress)
-            elif batches:
-                run_local(batches, done, plan, settings, detector, segmenter, output_p, summary, progress)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-        finally:
-            progress.stop()
-            _finish_summary(output_p, summary, detector, segmenter)
+        gone = (
+            []
+            if settings.limit is not None or Path(input_path).is_file()
+            else sorted(set(opened.done) - {im.relpath for im in images})
+        )  # deleted from the input folder
+        _start(output_p, opened.discard, meta, gone)
+        _label(images, done, plan, settings, models, output_p, summary, progress or Progress())
     summary.wall_seconds = time.perf_counter() - t_start
     write_text_atomic(output_p / SUMMARY_NAME, json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
+
+
+def _models(plan: RunPlan, settings: RunSettings, backends: Models | None) -> Models | None:
+    """The models of a local run (checked prompts, tiling); for Ray (None) the workers load them, the
+    driver only checks they can be loaded."""
+    if settings.ray is not None:
+        from autolabel.run.executors.ray import import_ray
+
+        import_ray()  # an install hint before anything else
+        preflight_models(plan)
+        return None
+    detector, segmenter = backends if backends is not None else load_models(plan, settings.device, settings.precision)
+    detector = with_tiling(detector, plan)
+    check_prompts(detector, plan)
+    return detector, segmenter
+
+
+def _start(output_p: Path, discard: bool, meta: RunMeta, gone: list[str]) -> None:
+    """Under the run lock: discard an incompatible run (--overwrite), record this run's metadata, and
+    forget images no longer in the input folder."""
+    if discard:
+        discard_run(output_p)
+    store = RunStore(store_path(output_p))
+    try:
+        store.set_meta(meta)
+        store.forget(gone)
+    finally:
+        store.close()
+
+
+def _label(
+    images: list[ImageInfo],
+    done: set[str],
+    plan: RunPlan,
+    settings: RunSettings,
+    models: Models | None,
+    output_p: Path,
+    summary: RunSummary,
+    progress: Progress,
+) -> None:
+    """Run the pending batches through the executor; a stop (Ctrl-C, SIGTERM) keeps what is done."""
+    progress.start(len(images), summary.already_done)
+    try:
+        batches = fixed_batches(images, done, settings.batch_size) if len(done) < len(images) else []
+        if batches and settings.ray is not None:
+            from autolabel.run.executors.ray import run_ray
+
+            run_ray(batches, done, plan, settings, settings.ray, output_p, summary, progress)
+        elif batches and models is not None:
+            run_local(batches, done, plan, settings, models[0], models[1], output_p, summary, progress)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        progress.stop()
+        _finish_summary(output_p, summary, models)
 
 
 def discover_input(input_path: str | Path, limit: int | None = None) -> tuple[Path, list[ImageInfo]]:
@@ -222,13 +246,14 @@ def discover_input(input_path: str | Path, limit: int | None = None) -> tuple[Pa
     return p.resolve(), images
 
 
-def _finish_summary(output_p: Path, summary: RunSummary, detector: Any, segmenter: Any) -> None:
+def _finish_summary(output_p: Path, summary: RunSummary, models: Models | None) -> None:
     store = RunStore(store_path(output_p))
     try:
         summary.skipped = store.skipped()
     finally:
         store.close()
     write_text_atomic(output_p / SKIPPED_NAME, "".join(f"{r}\t{why}\n" for r, why in summary.skipped))
+    detector, segmenter = models if models is not None else (None, None)
     if detector is not None:
         summary.detector_passes = detector.stats.passes
         summary.add_time("detector", detector.stats.seconds)

@@ -62,11 +62,3 @@ class RunSummary:
         d["stage_seconds"] = {k: round(v, 4) for k, v in self.stage_seconds.items()}
         d["wall_seconds"] = round(self.wall_seconds, 4)
         return d
-
-
-class Progress:
-    """Progress callbacks; the CLI plugs in a rich progress bar. Default: silent."""
-
-    def start(self, total: int, already_done: int, description: str = "labeling") -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def stop(self) -> None: ...

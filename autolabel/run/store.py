@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from autolabel.errors import RunStoreError
-from autolabel.types import CandidateResult, Candidates, RleMasks
+from autolabel.types import CANDIDATES_FORMAT, CandidateResult, Candidates, RleMasks
 
 STORE_NAME = "run.sqlite"
-RESULT_FORMAT = 2  # 1: filtered detections (before decide-later); 2: candidates + image signatures
+RESULT_FORMAT = CANDIDATES_FORMAT  # 1: filtered detections (before decide-later); 2: candidates + signatures
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (

@@ -11,7 +11,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,8 +21,9 @@ from autolabel.backends.base import Detector, Segmenter
 from autolabel.config.plan import RunPlan
 from autolabel.errors import AutolabelError, ImageError
 from autolabel.images import load_image
+from autolabel.progress import Progress
 from autolabel.run.executors.pipeline import FailureStreak, Pipeline
-from autolabel.run.settings import Progress, RunSettings, RunSummary
+from autolabel.run.settings import RunSettings, RunSummary
 from autolabel.run.store import RunStore, store_path
 from autolabel.types import Done, ImageInfo, Outcome, Skipped
 
@@ -40,7 +41,7 @@ def fixed_batches(images: list[ImageInfo], done: set[str], batch_size: int) -> l
 
 def prefetch(
     pending: list[ImageInfo], settings: RunSettings, summary: RunSummary, stop: threading.Event
-) -> Iterator[_Loaded]:
+) -> Generator[_Loaded, None, None]:
     """Decode images in worker threads, yielding in order, at most a few batches ahead."""
     lock = threading.Lock()
 

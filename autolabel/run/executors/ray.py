@@ -24,9 +24,10 @@ from autolabel.config.plan import RunPlan
 from autolabel.errors import MissingDependencyError, UsageError
 from autolabel.images import load_image
 from autolabel.inference.stages import InferenceCounts
+from autolabel.progress import Progress
 from autolabel.run.executors.local import StoreWriter
 from autolabel.run.executors.pipeline import FailureStreak, label_batch
-from autolabel.run.settings import Progress, RayOptions, RunSettings, RunSummary
+from autolabel.run.settings import RayOptions, RunSettings, RunSummary
 from autolabel.types import Done, ImageInfo, Outcome, Skipped
 
 WORKER_RETRIES = 3  # restarts of a dead worker, and retries of the batch it held
