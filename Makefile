@@ -49,17 +49,20 @@ test: $(VENV)/.installed-dev
 # speed/memory ratios with real-size random-weight architectures and the tiny models (minutes on CPU)
 BENCH_ARGS ?=
 bench: $(VENV)/.installed-dev
-	$(PY) -m tests.bench $(BENCH_ARGS)
-	$(PY) -m tests.bench_gpu_sim $(GPUSIM_ARGS)
-	$(PY) -m tests.bench_cuda $(CUDA_ARGS)
+	$(PY) -m bench.labeling $(BENCH_ARGS)
+	$(PY) -m bench.gpu_sim $(GPUSIM_ARGS)
+	$(PY) -m bench.cuda $(CUDA_ARGS)
 
 # headless Chromium for the optional App screenshot test (Debian/Ubuntu, as root)
 browser:
 	apt-get update && apt-get install -y chromium
 
+# ruff (E,F,I,UP,B,RUF), ruff format, mypy on the package, import-linter contracts (pyproject.toml)
 lint: $(VENV)/.installed-dev
-	$(PIP) install ruff
-	$(VENV)/bin/ruff check autolabel tests
+	$(VENV)/bin/ruff check autolabel tests bench
+	$(VENV)/bin/ruff format --check autolabel tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -113,7 +113,7 @@ class Detections:
         return cls(
             xyxy=np.concatenate([p.xyxy for p in parts]),
             class_id=np.concatenate([p.class_id for p in parts]),
-            confidence=np.concatenate([p.confidence for p in parts]) if has_conf else None,  # type: ignore[misc]
+            confidence=np.concatenate([p.confidence for p in parts]) if has_conf else None,
             prompt=[s for p in parts for s in p.prompt],
             masks=masks,
         )

@@ -16,7 +16,7 @@ os.environ.setdefault("FIFTYONE_HOME", str(_SCRATCH / "fiftyone-home"))
 os.environ.setdefault("YOLO_CONFIG_DIR", str(_SCRATCH / "ultralytics"))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO  # noqa: E402, F401 - where the repository is, for subprocess tests
 
 
 def _own_fiftyone_database() -> None:
@@ -64,7 +64,7 @@ _own_fiftyone_database()
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random-weight Grounding DINO and SAM2 directories (built once per session)."""
-    from .tiny_models import (
+    from tests.tiny_models import (
         build_tiny_florence2,
         build_tiny_gdino,
         build_tiny_owlv2,
@@ -104,9 +104,8 @@ def labeled_run(tmp_path: Path, fake_ontology_yaml: Path) -> dict[str, Path]:
     from autolabel.config.load import load_ontology
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings
-
-    from .fakes import FakeDetector, FakeSegmenter
-    from .helpers import write_images
+    from tests.fakes import FakeDetector, FakeSegmenter
+    from tests.helpers import write_images
 
     names = ["a/x.png", "b/x.png", "c.jpg", "d/e/f.png", "g.png", "h.png", "i.png", "j.png"]
     write_images(tmp_path / "in", names)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .fakes import BACKGROUND, COLORS
+from tests.fakes import BACKGROUND, COLORS
 
 
 def scene(width: int = 160, height: int = 120, seed: int = 0) -> Image.Image:
@@ -31,3 +34,33 @@ def write_images(root: Path, names: list[str], size: tuple[int, int] = (160, 120
         scene(*size, seed=i).save(p)
         paths.append(p)
     return paths
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    e = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "autolabel.cli", *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        cwd=cwd or REPO,
+        timeout=300,
+    )
+
+
+def import_blocker(tmp_path: Path, packages: list[str]) -> dict[str, str]:
+    """Environment for a subprocess in which importing any of `packages` fails (as if not installed)."""
+    blocker = tmp_path / "block"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class _Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {tuple(packages)!r}:\n"
+        "            raise ModuleNotFoundError(f'blocked: {name}')\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    return {"PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}

@@ -195,4 +195,4 @@ def load_backend(name: str, kind: str, cfg: Any, device: str, dtype: Any) -> Det
         dtype = backend_dtype(cls, dtype)
     backend = cls.from_config(cfg, device=device, dtype=dtype)
     check_backend_object(backend, spec.kind, name)
-    return backend  # type: ignore[no-any-return]
+    return backend

@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .helpers import write_images
+from tests.helpers import write_images
 
 ONTOLOGY = {
     "ontology": {"red square": "square", "blue ring": "ring"},

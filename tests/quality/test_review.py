@@ -19,8 +19,7 @@ import pytest
 from autolabel.export import ExportOptions, export_run
 from autolabel.quality.evaluate import evaluate_run, format_report
 from autolabel.quality.preview import write_previews
-
-from .conftest import REPO
+from tests.helpers import REPO
 
 
 def gt_from_run(run: Path, tmp_path: Path) -> dict:

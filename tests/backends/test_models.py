@@ -13,8 +13,7 @@ from autolabel.backends.sam2 import Sam2Segmenter
 from autolabel.config.ontology import DetectorConfig, SegmenterConfig
 from autolabel.errors import ModelLoadError
 from autolabel.types import RleMasks
-
-from .helpers import scene
+from tests.helpers import scene
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +165,7 @@ def test_sam3_engine_one_vision_pass_per_batch_and_bool_masks(tiny_models: dict[
 def test_sam3_through_the_cli(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     import json
 
-    from .helpers import write_images
-    from .test_cli import cli
+    from tests.helpers import cli, write_images
 
     write_images(tmp_path / "in", ["a.png"])
     ont = tmp_path / "o.yaml"
@@ -237,7 +235,7 @@ def test_a_prompt_longer_than_the_text_encoder_is_a_usage_error_at_label_start(
     scene(64, 48).save(tmp_path / "in" / "a.png")
     det = GroundingDinoDetector.from_config(DetectorConfig(model=str(tiny_models["gdino"])), "cpu", torch.float32)
     ont = parse_ontology({"ontology": {"cat " * 300: "cat"}, "segmenter": "none"})
-    with pytest.raises(UsageError, match="grounding_dino: prompt .* tokens; the text encoder takes at most") as e:
+    with pytest.raises(UsageError, match=r"grounding_dino: prompt .* tokens; the text encoder takes at most") as e:
         run_labeling(ont, tmp_path / "in", tmp_path / "out", RunSettings(), backends=(det, None))
     assert e.value.exit_code == 2 and not (tmp_path / "out" / "run.sqlite").exists()
 
@@ -279,7 +277,7 @@ def test_real_grounding_dino_tokenizer_spans_cover_word_pieces() -> None:
     """The hub's own WordPiece vocabulary (tests/fixtures): multi-piece prompts map by whole spans."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(Path(__file__).parent / "fixtures" / "grounding-dino-tiny"))
+    tok = AutoTokenizer.from_pretrained(str(Path(__file__).parents[1] / "fixtures" / "grounding-dino-tiny"))
     cap = plan_captions(tok, ["fire hydrant", "t-shirt", "person"], 256)[0]
     pieces = tok.convert_ids_to_tokens(cap.input_ids)
     assert [pieces[a:b] for a, b in cap.spans] == [["fire", "hydra", "##nt"], ["t", "-", "shirt"], ["person"]]

@@ -2,7 +2,7 @@
 download), run through the real engine on real images. Part of `make bench`; without CUDA it says so
 and exits 0 (CI and the 2-core development machine have no GPU).
 
-    python -m tests.bench_cuda [--pairs gdino+sam2 florence2+sam2 sam3] [--batches 1 4 8]
+    python -m bench.cuda [--pairs gdino+sam2 florence2+sam2 sam3] [--batches 1 4 8]
                                [--precisions fp16 bf16] [--images 64] [--device cuda] [--json FILE]
 
 Per pipeline, batch size and precision: img/s of the model loop, measured utilisation (time inside the

@@ -10,7 +10,7 @@ times, images/s, peak RSS and:
   4. rerun of a finished run: model forwards and seconds per 1,000 images              goal 0, < 5 s
   5. `autolabel --help` wall time (no torch import)                                     goal < 1 s
 
-Usage: python -m tests.bench [--real-images N] [--skip-real] [--skip-ray] [--many N] [--json FILE]
+Usage: python -m bench.labeling [--real-images N] [--skip-real] [--skip-ray] [--many N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def build_real_size(root: Path) -> dict[str, Path]:
         Sam2Processor,
     )
 
-    from .tiny_models import FIXTURES
+    from tests.tiny_models import FIXTURES
 
     hub = FIXTURES / "grounding-dino-tiny"
     torch.manual_seed(0)
@@ -62,7 +62,7 @@ def build_real_size(root: Path) -> dict[str, Path]:
 
 
 def make_images(root: Path, n: int, size: tuple[int, int]) -> Path:
-    from .helpers import scene
+    from tests.helpers import scene
 
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -92,7 +92,7 @@ def ontology(models: dict[str, Path], threshold: float) -> Path:
 def run_child(args: list[str]) -> dict:
     """Run one labeling pass in a fresh process so its peak RSS is its own."""
     out = subprocess.run(
-        [sys.executable, "-m", "tests.bench", "--child", *args],
+        [sys.executable, "-m", "bench.labeling", "--child", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -158,7 +158,7 @@ def main() -> None:
         child(ont, images, out, int(batch), export == "1")
         return
 
-    from .tiny_models import build_tiny_gdino, build_tiny_sam2
+    from tests.tiny_models import build_tiny_gdino, build_tiny_sam2
 
     work = Path(tempfile.mkdtemp(prefix="autolabel-bench-"))
     results: dict = {
@@ -180,7 +180,7 @@ def main() -> None:
         results["rerun"] = run_child([str(tiny_ont), str(many), str(work / "outmany"), "4", "0"])
         results["help_s"] = help_time()
         if not a.skip_ray:
-            from .bench_ray import ray_scaling
+            from bench.ray import ray_scaling
 
             results["ray"] = ray_scaling()
     finally:
@@ -224,7 +224,8 @@ def report(r: dict, many: int) -> None:
             )
         )
     print(
-        "| run | images | img/s | e2e ÷ forward | decode s | detector s | segmenter s | pre/post s | store s | export s | peak RSS MB |"
+        "| run | images | img/s | e2e ÷ forward | decode s | detector s | segmenter s | pre/post s | store s "
+        "| export s | peak RSS MB |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:

@@ -13,8 +13,7 @@ import pytest
 
 from autolabel.export import ExportOptions, export_run
 from autolabel.run.run import Run
-
-from .conftest import REPO
+from tests.helpers import REPO
 
 fo = pytest.importorskip("fiftyone")
 
@@ -97,8 +96,7 @@ def test_scoreless_runs_give_confidence_none(
     from autolabel.config.load import load_ontology
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings
-
-    from .fakes import FakeDetector, FakeSegmenter
+    from tests.fakes import FakeDetector, FakeSegmenter
 
     out = tmp_path / "noscore"
     run_labeling(

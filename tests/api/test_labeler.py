@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import REPO
-from .fakes import FakeDetector, FakeSegmenter
-from .helpers import scene, write_images
+from tests.fakes import FakeDetector, FakeSegmenter
+from tests.helpers import REPO, scene, write_images
 
 ONT = {
     "ontology": {"red square": "square", "blue ring": "ring"},

@@ -15,12 +15,10 @@ from autolabel.export import ExportOptions, export_run
 from autolabel.run import labeling as engine
 from autolabel.run.settings import RunSettings
 from autolabel.run.store import RunStore, store_path
+from tests.fakes import FakeDetector, FakeSegmenter
+from tests.helpers import cli, import_blocker, write_images
 
-from .fakes import FakeDetector, FakeSegmenter
-from .helpers import write_images
-from .test_cli import cli, import_blocker
-
-COCO128 = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-sample" / "coco128_train2017"
+COCO128 = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco-sample" / "coco128_train2017"
 
 
 def n_annotations(run: Path, cat: int | None = None) -> int:
@@ -77,7 +75,7 @@ def test_export_thresholds_with_torch_and_transformers_unimportable(run: Path, t
 
 
 def test_a_threshold_below_the_candidate_floor_is_refused(run: Path) -> None:
-    with pytest.raises(UsageError, match="below the run's candidate floor 0.1"):
+    with pytest.raises(UsageError, match=r"below the run's candidate floor 0.1"):
         export_run(run, ["coco"], ExportOptions(box_threshold=0.05))
 
 
@@ -86,7 +84,7 @@ def test_a_store_of_the_old_format_is_never_misread(run: Path, fake_ontology_yam
     con.execute("UPDATE meta SET value = '1' WHERE key = 'result_format'")
     con.commit()
     con.close()
-    with pytest.raises(RunStoreError, match="older autolabel .*format 1") as e:
+    with pytest.raises(RunStoreError, match=r"older autolabel .*format 1") as e:
         export_run(run, ["coco"])
     assert "--overwrite" in (e.value.hint or "")
     with pytest.raises(RunStoreError, match="older autolabel"):

@@ -17,9 +17,8 @@ from autolabel.errors import RunStoreError, UsageError
 from autolabel.export import export_run
 from autolabel.run.settings import RunSettings
 from autolabel.types import Candidates
-
-from .fakes import FakeDetector, FakeSegmenter
-from .helpers import write_images
+from tests.fakes import FakeDetector, FakeSegmenter
+from tests.helpers import write_images
 
 NAMES = ["a/x.png", "b/x.png", "c.jpg", "d/e/f.png", "g.png"]
 
@@ -213,7 +212,7 @@ def test_a_failing_store_write_surfaces_instead_of_hanging(
     monkeypatch.setattr(store_mod.RunStore, "put_result", disk_full)
     from autolabel.errors import AutolabelError
 
-    with pytest.raises(AutolabelError, match="cannot write the run store .*disk is full") as e:
+    with pytest.raises(AutolabelError, match=r"cannot write the run store .*disk is full") as e:
         run(fake_ontology_yaml, data, tmp_path / "out")
     assert "rerun" in (e.value.hint or "")
 
@@ -236,7 +235,7 @@ def test_a_second_run_on_a_busy_directory_is_refused(fake_ontology_yaml: Path, d
     out = tmp_path / "out"
     run(fake_ontology_yaml, data, out)
     with RunLock(out):  # as if another process were labeling into it
-        with pytest.raises(UsageError, match="another autolabel process .* is labeling into") as e:
+        with pytest.raises(UsageError, match=r"another autolabel process .* is labeling into") as e:
             run(fake_ontology_yaml, data, out)
         assert "resumes" in (e.value.hint or "")
     summary, _ = run(fake_ontology_yaml, data, out)  # lock released: fine again

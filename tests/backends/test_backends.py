@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 from autolabel.cli import app
 from autolabel.config.ontology import DetectorConfig, SegmenterConfig
 from autolabel.errors import UsageError
-
-from .helpers import scene, write_images
+from tests.helpers import scene, write_images
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +79,7 @@ def test_owlv2_matches_transformers_post_processing_and_runs_one_pass(tiny_model
         assert o.prompt_index.tolist() == t["labels"].tolist()
     from autolabel.errors import UsageError
 
-    with pytest.raises(UsageError, match="owlv2: prompt .* the text encoder takes at most 16"):
+    with pytest.raises(UsageError, match=r"owlv2: prompt .* the text encoder takes at most 16"):
         det.check_prompts(["a very long prompt " * 5])
 
 
@@ -207,7 +206,7 @@ def test_backend_options_are_validated_like_the_ontology(tmp_path: Path) -> None
         )
     assert "detector.tsk: unknown key; did you mean 'task'?" in e.value.message
     assert "segmenter.hq_token_only: unknown key" in e.value.message  # an option of another backend
-    with pytest.raises(OntologyError, match="detector.task: must be one of ovd, grounding"):
+    with pytest.raises(OntologyError, match=r"detector.task: must be one of ovd, grounding"):
         parse_ontology({"ontology": {"cat": "cat"}, "detector": {"backend": "florence2", "task": "caption"}})
     r = CliRunner().invoke(app, ["backends"])
     assert "option detector.task: default 'ovd' (one of ovd, grounding)" in r.output

@@ -4,7 +4,7 @@ executor, store, decisions and exports — only each model forward is replaced b
 H100 time, returning synthetic outputs of the right shapes (made inside the simulated forward's time).
 One lock serialises the sleeps: one GPU.
 
-    python -m tests.bench_gpu_sim [--images 128] [--prompts 12] [--det-ms 30] [--embed-ms 6] [--dec-ms 2]
+    python -m bench.gpu_sim [--images 128] [--prompts 12] [--det-ms 30] [--embed-ms 6] [--dec-ms 2]
                                   [--repeat 3] [--big 16 32] [--json FILE]
 
 Reports the simulated GPU utilisation (forward time ÷ wall time of the model loop; median of `--repeat`
@@ -252,7 +252,7 @@ def main() -> None:
             cmd = [
                 sys.executable,
                 "-m",
-                "tests.bench_gpu_sim",
+                "bench.gpu_sim",
                 "--child",
                 str(folder),
                 str(work / f"out{n}"),

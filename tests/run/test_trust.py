@@ -18,10 +18,8 @@ from autolabel.export.fiftyone import default_dataset_name
 from autolabel.export.yolo import _closest_pair, merge_multi_segment
 from autolabel.run.settings import RunSettings
 from autolabel.run.store import RunStore, store_path
-
-from .fakes import FakeDetector, FakeSegmenter
-from .helpers import scene, write_images
-from .test_cli import cli
+from tests.fakes import FakeDetector, FakeSegmenter
+from tests.helpers import cli, scene, write_images
 
 
 def label(ont: Path, data: Path, out: Path, formats: tuple[str, ...] = ("coco",), **kw: object):
@@ -232,7 +230,7 @@ def test_single_image_file_limit_version_and_module_entry(fake_ontology_yaml: Pa
     import subprocess
     import sys
 
-    from .conftest import REPO
+    from tests.helpers import REPO
 
     r2 = subprocess.run([sys.executable, "-m", "autolabel", "--help"], capture_output=True, text=True, cwd=REPO)
     assert r2.returncode == 0 and "label" in r2.stdout
@@ -268,7 +266,7 @@ def test_unexpected_errors_are_one_line_and_all_missing_models_at_once(
 def test_plugins_declare_their_kind_and_import_from_the_current_directory(tmp_path: Path) -> None:
     plug = tmp_path / "plug"
     plug.mkdir()
-    shutil.copy(Path(__file__).with_name("gt_backend.py"), plug / "my_engine.py")
+    shutil.copy(Path(__file__).parents[1] / "gt_backend.py", plug / "my_engine.py")
     ont = plug / "ont.yaml"
     ont.write_text("ontology:\n  person: person\ndetector: {backend: 'my_engine:GroundTruthEngine'}\n")
     r = cli("validate", str(ont), cwd=plug)

@@ -13,13 +13,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
-COCO = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-sample" / "coco128_train2017" / "images"
+COCO = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco-sample" / "coco128_train2017" / "images"
 
 
 def real_image() -> np.ndarray:
     from autolabel.images import load_image
-
-    from .helpers import scene
+    from tests.helpers import scene
 
     files = sorted(COCO.glob("*.jpg")) if COCO.is_dir() else []
     return load_image(files[0]) if files else np.array(scene(640, 480))

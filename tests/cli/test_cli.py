@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -10,35 +9,7 @@ from pathlib import Path
 import pytest
 from pycocotools.coco import COCO
 
-from .conftest import REPO
-from .helpers import write_images
-
-
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    e = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "autolabel.cli", *args],
-        capture_output=True,
-        text=True,
-        env=e,
-        cwd=cwd or REPO,
-        timeout=300,
-    )
-
-
-def import_blocker(tmp_path: Path, packages: list[str]) -> dict[str, str]:
-    """Environment for a subprocess in which importing any of `packages` fails (as if not installed)."""
-    blocker = tmp_path / "block"
-    blocker.mkdir(exist_ok=True)
-    (blocker / "sitecustomize.py").write_text(
-        "import importlib.abc, sys\n"
-        "class _Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        f"        if name.split('.')[0] in {tuple(packages)!r}:\n"
-        "            raise ModuleNotFoundError(f'blocked: {name}')\n"
-        "sys.meta_path.insert(0, _Block())\n"
-    )
-    return {"PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
+from tests.helpers import REPO, cli, import_blocker, write_images
 
 
 def test_help_does_not_import_torch() -> None:

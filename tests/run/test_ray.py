@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
-from .helpers import write_images
-from .test_cli import cli, import_blocker
+from tests.helpers import REPO, cli, import_blocker, write_images
 
 pytest.importorskip("ray")
 NAMES = [f"d{i % 3}/im{i:02d}.png" for i in range(12)]

@@ -18,11 +18,10 @@ from autolabel.api import label_folder
 from autolabel.backends.preprocess import FastInputs
 from autolabel.backends.upsample import crop_counts, logits_to_rles
 from autolabel.run.settings import RunSettings
+from tests.fakes import FakeDetector, FakeSegmenter
+from tests.helpers import scene, write_images
 
-from .fakes import FakeDetector, FakeSegmenter
-from .helpers import scene, write_images
-
-FIXTURE = Path(__file__).parent / "fixtures" / "grounding-dino-tiny"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "grounding-dino-tiny"
 SIZES = [(640, 480), (480, 640), (500, 333), (1024, 683), (64, 80), (300, 300)]  # (w, h): both orientations
 
 
@@ -221,8 +220,7 @@ def test_tiny_grounding_dino_at_the_hubs_real_input_size_labels_through_the_pipe
     from autolabel.config.load import parse_ontology
     from autolabel.config.plan import make_plan
     from autolabel.inference.models import load_models
-
-    from .tiny_models import build_tiny_gdino, build_tiny_sam2
+    from tests.tiny_models import build_tiny_gdino, build_tiny_sam2
 
     gdino, sam2 = build_tiny_gdino(tmp_path / "g", real_sizes=True), build_tiny_sam2(tmp_path / "s")
     write_images(tmp_path / "in", ["a.png", "b.png", "c.png"], size=(320, 240))

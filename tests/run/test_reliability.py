@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import REPO
-from .helpers import scene, write_images
+from tests.helpers import REPO, scene, write_images
 
 NAMES = [f"set{i % 3}/img{i:02d}.png" for i in range(12)]
 
@@ -275,8 +274,7 @@ def test_unreadable_file_is_skipped(fake_ontology_yaml: Path, tmp_path: Path) ->
     from autolabel.config.load import load_ontology
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings
-
-    from .fakes import FakeDetector, FakeSegmenter
+    from tests.fakes import FakeDetector, FakeSegmenter
 
     write_images(tmp_path / "in", ["a.png", "b.png"])
     (tmp_path / "in" / "b.png").chmod(0)
@@ -295,8 +293,7 @@ def test_symlinked_input_files_are_labeled_and_exports_stay_inside(fake_ontology
     from autolabel.export import export_run
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings
-
-    from .fakes import FakeDetector, FakeSegmenter
+    from tests.fakes import FakeDetector, FakeSegmenter
 
     elsewhere = tmp_path / "elsewhere"
     write_images(elsewhere, ["real.png"])

@@ -10,8 +10,7 @@ import pytest
 
 from autolabel.backends.florence2 import Florence2Detector, match_phrase
 from autolabel.config.ontology import DetectorConfig
-
-from .helpers import scene
+from tests.helpers import scene
 
 
 class ForceSequence:
@@ -102,8 +101,7 @@ def test_cli_seed_000_pipeline_florence2_sam2_gives_valid_coco_without_scores(
     from autolabel.export import export_run
     from autolabel.run.labeling import run_labeling
     from autolabel.run.settings import RunSettings
-
-    from .helpers import write_images
+    from tests.helpers import write_images
 
     write_images(tmp_path / "in", ["a.png", "b.png"])
     ont = parse_ontology(

@@ -11,8 +11,7 @@ from PIL import Image, ImageDraw
 from autolabel.api import label_folder
 from autolabel.backends.base import PromptBoxes
 from autolabel.inference.tiling import merge_boxes, tile_origins, tiles_of
-
-from .fakes import BACKGROUND, COLORS
+from tests.fakes import BACKGROUND, COLORS
 
 
 def test_tiles_cover_the_image_with_the_requested_overlap() -> None:

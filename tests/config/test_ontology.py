@@ -93,9 +93,9 @@ def test_missing_file() -> None:
         load_ontology("/nonexistent/ont.yaml")
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[1] / "ontologies").glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[2] / "ontologies").glob("*.yaml")))
 def test_shipped_ontologies_are_valid(name: str) -> None:
-    ont = load_ontology(Path(__file__).parents[1] / "ontologies" / name)
+    ont = load_ontology(Path(__file__).parents[2] / "ontologies" / name)
     assert len(ont.classes) >= 2 and len(ont.prompts) >= len(ont.classes)
 
 
