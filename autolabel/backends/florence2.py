@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from autolabel.backends.base import ForwardStats, Options, PromptBoxes, option_values
-from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
+from autolabel.backends.torch_utils import load_backend_model, sync_fn
 from autolabel.geometry import clip_xyxy
 from autolabel.types import normalize_prompt
 
@@ -46,6 +46,7 @@ def match_phrase(phrase: str, prompts: Sequence[str]) -> int | None:
 
 class Florence2Detector:
     kind = "detector"
+    BACKEND, MODEL_CLASS, DEFAULT_MODEL = "florence2", "Florence2ForConditionalGeneration", DEFAULT_MODEL
     OPTIONS: ClassVar[Options] = {"task": ("ovd", tuple(TASKS)), "max_new_tokens": 1024}
     has_scores = False
     segments = False
@@ -67,15 +68,8 @@ class Florence2Detector:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Florence2Detector:
         from transformers import AutoModelForImageTextToText
 
-        processor, model = load_processor_and_model(
-            cfg.model or DEFAULT_MODEL,
-            "detector",
-            "florence2",
-            AutoModelForImageTextToText.from_pretrained,
-            "Florence2ForConditionalGeneration",
-            device,
-            dtype,
-        )
+        loader = AutoModelForImageTextToText.from_pretrained
+        processor, model = load_backend_model(cls, cfg, "detector", loader, device, dtype)
         opts = option_values(cls.OPTIONS, cfg.options)
         return cls(processor, model, device, dtype, opts["task"], int(opts["max_new_tokens"]))
 

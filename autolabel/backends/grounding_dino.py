@@ -10,7 +10,7 @@ import numpy as np
 
 from autolabel.backends.base import ForwardStats, Options, PromptBoxes
 from autolabel.backends.preprocess import FastInputs, ModelInputs
-from autolabel.backends.torch_utils import check_finite, load_processor_and_model, processor_device, sync_fn
+from autolabel.backends.torch_utils import check_finite, load_backend_model, processor_device, sync_fn
 from autolabel.geometry import clip_xyxy, cxcywh_norm_to_xyxy
 
 DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
@@ -119,15 +119,8 @@ class GroundingDinoDetector:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> GroundingDinoDetector:
         from transformers import AutoModelForZeroShotObjectDetection
 
-        processor, model = load_processor_and_model(
-            cfg.model or cls.DEFAULT_MODEL,
-            "detector",
-            cls.BACKEND,
-            AutoModelForZeroShotObjectDetection.from_pretrained,
-            cls.MODEL_CLASS,
-            device,
-            dtype,
-        )
+        loader = AutoModelForZeroShotObjectDetection.from_pretrained
+        processor, model = load_backend_model(cls, cfg, "detector", loader, device, dtype)
         return cls(processor, model, device, dtype)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from autolabel.backends.base import ForwardStats, Options, PromptBoxes
-from autolabel.backends.torch_utils import check_finite, load_processor_and_model, sync_fn
+from autolabel.backends.torch_utils import check_finite, check_token_limit, load_backend_model, sync_fn
 from autolabel.geometry import clip_xyxy
 
 DEFAULT_MODEL = "google/owlv2-base-patch16-ensemble"
@@ -28,6 +28,7 @@ def owl_boxes_to_xyxy(pred_boxes: np.ndarray, width: int, height: int) -> np.nda
 
 class Owlv2Detector:
     kind = "detector"
+    BACKEND, MODEL_CLASS, DEFAULT_MODEL = "owlv2", "Owlv2ForObjectDetection", DEFAULT_MODEL
     has_scores = True
     segments = False
     OPTIONS: ClassVar[Options] = {}
@@ -43,29 +44,14 @@ class Owlv2Detector:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Owlv2Detector:
         from transformers import Owlv2ForObjectDetection
 
-        processor, model = load_processor_and_model(
-            cfg.model or DEFAULT_MODEL,
-            "detector",
-            "owlv2",
-            Owlv2ForObjectDetection.from_pretrained,
-            "Owlv2ForObjectDetection",
-            device,
-            dtype,
-        )
+        loader = Owlv2ForObjectDetection.from_pretrained
+        processor, model = load_backend_model(cls, cfg, "detector", loader, device, dtype)
         return cls(processor, model, device, dtype)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
         """OWLv2's text encoder takes 16 tokens; a longer prompt would be cut silently."""
-        from autolabel.errors import UsageError
-
         limit = int(getattr(self.model.config.text_config, "max_position_embeddings", 16))
-        for p in prompts:
-            n = len(self.processor.tokenizer(p)["input_ids"])
-            if n > limit:
-                raise UsageError(
-                    f"owlv2: prompt '{p}' is {n} tokens; the text encoder takes at most {limit}",
-                    hint="shorten the prompt",
-                )
+        check_token_limit(self.BACKEND, self.processor.tokenizer, prompts, limit)
 
     def _text_inputs(self, prompts: Sequence[str], n_images: int) -> tuple[Any, Any]:
         key = tuple(prompts)

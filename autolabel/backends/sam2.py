@@ -9,7 +9,7 @@ import numpy as np
 
 from autolabel.backends.base import ForwardStats, Options
 from autolabel.backends.preprocess import FastInputs, ModelInputs
-from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
+from autolabel.backends.torch_utils import load_backend_model, sync_fn
 from autolabel.backends.upsample import UPSAMPLE_CHUNK, logits_to_rles
 from autolabel.types import RleMasks
 
@@ -41,15 +41,8 @@ class Sam2Segmenter:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam2Segmenter:
         from transformers import AutoModelForMaskGeneration
 
-        processor, model = load_processor_and_model(
-            cfg.model or cls.DEFAULT_MODEL,
-            "segmenter",
-            cls.BACKEND,
-            AutoModelForMaskGeneration.from_pretrained,
-            cls.MODEL_CLASS,
-            device,
-            dtype,
-        )
+        loader = AutoModelForMaskGeneration.from_pretrained
+        processor, model = load_backend_model(cls, cfg, "segmenter", loader, device, dtype)
         return cls(processor, model, device, dtype, cfg.multimask, cfg.mask_threshold)
 
     def prepare(self, images: Sequence[np.ndarray]) -> ModelInputs:

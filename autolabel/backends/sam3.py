@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from autolabel.backends.base import ForwardStats, PromptBoxes
-from autolabel.backends.torch_utils import load_processor_and_model, sync_fn
+from autolabel.backends.torch_utils import check_token_limit, load_backend_model, sync_fn
 from autolabel.backends.upsample import UPSAMPLE_CHUNK, logits_to_rles
 from autolabel.geometry import clip_xyxy
 from autolabel.types import RleMasks
@@ -47,6 +47,7 @@ def instances(out: Any, min_score: float, sizes: Sequence[tuple[int, int]]) -> l
 
 class Sam3Engine:
     kind = "engine"
+    BACKEND, MODEL_CLASS, DEFAULT_MODEL = "sam3", "Sam3Model", DEFAULT_MODEL
     has_scores = True
     segments = True
 
@@ -60,23 +61,14 @@ class Sam3Engine:
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam3Engine:
         from transformers import AutoModel
 
-        processor, model = load_processor_and_model(
-            cfg.model or DEFAULT_MODEL, "detector", "sam3", AutoModel.from_pretrained, "Sam3Model", device, dtype
-        )
+        loader = AutoModel.from_pretrained
+        processor, model = load_backend_model(cls, cfg, "detector", loader, device, dtype)
         return cls(processor, model, device, dtype)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
         """SAM 3's CLIP text encoder takes 32 tokens; a longer prompt would be cut silently."""
-        from autolabel.errors import UsageError
-
         limit = int(getattr(self.processor.tokenizer, "model_max_length", 32) or 32)
-        for p in prompts:
-            n = len(self.processor.tokenizer(p)["input_ids"])
-            if n > limit:
-                raise UsageError(
-                    f"sam3: prompt '{p}' is {n} tokens; the text encoder takes at most {limit}",
-                    hint="shorten the prompt",
-                )
+        check_token_limit(self.BACKEND, self.processor.tokenizer, prompts, limit)
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         import torch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from autolabel.backends.hub import resolve_model, wrap_load_error
@@ -142,3 +142,24 @@ def processor_device(device: str) -> dict[str, Any]:
     """Image-processor kwargs that run resize/normalise on the GPU (the uint8 image is uploaded once);
     none on CPU, where the processors' own CPU path is used."""
     return {"device": device} if device.startswith("cuda") else {}
+
+
+def load_backend_model(
+    cls: Any, cfg: Any, role: str, model_loader: Callable[[str], Any], device: str, dtype: Any
+) -> tuple[Any, Any]:
+    """`load_processor_and_model` for a backend class naming its BACKEND, MODEL_CLASS and DEFAULT_MODEL."""
+    ref = cfg.model or cls.DEFAULT_MODEL
+    return load_processor_and_model(ref, role, cls.BACKEND, model_loader, cls.MODEL_CLASS, device, dtype)
+
+
+def check_token_limit(backend: str, tokenizer: Any, prompts: Sequence[str], limit: int) -> None:
+    """A prompt longer than the text encoder takes would be cut silently: a UsageError naming it instead."""
+    from autolabel.errors import UsageError
+
+    for p in prompts:
+        n = len(tokenizer(p)["input_ids"])
+        if n > limit:
+            raise UsageError(
+                f"{backend}: prompt '{p}' is {n} tokens; the text encoder takes at most {limit}",
+                hint="shorten the prompt",
+            )

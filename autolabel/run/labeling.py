@@ -23,7 +23,7 @@ from autolabel.images import discover_images
 from autolabel.inference.models import Models, check_prompts, load_models, preflight_models, with_tiling
 from autolabel.progress import Progress
 from autolabel.run.executors.local import fixed_batches, run_local
-from autolabel.run.settings import RunSettings, RunSummary
+from autolabel.run.settings import LabelJob, RunSettings, RunSummary
 from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, store_path
 from autolabel.types import ImageInfo
 
@@ -213,9 +213,9 @@ def _label(
         if batches and settings.ray is not None:
             from autolabel.run.executors.ray import run_ray
 
-            run_ray(batches, done, plan, settings, settings.ray, output_p, summary, progress)
+            run_ray(LabelJob(batches, done, plan, settings, output_p, summary, progress), settings.ray)
         elif batches and models is not None:
-            run_local(batches, done, plan, settings, models[0], models[1], output_p, summary, progress)
+            run_local(LabelJob(batches, done, plan, settings, output_p, summary, progress), *models)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from autolabel.config.plan import RunPlan
 from autolabel.decisions import DecisionCounts
 from autolabel.images import DEFAULT_MAX_IMAGE_PIXELS
 from autolabel.inference.stages import InferenceCounts
+from autolabel.progress import Progress
+from autolabel.types import ImageInfo
 
 MAX_SAME_FAILURES = 3  # consecutive batches failing with the same model error stop the run
 
@@ -62,3 +66,17 @@ class RunSummary:
         d["stage_seconds"] = {k: round(v, 4) for k, v in self.stage_seconds.items()}
         d["wall_seconds"] = round(self.wall_seconds, 4)
         return d
+
+
+@dataclass
+class LabelJob:
+    """What an executor is handed: the pending fixed batches (`done` images in them are recomputed but
+    not written again), the plan and settings, and where results and counts go."""
+
+    batches: list[list[ImageInfo]]
+    done: set[str]
+    plan: RunPlan
+    settings: RunSettings
+    output_dir: Path
+    summary: RunSummary
+    progress: Progress

@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from autolabel.backends.base import Detector, Segmenter
-from autolabel.config.plan import RunPlan
 from autolabel.errors import AutolabelError, ImageError
 from autolabel.images import load_image
 from autolabel.progress import Progress
 from autolabel.run.executors.pipeline import FailureStreak, Pipeline
-from autolabel.run.settings import RunSettings, RunSummary
+from autolabel.run.settings import LabelJob, RunSettings, RunSummary
 from autolabel.run.store import RunStore, store_path
 from autolabel.types import Done, ImageInfo, Outcome, Skipped
 
@@ -134,17 +133,10 @@ class StoreWriter(threading.Thread):
             raise self.error
 
 
-def run_local(
-    batches: list[list[ImageInfo]],
-    done: set[str],
-    plan: RunPlan,
-    settings: RunSettings,
-    detector: Detector,
-    segmenter: Segmenter | None,
-    output_p: Path,
-    summary: RunSummary,
-    progress: Progress,
-) -> None:
+def run_local(job: LabelJob, detector: Detector, segmenter: Segmenter | None) -> None:
+    """Label the job's batches in this process: decode ahead, the three-stage pipeline, one writer."""
+    batches, done, plan, settings, summary = job.batches, job.done, job.plan, job.settings, job.summary
+    output_p, progress = job.output_dir, job.progress
     stop = threading.Event()
     writer = StoreWriter(output_p, summary, progress)
     writer.start()

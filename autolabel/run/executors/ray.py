@@ -24,10 +24,9 @@ from autolabel.config.plan import RunPlan
 from autolabel.errors import MissingDependencyError, UsageError
 from autolabel.images import load_image
 from autolabel.inference.stages import InferenceCounts
-from autolabel.progress import Progress
 from autolabel.run.executors.local import StoreWriter
 from autolabel.run.executors.pipeline import FailureStreak, label_batch
-from autolabel.run.settings import RayOptions, RunSettings, RunSummary
+from autolabel.run.settings import LabelJob, RayOptions, RunSettings, RunSummary
 from autolabel.types import Done, ImageInfo, Outcome, Skipped
 
 WORKER_RETRIES = 3  # restarts of a dead worker, and retries of the batch it held
@@ -153,36 +152,19 @@ def _pool(ray: Any, opts: RayOptions) -> tuple[int, float, float]:
     return workers, per_gpu, cpus
 
 
-def run_ray(
-    batches: list[list[ImageInfo]],
-    done: set[str],
-    plan: RunPlan,
-    settings: RunSettings,
-    opts: RayOptions,
-    output_p: Path,
-    summary: RunSummary,
-    progress: Progress,
-) -> None:
+def run_ray(job: LabelJob, opts: RayOptions) -> None:
+    """Label the job's batches on a Ray cluster (joined, or started here and shut down after)."""
     ray = import_ray()
     started = _init_ray(ray, opts)
     try:
-        _run(ray, batches, done, plan, settings, opts, output_p, summary, progress)
+        _run(ray, job, opts)
     finally:
         if started:
             ray.shutdown()
 
 
-def _run(
-    ray: Any,
-    batches: list[list[ImageInfo]],
-    done: set[str],
-    plan: RunPlan,
-    settings: RunSettings,
-    opts: RayOptions,
-    output_p: Path,
-    summary: RunSummary,
-    progress: Progress,
-) -> None:
+def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
+    batches, done, plan, settings, summary = job.batches, job.done, job.plan, job.settings, job.summary
     import logging
 
     from ray.data import DataContext
@@ -213,7 +195,7 @@ def _run(
         max_restarts=WORKER_RETRIES,
         max_task_retries=WORKER_RETRIES,
     )
-    writer = StoreWriter(output_p, summary, progress)
+    writer = StoreWriter(job.output_dir, summary, job.progress)
     writer.start()
     streak = FailureStreak(settings.max_same_failures)
     seen: set[int] = set()
