@@ -30,6 +30,8 @@ from autolabel.run.labeling import SUMMARY_NAME, run_labeling
 from autolabel.run.settings import RunSettings, RunSummary
 from autolabel.types import Detections, RleMasks
 
+LOCK_WAIT = 3600.0  # label's own export waits for a concurrent `export` of the run to finish
+
 
 def default_output(input_path: str | Path) -> Path:
     """`runs/<folder name>-<hash of its absolute path>`: two folders of the same name (a/images,
@@ -68,7 +70,7 @@ def label_folder(
     written: dict[str, str] = {}
     if not summary.interrupted:
         try:
-            report = export_run(out, fmts, export, progress=export_progress)
+            report = export_run(out, fmts, export, progress=export_progress, wait=LOCK_WAIT)
         except KeyboardInterrupt:
             summary.interrupted = True
         else:

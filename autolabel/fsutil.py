@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -71,10 +73,15 @@ def remove_stale_temp_files(root: str | Path) -> int:
     return n
 
 
+_HELD: dict[str, int] = {}  # lock files this process holds → how many nested holders
+_HELD_GUARD = threading.Lock()
+
+
 class RunLock:
-    """An exclusive lock on a run directory (`.lock`, flock): a second `autolabel label` on the same
-    output directory is refused instead of interleaving with the first. Released when the process
-    ends, however it ends."""
+    """An exclusive lock on a run directory (`.lock`, flock): a second `autolabel label` or `export` on
+    the same directory is refused (or, with `wait`, waits its turn) instead of interleaving with the
+    first, and the message says which process holds it and what it is doing. Re-entrant within one
+    process (label, then its export). Released when the process ends, however it ends."""
 
     @classmethod
     def check(cls, run_dir: str | Path) -> None:
@@ -83,33 +90,59 @@ class RunLock:
             with cls(run_dir, create=False):
                 pass
 
-    def __init__(self, run_dir: str | Path, create: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, create: bool = True, what: str = "labeling", wait: float = 0.0) -> None:
         self.path = Path(run_dir) / ".lock"
-        self.create = create
+        self.create, self.what, self.wait = create, what, wait
         self._fd: int | None = None
+        self._key = ""
 
     def __enter__(self) -> RunLock:
         import fcntl
 
         if self.create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._key = str(self.path.absolute())
+        with _HELD_GUARD:
+            if self._key in _HELD:  # this process holds it already
+                _HELD[self._key] += 1
+                return self
         fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if self.create else 0), FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise UsageError(
-                f"another autolabel process (pid {other}) is labeling into '{self.path.parent}'",
-                hint="wait for it to finish (a rerun then resumes), or choose another --output",
-            ) from None
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                self._refuse(fd)
         if self.create:
             os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
+            os.write(fd, f"{os.getpid()} {self.what}".encode())
         self._fd = fd
+        with _HELD_GUARD:
+            _HELD[self._key] = 1
         return self
 
+    def _refuse(self, fd: int) -> None:
+        holder = os.read(fd, 64).decode(errors="replace").split()
+        os.close(fd)
+        pid = holder[0] if holder else "?"
+        doing = holder[1] if len(holder) > 1 else "labeling"
+        raise UsageError(
+            f"another autolabel process (pid {pid}) is {doing} into '{self.path.parent}'",
+            hint="wait for it to finish (a rerun then resumes), or choose another --output",
+        )
+
     def __exit__(self, *exc: object) -> None:
+        with _HELD_GUARD:
+            if self._key not in _HELD:
+                return
+            _HELD[self._key] -= 1
+            if _HELD[self._key] > 0:
+                return
+            del _HELD[self._key]
         if self._fd is not None:
             os.close(self._fd)  # closing releases the flock; the file stays (harmless, reused next time)
             self._fd = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +66,20 @@ def import_blocker(tmp_path: Path, packages: list[str]) -> dict[str, str]:
         "sys.meta_path.insert(0, _Block())\n"
     )
     return {"PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
+
+
+@contextmanager
+def hold_run_lock(run_dir: Path, what: str = "labeling") -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the run lock of `run_dir` (as `what`) until the block ends."""
+    code = (
+        "import sys, time\nfrom autolabel.fsutil import RunLock\n"
+        "RunLock(sys.argv[1], what=sys.argv[2]).__enter__()\nprint('held', flush=True)\ntime.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-c", code, str(run_dir), what], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "held"
+        yield p
+    finally:
+        p.kill()
+        p.wait(timeout=30)

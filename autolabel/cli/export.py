@@ -40,7 +40,11 @@ FromFiftyone = Annotated[
 ]
 CorrectedOutput = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="With --from-fiftyone: where to write [default: RUN_DIR/corrected]."),
+    typer.Option(
+        "--output",
+        "-o",
+        help="--from-fiftyone: where to write [default: the dataset's RUN_DIR/corrected].",
+    ),
 ]
 Thresholds = Annotated[
     Path | None,
@@ -85,9 +89,7 @@ def export(
         if from_fiftyone:
             from autolabel.quality.review import export_from_dataset
 
-            if output is None and run_dir is None:
-                raise UsageError("--from-fiftyone needs RUN_DIR or --output to know where to write")
-            target = output or Path(str(run_dir)) / "corrected"
+            target = output or (run_dir / "corrected" if run_dir is not None else None)  # None: the dataset's run
             fmts = [f for f in fmts if f != "fiftyone"] if formats == DEFAULT_FORMATS else fmts
             written = export_from_dataset(from_fiftyone, fmts, target, opts)
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 from autolabel.decisions import DecisionCounts, DecisionSettings
 from autolabel.errors import MissingDependencyError, UsageError
 from autolabel.export.base import ExportContext, Exporter, ExportOptions, ExportSkipped, YoloOptions
-from autolabel.fsutil import remove_stale_temp_files
+from autolabel.fsutil import RunLock, remove_stale_temp_files
 from autolabel.progress import Progress
 from autolabel.run.run import Run
 from autolabel.types import ImageResult
@@ -33,7 +33,7 @@ class ExporterSpec:
 
 EXPORTERS: dict[str, ExporterSpec] = {
     "coco": ExporterSpec("autolabel.export.coco:CocoExporter", "COCO"),
-    "yolo": ExporterSpec("autolabel.export.yolo:YoloExporter", "YOLO"),
+    "yolo": ExporterSpec("autolabel.export.yolo_writer:YoloExporter", "YOLO"),
     "fiftyone": ExporterSpec(
         "autolabel.export.fiftyone:FiftyOneExporter", "FiftyOne", "fiftyone", "pip install 'autolabel[fiftyone]'"
     ),
@@ -138,16 +138,21 @@ def run_context(run: Run, dec: DecisionSettings, options: ExportOptions) -> Expo
 
 
 def export_run(
-    run_dir: str | Path, formats: list[str], options: ExportOptions | None = None, progress: Progress | None = None
+    run_dir: str | Path,
+    formats: list[str],
+    options: ExportOptions | None = None,
+    progress: Progress | None = None,
+    wait: float = 0.0,
 ) -> ExportReport:
     """Write the requested exports of a run directory from its store, applying the decisions (the run's,
     with the options' threshold overrides). No model is loaded. Each export replaces the previous one whole
-    or not at all."""
+    or not at all. The run lock is held throughout: another `label` or `export` of the run is refused
+    (or waited for up to `wait` seconds)."""
     t0 = time.perf_counter()
     options = options or ExportOptions()
     check_export_dependencies(formats)
     report = ExportReport()
-    with Run.open(run_dir) as run:
+    with Run.open(run_dir) as run, RunLock(run.dir, what="exporting", wait=wait):
         remove_stale_temp_files(run.dir)
         dec = run.decisions(options.box_threshold, options.class_thresholds)
         ctx = run_context(run, dec, options)

@@ -14,6 +14,7 @@ from typing import IO, Any, cast
 
 import numpy as np
 
+from autolabel.errors import UsageError
 from autolabel.export.base import COCO_MASKS as MASK_FORMATS
 from autolabel.export.base import ExportContext
 from autolabel.fsutil import atomic_write
@@ -77,6 +78,15 @@ def coco_categories(classes: list[str]) -> list[dict[str, Any]]:
     return [{"id": i + 1, "name": name, "supercategory": "object"} for i, name in enumerate(classes)]
 
 
+def is_autolabel_coco(path: Path) -> bool:
+    """True for a COCO file autolabel wrote (its `info.description` comes first and says so)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(64).startswith(b'{"info": {"description": "autolabel"')
+    except OSError:
+        return False
+
+
 class CocoExporter:
     """`-f coco`: `coco/annotations.json`, streamed image by image. `images` (sizes only, all known when
     the export opens) come first, then each image's `annotations`; the file is written under a temporary
@@ -97,6 +107,11 @@ class CocoExporter:
         if ctx.options.coco_masks not in MASK_FORMATS:
             raise ValueError(f"mask_format must be one of {MASK_FORMATS}, got {ctx.options.coco_masks!r}")
         self.path = ctx.out_dir / self.PATH
+        if self.path.exists() and not is_autolabel_coco(self.path):
+            raise UsageError(
+                f"'{self.path}' exists and was not written by autolabel: not replacing it",
+                hint="move it away, or export to another directory (-o)",
+            )
         self.mask_format, self.polygon_tolerance = ctx.options.coco_masks, ctx.polygon_tolerance
         self._ctx = atomic_write(self.path)
         self._f = self._ctx.__enter__()

@@ -19,6 +19,7 @@ from autolabel.export.base import ExportContext, ExportSkipped
 from autolabel.types import ImageResult
 
 LABEL_FIELD = "autolabel"
+MARKER = ".autolabel-fiftyone"  # in a --fiftyone-dir autolabel wrote
 BATCH = 64
 
 
@@ -120,6 +121,23 @@ def _metadata(fo: Any, path: Path, width: int, height: int) -> Any:
     )
 
 
+STAGING, OLD = ".autolabel-staging", ".autolabel-old"  # suffixes of the datasets an export works with
+
+
+def recover_dataset(fo: Any, name: str) -> None:
+    """Finish or undo an export of dataset `name` that was killed mid-way (called under the run lock):
+    a dataset set aside whose replacement never arrived comes back; staging and set-aside leftovers go."""
+    leftovers = [d for d in fo.list_datasets() if d.startswith((name + STAGING, name + OLD))]
+    if not fo.dataset_exists(name):
+        for d in sorted(leftovers):
+            if d.startswith(name + OLD):
+                fo.load_dataset(d).name = name
+                leftovers.remove(d)
+                break
+    for d in leftovers:
+        fo.delete_dataset(d)
+
+
 class FiftyOneExporter:
     """`-f fiftyone`: a persistent FiftyOne dataset (`ctx.dataset_name`), built aside as
     `<name>.autolabel-staging` and renamed over the old one when complete: never half a dataset.
@@ -135,6 +153,7 @@ class FiftyOneExporter:
     def open(self, ctx: ExportContext) -> None:
         fo = self.fo = import_fiftyone()
         self.ctx, name = ctx, ctx.dataset_name
+        recover_dataset(fo, name)
         replace = ctx.options.replace_edited_dataset
         if fo.dataset_exists(name) and not replace and was_edited(fo.load_dataset(name)):
             raise ExportSkipped(
@@ -144,10 +163,7 @@ class FiftyOneExporter:
             )
         if ctx.options.fiftyone_dir is not None:
             _check_directory(Path(ctx.options.fiftyone_dir))
-        staging = f"{name}.autolabel-staging"
-        if fo.dataset_exists(staging):
-            fo.delete_dataset(staging)
-        self.ds = ds = fo.Dataset(staging, persistent=True)
+        self.ds = ds = fo.Dataset(f"{name}{STAGING}-{os.getpid()}", persistent=True)
         ds.default_classes = list(ctx.classes)
         ds.info = {
             "source": "autolabel",
@@ -174,12 +190,16 @@ class FiftyOneExporter:
         fo, ds, name = self.fo, self.ds, self.ctx.dataset_name
         if self.batch:
             ds.add_samples(self.batch, progress=False)
-        if fo.dataset_exists(name):
-            fo.delete_dataset(name)
-        ds.name = name
         ds.info["exported"] = {"last_modified_at": str(ds.max("last_modified_at")), "samples": len(ds)}
         ds.save()
+        old = None
+        if fo.dataset_exists(name):  # set aside by a rename (one record), never deleted while it is the dataset
+            old = fo.load_dataset(name)
+            old.name = f"{name}{OLD}-{os.getpid()}"
+        ds.name = name
         self.ds = None
+        if old is not None:
+            old.delete()
         target = self.ctx.options.fiftyone_dir
         if target is not None:
             _write_directory(fo, ds, Path(target))
@@ -191,9 +211,33 @@ class FiftyOneExporter:
             self.ds = None
 
 
+FIFTYONE_FILES = {
+    "metadata.json",
+    "samples.json",
+    "frames.json",
+    "fields",
+    "annotations",
+    "brain",
+    "evaluations",
+    "runs",
+    "workspaces",
+    "fields.json",
+    MARKER,
+}
+
+
 def _check_directory(target: Path) -> None:
-    if target.exists() and any(target.iterdir()) and not (target / "metadata.json").exists():
-        raise UsageError(f"--fiftyone-dir '{target}' is not empty and holds no FiftyOne dataset")
+    """FiftyOne's export replaces the whole directory: only an empty one, or one autolabel wrote before
+    (its marker; or, from earlier versions, nothing but a FiftyOneDataset's own files)."""
+    if not target.exists() or not any(target.iterdir()) or (target / MARKER).exists():
+        return
+    names = {p.name for p in target.iterdir()}
+    if "metadata.json" in names and names <= FIFTYONE_FILES:
+        return
+    raise UsageError(
+        f"--fiftyone-dir '{target}' is not empty and was not written by autolabel: not replacing it",
+        hint="give an empty or new directory",
+    )
 
 
 def _write_directory(fo: Any, ds: Any, target: Path) -> None:
@@ -205,3 +249,4 @@ def _write_directory(fo: Any, ds: Any, target: Path) -> None:
         overwrite=True,
         progress=False,
     )
+    (target / MARKER).write_text("written by autolabel: `export --fiftyone-dir` replaces this directory\n")

@@ -15,18 +15,15 @@ Every file is written atomically and replaced on re-export (never appended to).
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from autolabel.errors import UsageError
-from autolabel.export.base import MEDIA_MODES, MULTIPART_MODES, ExportContext
-from autolabel.fsutil import safe_join, write_text_atomic
+from autolabel.export.base import MULTIPART_MODES
 from autolabel.geometry import xyxy_to_cxcywh_norm
 from autolabel.masks import external_polygons
-from autolabel.types import Detections, ImageResult
+from autolabel.types import Detections
 
 SPLITS = ("train", "val", "test")
 MAX_BRIDGED_PARTS = 64  # a speckled mask is bridged over its largest parts only (one polygon of 10^5 parts is noise)
@@ -181,100 +178,6 @@ def yolo_image_names(relpaths: list[str]) -> dict[str, str]:
             taken.add(str(PurePosixPath(new).with_suffix("")))
             out[r] = new
     return out
-
-
-def _place_media(src: Path, dst: Path, mode: str) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    if tmp.exists() or tmp.is_symlink():
-        tmp.unlink()
-    if mode == "symlink":
-        os.symlink(src.resolve(), tmp)
-    elif mode == "hardlink":
-        try:
-            os.link(src, tmp)
-        except OSError:  # another file system: a copy is the only way
-            shutil.copy2(src, tmp)
-    else:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
-
-
-def _aside(final: Path, what: str) -> Path:
-    return final.with_name(f".{final.name}.{what}")
-
-
-def recover_yolo(out_dir: str | Path) -> None:
-    """Finish or undo an export that was killed while swapping directories: the previous complete
-    export comes back (or the new one stays); half-built staging folders are removed."""
-    final = Path(out_dir).absolute()
-    staging, old = _aside(final, "staging"), _aside(final, "old")
-    if old.exists() and not final.exists():
-        os.replace(old, final)
-    for p in (staging, old):
-        if p.exists():
-            shutil.rmtree(p)
-
-
-class YoloExporter:
-    """`-f yolo`: an ultralytics dataset in `yolo/`, built in a staging folder beside it and swapped in
-    when complete, so an interrupted export leaves the previous complete dataset (or none), never a mix
-    of two splits. Every image of the export takes part in the seeded split."""
-
-    name = "yolo"
-
-    def __init__(self) -> None:
-        self.staging: Path | None = None
-
-    def open(self, ctx: ExportContext) -> None:
-        options = ctx.options.yolo
-        if options.media not in MEDIA_MODES:
-            raise UsageError(f"--media '{options.media}': valid: {', '.join(MEDIA_MODES)}")
-        self.ctx, self.options = ctx, options
-        self.final = (ctx.out_dir / "yolo").absolute()
-        recover_yolo(self.final)
-        self.staging = staging = _aside(self.final, "staging")
-        staging.mkdir(parents=True)
-        relpaths = [r for r, _, _ in ctx.images]
-        self.splits = assign_splits(relpaths, options.split, options.seed)
-        self.names = yolo_image_names(relpaths)
-        self.counts = {s: 0 for s in SPLITS}
-
-    def add(self, result: ImageResult) -> None:
-        assert self.staging is not None, "open() first"
-        split, name = self.splits[result.relpath], self.names[result.relpath]
-        img_dst = safe_join(self.staging / "images" / split, name)
-        label = safe_join(self.staging / "labels" / split, str(PurePosixPath(name).with_suffix(".txt")))
-        _place_media(self.ctx.input_root / result.relpath, img_dst, self.options.media)
-        lines = detections_to_yolo_lines(
-            result.detections,
-            result.width,
-            result.height,
-            self.ctx.has_masks,
-            self.options.multipart,
-            self.ctx.polygon_tolerance,
-        )
-        label.parent.mkdir(parents=True, exist_ok=True)
-        label.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        self.counts[split] += 1
-
-    def close(self) -> str:
-        assert self.staging is not None, "open() first"
-        write_text_atomic(self.staging / "data.yaml", data_yaml(self.final, self.ctx.classes, self.counts))
-        old = _aside(self.final, "old")
-        if self.final.exists():
-            os.replace(self.final, old)
-        os.replace(self.staging, self.final)
-        self.staging = None
-        if old.exists():
-            shutil.rmtree(old)
-        split = ", ".join(f"{k} {v}" for k, v in self.counts.items() if v)
-        return f"{self.final / 'data.yaml'} ({split})"
-
-    def abort(self) -> None:
-        if self.staging is not None and self.staging.exists():
-            shutil.rmtree(self.staging)
-        self.staging = None
 
 
 def data_yaml(out: Path, classes: list[str], counts: dict[str, int]) -> str:

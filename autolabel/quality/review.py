@@ -20,6 +20,7 @@ import numpy as np
 from autolabel.errors import UsageError
 from autolabel.export import ExportContext, ExportOptions, class_box_thresholds, export_run, write_exports
 from autolabel.export.fiftyone import LABEL_FIELD, default_dataset_name, import_fiftyone
+from autolabel.fsutil import RunLock, is_within
 from autolabel.run.run import Run
 from autolabel.types import Detections, ImageResult
 
@@ -169,8 +170,12 @@ def results_from_dataset(ds: Any, index: list[tuple[str, str, int, int]], classe
         yield ImageResult(rel, w, h, det)
 
 
-def export_from_dataset(name: str, formats: list[str], out_dir: str | Path, options: ExportOptions) -> dict[str, str]:
-    """Corrected COCO / YOLO exports from a reviewed FiftyOne dataset, leaving out rejected items."""
+def export_from_dataset(
+    name: str, formats: list[str], out_dir: str | Path | None, options: ExportOptions
+) -> dict[str, str]:
+    """Corrected COCO / YOLO exports from a reviewed FiftyOne dataset, leaving out rejected items, into
+    `out_dir` (default: the run's `corrected/`). Never into the labeled folder; only what autolabel wrote
+    there before is replaced."""
     fo = import_fiftyone()
     if not fo.dataset_exists(name):
         raise UsageError(f"no FiftyOne dataset named '{name}'", hint=f"known: {', '.join(fo.list_datasets()) or '-'}")
@@ -178,10 +183,11 @@ def export_from_dataset(name: str, formats: list[str], out_dir: str | Path, opti
     if bad:
         raise UsageError(f"--from-fiftyone writes coco and yolo, not {', '.join(bad)}")
     ds = fo.load_dataset(name)
+    out = corrected_dir(ds, out_dir)
     classes = dataset_classes(ds)
     index = dataset_index(ds)
     ctx = ExportContext(
-        out_dir=Path(out_dir),
+        out_dir=out,
         classes=classes,
         images=[(r, w, h) for r, _, w, h in index],
         input_root=Path(ds.info.get("input_root", "/")),
@@ -189,4 +195,19 @@ def export_from_dataset(name: str, formats: list[str], out_dir: str | Path, opti
         options=options,
         polygon_tolerance=options.polygon_tolerance or 0.0,
     )
-    return write_exports(ctx, formats, results_from_dataset(ds, index, classes))
+    with RunLock(out, what="exporting"):
+        return write_exports(ctx, formats, results_from_dataset(ds, index, classes))
+
+
+def corrected_dir(ds: Any, out_dir: str | Path | None) -> Path:
+    """Where a corrected export goes: `out_dir`, else the run's `corrected/`; never inside the labeled folder."""
+    if out_dir is None and not ds.info.get("run_dir"):
+        raise UsageError(f"dataset '{ds.name}' does not say which run it came from", hint="give --output DIR")
+    out = Path(out_dir) if out_dir is not None else Path(ds.info["run_dir"]) / "corrected"
+    root = ds.info.get("input_root")
+    if root and is_within(out, root):
+        raise UsageError(
+            f"'{out}' is inside the labeled folder '{root}': autolabel never writes there",
+            hint="choose an --output outside it (default: the run directory's corrected/)",
+        )
+    return out

@@ -230,11 +230,11 @@ def test_resume_recomputes_the_same_fixed_batches(fake_ontology_yaml: Path, data
 
 
 def test_a_second_run_on_a_busy_directory_is_refused(fake_ontology_yaml: Path, data: Path, tmp_path: Path) -> None:
-    from autolabel.fsutil import RunLock
+    from tests.helpers import hold_run_lock
 
     out = tmp_path / "out"
     run(fake_ontology_yaml, data, out)
-    with RunLock(out):  # as if another process were labeling into it
+    with hold_run_lock(out):  # another process labeling into it
         with pytest.raises(UsageError, match=r"another autolabel process .* is labeling into") as e:
             run(fake_ontology_yaml, data, out)
         assert "resumes" in (e.value.hint or "")

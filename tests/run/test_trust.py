@@ -126,7 +126,7 @@ def test_an_interrupted_export_leaves_the_previous_complete_one(
     out = tmp_path / "out"
     label(fake_ontology_yaml, tmp_path / "in", out, formats=("yolo",))
     before = sorted(p.relative_to(out).as_posix() for p in (out / "yolo").rglob("*"))
-    from autolabel.export import yolo as yolo_mod
+    from autolabel.export import yolo_writer as yolo_mod
 
     calls = {"n": 0}
     real = yolo_mod._place_media
@@ -142,6 +142,7 @@ def test_an_interrupted_export_leaves_the_previous_complete_one(
         export_run(out, ["yolo"], ExportOptions(yolo=YoloOptions(split=(0.5, 0.3, 0.2), seed=3)))
     after = sorted(p.relative_to(out).as_posix() for p in (out / "yolo").rglob("*"))
     assert after == before  # the previous split, whole
+    assert not list(out.glob(".yolo.*"))  # the half-built staging folder is gone at once
     monkeypatch.setattr(yolo_mod, "_place_media", real)
     export_run(out, ["yolo"], ExportOptions(yolo=YoloOptions(split=(0.5, 0.3, 0.2), seed=3)))
     assert not list(out.glob(".yolo.*"))  # no staging leftovers
