@@ -23,7 +23,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     """Write to a temporary file beside `path`, fsync, then os.replace: readers never see half a file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".al-", suffix=".tmp", dir=p.parent)  # short: a 255-byte name still fits
     try:
         os.chmod(tmp, FILE_MODE)
         with os.fdopen(
@@ -64,9 +64,10 @@ def is_within(child: str | Path, parent: str | Path) -> bool:
 
 
 def remove_stale_temp_files(root: str | Path) -> int:
-    """Delete temporary files that a killed atomic_write left behind (`.NAME.*.tmp`). Returns how many."""
+    """Delete temporary files that a killed write of autolabel left behind (`.al-*.tmp`, only those: never
+    a file of someone else's), under the run lock. Returns how many."""
     n = 0
-    for p in Path(root).rglob(".*.tmp"):
+    for p in Path(root).rglob(".al-*.tmp"):
         if p.is_file() or p.is_symlink():
             p.unlink()
             n += 1

@@ -17,26 +17,42 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_MAX_IMAGE_PIXELS = 178_956_970  # Pillow's default decompression-bomb limit
 
 
-def discover_images(root: str | Path) -> list[ImageInfo]:
+def display_name(relpath: str) -> str:
+    """A relative path as text that can be stored and printed: bytes that are not UTF-8 (kept by Python
+    as surrogates) are shown as \\xNN escapes."""
+    return relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def discover_images(root: str | Path, problems: list[tuple[str, str]] | None = None) -> list[ImageInfo]:
     """All images under `root`, recursively, case-insensitive extensions, sorted by relative path.
 
     Relative paths use '/' and keep sub-folders, so `a/x.jpg` and `b/x.jpg` stay distinct. Hidden
     files and folders (starting with '.') are skipped. Symlinked files are followed; symlinked folders
-    are not walked (no cycles).
+    are not walked (no cycles). Folders that cannot be read, and images whose name is not valid UTF-8
+    (no dataset format can hold it), are left out and added to `problems` as (relpath, reason).
     """
+    problems = problems if problems is not None else []
     root_p = Path(root)
     if not root_p.exists():
         raise UsageError(f"input folder '{root}' does not exist")
     if not root_p.is_dir():
         raise UsageError(f"input '{root}' is not a folder", hint="pass the folder that holds the images")
     found: list[ImageInfo] = []
-    for dirpath, dirnames, filenames in os.walk(root_p):
+
+    def unreadable(e: OSError) -> None:
+        where = Path(e.filename).relative_to(root_p).as_posix() if e.filename else "?"
+        problems.append((display_name(where) + "/", f"folder cannot be read: {e.strerror or e}"))
+
+    for dirpath, dirnames, filenames in os.walk(root_p, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
                 continue
             full = Path(dirpath) / name
             rel = full.relative_to(root_p).as_posix()
+            if display_name(rel) != rel:
+                problems.append((display_name(rel), "file name is not valid UTF-8: rename the file"))
+                continue
             found.append(ImageInfo(relpath=rel, path=str(full)))
     found.sort(key=lambda i: i.relpath)
     return found

@@ -187,7 +187,7 @@ def data_yaml(out: Path, classes: list[str], counts: dict[str, int]) -> str:
 
     lines = [
         "# YOLO dataset written by autolabel. Moved this folder? Update `path` (train/val are relative to it).",
-        f"path: {json.dumps(str(out))}",
+        f"path: {json.dumps(str(out), ensure_ascii=False)}",
         "train: images/train",
         f"val: images/{'val' if counts['val'] else 'train'}",
     ]
@@ -195,5 +195,5 @@ def data_yaml(out: Path, classes: list[str], counts: dict[str, int]) -> str:
         lines.append("test: images/test")
     lines.append(f"nc: {len(classes)}")
     lines.append("names:")
-    lines += [f"  {i}: {json.dumps(name)}" for i, name in enumerate(classes)]
+    lines += [f"  {i}: {json.dumps(name, ensure_ascii=False)}" for i, name in enumerate(classes)]  # YAML reads UTF-8
     return "\n".join(lines) + "\n"

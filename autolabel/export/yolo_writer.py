@@ -18,8 +18,13 @@ MARK = "# YOLO dataset written by autolabel."  # the first line of every data.ya
 
 
 def _place_media(src: Path, dst: Path, mode: str) -> None:
+    if not src.is_file():
+        raise UsageError(
+            f"the labeled image '{src}' is gone (was the input folder moved or renamed?)",
+            hint="put it back, or relabel from its new place into a new --output; the previous export is kept",
+        )
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp = dst.with_name(f".al-{os.getpid()}.tmp")  # short: a 255-byte file name still fits
     if tmp.exists() or tmp.is_symlink():
         tmp.unlink()
     if mode == "symlink":

@@ -132,7 +132,7 @@ def run_labeling(
     settings = settings or RunSettings()
     if settings.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {settings.batch_size}")
-    input_root, images = discover_input(input_path, settings.limit)
+    input_root, images, problems = discover_input(input_path, settings.limit)
     output_p = Path(output_dir)
     check_output_dir(input_root, output_p)
     RunLock.check(output_p)  # before any model is loaded: a busy directory is refused at once
@@ -161,7 +161,7 @@ def run_labeling(
             if settings.limit is not None or Path(input_path).is_file()
             else sorted(set(opened.done) - {im.relpath for im in images})
         )  # deleted from the input folder
-        _start(output_p, opened.discard, meta, gone)
+        _start(output_p, opened.discard, meta, gone, problems)
         _label(images, done, plan, settings, models, output_p, summary, progress or Progress())
     summary.wall_seconds = time.perf_counter() - t_start
     write_text_atomic(output_p / SUMMARY_NAME, json.dumps(summary.to_json(), indent=2) + "\n")
@@ -183,15 +183,18 @@ def _models(plan: RunPlan, settings: RunSettings, backends: Models | None) -> Mo
     return detector, segmenter
 
 
-def _start(output_p: Path, discard: bool, meta: RunMeta, gone: list[str]) -> None:
-    """Under the run lock: discard an incompatible run (--overwrite), record this run's metadata, and
-    forget images no longer in the input folder."""
+def _start(output_p: Path, discard: bool, meta: RunMeta, gone: list[str], problems: list[tuple[str, str]]) -> None:
+    """Under the run lock: discard an incompatible run (--overwrite), record this run's metadata, forget
+    images no longer in the input folder, and record what cannot be labeled at all as skipped."""
     if discard:
         discard_run(output_p)
     store = RunStore(store_path(output_p))
     try:
         store.set_meta(meta)
         store.forget(gone)
+        with store.transaction():
+            for relpath, why in problems:
+                store.put_skipped(relpath, why)
     finally:
         store.close()
 
@@ -223,8 +226,12 @@ def _label(
         _finish_summary(output_p, summary, models)
 
 
-def discover_input(input_path: str | Path, limit: int | None = None) -> tuple[Path, list[ImageInfo]]:
-    """(resolved input folder, images): a folder's images, or one image file (its folder is the root)."""
+def discover_input(
+    input_path: str | Path, limit: int | None = None
+) -> tuple[Path, list[ImageInfo], list[tuple[str, str]]]:
+    """(resolved input folder, images, problems): a folder's images, or one image file (its folder is the
+    root); problems are (relpath, reason) of what cannot be labeled at all (unreadable folders, file
+    names that are not UTF-8), recorded as skipped."""
     p = Path(input_path)
     if p.is_file():
         from autolabel.images import IMAGE_EXTENSIONS
@@ -232,8 +239,9 @@ def discover_input(input_path: str | Path, limit: int | None = None) -> tuple[Pa
         if not p.name.lower().endswith(IMAGE_EXTENSIONS):
             raise UsageError(f"'{p}' is not an image file", hint="supported: " + " ".join(IMAGE_EXTENSIONS))
         root = p.resolve().parent
-        return root, [ImageInfo(relpath=p.name, path=str(p))]
-    images = discover_images(p)
+        return root, [ImageInfo(relpath=p.name, path=str(p))], []
+    problems: list[tuple[str, str]] = []
+    images = discover_images(p, problems)
     if not images:
         raise UsageError(
             f"no images found under '{p}'",
@@ -243,7 +251,7 @@ def discover_input(input_path: str | Path, limit: int | None = None) -> tuple[Pa
         if limit < 1:
             raise UsageError(f"--limit must be at least 1, got {limit}")
         images = images[:limit]
-    return p.resolve(), images
+    return p.resolve(), images, problems
 
 
 def _finish_summary(output_p: Path, summary: RunSummary, models: Models | None) -> None:

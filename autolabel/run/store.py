@@ -10,6 +10,7 @@ decisions (thresholds, NMS, clean-up) are applied when reading, see `decisions.p
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -102,6 +103,36 @@ def file_signature(path: str | Path) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+def store_error(path: Path, e: BaseException) -> RunStoreError:
+    """What really went wrong opening or writing a store, without suggesting to delete a healthy one."""
+    text = str(e).lower()
+    if "full" in text or getattr(e, "errno", None) == 28:
+        return RunStoreError(
+            f"{path}: no space left on the disk ({e}); the run store is intact",
+            hint="free disk space, then rerun the same command: finished images are kept",
+        )
+    if "readonly" in text or "read-only" in text or getattr(e, "errno", None) == 30:
+        return RunStoreError(
+            f"{path}: the run store is read-only ({e}); it is intact",
+            hint="make the directory and run.sqlite writable (or copy the run elsewhere), then rerun",
+        )
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
+        return RunStoreError(
+            f"{path}: no permission to use the run store ({e}); it is intact",
+            hint="fix the permissions of the run directory and run.sqlite, then rerun",
+        )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return RunStoreError(
+            f"{path}: this file is not an intact autolabel run store ({e})",
+            hint="labels already exported from it are still usable; move the file aside and "
+            "relabel into a new --output directory",
+        )
+    return RunStoreError(
+        f"{path}: cannot open the run store ({e})",
+        hint="check the disk and the permissions of the run directory; nothing was changed",
+    )
+
+
 class RunStore:
     """A SQLite run store. Use one instance per thread (SQLite connections are not shared)."""
 
@@ -115,11 +146,8 @@ class RunStore:
             cols = {r[1] for r in self.conn.execute("PRAGMA table_info(images)")}
             if "signature" not in cols:  # a format-1 store: readable enough to say it must be relabeled
                 self.conn.execute("ALTER TABLE images ADD COLUMN signature TEXT")
-        except sqlite3.DatabaseError as e:
-            raise RunStoreError(
-                f"{self.path}: not a usable autolabel run store ({e})",
-                hint="choose another --output directory, or delete this file to start over",
-            ) from None
+        except (sqlite3.Error, OSError) as e:
+            raise store_error(self.path, e) from None
 
     # ---------------------------------------------------------------- meta
     def result_format(self) -> int | None:
@@ -130,11 +158,17 @@ class RunStore:
         """A store written by another autolabel version is never misread."""
         fmt = self.result_format()
         has_rows = self.conn.execute("SELECT 1 FROM images LIMIT 1").fetchone() is not None
+        if fmt is not None and fmt > RESULT_FORMAT:
+            raise RunStoreError(
+                f"{self.path}: this run was made by a newer autolabel (store format {fmt}, this version reads "
+                f"{RESULT_FORMAT}); it is left as it is",
+                hint="upgrade autolabel (pip install -U autolabel) to use it; --overwrite would discard it",
+            )
         if (fmt is None and has_rows) or (fmt is not None and fmt != RESULT_FORMAT):
             raise RunStoreError(
-                f"{self.path}: this run was made by {'an older' if (fmt or 1) < RESULT_FORMAT else 'a newer'} "
-                f"autolabel (store format {fmt or 1}, this version reads {RESULT_FORMAT}): it keeps only "
-                "filtered detections, not the candidates that thresholds are applied to",
+                f"{self.path}: this run was made by an older autolabel (store format {fmt or 1}, this version "
+                f"reads {RESULT_FORMAT}): it keeps only filtered detections, not the candidates that thresholds "
+                "are applied to",
                 hint="relabel it: rerun the same `autolabel label` command with --overwrite (or choose another -o)",
             )
 
@@ -173,7 +207,10 @@ class RunStore:
     # ---------------------------------------------------------------- rows
     def done_signatures(self) -> dict[str, str | None]:
         """relpath → file signature of every done image."""
-        return dict(self.conn.execute("SELECT relpath, signature FROM images WHERE status = 'done'").fetchall())
+        rows = self.conn.execute(
+            "SELECT relpath, signature FROM images WHERE status = 'done' AND width > 0 AND height > 0"
+        )  # a damaged row (no size) is not done: a rerun relabels it
+        return dict(rows.fetchall())
 
     def put_result(self, result: CandidateResult, signature: str | None = None) -> None:
         self.conn.execute(
@@ -227,6 +264,11 @@ class RunStore:
                 )
             )
         for relpath, w, h, text in rows:
+            if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+                raise RunStoreError(
+                    f"{self.path}: the row of '{relpath}' is damaged (image size {w}x{h})",
+                    hint="rerun the same `autolabel label` command: it relabels damaged rows, then export again",
+                )
             yield CandidateResult(relpath, w, h, candidates_from_json(text, w, h))
 
     def transaction(self) -> Any:

@@ -23,7 +23,7 @@ from autolabel.images import load_image
 from autolabel.progress import Progress
 from autolabel.run.executors.pipeline import FailureStreak, Pipeline
 from autolabel.run.settings import LabelJob, RunSettings, RunSummary
-from autolabel.run.store import RunStore, store_path
+from autolabel.run.store import RunStore, store_error, store_path
 from autolabel.types import Done, ImageInfo, Outcome, Skipped
 
 _Loaded = tuple[ImageInfo, "np.ndarray | None", str | None]
@@ -101,11 +101,9 @@ class StoreWriter(threading.Thread):
                     store.put_skipped(item.relpath, item.reason)
                 self.summary.add_time("store", time.perf_counter() - t)
                 self.progress.advance()
-        except sqlite3.Error as e:
-            self.error = AutolabelError(
-                f"cannot write the run store {store_path(self.output_p)}: {e}",
-                hint="free disk space or fix permissions, then rerun: done images are kept",
-            )
+        except (sqlite3.Error, OSError) as e:
+            why = store_error(store_path(self.output_p), e)
+            self.error = AutolabelError(f"cannot write the run store {store_path(self.output_p)}: {e}", hint=why.hint)
         except BaseException as e:  # surfaced to the main thread
             self.error = e
         finally:
