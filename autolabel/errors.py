@@ -42,3 +42,19 @@ class ImageError(AutolabelError):
 
 class NonFiniteError(AutolabelError):
     """A model produced inf/NaN (half-precision overflow): the run stops, it is not one bad image."""
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it: its repr, bounded (a YAML alias bomb or a 10 MB string stays a
+    short line)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother, r.maxlist, r.maxdict, r.maxtuple, r.maxset = 2, 60, 60, 4, 4, 4, 4
+    return r.repr(value)
+
+
+def joined(problems: list[str], most: int = 20) -> str:
+    """Problems one per line (the first `most`, then how many more)."""
+    head = problems[:most] + ([f"… and {len(problems) - most} more"] if len(problems) > most else [])
+    return head[0] + "".join(f"\n  {p}" for p in head[1:])

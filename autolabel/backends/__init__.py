@@ -167,6 +167,12 @@ def default_model(name: str, kind: str) -> str | None:
 
 def _load_class(target: str) -> Any:
     module_name, _, cls_name = target.partition(":")
+    if not module_name or module_name.startswith(".") or "/" in module_name or not cls_name.isidentifier():
+        raise UsageError(
+            f"backend '{target}' is not 'package.module:ClassName'",
+            hint="a plugin is named by its importable module (from the current directory or an installed "
+            "package), not by a file path: e.g. my_backends.detector:MyDetector",
+        )
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())  # plugins next to the ontology, as `pytest` and `uvicorn app:app` find them
     try:
@@ -176,10 +182,16 @@ def _load_class(target: str) -> Any:
             f"cannot import backend module '{module_name}': {e}",
             hint="install autolabel with its model extras: pip install 'autolabel[models]'",
         ) from None
-    try:
-        return getattr(module, cls_name)
-    except AttributeError:
-        raise UsageError(f"backend module '{module_name}' has no class '{cls_name}'") from None
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        raise UsageError(f"backend module '{module_name}' has no class '{cls_name}'")
+    if not isinstance(cls, type) or not callable(getattr(cls, "from_config", None)):
+        raise UsageError(
+            f"'{target}' is not a backend class",
+            hint="a backend is a class with a from_config(cfg, device, dtype) classmethod and a `kind`; "
+            "see autolabel/backends/base.py",
+        )
+    return cls
 
 
 def load_backend(name: str, kind: str, cfg: Any, device: str, dtype: Any) -> Detector | Segmenter | None:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -124,3 +124,13 @@ def export_options(
         dataset_name=dataset_name,
         fiftyone_dir=str(fiftyone_dir) if fiftyone_dir else None,
     )
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler's stop) ends a command as cleanly as Ctrl-C."""
+    import signal
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)

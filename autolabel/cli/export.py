@@ -24,6 +24,7 @@ from autolabel.cli.common import (
     Split,
     export_options,
     guard,
+    stop_on_sigterm,
 )
 
 ExportRunDir = Annotated[Path | None, typer.Argument(help="Output directory of an `autolabel label` run.")]
@@ -81,6 +82,7 @@ def export(
         from autolabel.errors import UsageError
         from autolabel.export import export_run, parse_formats
 
+        stop_on_sigterm()
         fmts = parse_formats(formats)
         opts = export_options(coco_masks, split, seed, media, multipart, dataset_name, fiftyone_dir, polygon_tolerance)
         opts = replace(

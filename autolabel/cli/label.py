@@ -27,6 +27,7 @@ from autolabel.cli.common import (
     Split,
     export_options,
     guard,
+    stop_on_sigterm,
 )
 
 if TYPE_CHECKING:
@@ -153,16 +154,6 @@ def label(
         raise typer.Exit(code)
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM (a scheduler's stop) ends a command as cleanly as Ctrl-C."""
-    import signal
-
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
-
-
 def ontology_with(
     path: Path, models: dict[str, tuple[str | None, str | None]], box_threshold: float | None, tile: int | None
 ) -> Ontology:
@@ -191,8 +182,10 @@ def validate(ontology: Annotated[Path, typer.Argument(help="Ontology YAML to che
 
         ont = load_ontology(ontology)  # backends (plugins imported) are checked with everything else
         typer.echo(f"{ontology}: ok — {len(ont.prompts)} prompts → {len(ont.classes)} classes")
-        for cid, name in enumerate(ont.classes):
-            prompts = [p for p, c in zip(ont.prompts, ont.prompt_class) if c == cid]
+        by_class: list[list[str]] = [[] for _ in ont.classes]
+        for p, c in zip(ont.prompts, ont.prompt_class):
+            by_class[c].append(p)
+        for cid, (name, prompts) in enumerate(zip(ont.classes, by_class)):
             typer.echo(
                 f"  {cid}: {name} ← {', '.join(repr(p) for p in prompts)} "
                 f"(box_threshold {ont.box_threshold_of_class(cid)})"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from autolabel.errors import UsageError
+from autolabel.config.load import read_yaml
+from autolabel.errors import UsageError, shown
 
 
 def load_thresholds(path: str | Path) -> dict[str, float]:
@@ -21,10 +22,7 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"thresholds file '{p}' not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise UsageError(f"{p}: invalid YAML: {e}") from None
+    data = read_yaml(p, UsageError)  # UTF-8, duplicate keys refused
     if not isinstance(data, dict) or set(data) != {"classes"} or not isinstance(data["classes"], dict):
         raise UsageError(
             f"{p}: expected one top-level key 'classes:' mapping class names to {{box_threshold: x}}",
@@ -35,9 +33,9 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
     for name, v in data["classes"].items():
         t = v.get("box_threshold") if isinstance(v, dict) else None
         if not isinstance(v, dict) or set(v) != {"box_threshold"}:
-            problems.append(f"{p}: classes.{name}: expected {{box_threshold: x}}, got {v!r}")
+            problems.append(f"{p}: classes.{name}: expected {{box_threshold: x}}, got {shown(v)}")
         elif isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
-            problems.append(f"{p}: classes.{name}.box_threshold: must be a number in [0, 1], got {t!r}")
+            problems.append(f"{p}: classes.{name}.box_threshold: must be a number in [0, 1], got {shown(t)}")
         else:
             out[str(name)] = float(t)
     if problems:

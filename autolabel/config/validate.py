@@ -21,6 +21,7 @@ from autolabel.config.ontology import (
     TilingConfig,
     field_range,
 )
+from autolabel.errors import shown
 from autolabel.types import normalize_prompt
 
 BOX_THRESHOLD = Range(0.0, 1.0)  # per-class thresholds: the range of detector.box_threshold (tested)
@@ -116,13 +117,14 @@ class Validator:
         if not m:
             self.err("ontology", "is empty; add at least one 'prompt: class' line")
         seen: dict[str, tuple[str, str]] = {}
+        class_id: dict[str, int] = {}  # a dict, not list.index: 160k prompts stay linear
         for prompt, cls in m.items():
             key = f"ontology.{prompt}"
             if not isinstance(prompt, str) or not prompt.strip():
                 self.err(key, "a prompt must be non-empty text")
                 continue
             if not isinstance(cls, str) or not cls.strip():
-                self.err(key, f"the class name must be non-empty text, got {cls!r}")
+                self.err(key, f"the class name must be non-empty text, got {shown(cls)}")
                 continue
             if "." in prompt:
                 self.err(key, "a prompt must not contain '.': Grounding DINO uses '.' to separate prompts")
@@ -137,10 +139,11 @@ class Validator:
                 continue
             seen[norm] = (prompt, cls.strip())
             name = cls.strip()
-            if name not in classes:
+            if name not in class_id:
+                class_id[name] = len(classes)
                 classes.append(name)
             prompts.append(prompt.strip())
-            prompt_class.append(classes.index(name))
+            prompt_class.append(class_id[name])
         return prompts, prompt_class, classes
 
     def class_settings(self, m: Any, classes: list[str]) -> list[float | None]:
@@ -150,19 +153,20 @@ class Validator:
         if not isinstance(m, dict):
             self.err("classes", f"must be a mapping of class: {{box_threshold: …}}, got {type(m).__name__}")
             return out
+        class_id = {c: k for k, c in enumerate(classes)}
         for name, settings in m.items():
             key = f"classes.{name}"
-            if name not in classes:
+            if name not in class_id:
                 self.err(key, "no prompt maps to this class" + (_did_you_mean(str(name), classes) if classes else ""))
                 continue
             if not isinstance(settings, dict):
-                self.err(key, f"must be a mapping such as {{box_threshold: 0.3}}, got {settings!r}")
+                self.err(key, f"must be a mapping such as {{box_threshold: 0.3}}, got {shown(settings)}")
                 continue
             for k, val in settings.items():
                 if k != "box_threshold":
                     self.err(f"{key}.{k}", "unknown key" + _did_you_mean(str(k), ("box_threshold",)))
                     continue
-                out[classes.index(name)] = self.number(f"{key}.{k}", val, BOX_THRESHOLD)
+                out[class_id[name]] = self.number(f"{key}.{k}", val, BOX_THRESHOLD)
         return out
 
     def section(self, m: Any, name: str, cls: Callable[..., Any]) -> Any:
@@ -211,14 +215,14 @@ class Validator:
     def option(self, key: str, val: Any, default: Any) -> Any:
         if isinstance(default, tuple):  # (default, choices)
             if val not in default[1]:
-                self.err(key, f"must be one of {', '.join(map(str, default[1]))}, got {val!r}")
+                self.err(key, f"must be one of {', '.join(map(str, default[1]))}, got {shown(val)}")
             return val
         if isinstance(default, bool):
-            return val if isinstance(val, bool) else self.err(key, f"must be true or false, got {val!r}")
+            return val if isinstance(val, bool) else self.err(key, f"must be true or false, got {shown(val)}")
         if isinstance(default, (int, float)):
             return self.number(key, val, Range(0, None, integer=isinstance(default, int)))
         if not isinstance(val, str):
-            self.err(key, f"must be text, got {val!r}")
+            self.err(key, f"must be text, got {shown(val)}")
         return val
 
     def tiling(self, m: Any) -> TilingConfig | None:
@@ -237,7 +241,7 @@ class Validator:
             elif k == "whole_image" and isinstance(val, bool):
                 out[k] = val
             elif k == "whole_image":
-                self.err(key, f"must be true or false, got {val!r}")
+                self.err(key, f"must be true or false, got {shown(val)}")
             else:
                 self.err(key, "unknown key" + _did_you_mean(str(k), list(asdict(d))))
         return replace(d, **out)
@@ -247,12 +251,12 @@ class Validator:
             if val is None and k != "backend":
                 return None
             if not isinstance(val, str) or not val.strip():
-                self.err(key, f"must be text, got {val!r}")
+                self.err(key, f"must be text, got {shown(val)}")
                 return default
             return val.strip()
         if isinstance(default, bool):
             if not isinstance(val, bool):
-                self.err(key, f"must be true or false, got {val!r}")
+                self.err(key, f"must be true or false, got {shown(val)}")
                 return default
             return val
         rng = field_range(cls, k)
@@ -266,7 +270,7 @@ class Validator:
             return None
         ok_types = (int,) if rng.integer else (int, float)
         if isinstance(val, bool) or not isinstance(val, ok_types):
-            self.err(key, f"must be a{'n integer' if rng.integer else ' number'}, got {val!r}")
+            self.err(key, f"must be a{'n integer' if rng.integer else ' number'}, got {shown(val)}")
             return rng.lo if rng.lo is not None else 0
         if not math.isfinite(val):
             self.err(key, f"must be a finite number, got {val}")

@@ -5,6 +5,7 @@ backends; no model is loaded to export.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autolabel.decisions import DecisionCounts, DecisionSettings
-from autolabel.errors import MissingDependencyError, UsageError
+from autolabel.errors import AutolabelError, MissingDependencyError, UsageError
 from autolabel.export.base import ExportContext, Exporter, ExportOptions, ExportSkipped, YoloOptions
 from autolabel.fsutil import RunLock, remove_stale_temp_files
 from autolabel.progress import Progress
@@ -21,6 +22,10 @@ from autolabel.run.run import Run
 from autolabel.types import ImageResult
 
 __all__ = ["EXPORTERS", "FORMATS", "ExportContext", "ExportOptions", "ExportReport", "YoloOptions", "export_run"]
+
+
+class ExportError(AutolabelError):
+    """An export could not be written (disk full, read-only, permissions); what was there is kept."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,13 @@ def write_exports(ctx: ExportContext, formats: Iterable[str], results: Iterable[
             exporter = open_[0]
             written[exporter.name] = exporter.close()
             open_.pop(0)
+    except OSError as e:  # disk full, read-only, permissions: the staging is gone, the previous export stays
+        raise ExportError(
+            f"the export into '{ctx.out_dir}' failed: {e.strerror or e}"
+            + (f" ({e.filename})" if getattr(e, "filename", None) else ""),
+            hint="nothing was replaced (the previous export is kept); free space or fix permissions and rerun"
+            + ("; --media symlink needs almost no space" if e.errno == errno.ENOSPC else ""),
+        ) from None
     finally:
         for exporter in open_:
             exporter.abort()

@@ -4,31 +4,101 @@ the run's (by relative path, else by unique base name), and detections matched t
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from autolabel.errors import UsageError
+from autolabel.errors import UsageError, joined, shown
 from autolabel.geometry import box_iou
 from autolabel.quality.matching import ClassMatches, greedy_match
 from autolabel.types import Detections, RleMasks
 
 
 def read_coco(path: str | Path) -> dict:
-    """A COCO instances file as a dict with `images`, `categories` and `annotations` (may be empty)."""
+    """A COCO instances file as a dict with `images`, `categories` and `annotations`, checked like an
+    ontology: every problem at once, with the file and the entry (a duplicate id or an unknown category
+    would otherwise give a silently wrong mAP)."""
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"ground-truth file '{p}' not found")
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(p.read_text(encoding="utf-8"))
         if not isinstance(data["images"], list) or not isinstance(data["categories"], list):
             raise TypeError("images and categories must be lists")
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        if not isinstance(data.setdefault("annotations", []), list):
+            raise TypeError("annotations must be a list")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"'{p}' is not a COCO instances file ({e})") from None
-    data.setdefault("annotations", [])
+    problems = coco_problems(data)
+    if problems:
+        raise UsageError(joined([f"{p}: {x}" for x in problems]), hint="fix the ground-truth file; nothing was scored")
     return data
+
+
+def _is_num(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def coco_problems(data: dict) -> list[str]:
+    """What is wrong with COCO instances data (unique ids, known categories, boxes, polygons). Annotations
+    of images not in the file are allowed (a file cut down to some images) and ignored."""
+    out: list[str] = []
+    image_ids: set = set()
+    for k, im in enumerate(data["images"]):
+        ok = (
+            isinstance(im, dict)
+            and isinstance(im.get("file_name"), str)
+            and all(isinstance(im.get(f), int) and im[f] > 0 for f in ("width", "height"))
+            and "id" in im
+        )
+        if not ok:
+            out.append(f"images[{k}]: needs id, file_name and positive integer width and height")
+        elif im["id"] in image_ids:
+            out.append(f"images[{k}]: id {shown(im['id'])} repeats")
+        else:
+            image_ids.add(im["id"])
+    cat_ids = {c.get("id") for c in data["categories"] if isinstance(c, dict) and isinstance(c.get("name"), str)}
+    if len(cat_ids) != len(data["categories"]):
+        out.append("categories: each needs a unique id and a name")
+    ann_ids: set = set()
+    for k, a in enumerate(data["annotations"]):
+        where = f"annotations[{k}]" + (f" (id {shown(a.get('id'))})" if isinstance(a, dict) else "")
+        if not isinstance(a, dict):
+            out.append(f"{where}: not an object")
+            continue
+        if a.get("id") in ann_ids:
+            out.append(f"{where}: id repeats (every annotation needs its own id)")
+        ann_ids.add(a.get("id"))
+        if a.get("category_id") not in cat_ids:
+            out.append(f"{where}: category_id {shown(a.get('category_id'))} is not in categories")
+        box = a.get("bbox")
+        if not (isinstance(box, list) and len(box) == 4 and all(_is_num(v) for v in box) and box[2] >= 0 <= box[3]):
+            out.append(f"{where}: bbox must be [x, y, width, height] (finite, width and height >= 0)")
+        out += [f"{where}: {x}" for x in _segmentation_problems(a.get("segmentation"))]
+    if not data["annotations"] and data["images"]:
+        out.append(
+            "no annotations at all: nothing to compare with (an empty image needs no annotation, "
+            "but a file without any is almost surely the wrong file)"
+        )
+    return out
+
+
+def _segmentation_problems(seg: object) -> list[str]:
+    if seg is None or seg == []:
+        return []
+    if isinstance(seg, list):
+        bad = [
+            k
+            for k, poly in enumerate(seg)
+            if not (isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0 and all(_is_num(v) for v in poly))
+        ]
+        return [f"segmentation polygon {k} needs an even number (>= 6) of finite coordinates" for k in bad]
+    if isinstance(seg, dict) and isinstance(seg.get("size"), list) and "counts" in seg:
+        return []
+    return ["segmentation must be a list of polygons or an RLE {size, counts}"]
 
 
 def match_images(gt_images: list[dict], run_relpaths: list[str]) -> dict[str, dict]:

@@ -176,3 +176,28 @@ def test_a_corrected_export_never_writes_into_the_labeled_folder(labeled_run: di
     assert (labeled_run["input"] / "yolo" / "labels" / "precious.txt").read_text() == "x\n"
     written = export_from_dataset(name, ["coco", "yolo"], None, ExportOptions())  # default: RUN/corrected
     assert written["coco"] == str(labeled_run["run"] / "corrected" / "coco" / "annotations.json")
+
+
+def test_disk_full_during_a_copied_yolo_export_says_so_and_leaves_nothing_behind(
+    labeled_run: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil as real_shutil
+
+    from autolabel.export import ExportError, yolo_writer
+
+    run = labeled_run["run"]
+    export_run(run, ["yolo"])
+    before = _tree_digest(run / "yolo")
+    copies = {"n": 0}
+
+    def copy2(src: str, dst: str) -> None:
+        copies["n"] += 1
+        if copies["n"] > 2:
+            raise OSError(28, "No space left on device", str(dst))
+        real_shutil.copy2(src, dst)
+
+    monkeypatch.setattr(yolo_writer.shutil, "copy2", copy2)
+    with pytest.raises(ExportError, match="No space left on device") as e:
+        export_run(run, ["yolo"], ExportOptions(yolo=YoloOptions(media="copy")))
+    assert "previous export is kept" in (e.value.hint or "") and "--media symlink" in (e.value.hint or "")
+    assert _tree_digest(run / "yolo") == before and not list(run.glob(".yolo.*"))
