@@ -65,6 +65,31 @@ def external_polygons(mask: np.ndarray, tolerance: float = 0.0, max_parts: int |
     return [p for _, p in polys]
 
 
+def centre_polygons(mask: np.ndarray, tolerance: float = 0.0, max_parts: int | None = None) -> list[np.ndarray]:
+    """Outer outlines of every part of a mask through the *centres* of its boundary pixels, as (K, 2)
+    float x, y arrays (pixel centre = index + 0.5): the polygons ultralytics' rasteriser (`polygon2mask`:
+    cv2.fillPoly on truncated integer points, boundary included) turns back into exactly the mask's
+    pixels, at any resolution the coordinates are scaled to. A part one pixel wide or a lone pixel gives a
+    degenerate polygon that still fills its pixels. Holes are not returned; parts are largest first;
+    `tolerance` and `max_parts` as in `external_polygons`."""
+    m = np.asarray(mask, dtype=bool)
+    box = mask_to_xyxy(m)
+    if box is None:
+        return []
+    x0, y0, x1, y1 = (int(v) for v in box)
+    contours, _ = cv2.findContours(m[y0:y1, x0:x1].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    parts = sorted(contours, key=lambda c: (-cv2.contourArea(c), -len(c)))[: max_parts or len(contours)]
+    out = []
+    for c in parts:
+        pts = c.reshape(-1, 2).astype(np.float64)
+        if tolerance > 0 and len(pts) > 3:
+            simple = cv2.approxPolyDP(pts.astype(np.float32).reshape(-1, 1, 2), tolerance, True).reshape(-1, 2)
+            pts = simple.astype(np.float64) if len(simple) >= 3 else pts
+        pts = np.concatenate([pts, np.repeat(pts[-1:], max(0, 3 - len(pts)), axis=0)])  # at least 3 points
+        out.append(pts + (x0 + 0.5, y0 + 0.5))  # noqa: RUF005 - NumPy arithmetic, not concatenation
+    return out
+
+
 @dataclass(frozen=True)
 class MaskCleanup:
     """Mask post-processing shared by every segmenter (pixel units; 0 disables a step)."""

@@ -22,7 +22,7 @@ import numpy as np
 from autolabel.errors import UsageError
 from autolabel.export.base import MULTIPART_MODES
 from autolabel.geometry import xyxy_to_cxcywh_norm
-from autolabel.masks import external_polygons
+from autolabel.masks import centre_polygons
 from autolabel.types import Detections
 
 SPLITS = ("train", "val", "test")
@@ -132,7 +132,7 @@ def detections_to_yolo_lines(
     for i in range(len(det)):
         cls = int(det.class_id[i])
         if segments and det.masks is not None:
-            polys = external_polygons(det.masks[i], polygon_tolerance, MAX_BRIDGED_PARTS if multipart == "merge" else 1)
+            polys = centre_polygons(det.masks[i], polygon_tolerance, MAX_BRIDGED_PARTS if multipart == "merge" else 1)
             if not polys:
                 continue
             poly = merge_multi_segment(polys) if multipart == "merge" else polys[0]

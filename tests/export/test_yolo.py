@@ -82,7 +82,7 @@ def _cache(ds) -> dict:  # type: ignore[no-untyped-def]
 
 def test_ultralytics_loads_our_export_with_nothing_dropped_or_corrected(labeled_run: dict[str, Path]) -> None:
     from ultralytics.data.dataset import YOLODataset
-    from ultralytics.data.utils import check_det_dataset
+    from ultralytics.data.utils import check_det_dataset, polygon2mask
 
     run = labeled_run["run"]
     export_run(run, ["yolo"], ExportOptions(yolo=YoloOptions(split=(0.75, 0.25))))
@@ -109,10 +109,8 @@ def test_ultralytics_loads_our_export_with_nothing_dropped_or_corrected(labeled_
             rel = Path(lab["im_file"]).relative_to(yolo / "images" / split).as_posix()
             res = ours[rel]
             assert len(lab["segments"]) == len(res.detections)
-            for seg, mask in zip(lab["segments"], res.detections.masks):
-                pts = (seg * [res.width, res.height]).round().astype(np.int32)
-                got = np.zeros((res.height, res.width), np.uint8)
-                cv2.fillPoly(got, [pts], 1)
+            for seg, mask in zip(lab["segments"], res.detections.masks):  # ultralytics' own rasteriser
+                got = polygon2mask((res.height, res.width), [(seg * [res.width, res.height]).reshape(-1)])
                 assert iou(got.astype(bool), mask) >= 0.9
             assert lab["cls"][:, 0].tolist() == res.detections.class_id.tolist()
             seen += 1
