@@ -76,6 +76,7 @@ def label_folder(
         else:
             written = report.written
             summary.decisions = report.decisions
+            summary.applied, summary.shadowed = report.applied, report.shadowed
             summary.objects_per_class = report.objects_per_class
             summary.add_time("export", report.seconds)
             summary.wall_seconds += report.seconds

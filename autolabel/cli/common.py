@@ -14,6 +14,7 @@ import typer
 from autolabel.errors import AutolabelError
 
 if TYPE_CHECKING:
+    from autolabel.decisions import ThresholdOverrides
     from autolabel.export import ExportOptions
 
 EXIT_SKIPPED = 3
@@ -64,7 +65,17 @@ DatasetName = Annotated[
     str | None, typer.Option(help="FiftyOne dataset name [default: autolabel-<run dir name>-<hash of its path>].")
 ]
 FiftyoneDir = Annotated[Path | None, typer.Option(help="Also write the FiftyOne dataset to this directory.")]
-BoxThreshold = Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Every class's box threshold.")]
+BoxThreshold = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="Every class's box threshold [default: the run's, see `decisions:`]."),
+]
+ThresholdsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--thresholds",
+        help="YAML of per-class box thresholds (`classes: {name: {box_threshold: x}}`, as `autolabel tune` writes).",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 DEFAULT_FORMATS = "coco,yolo,fiftyone"
 
@@ -100,6 +111,17 @@ def guard(fn: Callable[[], T]) -> T:
             1,
         )
     raise AssertionError("unreachable")  # fail() always raises
+
+
+def threshold_overrides(box_threshold: float | None, thresholds: Path | None) -> ThresholdOverrides | None:
+    """Overrides given on the command line (None: the run's recorded ones apply)."""
+    from autolabel.config.thresholds import load_thresholds
+    from autolabel.decisions import ThresholdOverrides
+
+    if box_threshold is None and thresholds is None:
+        return None
+    per_class = load_thresholds(thresholds) if thresholds else {}
+    return ThresholdOverrides(box_threshold, per_class, thresholds.name if thresholds else "")
 
 
 def export_options(

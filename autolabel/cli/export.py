@@ -22,6 +22,7 @@ from autolabel.cli.common import (
     MultipartOpt,
     Seed,
     Split,
+    ThresholdsFile,
     export_options,
     guard,
     stop_on_sigterm,
@@ -47,11 +48,12 @@ CorrectedOutput = Annotated[
         help="--from-fiftyone: where to write [default: the dataset's RUN_DIR/corrected].",
     ),
 ]
-Thresholds = Annotated[
-    Path | None,
+
+
+ResetThresholds = Annotated[
+    bool,
     typer.Option(
-        "--thresholds",
-        help="YAML of per-class box thresholds (`classes: {name: {box_threshold: x}}`, as `autolabel tune` writes).",
+        "--reset-thresholds", help="Drop the thresholds recorded by earlier exports: the ontology's apply again."
     ),
 ]
 
@@ -70,7 +72,8 @@ def export(
     from_fiftyone: FromFiftyone = None,
     output: CorrectedOutput = None,
     box_threshold: BoxThreshold = None,
-    thresholds: Thresholds = None,
+    thresholds: ThresholdsFile = None,
+    reset_thresholds: ResetThresholds = False,
 ) -> None:
     """Write exports again from a run's store with the decisions applied (no model loaded), or corrected
     ones from a reviewed dataset."""
@@ -86,7 +89,11 @@ def export(
         fmts = parse_formats(formats)
         opts = export_options(coco_masks, split, seed, media, multipart, dataset_name, fiftyone_dir, polygon_tolerance)
         opts = replace(
-            opts, box_threshold=box_threshold, class_thresholds=load_thresholds(thresholds) if thresholds else None
+            opts,
+            box_threshold=box_threshold,
+            class_thresholds=load_thresholds(thresholds) if thresholds else None,
+            thresholds_source=thresholds.name if thresholds else "",
+            reset_thresholds=reset_thresholds,
         )
         if from_fiftyone:
             from autolabel.quality.review import export_from_dataset
@@ -100,7 +107,7 @@ def export(
             from autolabel.cli.progress import RichProgress, print_decisions
 
             report = export_run(run_dir, fmts, opts, progress=RichProgress("export"))
-            print_decisions(report.decisions, report.objects_per_class)
+            print_decisions(report.decisions, report.objects_per_class, report.applied, report.shadowed)
             written = report.written
         for fmt, path in written.items():
             typer.echo(f"{fmt}: {path}")

@@ -58,7 +58,9 @@ class RichProgress(Progress):
             self._bar = None
 
 
-def print_decisions(c: DecisionCounts, objects_per_class: dict[str, int]) -> None:
+def print_decisions(
+    c: DecisionCounts, objects_per_class: dict[str, int], applied: str = "ontology", shadowed: list[str] | None = None
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -69,8 +71,9 @@ def print_decisions(c: DecisionCounts, objects_per_class: dict[str, int]) -> Non
     for name, n in objects_per_class.items():
         t.add_row(name, str(n))
     con.print(t)
+    con.print(f"decisions: {applied}" + "".join(f"\n  {line}" for line in shadowed or []))
     con.print(
-        f"decisions: {c.candidates} candidates → {c.kept} kept; dropped {c.below_threshold} below class "
+        f"{c.candidates} candidates → {c.kept} kept; dropped {c.below_threshold} below class "
         f"threshold, {c.nms_removed} by class-wise NMS, {c.dedup_removed} cross-class duplicates, "
         f"{c.negative_suppressed} by negative prompts ({c.negatives_detected} negatives detected), "
         f"{c.bad_size} bad-size boxes, {c.empty_masks} empty masks, {c.over_max} over max"
@@ -89,7 +92,7 @@ def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = N
         f"in {summary.wall_seconds:.1f}s" + (f" → {run_dir}" if run_dir is not None else "")
     )
     if exports:
-        print_decisions(summary.decisions, summary.objects_per_class)
+        print_decisions(summary.decisions, summary.objects_per_class, summary.applied, summary.shadowed)
     inf = summary.inference
     if inf.over_max_candidates:
         con.print(f"candidates over detector.max_candidates (not stored): {inf.over_max_candidates}")

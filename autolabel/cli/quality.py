@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from autolabel.cli.common import DatasetName, RunDir, guard
+from autolabel.cli.common import BoxThreshold, DatasetName, RunDir, ThresholdsFile, guard, threshold_overrides
 
 GroundTruth = Annotated[
     Path,
@@ -57,8 +57,11 @@ def evaluate(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Where to write the JSON report [default: RUN_DIR/eval.json].")
     ] = None,
+    box_threshold: BoxThreshold = None,
+    thresholds: ThresholdsFile = None,
 ) -> None:
-    """COCO bbox and segm mAP, AP50, per-class AP and recall of the auto-labels against ground truth."""
+    """COCO bbox and segm mAP, AP50, per-class AP and recall of the labels the run exports (its recorded
+    decisions), or of other thresholds (--box-threshold, --thresholds) to compare before exporting."""
 
     def run() -> None:
         import json
@@ -66,7 +69,8 @@ def evaluate(
         from autolabel.fsutil import write_text_atomic
         from autolabel.quality.evaluate import evaluate_run, format_report
 
-        report = evaluate_run(run_dir, gt)
+        report = evaluate_run(run_dir, gt, threshold_overrides(box_threshold, thresholds))
+        typer.echo(f"decisions: {report.decisions}")
         typer.echo(format_report(report))
         path = json_out or run_dir / "eval.json"
         write_text_atomic(path, json.dumps(report.to_json(), indent=2) + "\n")
@@ -120,13 +124,16 @@ def preview(
         int | None, typer.Option(help="Pick a seeded random sample instead of the first N by path.")
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="[default: RUN_DIR/preview]")] = None,
+    box_threshold: BoxThreshold = None,
+    thresholds: ThresholdsFile = None,
 ) -> None:
     """Overlay images (masks, boxes, class names, scores) and a contact sheet to look at before training."""
 
     def run() -> None:
         from autolabel.quality.preview import write_previews
 
-        sheet, count = write_previews(run_dir, n, output, seed)
-        typer.echo(f"{count} overlays; contact sheet: {sheet}")
+        overrides = threshold_overrides(box_threshold, thresholds)
+        sheet, count, applied = write_previews(run_dir, n, output, seed, overrides=overrides)
+        typer.echo(f"decisions: {applied}\n{count} overlays; contact sheet: {sheet}")
 
     guard(run)

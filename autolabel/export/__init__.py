@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autolabel.decisions import DecisionCounts, DecisionSettings
+from autolabel.decisions import DecisionCounts, DecisionSettings, shadowed
 from autolabel.errors import AutolabelError, MissingDependencyError, UsageError
 from autolabel.export.base import ExportContext, Exporter, ExportOptions, ExportSkipped, YoloOptions
 from autolabel.fsutil import RunLock, remove_stale_temp_files
@@ -124,6 +124,8 @@ class ExportReport:
     decisions: DecisionCounts = field(default_factory=DecisionCounts)
     objects_per_class: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    applied: str = "ontology"  # which decisions: `ontology + tuned.yaml (12 class thresholds)`
+    shadowed: list[str] = field(default_factory=list)  # class thresholds the overrides change
 
 
 def class_box_thresholds(dec: DecisionSettings) -> dict[str, float]:
@@ -166,11 +168,15 @@ def export_run(
     report = ExportReport()
     with Run.open(run_dir) as run, RunLock(run.dir, what="exporting", wait=wait):
         remove_stale_temp_files(run.dir)
-        dec = run.decisions(options.box_threshold, options.class_thresholds)
+        overrides = options.threshold_overrides(run.overrides)
+        dec = run.decisions(overrides)
+        report.applied, report.shadowed = overrides.describe(), shadowed(run.ontology_decisions(), dec)
         ctx = run_context(run, dec, options)
         report.objects_per_class = {c: 0 for c in dec.classes}
         results = _counted(run.results(dec, counts=report.decisions), report, dec, progress, formats, len(ctx.images))
         report.written = write_exports(ctx, formats, results)
+        if overrides != run.overrides:
+            run.store.set_overrides(overrides.to_json())  # what later commands apply
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from autolabel.decisions import ThresholdOverrides
 from autolabel.types import ImageResult
 
 COCO_MASKS = ("polygon", "rle")
@@ -40,6 +41,17 @@ class ExportOptions:
     replace_edited_dataset: bool = False  # replace a FiftyOne dataset that holds review edits
     box_threshold: float | None = None  # decision override: every class's box threshold
     class_thresholds: dict[str, float] | None = None  # decision override: {class name: box threshold}
+    thresholds_source: str = ""  # where class_thresholds came from (shown in `decisions: …`)
+    reset_thresholds: bool = False  # drop the overrides recorded by earlier exports: the ontology's again
+
+    def threshold_overrides(self, recorded: ThresholdOverrides) -> ThresholdOverrides:
+        """What this export applies and records: new overrides replace the recorded ones whole; none given
+        keeps them; `reset_thresholds` goes back to the ontology's."""
+        if self.reset_thresholds:
+            return ThresholdOverrides()
+        if self.box_threshold is None and not self.class_thresholds:
+            return recorded
+        return ThresholdOverrides(self.box_threshold, dict(self.class_thresholds or {}), self.thresholds_source)
 
 
 @dataclass(frozen=True)

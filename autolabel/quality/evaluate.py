@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from autolabel.decisions import ThresholdOverrides
 from autolabel.errors import UsageError
 from autolabel.masks import encode_rle
 from autolabel.quality.groundtruth import load_ground_truth, match_detections, match_images, read_coco
@@ -34,6 +35,7 @@ class EvalReport:
     size_mismatch: list[str] = field(default_factory=list)
     classes_only_in_gt: list[str] = field(default_factory=list)
     classes_only_in_run: list[str] = field(default_factory=list)
+    decisions: str = "ontology"  # which decisions were scored (`ontology + tuned.yaml (…)`)
     gt_boxes_as_masks: int = 0  # GT annotations without segmentation, evaluated in segm as their box
 
     def to_json(self) -> dict[str, Any]:
@@ -85,7 +87,7 @@ class _Predictions:
                 self.coco["segm"].append({**base, "segmentation": rle})
 
 
-def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
+def evaluate_run(run_dir: str | Path, gt_path: str | Path, overrides: ThresholdOverrides | None = None) -> EvalReport:
     """COCO bbox (and segm, when the run has masks) metrics of the run against the GT file, and each
     class's precision/recall/F1 at the run's thresholds. Each image is decided once."""
     gt_data = read_coco(gt_path)
@@ -116,7 +118,8 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path) -> EvalReport:
                 hint="GT file_name must be the path relative to the labeled folder (or a unique base name)",
             )
         gt = load_ground_truth(gt_data, sizes, classes)
-        dec = run.decisions()
+        dec = run.decisions(overrides)  # what the run exports, unless other thresholds are asked for
+        report.decisions = (overrides if overrides is not None else run.overrides).describe()
         preds, matches = _Predictions(), {c: ClassMatches() for c in dec.classes}
         for res in run.results(dec, relpaths=same):
             report.images_matched += 1

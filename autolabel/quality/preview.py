@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autolabel.decisions import ThresholdOverrides
 from autolabel.fsutil import atomic_write, safe_join
 from autolabel.images import load_image
 from autolabel.run.run import Run
@@ -77,9 +78,15 @@ def _save(path: Path, rgb: np.ndarray) -> None:
 
 
 def write_previews(
-    run_dir: str | Path, n: int = 16, out_dir: str | Path | None = None, seed: int | None = None, cols: int = 4
-) -> tuple[Path, int]:
-    """Overlays for `n` images (the first n by path, or a seeded sample) and a contact sheet of them."""
+    run_dir: str | Path,
+    n: int = 16,
+    out_dir: str | Path | None = None,
+    seed: int | None = None,
+    cols: int = 4,
+    overrides: ThresholdOverrides | None = None,
+) -> tuple[Path, int, str]:
+    """Overlays for `n` images (the first n by path, or a seeded sample) and a contact sheet of them, with
+    the run's recorded decisions (or `overrides`). Returns the sheet, the count and which decisions."""
     run = Path(run_dir)
     out = Path(out_dir) if out_dir else run / "preview"
     with Run.open(run) as opened:
@@ -87,7 +94,8 @@ def write_previews(
         if seed is not None:
             rels = sorted(rels, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
         tiles, caps = [], []
-        for res in opened.results(relpaths=rels[:n]):  # only the images drawn are decided
+        applied = (overrides if overrides is not None else opened.overrides).describe()
+        for res in opened.results(opened.decisions(overrides), relpaths=rels[:n]):  # only the images drawn
             img = load_image(opened.input_root / res.relpath)
             overlay = render_overlay(img, res, opened.classes)
             _save(safe_join(out, str(Path(res.relpath).with_suffix(".jpg"))), overlay)
@@ -95,4 +103,4 @@ def write_previews(
             caps.append(f"{res.relpath} ({len(res.detections)})")
     sheet = out / "contact_sheet.jpg"
     _save(sheet, contact_sheet(tiles, caps, cols=cols))
-    return sheet, len(tiles)
+    return sheet, len(tiles), applied

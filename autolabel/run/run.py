@@ -3,7 +3,7 @@ preview) reads a run through it: its typed metadata, its decision settings (with
 images with those decisions applied, one at a time.
 
     with Run.open("runs/data") as run:
-        dec = run.decisions(class_thresholds={"car": 0.4})
+        dec = run.decisions(ThresholdOverrides(class_thresholds={"car": 0.4}))
         for res in run.results(dec):
             ...
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-from autolabel.decisions import DecisionCounts, DecisionSettings, decide
+from autolabel.decisions import DecisionCounts, DecisionSettings, ThresholdOverrides, decide
 from autolabel.errors import UsageError
 from autolabel.run.store import RunMeta, RunStore, store_path
 from autolabel.types import CandidateResult, ImageResult
@@ -65,14 +65,22 @@ class Run:
     def input_root(self) -> Path:
         return Path(self.meta.input_root)
 
-    def decisions(
-        self, box_threshold: float | None = None, class_thresholds: dict[str, float] | None = None
-    ) -> DecisionSettings:
-        """The run's decision settings (those of its last `label`) with these overrides. A threshold under
-        the run's candidate floor cannot be honoured: the candidates below it were never stored."""
+    @property
+    def overrides(self) -> ThresholdOverrides:
+        """The threshold overrides recorded by the last export (empty: the ontology's thresholds)."""
+        return ThresholdOverrides.from_json(self.meta.overrides)
+
+    def ontology_decisions(self) -> DecisionSettings:
+        """The decision settings of the ontology of the run's last `label`."""
         if not self.meta.decisions:
             raise UsageError("this run store has no decision settings", hint="rerun `autolabel label` once")
-        dec = DecisionSettings.from_json(self.meta.decisions).with_thresholds(box_threshold, class_thresholds)
+        return DecisionSettings.from_json(self.meta.decisions)
+
+    def decisions(self, overrides: ThresholdOverrides | None = None) -> DecisionSettings:
+        """The run's decisions: the ontology's (of its last `label`) with `overrides`, by default the ones
+        its last export recorded. A threshold under the run's candidate floor cannot be honoured: the
+        candidates below it were never stored."""
+        dec = (self.overrides if overrides is None else overrides).apply(self.ontology_decisions())
         floor = self.meta.candidate_floor
         low = {c: t for c, t in zip(dec.classes, dec.class_thresholds) if t < floor - 1e-9}
         if low:

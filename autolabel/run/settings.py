@@ -50,6 +50,8 @@ class RunSummary:
     objects_per_class: dict[str, int] = field(default_factory=dict)
     inference: InferenceCounts = field(default_factory=InferenceCounts)
     decisions: DecisionCounts = field(default_factory=DecisionCounts)
+    applied: str = "ontology"  # which decisions the export applied (`ontology + tuned.yaml (…)`)
+    shadowed: list[str] = field(default_factory=list)  # ontology class thresholds an override changes
     stage_seconds: dict[str, float] = field(default_factory=dict)
     detector_passes: int = 0
     segmenter_passes: int = 0

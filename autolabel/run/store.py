@@ -50,6 +50,7 @@ class RunMeta:
     settings: dict[str, Any]
     prompts: list[str] = field(default_factory=list)
     decisions: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # the last export's threshold overrides
 
     @property
     def candidate_floor(self) -> float:
@@ -184,6 +185,7 @@ class RunStore:
             json.loads(rows["settings"]),
             json.loads(rows.get("prompts", "[]")),
             json.loads(rows.get("decisions", "{}")),
+            json.loads(rows.get("overrides", "{}")),
         )
 
     def set_meta(self, meta: RunMeta) -> None:
@@ -198,6 +200,14 @@ class RunStore:
                 ("result_format", str(RESULT_FORMAT)),
             ):
                 self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (k, v))
+
+    def set_overrides(self, overrides: dict[str, Any]) -> None:
+        """Record the threshold overrides an export was made with (every later command applies them)."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('overrides', ?)",
+                (json.dumps(overrides, sort_keys=True),),
+            )
 
     def clear(self) -> None:
         with self.transaction():

@@ -87,7 +87,8 @@ def test_eval_cli_writes_json(labeled_run: dict[str, Path], tmp_path: Path) -> N
 def test_preview_overlays_and_contact_sheet(labeled_run: dict[str, Path]) -> None:
     from PIL import Image
 
-    sheet, n = write_previews(labeled_run["run"], n=5)
+    sheet, n, applied = write_previews(labeled_run["run"], n=5)
+    assert applied == "ontology"
     assert n == 5 and sheet.exists()
     assert Image.open(sheet).size == (4 * 320, 2 * (320 + 24))
     over = np.asarray(Image.open(labeled_run["run"] / "preview" / "a" / "x.jpg"))
