@@ -76,7 +76,7 @@ def label_folder(
         else:
             written = report.written
             summary.decisions = report.decisions
-            summary.applied, summary.shadowed = report.applied, report.shadowed
+            summary.applied, summary.shadowed, summary.warnings = report.applied, report.shadowed, report.warnings
             summary.objects_per_class = report.objects_per_class
             summary.add_time("export", report.seconds)
             summary.wall_seconds += report.seconds
@@ -121,6 +121,11 @@ class Labeler:
         self.detector, self.segmenter = with_tiling(detector, self.plan), segmenter
         check_prompts(self.detector, self.plan)
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names by class id (COCO category id = class id + 1)."""
+        return tuple(self.ontology.classes)
+
     def label(self, images: Iterable[Any]) -> list[Detections]:
         """One Detections per image (the ontology's decisions applied), masks as (N, H, W) bool arrays
         shaped like the image. Images are batched as the CLI batches them (`batch_size`)."""
@@ -137,6 +142,7 @@ class Labeler:
             cands = infer_batch(batch, self.plan, self.detector, self.segmenter, InferenceCounts())
             for img, c in zip(batch, cands):
                 det = decide(c, img.shape[1], img.shape[0], self.plan.decisions)
+                det.class_names = self.classes
                 if isinstance(det.masks, RleMasks):
                     det.masks = det.masks.dense()
                 out.append(det)

@@ -121,9 +121,36 @@ class DecisionCounts:
     negative_suppressed: int = 0
     negatives_detected: int = 0
     over_max: int = 0
+    class_candidates: dict[str, int] = field(default_factory=dict)  # per class: candidates seen
+    class_kept: dict[str, int] = field(default_factory=dict)  # per class: kept
+    class_best: dict[str, float] = field(default_factory=dict)  # per class: the best candidate score
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def add_class(self, name: str, candidates: int, kept: int, best: float | None) -> None:
+        self.class_candidates[name] = self.class_candidates.get(name, 0) + candidates
+        self.class_kept[name] = self.class_kept.get(name, 0) + kept
+        if best is not None:
+            self.class_best[name] = max(self.class_best.get(name, best), best)
+
+    def warnings(self, thresholds: dict[str, float], floor: float, many: int = 10) -> list[str]:
+        """What looks wrong with the decided dataset, with the fix: a class that keeps (almost) nothing of
+        many candidates, or keeps everything at the candidate floor; a dataset left empty."""
+        out = []
+        if self.candidates and not self.kept:
+            out.append(f"the dataset is empty: {self.candidates} candidates → 0 kept")
+        for name, n in self.class_candidates.items():
+            kept, best, thr = self.class_kept.get(name, 0), self.class_best.get(name), thresholds.get(name, 0.0)
+            if n >= many and kept <= n // 100:
+                why = f"best {best:.2f} < {thr:g}" if best is not None and best < thr else "dropped by NMS/size/dedup"
+                out.append(f"{name}: {n} candidates, {kept} kept ({why}) — lower its threshold or run `autolabel tune`")
+            elif n >= many and kept == n and thr <= floor + 1e-9:
+                out.append(
+                    f"{name}: keeps all {n} candidates (threshold {thr:g} = the candidate floor) — likely many "
+                    "false positives: raise it or run `autolabel tune`"
+                )
+        return out
 
 
 def pairwise_iou(masks: RleMasks | None, xyxy: np.ndarray) -> np.ndarray:
@@ -184,7 +211,7 @@ def decide(
     counts.candidates += int((c.prompt_index < n_pos).sum())
     negative = c.prompt_index >= n_pos
     prompt_class = np.asarray((*s.prompt_class, -1), dtype=np.int64)
-    class_id = prompt_class[np.minimum(c.prompt_index, n_pos)]
+    class_id = class_id_all = prompt_class[np.minimum(c.prompt_index, n_pos)]
     keep = np.ones(len(c), dtype=bool)
     if c.score is not None and len(c):
         thr = np.where(
@@ -231,6 +258,7 @@ def decide(
         counts.over_max += len(idx) - s.max_detections
         idx = idx[: s.max_detections]
     counts.kept += len(idx)
+    _count_classes(counts, s, c, class_id_all, class_id[idx])
     prompts = [s.prompts[int(p)] for p in sub.prompt_index[order][idx]]
     return Detections(
         xyxy=xyxy[idx],
@@ -239,6 +267,16 @@ def decide(
         prompt=prompts,
         masks=None if masks is None else masks[idx],
     )
+
+
+def _count_classes(
+    counts: DecisionCounts, s: DecisionSettings, c: Candidates, class_id: np.ndarray, kept: np.ndarray
+) -> None:
+    """Per-class candidates, kept and best score (for the warnings about suspicious classes)."""
+    for k in np.unique(class_id[class_id >= 0]):
+        mine = class_id == k
+        best = None if c.score is None else float(c.score[mine].max())
+        counts.add_class(s.classes[int(k)], int(mine.sum()), int((kept == k).sum()), best)
 
 
 def _subset(c: Candidates, keep: np.ndarray) -> Candidates:

@@ -30,6 +30,7 @@ class Detections:
     confidence: np.ndarray | None
     prompt: list[str] = field(default_factory=list)
     masks: np.ndarray | RleMasks | None = None
+    class_names: tuple[str, ...] | None = None  # the names of class ids, when known (the Python API sets them)
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(-1, 4)
@@ -65,6 +66,7 @@ class Detections:
             ) from None
         masks = self.masks.dense() if isinstance(self.masks, RleMasks) else self.masks
         data: dict[str, Any] = {"prompt": np.array(self.prompt, dtype=object)}
+        classes = classes if classes is not None else self.class_names
         if classes is not None:
             data["class_name"] = np.array([classes[int(c)] for c in self.class_id], dtype=object)
         return sv.Detections(
@@ -93,6 +95,7 @@ class Detections:
             confidence=None if self.confidence is None else self.confidence[idx],
             prompt=[self.prompt[i] for i in idx],
             masks=None if self.masks is None else self.masks[idx],
+            class_names=self.class_names,
         )
 
     @classmethod
@@ -116,6 +119,7 @@ class Detections:
             confidence=np.concatenate([p.confidence for p in parts]) if has_conf else None,
             prompt=[s for p in parts for s in p.prompt],
             masks=masks,
+            class_names=parts[0].class_names,
         )
 
 

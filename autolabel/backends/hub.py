@@ -66,7 +66,8 @@ def _hint(role: str, ref: str, option: str) -> str:
         f"download it on a machine with internet (`hf download {ref} --local-dir models/{ref.split('/')[-1]}`, "
         f"or `from_pretrained(...).save_pretrained(DIR)`), copy the directory here and point the {role} at it: "
         f"`{option} DIR` on the command line or `model: DIR` in the ontology. "
-        "With the model already in the Hugging Face cache, set HF_HUB_OFFLINE=1 to skip the network."
+        "With the model already in the Hugging Face cache, set HF_HUB_OFFLINE=1 to skip the network. "
+        "For the demo: make demo DETECTOR_MODEL=DIR SEGMENTER_MODEL=DIR."
     )
 
 

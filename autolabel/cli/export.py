@@ -20,6 +20,7 @@ from autolabel.cli.common import (
     MediaOpt,
     Multipart,
     MultipartOpt,
+    Quiet,
     Seed,
     Split,
     ThresholdsFile,
@@ -74,6 +75,7 @@ def export(
     box_threshold: BoxThreshold = None,
     thresholds: ThresholdsFile = None,
     reset_thresholds: ResetThresholds = False,
+    quiet: Quiet = False,
 ) -> None:
     """Write exports again from a run's store with the decisions applied (no model loaded), or corrected
     ones from a reviewed dataset."""
@@ -106,8 +108,13 @@ def export(
                 raise UsageError("give the RUN_DIR to export (the --output of `autolabel label`)")
             from autolabel.cli.progress import RichProgress, print_decisions
 
-            report = export_run(run_dir, fmts, opts, progress=RichProgress("export"))
-            print_decisions(report.decisions, report.objects_per_class, report.applied, report.shadowed)
+            report = export_run(run_dir, fmts, opts, progress=None if quiet else RichProgress("export"))
+            if quiet:
+                return
+            if report.images:  # nothing decided when every format was kept as it was
+                print_decisions(
+                    report.decisions, report.objects_per_class, report.applied, report.shadowed, report.warnings
+                )
             written = report.written
         for fmt, path in written.items():
             typer.echo(f"{fmt}: {path}")

@@ -192,10 +192,15 @@ def validate(ontology: Annotated[Path, typer.Argument(help="Ontology YAML to che
             )
         if ont.negatives:
             typer.echo(f"  negatives (detected, never exported): {', '.join(repr(p) for p in ont.negatives)}")
-        typer.echo(
-            f"  detector: {ont.detector.backend} ({ont.detector.model or 'default model'}); "
-            f"segmenter: {ont.segmenter.backend} ({ont.segmenter.model or 'default model'})"
+        from autolabel.config.plan import make_plan
+
+        plan = make_plan(ont)
+        segmenter = (
+            f"segmenter: {ont.segmenter.backend} ({plan.segmenter_model or 'default model'})"
+            if plan.segmenter_model
+            else ("segmenter: none (the engine makes masks)" if plan.engine and plan.segments else "segmenter: none")
         )
+        typer.echo(f"  detector: {ont.detector.backend} ({ont.detector.model or 'default model'}); {segmenter}")
 
     guard(run)
 

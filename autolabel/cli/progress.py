@@ -59,7 +59,11 @@ class RichProgress(Progress):
 
 
 def print_decisions(
-    c: DecisionCounts, objects_per_class: dict[str, int], applied: str = "ontology", shadowed: list[str] | None = None
+    c: DecisionCounts,
+    objects_per_class: dict[str, int],
+    applied: str = "ontology",
+    shadowed: list[str] | None = None,
+    warnings: list[str] | None = None,
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -78,6 +82,8 @@ def print_decisions(
         f"{c.negative_suppressed} by negative prompts ({c.negatives_detected} negatives detected), "
         f"{c.bad_size} bad-size boxes, {c.empty_masks} empty masks, {c.over_max} over max"
     )
+    for w in warnings or []:
+        con.print(f"[yellow]warning:[/] {w}")
 
 
 def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = None) -> None:
@@ -92,7 +98,9 @@ def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = N
         f"in {summary.wall_seconds:.1f}s" + (f" → {run_dir}" if run_dir is not None else "")
     )
     if exports:
-        print_decisions(summary.decisions, summary.objects_per_class, summary.applied, summary.shadowed)
+        print_decisions(
+            summary.decisions, summary.objects_per_class, summary.applied, summary.shadowed, summary.warnings
+        )
     inf = summary.inference
     if inf.over_max_candidates:
         con.print(f"candidates over detector.max_candidates (not stored): {inf.over_max_candidates}")

@@ -102,9 +102,17 @@ def _short(v: Any) -> str:
 
 
 def diff_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """`key: old → new` for every setting that differs (what makes a run incompatible)."""
+    """`key: old → new` for every setting that differs (what makes a run incompatible); lists (prompts,
+    classes, negatives) as what was added and removed: `ontology.prompts: + kitten, − cat`."""
     lines = []
     for k in sorted(set(old) | set(new)):
-        if old.get(k) != new.get(k):
-            lines.append(f"{k}: {_short(old.get(k, '(not set)'))} → {_short(new.get(k, '(not set)'))}")
+        a, b = old.get(k, "(not set)"), new.get(k, "(not set)")
+        if a == b:
+            continue
+        if isinstance(a, list) and isinstance(b, list) and all(isinstance(x, str) for x in a + b):
+            added, removed = [x for x in b if x not in a], [x for x in a if x not in b]
+            change = ", ".join([f"+ {x}" for x in added] + [f"− {x}" for x in removed]) or "reordered"
+            lines.append(f"{k}: {_short(change)}")
+        else:
+            lines.append(f"{k}: {_short(a)} → {_short(b)}")
     return lines

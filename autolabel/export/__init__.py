@@ -126,6 +126,8 @@ class ExportReport:
     seconds: float = 0.0
     applied: str = "ontology"  # which decisions: `ontology + tuned.yaml (12 class thresholds)`
     shadowed: list[str] = field(default_factory=list)  # class thresholds the overrides change
+    warnings: list[str] = field(default_factory=list)  # an empty or suspicious dataset, with the fix
+    images: int = 0  # images decided (0 when every format declined, e.g. a reviewed FiftyOne dataset kept)
 
 
 def class_box_thresholds(dec: DecisionSettings) -> dict[str, float]:
@@ -175,6 +177,7 @@ def export_run(
         report.objects_per_class = {c: 0 for c in dec.classes}
         results = _counted(run.results(dec, counts=report.decisions), report, dec, progress, formats, len(ctx.images))
         report.written = write_exports(ctx, formats, results)
+        report.warnings = report.decisions.warnings(class_box_thresholds(dec), run.meta.candidate_floor)
         if overrides != run.overrides:
             run.store.set_overrides(overrides.to_json())  # what later commands apply
     report.seconds = time.perf_counter() - t0
@@ -195,6 +198,7 @@ def _counted(
         for res in results:
             for c in res.detections.class_id:
                 report.objects_per_class[dec.classes[int(c)]] += 1
+            report.images += 1
             yield res
             bar.advance()
     finally:

@@ -28,7 +28,7 @@ from autolabel.types import Detections, RleMasks
 @dataclass
 class EvalReport:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # iou_type → {mAP, AP50, AP75, AR100}
-    per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # class → {bbox AP, segm AP, gt, pred}
+    per_class: dict[str, dict[str, float | None]] = field(default_factory=dict)  # class → {bbox AP, gt, pred, …}
     images_matched: int = 0
     images_only_in_gt: list[str] = field(default_factory=list)
     images_only_in_run: list[str] = field(default_factory=list)
@@ -125,10 +125,13 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path, overrides: ThresholdO
             report.images_matched += 1
             preds.add(res.detections, matched[res.relpath]["id"], classes, gt_names)
             match_detections(res.detections, gt[res.relpath], dec.classes, 0.5, matches)
-    prf = {}
+    prf: dict[str, dict[str, float | None]] = {}
     for c in shared:
-        p, r, _, _ = matches[c].at(-1.0)
-        prf[c] = {"precision": p, "recall": r, "f1": float(f_score(p, r, 1.0))}
+        p, r, _, n = matches[c].at(-1.0)
+        precision = p if n else None  # no prediction: n/a, not 0
+        recall = r if matches[c].n_gt else None  # no ground truth: n/a, not 0
+        f1 = float(f_score(p, r, 1.0)) if precision is not None and recall is not None else None
+        prf[c] = {"precision": precision, "recall": recall, "f1": f1}
     img_ids = sorted(matched[r]["id"] for r in same)
     _coco_metrics(report, gt_path, gt_data, preds, img_ids, shared, gt_names, prf)
     return report
@@ -142,7 +145,7 @@ def _coco_metrics(
     img_ids: list[int],
     shared: list[str],
     gt_names: dict[str, int],
-    prf: dict[str, dict[str, float]],
+    prf: dict[str, dict[str, float | None]],
 ) -> None:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -169,7 +172,7 @@ def _coco_metrics(
             COCOeval, coco_gt, preds.coco[iou_type], iou_type, img_ids, cat_ids
         )
         for cid, ap in per_class.items():
-            report.per_class[coco_gt.cats[cid]["name"]][f"{iou_type}_AP"] = ap  # type: ignore[assignment]
+            report.per_class[coco_gt.cats[cid]["name"]][f"{iou_type}_AP"] = ap
 
 
 def _cocoeval(
@@ -217,7 +220,7 @@ def format_report(r: EvalReport) -> str:
     for c, v in r.per_class.items():
         seg = fmt(v["segm_AP"]) if "segm_AP" in v else "-"
         lines.append(
-            f"{c:20} {int(v['gt']):>6} {int(v['pred']):>6} {fmt(v.get('bbox_AP')):>8} {seg:>8} "
+            f"{c:20} {int(v['gt'] or 0):>6} {int(v['pred'] or 0):>6} {fmt(v.get('bbox_AP')):>8} {seg:>8} "
             f"{fmt(v.get('precision')):>6} {fmt(v.get('recall')):>6} {fmt(v.get('f1')):>6}"
         )
     for label, items in (

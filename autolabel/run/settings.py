@@ -52,6 +52,7 @@ class RunSummary:
     decisions: DecisionCounts = field(default_factory=DecisionCounts)
     applied: str = "ontology"  # which decisions the export applied (`ontology + tuned.yaml (…)`)
     shadowed: list[str] = field(default_factory=list)  # ontology class thresholds an override changes
+    warnings: list[str] = field(default_factory=list)  # an empty or suspicious dataset, with the fix
     stage_seconds: dict[str, float] = field(default_factory=dict)
     detector_passes: int = 0
     segmenter_passes: int = 0

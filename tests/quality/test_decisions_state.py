@@ -56,3 +56,19 @@ def test_the_thresholds_an_export_was_made_with_are_what_every_later_command_app
     back = export_run(run, ["coco"], ExportOptions(reset_thresholds=True))
     assert back.applied == "ontology" and back.shadowed == [] and squares(run) > 0
     assert evaluate_run(run, tmp_path / "gt.json").decisions == "ontology"
+
+
+def test_an_empty_or_suspicious_dataset_is_named_with_the_fix(fake_ontology_yaml: Path, tmp_path: Path) -> None:
+    write_images(tmp_path / "in", [f"im{i:02d}.png" for i in range(12)])
+    run = tmp_path / "run"
+    label_folder(fake_ontology_yaml, tmp_path / "in", run, ["coco"], backends=(FakeDetector(), FakeSegmenter()))
+    high = export_run(run, ["coco"], ExportOptions(box_threshold=0.99))
+    assert high.warnings[0].startswith("the dataset is empty: ") and high.warnings[0].endswith(" → 0 kept")
+    square = next(w for w in high.warnings if w.startswith("square:"))
+    assert (
+        "12 candidates, 0 kept (best 0.6" in square
+        and "< 0.99) — lower its threshold or run `autolabel tune`" in square
+    )
+    floor = export_run(run, ["coco"], ExportOptions(box_threshold=0.1))
+    assert any("keeps all 12 candidates (threshold 0.1 = the candidate floor)" in w for w in floor.warnings)
+    assert export_run(run, ["coco"], ExportOptions(reset_thresholds=True)).warnings == []
