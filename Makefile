@@ -52,6 +52,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) -m bench.labeling $(BENCH_ARGS)
 	$(PY) -m bench.gpu_sim $(GPUSIM_ARGS)
 	$(PY) -m bench.cuda $(CUDA_ARGS)
+	$(PY) -m bench.tune
 
 # headless Chromium for the optional App screenshot test (Debian/Ubuntu, as root)
 browser:

@@ -9,47 +9,18 @@ with the other classes at their tuned thresholds, since cross-class de-duplicati
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from autolabel.decisions import DecisionSettings, decide
 from autolabel.errors import UsageError
-from autolabel.quality.groundtruth import GtImage, load_ground_truth, match_detections, read_coco
+from autolabel.quality.choose import THIN, tune_thresholds
+from autolabel.quality.crossval import Expected, cross_validate
+from autolabel.quality.groundtruth import load_ground_truth, read_coco
 from autolabel.quality.matching import ClassMatches, f_score
 from autolabel.run.run import Run
-from autolabel.types import CandidateResult
 
 METRICS = {"f1": 1.0, "f0.5": 0.5, "f2": 2.0}
-
-
-def collect(
-    cands: list[CandidateResult],
-    gt: dict[str, GtImage],
-    dec: DecisionSettings,
-    iou_threshold: float,
-    only: str | None = None,
-) -> dict[str, ClassMatches]:
-    """Per-class matches of the hand-labeled images' detections under `dec`."""
-    matches = {c: ClassMatches() for c in dec.classes}
-    for c in cands:
-        det = decide(c.candidates, c.width, c.height, dec)
-        match_detections(det, gt[c.relpath], dec.classes, iou_threshold, matches, only)
-    return matches
-
-
-def best_threshold(m: ClassMatches, beta: float, floor: float) -> float | None:
-    """The threshold maximising F_beta (the highest such one), between the last kept and the first
-    dropped score; None when the class has no ground truth or no detection."""
-    thr, precision, recall = m.curve()
-    if not len(thr) or not m.n_gt:
-        return None
-    f = f_score(precision, recall, beta)
-    k = int(np.argmax(f))
-    value = (thr[k] + thr[k + 1]) / 2 if k + 1 < len(thr) else thr[k]
-    return float(max(value, floor))
 
 
 @dataclass
@@ -72,6 +43,8 @@ class TuneReport:
     images: int
     classes: list[ClassResult]
     curves: dict[str, tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
+    overall: float | None = None  # the threshold chosen on every class pooled (what thin classes shrink toward)
+    expected: Expected = field(default_factory=Expected)  # on unseen images (cross-validated)
 
     def thresholds(self) -> dict[str, float]:
         return {c.name: c.new for c in self.classes}
@@ -83,43 +56,47 @@ class TuneReport:
             "metric": self.metric,
             "iou": self.iou,
             "images": self.images,
+            "overall_threshold": self.overall,
+            "expected_on_unseen_images": asdict(self.expected),
             "classes": [asdict(c) for c in self.classes],
         }
 
 
 def tune_run(run: Run, gt_path: str | Path, metric: str = "f1", iou: float = 0.5) -> TuneReport:
     """Per-class thresholds maximising F_beta on the run's hand-labeled images (the run's other decisions
-    kept); only those images' candidates are read."""
+    kept; only those images' candidates are read), and what to expect from them on unseen images."""
     if metric not in METRICS:
         raise UsageError(f"--metric '{metric}': valid: {', '.join(METRICS)}")
-    dec, floor = run.decisions(), run.meta.candidate_floor
+    dec, floor, beta = run.decisions(), run.meta.candidate_floor, METRICS[metric]
     gt = load_ground_truth(read_coco(gt_path), run.images(), dec.classes)
     cands = list(run.candidates(gt))
-    beta = METRICS[metric]
-    thresholds = dict(zip(dec.classes, dec.class_thresholds))
-    at_floor = replace(dec, class_thresholds=tuple(floor for _ in dec.classes))
-    first = collect(cands, gt, at_floor, iou)
-    for name, m in first.items():
-        thresholds[name] = best_threshold(m, beta, floor) or thresholds[name]
+    chosen, matches, overall = tune_thresholds(cands, gt, dec, floor, beta, iou)
     results, curves = [], {}
-    for k, name in enumerate(dec.classes):  # second pass: the others at their tuned thresholds
-        others = tuple(floor if j == k else thresholds[c] for j, c in enumerate(dec.classes))
-        m = collect(cands, gt, replace(dec, class_thresholds=others), iou, only=name)[name]
-        new = best_threshold(m, beta, floor)
-        note = (
-            ""
-            if new is not None
-            else ("no ground truth: threshold kept" if not m.n_gt else "no detection: threshold kept")
-        )
-        new = dec.class_thresholds[k] if new is None else new
-        thresholds[name] = new
+    for k, name in enumerate(dec.classes):
+        m, new = matches[name], chosen[name]
         p, r, _, n = m.at(new)
+        note = _note(m, len(gt), overall)
         results.append(
             ClassResult(name, dec.class_thresholds[k], new, p, r, float(f_score(p, r, beta)), m.n_gt, n, note)
         )
         t, pc, rc = m.curve()
         curves[name] = (t.tolist(), pc.tolist(), rc.tolist())
-    return TuneReport(metric, iou, len(gt), results, curves)
+    expected = cross_validate(cands, gt, dec, floor, beta, iou)
+    return TuneReport(metric, iou, len(gt), results, curves, overall, expected)
+
+
+def _note(m: ClassMatches, images: int, overall: float | None) -> str:
+    """Where the evidence for a class is thin, say so with the counts."""
+    pooled = f"shrunk toward the overall {overall:.3f}" if overall is not None else "kept"
+    if not m.scores and not m.n_gt:
+        return f"not on the {images} images, no detection: threshold kept"
+    if not m.scores:
+        return f"{m.n_gt} objects but no detection: threshold kept (a lower candidate_threshold may help)"
+    if not m.n_gt:
+        return f"no ground truth on the {images} images but {len(m.scores)} detections (all false): raised, {pooled}"
+    if m.n_gt < THIN:
+        return f"thin evidence: {m.n_gt} objects, {len(m.scores)} detections: {pooled}"
+    return ""
 
 
 def format_tune(r: TuneReport) -> str:
@@ -131,6 +108,14 @@ def format_tune(r: TuneReport) -> str:
         lines.append(
             f"{c.name:20} {c.old:>7.3f} → {c.new:<7.4f} {c.precision:>9.3f} {c.recall:>7.3f} {c.f:>6.3f} "
             f"{c.n_gt:>5} {c.n_det:>5}" + (f"  ({c.note})" if c.note else "")
+        )
+    if r.overall is not None:
+        lines.append(f"all classes pooled: {r.overall:.4f} (what classes with little evidence are shrunk toward)")
+    e = r.expected
+    if e.folds:
+        lines.append(
+            f"expected on unseen images ({e.folds}-fold cross-validation over the hand-labeled images): "
+            f"{r.metric} {e.f:.3f} (95 % interval {e.low:.3f}–{e.high:.3f}); the table above is in-sample"
         )
     return "\n".join(lines)
 

@@ -221,8 +221,9 @@ def make_run(run_dir: Path, cands: list) -> None:
 
 
 def test_tune_finds_the_known_best_thresholds_and_they_hold_on_held_out_images(tmp_path: Path) -> None:
+    from autolabel.quality.choose import collect
     from autolabel.quality.groundtruth import load_ground_truth, read_coco
-    from autolabel.quality.tune import collect, tune_run
+    from autolabel.quality.tune import tune_run
     from autolabel.run.run import Run
 
     cands, gt = synthetic_candidates(0, 40)
