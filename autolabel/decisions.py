@@ -37,6 +37,7 @@ class DecisionSettings:
     max_detections: int = 100
     cleanup: MaskCleanup = field(default_factory=MaskCleanup)
     polygon_tolerance: float = 0.0
+    prompts_off: tuple[str, ...] = ()  # prompts whose candidates are dropped (a decision: no model)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,8 +46,8 @@ class DecisionSettings:
     def from_json(cls, d: dict[str, Any]) -> DecisionSettings:
         d = dict(d)
         d["cleanup"] = MaskCleanup(**d.get("cleanup", {}))
-        for k in ("classes", "prompt_class", "prompts", "class_thresholds"):
-            d[k] = tuple(d[k])
+        for k in ("classes", "prompt_class", "prompts", "class_thresholds", "prompts_off"):
+            d[k] = tuple(d.get(k, ()))
         return cls(**d)
 
     def with_thresholds(
@@ -64,49 +65,6 @@ class DecisionSettings:
         return replace(self, class_thresholds=tuple(thr), negative_threshold=neg)
 
 
-@dataclass(frozen=True)
-class ThresholdOverrides:
-    """Threshold choices made after labeling (`--box-threshold`, `--thresholds FILE`), on top of the
-    ontology's. An export records the ones it was made with in the run; every later command (export, eval,
-    preview, review, tune, a `label` rerun) applies them until another export replaces or resets them."""
-
-    box_threshold: float | None = None
-    class_thresholds: dict[str, float] = field(default_factory=dict)
-    source: str = ""  # where `class_thresholds` came from (a file name)
-
-    def __bool__(self) -> bool:
-        return self.box_threshold is not None or bool(self.class_thresholds)
-
-    def apply(self, dec: DecisionSettings) -> DecisionSettings:
-        return dec.with_thresholds(self.box_threshold, self.class_thresholds)
-
-    def describe(self) -> str:
-        """`ontology`, or e.g. `ontology + tuned.yaml (12 class thresholds)` (what every command prints)."""
-        parts = ["ontology"]
-        if self.box_threshold is not None:
-            parts.append(f"--box-threshold {self.box_threshold}")
-        if self.class_thresholds:
-            n = len(self.class_thresholds)
-            parts.append(f"{self.source or 'class thresholds'} ({n} class threshold{'s' if n != 1 else ''})")
-        return " + ".join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self) if self else {}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ThresholdOverrides:
-        return cls(d.get("box_threshold"), dict(d.get("class_thresholds") or {}), str(d.get("source", "")))
-
-
-def shadowed(base: DecisionSettings, applied: DecisionSettings) -> list[str]:
-    """`class: ontology → applied` for every class whose threshold an override changes."""
-    return [
-        f"{c}: {a:g} (ontology) → {b:g}"
-        for c, a, b in zip(base.classes, base.class_thresholds, applied.class_thresholds)
-        if abs(a - b) > 1e-12
-    ]
-
-
 @dataclass
 class DecisionCounts:
     """What the decisions removed, summed over the images they ran on."""
@@ -121,6 +79,7 @@ class DecisionCounts:
     negative_suppressed: int = 0
     negatives_detected: int = 0
     over_max: int = 0
+    prompts_off: int = 0  # candidates of prompts switched off
     class_candidates: dict[str, int] = field(default_factory=dict)  # per class: candidates seen
     class_kept: dict[str, int] = field(default_factory=dict)  # per class: kept
     class_best: dict[str, float] = field(default_factory=dict)  # per class: the best candidate score
@@ -221,6 +180,10 @@ def decide(
         )
         keep = c.score >= thr
         counts.below_threshold += int((~keep & ~negative).sum())
+    if s.prompts_off:
+        off = np.isin(c.prompt_index, [s.prompts.index(p) for p in s.prompts_off])
+        counts.prompts_off += int((keep & off).sum())
+        keep &= ~off
     sub = _subset(c, keep)
     class_id, negative = class_id[keep], negative[keep]
     xyxy, masks, ok = _clean(sub, s.cleanup)

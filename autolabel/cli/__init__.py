@@ -14,7 +14,7 @@ import typer
 
 from autolabel.cli.export import export
 from autolabel.cli.label import backends, label, validate
-from autolabel.cli.quality import evaluate, preview, review, tune
+from autolabel.cli.quality import evaluate, preview, review, sample, tune
 
 app = typer.Typer(
     add_completion=False,
@@ -48,6 +48,7 @@ app.command()(export)
 app.command()(review)
 app.command("eval")(evaluate)
 app.command()(tune)
+app.command()(sample)
 app.command()(preview)
 app.command()(backends)
 

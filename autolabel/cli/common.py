@@ -14,8 +14,8 @@ import typer
 from autolabel.errors import AutolabelError
 
 if TYPE_CHECKING:
-    from autolabel.decisions import ThresholdOverrides
     from autolabel.export import ExportOptions
+    from autolabel.overrides import ThresholdOverrides
 
 EXIT_SKIPPED = 3
 EXIT_INTERRUPTED = 130
@@ -115,13 +115,13 @@ def guard(fn: Callable[[], T]) -> T:
 
 def threshold_overrides(box_threshold: float | None, thresholds: Path | None) -> ThresholdOverrides | None:
     """Overrides given on the command line (None: the run's recorded ones apply)."""
-    from autolabel.config.thresholds import load_thresholds
-    from autolabel.decisions import ThresholdOverrides
+    from autolabel.config.thresholds import read_thresholds_file
+    from autolabel.overrides import ThresholdOverrides
 
     if box_threshold is None and thresholds is None:
         return None
-    per_class = load_thresholds(thresholds) if thresholds else {}
-    return ThresholdOverrides(box_threshold, per_class, thresholds.name if thresholds else "")
+    per_class, off = read_thresholds_file(thresholds) if thresholds else ({}, ())
+    return ThresholdOverrides(box_threshold, per_class, thresholds.name if thresholds else "", off)
 
 
 def export_options(

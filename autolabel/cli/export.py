@@ -27,6 +27,7 @@ from autolabel.cli.common import (
     export_options,
     guard,
     stop_on_sigterm,
+    threshold_overrides,
 )
 
 ExportRunDir = Annotated[Path | None, typer.Argument(help="Output directory of an `autolabel label` run.")]
@@ -83,18 +84,19 @@ def export(
     def run() -> None:
         from dataclasses import replace
 
-        from autolabel.config.thresholds import load_thresholds
         from autolabel.errors import UsageError
         from autolabel.export import export_run, parse_formats
 
         stop_on_sigterm()
         fmts = parse_formats(formats)
         opts = export_options(coco_masks, split, seed, media, multipart, dataset_name, fiftyone_dir, polygon_tolerance)
+        given = threshold_overrides(box_threshold, thresholds)
         opts = replace(
             opts,
             box_threshold=box_threshold,
-            class_thresholds=load_thresholds(thresholds) if thresholds else None,
-            thresholds_source=thresholds.name if thresholds else "",
+            class_thresholds=given.class_thresholds if given else None,
+            thresholds_source=given.source if given else "",
+            prompts_off=given.prompts_off if given else (),
             reset_thresholds=reset_thresholds,
         )
         if from_fiftyone:

@@ -81,6 +81,7 @@ def print_decisions(
         f"threshold, {c.nms_removed} by class-wise NMS, {c.dedup_removed} cross-class duplicates, "
         f"{c.negative_suppressed} by negative prompts ({c.negatives_detected} negatives detected), "
         f"{c.bad_size} bad-size boxes, {c.empty_masks} empty masks, {c.over_max} over max"
+        + (f", {c.prompts_off} of prompts switched off" if c.prompts_off else "")
     )
     for w in warnings or []:
         con.print(f"[yellow]warning:[/] {w}")

@@ -117,6 +117,43 @@ def tune(
     guard(run)
 
 
+def sample(
+    run_dir: RunDir,
+    n: Annotated[int, typer.Option("-n", min=1, help="How many images.")] = 50,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The file list [default: RUN_DIR/sample.txt].")
+    ] = None,
+    fiftyone: Annotated[
+        bool, typer.Option("--fiftyone/--no-fiftyone", help="Also save them as the view 'to-label' in FiftyOne.")
+    ] = True,
+    dataset_name: DatasetName = None,
+) -> None:
+    """Pick the images most worth hand-labeling for `tune` and `eval`: every class covered, scores near the
+    thresholds, spread over the folder. Writes a file list (and a FiftyOne view)."""
+
+    def run() -> None:
+        import importlib.util
+
+        from autolabel.fsutil import write_text_atomic
+        from autolabel.quality.sample import sample_run
+        from autolabel.run.run import Run
+
+        with Run.open(run_dir) as opened:
+            picked = sample_run(opened, n)
+            typer.echo(f"decisions: {opened.overrides.describe()}")
+        path = output or run_dir / "sample.txt"
+        write_text_atomic(path, "".join(v.relpath + "\n" for v in picked))
+        covered = sorted(set().union(*(v.classes for v in picked))) if picked else []
+        typer.echo(f"{len(picked)} images ({', '.join(covered) or 'no class'} covered): {path}")
+        if fiftyone and importlib.util.find_spec("fiftyone") is not None:
+            from autolabel.quality.review import save_sample_view
+
+            name = save_sample_view(run_dir, dataset_name, [v.relpath for v in picked])
+            typer.echo(f"FiftyOne: dataset '{name}', saved view 'to-label' (autolabel review {run_dir})")
+
+    guard(run)
+
+
 def preview(
     run_dir: RunDir,
     n: Annotated[int, typer.Option("-n", min=1, help="How many images.")] = 16,

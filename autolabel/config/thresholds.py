@@ -19,18 +19,28 @@ from autolabel.errors import UsageError, shown
 
 def load_thresholds(path: str | Path) -> dict[str, float]:
     """{class name: box threshold}. Every problem is reported together, with the file and key."""
+    return read_thresholds_file(path)[0]
+
+
+def read_thresholds_file(path: str | Path) -> tuple[dict[str, float], tuple[str, ...]]:
+    """({class name: box threshold}, prompts switched off). Every problem is reported together."""
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"thresholds file '{p}' not found")
     data = read_yaml(p, UsageError)  # UTF-8, duplicate keys refused
-    if not isinstance(data, dict) or set(data) != {"classes"} or not isinstance(data["classes"], dict):
+    if (
+        not isinstance(data, dict)
+        or not set(data) <= {"classes", "prompts"}
+        or not isinstance(data.get("classes", {}), dict)
+    ):
         raise UsageError(
-            f"{p}: expected one top-level key 'classes:' mapping class names to {{box_threshold: x}}",
-            hint="e.g.\n  classes:\n    car: {box_threshold: 0.4}",
+            f"{p}: expected 'classes:' mapping class names to {{box_threshold: x}} (and optionally 'prompts:' "
+            "mapping prompts to off)",
+            hint="e.g.\n  classes:\n    car: {box_threshold: 0.4}\n  prompts:\n    lorry: off",
         )
+    off, problems = _prompts_off(p, data.get("prompts"))
     out: dict[str, float] = {}
-    problems = []
-    for name, v in data["classes"].items():
+    for name, v in data.get("classes", {}).items():
         t = v.get("box_threshold") if isinstance(v, dict) else None
         if not isinstance(v, dict) or set(v) != {"box_threshold"}:
             problems.append(f"{p}: classes.{name}: expected {{box_threshold: x}}, got {shown(v)}")
@@ -40,7 +50,15 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
             out[str(name)] = float(t)
     if problems:
         raise UsageError("\n  ".join(problems))
-    return out
+    return out, off
+
+
+def _prompts_off(p: Path, m: object) -> tuple[tuple[str, ...], list[str]]:
+    if m is None:
+        return (), []
+    if not isinstance(m, dict) or not all(v is False or v == "off" for v in m.values()):
+        return (), [f"{p}: prompts: expected prompt: off, got {shown(m)}"]
+    return tuple(str(k) for k in m), []
 
 
 def thresholds_yaml(per_class: dict[str, float], notes: dict[str, str] | None = None) -> str:

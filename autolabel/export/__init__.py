@@ -13,10 +13,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autolabel.decisions import DecisionCounts, DecisionSettings, shadowed
+from autolabel.decisions import DecisionCounts, DecisionSettings
 from autolabel.errors import AutolabelError, MissingDependencyError, UsageError
 from autolabel.export.base import ExportContext, Exporter, ExportOptions, ExportSkipped, YoloOptions
 from autolabel.fsutil import RunLock, remove_stale_temp_files
+from autolabel.overrides import shadowed
 from autolabel.progress import Progress
 from autolabel.run.run import Run
 from autolabel.types import ImageResult

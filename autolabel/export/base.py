@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from autolabel.decisions import ThresholdOverrides
+from autolabel.overrides import ThresholdOverrides
 from autolabel.types import ImageResult
 
 COCO_MASKS = ("polygon", "rle")
@@ -42,6 +42,7 @@ class ExportOptions:
     box_threshold: float | None = None  # decision override: every class's box threshold
     class_thresholds: dict[str, float] | None = None  # decision override: {class name: box threshold}
     thresholds_source: str = ""  # where class_thresholds came from (shown in `decisions: …`)
+    prompts_off: tuple[str, ...] = ()  # decision override: prompts whose candidates are dropped
     reset_thresholds: bool = False  # drop the overrides recorded by earlier exports: the ontology's again
 
     def threshold_overrides(self, recorded: ThresholdOverrides) -> ThresholdOverrides:
@@ -49,9 +50,11 @@ class ExportOptions:
         keeps them; `reset_thresholds` goes back to the ontology's."""
         if self.reset_thresholds:
             return ThresholdOverrides()
-        if self.box_threshold is None and not self.class_thresholds:
+        if self.box_threshold is None and not self.class_thresholds and not self.prompts_off:
             return recorded
-        return ThresholdOverrides(self.box_threshold, dict(self.class_thresholds or {}), self.thresholds_source)
+        return ThresholdOverrides(
+            self.box_threshold, dict(self.class_thresholds or {}), self.thresholds_source, self.prompts_off
+        )
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.decisions import ThresholdOverrides
 from autolabel.errors import UsageError
 from autolabel.masks import encode_rle
+from autolabel.overrides import ThresholdOverrides
 from autolabel.quality.groundtruth import load_ground_truth, match_detections, match_images, read_coco
 from autolabel.quality.matching import ClassMatches, f_score
 from autolabel.run.run import Run

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from autolabel.decisions import ThresholdOverrides
 from autolabel.fsutil import atomic_write, safe_join
 from autolabel.images import load_image
+from autolabel.overrides import ThresholdOverrides
 from autolabel.run.run import Run
 from autolabel.types import ImageResult
 

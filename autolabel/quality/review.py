@@ -73,6 +73,17 @@ def save_views(ds: Any, thresholds: dict[str, float], s: ViewSettings) -> list[s
     return list(views)
 
 
+def save_sample_view(run_dir: str | Path, dataset_name: str | None, relpaths: list[str]) -> str:
+    """The run's dataset (built if missing) with a saved view `to-label` holding `relpaths`; its name."""
+    fo = import_fiftyone()
+    name = dataset_name or default_dataset_name(run_dir)
+    if not fo.dataset_exists(name):
+        export_run(run_dir, ["fiftyone"], ExportOptions(dataset_name=name))
+    ds = fo.load_dataset(name)
+    ds.save_view("to-label", ds.select_by("relpath", relpaths, ordered=True), overwrite=True)
+    return name
+
+
 def launch(ds: Any, port: int, address: str, remote: bool, echo: Any = print) -> None:
     """Serve the FiftyOne App on the dataset until Ctrl-C, then shut it down. Ctrl-C at any moment,
     also while the App is still starting, stops it cleanly."""

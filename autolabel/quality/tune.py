@@ -9,16 +9,18 @@ with the other classes at their tuned thresholds, since cross-class de-duplicati
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from autolabel.decisions import DecisionSettings
 from autolabel.errors import UsageError
-from autolabel.quality.choose import THIN, tune_thresholds
+from autolabel.quality.choose import THIN, collect, tune_thresholds
 from autolabel.quality.crossval import Expected, cross_validate
-from autolabel.quality.groundtruth import load_ground_truth, read_coco
+from autolabel.quality.groundtruth import GtImage, load_ground_truth, read_coco
 from autolabel.quality.matching import ClassMatches, f_score
 from autolabel.run.run import Run
+from autolabel.types import CandidateResult
 
 METRICS = {"f1": 1.0, "f0.5": 0.5, "f2": 2.0}
 
@@ -34,6 +36,19 @@ class ClassResult:
     n_gt: int
     n_det: int
     note: str = ""
+    prompts: list[PromptResult] = field(default_factory=list)  # for classes with several prompts
+
+
+@dataclass
+class PromptResult:
+    """One prompt of a class at the tuned thresholds: precision and recall of its detections alone, and the
+    recall the class loses without it (what it adds)."""
+
+    prompt: str
+    precision: float
+    recall: float
+    adds: float
+    detections: int
 
 
 @dataclass
@@ -81,8 +96,30 @@ def tune_run(run: Run, gt_path: str | Path, metric: str = "f1", iou: float = 0.5
         )
         t, pc, rc = m.curve()
         curves[name] = (t.tolist(), pc.tolist(), rc.tolist())
+    tuned = replace(dec, class_thresholds=tuple(chosen[c] for c in dec.classes))
+    for res in results:
+        res.prompts = prompt_report(cands, gt, tuned, res.name, iou)
     expected = cross_validate(cands, gt, dec, floor, beta, iou)
     return TuneReport(metric, iou, len(gt), results, curves, overall, expected)
+
+
+def prompt_report(
+    cands: list[CandidateResult], gt: dict[str, GtImage], dec: DecisionSettings, name: str, iou: float
+) -> list[PromptResult]:
+    """Which wording works: each prompt of a class with several, alone and left out (a decision: the
+    thresholds file's `prompts: {p: off}` switches one off without a model)."""
+    k = dec.classes.index(name)
+    mine = [p for p, c in zip(dec.prompts, dec.prompt_class) if c == k]
+    if len(mine) < 2:
+        return []
+    recall_all = collect(cands, gt, dec, iou, only=name)[name].at(-1.0)[1]
+    out = []
+    for p in mine:
+        alone = collect(cands, gt, replace(dec, prompts_off=tuple(q for q in mine if q != p)), iou, only=name)[name]
+        without = collect(cands, gt, replace(dec, prompts_off=(p,)), iou, only=name)[name]
+        precision, recall, _, n = alone.at(-1.0)
+        out.append(PromptResult(p, precision, recall, recall_all - without.at(-1.0)[1], n))
+    return out
 
 
 def _note(m: ClassMatches, images: int, overall: float | None) -> str:
@@ -109,6 +146,11 @@ def format_tune(r: TuneReport) -> str:
             f"{c.name:20} {c.old:>7.3f} → {c.new:<7.4f} {c.precision:>9.3f} {c.recall:>7.3f} {c.f:>6.3f} "
             f"{c.n_gt:>5} {c.n_det:>5}" + (f"  ({c.note})" if c.note else "")
         )
+        for p in c.prompts:
+            lines.append(
+                f"  prompt {p.prompt!r}: precision {p.precision:.3f}, recall {p.recall:.3f} alone, adds "
+                f"{p.adds:+.3f} recall, {p.detections} detections"
+            )
     if r.overall is not None:
         lines.append(f"all classes pooled: {r.overall:.4f} (what classes with little evidence are shrunk toward)")
     e = r.expected

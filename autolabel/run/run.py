@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-from autolabel.decisions import DecisionCounts, DecisionSettings, ThresholdOverrides, decide
+from autolabel.decisions import DecisionCounts, DecisionSettings, decide
 from autolabel.errors import UsageError
+from autolabel.overrides import ThresholdOverrides
 from autolabel.run.store import RunMeta, RunStore, store_path
 from autolabel.types import CandidateResult, ImageResult
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from autolabel.api import label_folder
 from autolabel.config.thresholds import load_thresholds
-from autolabel.decisions import ThresholdOverrides
 from autolabel.export import ExportOptions, export_run
+from autolabel.overrides import ThresholdOverrides
 from autolabel.quality.evaluate import evaluate_run
 from autolabel.quality.preview import write_previews
 from tests.fakes import FakeDetector, FakeSegmenter

@@ -38,3 +38,44 @@ def test_the_bench_simulation_beats_the_defaults_and_the_previous_tune_on_16_ima
 
     result = run(seeds=4)["tuned on 16"]
     assert result["tune"] > result["previous tune"] > result["defaults"]
+
+
+def test_a_thresholds_file_switches_a_prompt_off_without_a_model(labeled_run: dict, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import pytest
+
+    from autolabel.config.thresholds import read_thresholds_file
+    from autolabel.errors import UsageError
+    from autolabel.export import ExportOptions, export_run
+
+    run = labeled_run["run"]
+    (tmp_path / "t.yaml").write_text("prompts:\n  red square: off\n")
+    _, off = read_thresholds_file(tmp_path / "t.yaml")
+    report = export_run(run, ["coco"], ExportOptions(prompts_off=off, thresholds_source="t.yaml"))
+    assert report.applied == "ontology + prompts off: red square" and report.decisions.prompts_off > 0
+    coco = json.loads((run / "coco" / "annotations.json").read_text())
+    assert coco["annotations"] and all(a["prompt"] != "red square" for a in coco["annotations"])
+    with pytest.raises(UsageError, match="prompts off: purple is not a prompt of the run"):
+        export_run(run, ["coco"], ExportOptions(prompts_off=("purple",)))
+
+
+def test_tune_reports_which_wording_works_per_prompt(labeled_run: dict, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from autolabel.export import ExportOptions, export_run
+    from autolabel.quality.tune import format_tune, tune_run
+    from autolabel.run.run import Run
+
+    run = labeled_run["run"]
+    export_run(run, ["coco"], ExportOptions(coco_masks="rle"))
+    (tmp_path / "gt.json").write_text((run / "coco" / "annotations.json").read_text())
+    with Run.open(run) as opened:
+        report = tune_run(opened, tmp_path / "gt.json")
+    square = next(c for c in report.classes if c.name == "square")
+    by_prompt = {p.prompt: p for p in square.prompts}
+    assert by_prompt["red square"].recall == 1.0 and by_prompt["red square"].adds == 1.0
+    assert by_prompt["crimson block"].detections == 0 and by_prompt["crimson block"].adds == 0.0
+    assert "prompt 'crimson block': precision 0.000, recall 0.000 alone, adds +0.000 recall" in format_tune(report)
+    assert report.expected.folds == 5 and 0.0 <= report.expected.low <= report.expected.f <= report.expected.high
+    assert "expected_on_unseen_images" in json.loads(json.dumps(report.to_json()))
