@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from autolabel.decisions import DecisionSettings
-from autolabel.quality.choose import collect, tune_thresholds
+from autolabel.quality.choose import HandLabels, collect, tune_thresholds
 from autolabel.quality.groundtruth import GtImage
 from autolabel.quality.matching import ClassMatches, f_score
 from autolabel.types import CandidateResult, Candidates
@@ -99,7 +99,7 @@ def run(seeds: int) -> dict:
         for seed in range(seeds):
             tune_c, tune_gt = simulate(1000 + seed, n_tune)
             held_c, held_gt = simulate(5000 + seed, 400)
-            new, _, _ = tune_thresholds(tune_c, tune_gt, settings(dict.fromkeys(CLASSES, DEFAULT)), floor, 1.0, 0.5)
+            new, _, _ = tune_thresholds(HandLabels(tune_c, tune_gt, settings(dict.fromkeys(CLASSES, DEFAULT)), floor))
             rows["defaults"].append(held_out_f1(dict.fromkeys(CLASSES, DEFAULT), held_c, held_gt))
             rows["previous tune"].append(held_out_f1(previous_tune(tune_c, tune_gt, floor), held_c, held_gt))
             rows["tune"].append(held_out_f1(new, held_c, held_gt))

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -77,17 +77,27 @@ def shrink(own: float | None, overall: float | None, m: ClassMatches, fallback: 
     return float(w * own + (1 - w) * overall)
 
 
-def tune_thresholds(
-    cands: list[CandidateResult],
-    gt: dict[str, GtImage],
-    dec: DecisionSettings,
-    floor: float,
-    beta: float,
-    iou: float,
-) -> tuple[dict[str, float], dict[str, ClassMatches], float | None]:
+@dataclass(frozen=True)
+class HandLabels:
+    """The hand-labeled images' candidates and ground truth, the run's other decisions, and how to score
+    (the candidate floor, F_beta, the IoU of a match)."""
+
+    cands: list[CandidateResult]
+    gt: dict[str, GtImage]
+    dec: DecisionSettings
+    floor: float
+    beta: float = 1.0
+    iou: float = 0.5
+
+    def only(self, relpaths: set[str]) -> HandLabels:
+        return replace(self, cands=[c for c in self.cands if c.relpath in relpaths])
+
+
+def tune_thresholds(h: HandLabels) -> tuple[dict[str, float], dict[str, ClassMatches], float | None]:
     """(threshold per class, each class's matches with the others at their thresholds, the pooled
     threshold). First every class at the floor; then each class again with the others at their choice
     (cross-class de-duplication depends on them)."""
+    cands, gt, dec, floor, beta, iou = h.cands, h.gt, h.dec, h.floor, h.beta, h.iou
     at_floor = replace(dec, class_thresholds=tuple(floor for _ in dec.classes))
     first = collect(cands, gt, at_floor, iou)
     overall = choose(pooled(first), beta, floor)

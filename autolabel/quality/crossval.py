@@ -9,11 +9,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from autolabel.decisions import DecisionSettings
-from autolabel.quality.choose import collect, tune_thresholds
-from autolabel.quality.groundtruth import GtImage
+from autolabel.quality.choose import HandLabels, collect, tune_thresholds
 from autolabel.quality.matching import f_score
-from autolabel.types import CandidateResult
 
 FOLDS = 5
 RESAMPLES = 1000
@@ -37,31 +34,24 @@ def folds_of(relpaths: list[str], k: int) -> list[list[str]]:
     return [order[i::k] for i in range(k)]
 
 
-def cross_validate(
-    cands: list[CandidateResult],
-    gt: dict[str, GtImage],
-    dec: DecisionSettings,
-    floor: float,
-    beta: float,
-    iou: float,
-    k: int = FOLDS,
-) -> Expected:
+def cross_validate(h: HandLabels, k: int = FOLDS) -> Expected:
     """Per image and class (true positives, detections, ground truth) on held-out folds, then F."""
+    cands, dec = h.cands, h.dec
     k = min(k, len(cands))
     if k < 2:
         return Expected()
     counts: list[np.ndarray] = []  # per held-out image: (classes, 3)
-    for fold in folds_of([c.relpath for c in cands], k):
+    everything = {c.relpath for c in cands}
+    for fold in folds_of(sorted(everything), k):
         held = set(fold)
-        train = [c for c in cands if c.relpath not in held]
-        chosen, _, _ = tune_thresholds(train, gt, dec, floor, beta, iou)
+        chosen, _, _ = tune_thresholds(h.only(everything - held))
         tuned = replace(dec, class_thresholds=tuple(chosen[c] for c in dec.classes))
         for c in cands:
             if c.relpath in held:
-                m = collect([c], gt, tuned, iou)
+                m = collect([c], h.gt, tuned, h.iou)
                 counts.append(np.array([(*m[n].at(-1.0)[2:], m[n].n_gt) for n in dec.classes], dtype=np.float64))
     per_image = np.stack(counts)  # (images, classes, [tp, detections, gt])
-    return _summary(per_image, dec.classes, beta, k)
+    return _summary(per_image, dec.classes, h.beta, k)
 
 
 def _f(total: np.ndarray, beta: float) -> tuple[float, float, float]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from autolabel.decisions import DecisionSettings
 from autolabel.errors import UsageError
-from autolabel.quality.choose import THIN, collect, tune_thresholds
+from autolabel.quality.choose import THIN, HandLabels, collect, tune_thresholds
 from autolabel.quality.crossval import Expected, cross_validate
 from autolabel.quality.groundtruth import GtImage, load_ground_truth, read_coco
 from autolabel.quality.matching import ClassMatches, f_score
@@ -85,7 +85,8 @@ def tune_run(run: Run, gt_path: str | Path, metric: str = "f1", iou: float = 0.5
     dec, floor, beta = run.decisions(), run.meta.candidate_floor, METRICS[metric]
     gt = load_ground_truth(read_coco(gt_path), run.images(), dec.classes)
     cands = list(run.candidates(gt))
-    chosen, matches, overall = tune_thresholds(cands, gt, dec, floor, beta, iou)
+    hand = HandLabels(cands, gt, dec, floor, beta, iou)
+    chosen, matches, overall = tune_thresholds(hand)
     results, curves = [], {}
     for k, name in enumerate(dec.classes):
         m, new = matches[name], chosen[name]
@@ -99,7 +100,7 @@ def tune_run(run: Run, gt_path: str | Path, metric: str = "f1", iou: float = 0.5
     tuned = replace(dec, class_thresholds=tuple(chosen[c] for c in dec.classes))
     for res in results:
         res.prompts = prompt_report(cands, gt, tuned, res.name, iou)
-    expected = cross_validate(cands, gt, dec, floor, beta, iou)
+    expected = cross_validate(hand)
     return TuneReport(metric, iou, len(gt), results, curves, overall, expected)
 
 
