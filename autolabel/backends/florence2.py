@@ -66,10 +66,7 @@ class Florence2Detector:
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Florence2Detector:
-        from transformers import AutoModelForImageTextToText
-
-        loader = AutoModelForImageTextToText.from_pretrained
-        processor, model = load_backend_model(cls, cfg, "detector", loader, device, dtype)
+        processor, model = load_backend_model(cls, cfg, "detector", "AutoModelForImageTextToText", device, dtype)
         opts = option_values(cls.OPTIONS, cfg.options)
         return cls(processor, model, device, dtype, opts["task"], int(opts["max_new_tokens"]))
 

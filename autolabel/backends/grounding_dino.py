@@ -117,10 +117,9 @@ class GroundingDinoDetector:
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> GroundingDinoDetector:
-        from transformers import AutoModelForZeroShotObjectDetection
-
-        loader = AutoModelForZeroShotObjectDetection.from_pretrained
-        processor, model = load_backend_model(cls, cfg, "detector", loader, device, dtype)
+        processor, model = load_backend_model(
+            cls, cfg, "detector", "AutoModelForZeroShotObjectDetection", device, dtype
+        )
         return cls(processor, model, device, dtype)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:

@@ -42,10 +42,7 @@ class Owlv2Detector:
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Owlv2Detector:
-        from transformers import Owlv2ForObjectDetection
-
-        loader = Owlv2ForObjectDetection.from_pretrained
-        processor, model = load_backend_model(cls, cfg, "detector", loader, device, dtype)
+        processor, model = load_backend_model(cls, cfg, "detector", "Owlv2ForObjectDetection", device, dtype)
         return cls(processor, model, device, dtype)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:

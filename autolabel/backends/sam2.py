@@ -39,10 +39,7 @@ class Sam2Segmenter:
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam2Segmenter:
-        from transformers import AutoModelForMaskGeneration
-
-        loader = AutoModelForMaskGeneration.from_pretrained
-        processor, model = load_backend_model(cls, cfg, "segmenter", loader, device, dtype)
+        processor, model = load_backend_model(cls, cfg, "segmenter", "AutoModelForMaskGeneration", device, dtype)
         return cls(processor, model, device, dtype, cfg.multimask, cfg.mask_threshold)
 
     def prepare(self, images: Sequence[np.ndarray]) -> ModelInputs:

@@ -59,10 +59,7 @@ class Sam3Engine:
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam3Engine:
-        from transformers import AutoModel
-
-        loader = AutoModel.from_pretrained
-        processor, model = load_backend_model(cls, cfg, "detector", loader, device, dtype)
+        processor, model = load_backend_model(cls, cfg, "detector", "AutoModel", device, dtype)
         return cls(processor, model, device, dtype)
 
     def check_prompts(self, prompts: Sequence[str]) -> None:

@@ -144,12 +144,14 @@ def processor_device(device: str) -> dict[str, Any]:
     return {"device": device} if device.startswith("cuda") else {}
 
 
-def load_backend_model(
-    cls: Any, cfg: Any, role: str, model_loader: Callable[[str], Any], device: str, dtype: Any
-) -> tuple[Any, Any]:
-    """`load_processor_and_model` for a backend class naming its BACKEND, MODEL_CLASS and DEFAULT_MODEL."""
+def load_backend_model(cls: Any, cfg: Any, role: str, auto_class: str, device: str, dtype: Any) -> tuple[Any, Any]:
+    """`load_processor_and_model` for a backend class naming its BACKEND, MODEL_CLASS and DEFAULT_MODEL;
+    `auto_class` is the transformers class whose `from_pretrained` loads the model."""
+    import transformers
+
+    loader = getattr(transformers, auto_class).from_pretrained
     ref = cfg.model or cls.DEFAULT_MODEL
-    return load_processor_and_model(ref, role, cls.BACKEND, model_loader, cls.MODEL_CLASS, device, dtype)
+    return load_processor_and_model(ref, role, cls.BACKEND, loader, cls.MODEL_CLASS, device, dtype)
 
 
 def check_token_limit(backend: str, tokenizer: Any, prompts: Sequence[str], limit: int) -> None:
