@@ -4,6 +4,7 @@ than one command as `Annotated` aliases (typer reads the help and flags from the
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 EXIT_SKIPPED = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 T = TypeVar("T")
 
 
@@ -101,6 +103,9 @@ def guard(fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         typer.echo("interrupted: rerun the same command to resume (finished images are kept)", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:  # `autolabel eval … | head`: the reader left; say nothing more (as `yes | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except Exception as e:
         if os.environ.get("AUTOLABEL_DEBUG"):
             raise

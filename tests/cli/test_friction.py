@@ -56,3 +56,19 @@ def test_eval_says_n_a_where_there_is_nothing_to_measure(labeled_run: dict[str, 
     assert r.per_class["square"]["recall"] is None and r.per_class["square"]["precision"] == 0.0
     line = next(x for x in format_report(r).splitlines() if x.startswith("square"))
     assert line.split()[-3:] == ["0.000", "n/a", "n/a"] and np.isfinite(r.per_class["ring"]["recall"] or 0)
+
+
+def test_a_reader_that_leaves_the_pipe_early_is_no_error(labeled_run: dict[str, Path], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    export = cli("export", str(labeled_run["run"]), "-f", "coco", "-q")
+    assert export.returncode == 0, export.stderr
+    gt = labeled_run["run"] / "coco" / "annotations.json"
+    cmd = f"{sys.executable} -m autolabel.cli eval {labeled_run['run']} --gt {gt} | true"  # the reader leaves at once
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+    assert "unexpected" not in r.stderr and "Traceback" not in r.stderr, r.stderr
