@@ -107,10 +107,16 @@ def write_exports(ctx: ExportContext, formats: Iterable[str], results: Iterable[
             written[exporter.name] = exporter.close()
             open_.pop(0)
     except OSError as e:  # disk full, read-only, permissions: the staging is gone, the previous export stays
+        done = [f for f in written if f not in (x.name for x in open_)]
+        kept = (
+            "nothing was replaced (the previous export is kept)"
+            if not done
+            else (f"{', '.join(done)} written; the other formats kept as they were")
+        )
         raise ExportError(
             f"the export into '{ctx.out_dir}' failed: {e.strerror or e}"
             + (f" ({e.filename})" if getattr(e, "filename", None) else ""),
-            hint="nothing was replaced (the previous export is kept); free space or fix permissions and rerun"
+            hint=f"{kept}; free space or fix permissions and rerun"
             + ("; --media symlink needs almost no space" if e.errno == errno.ENOSPC else ""),
         ) from None
     finally:
