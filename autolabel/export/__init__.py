@@ -86,6 +86,7 @@ def write_exports(ctx: ExportContext, formats: Iterable[str], results: Iterable[
     area is discarded and what was there before stays."""
     written: dict[str, str] = {}
     open_: list[Exporter] = []
+    closed: list[str] = []
     try:
         for fmt in formats:
             exporter = make_exporter(fmt)
@@ -105,13 +106,12 @@ def write_exports(ctx: ExportContext, formats: Iterable[str], results: Iterable[
         while open_:
             exporter = open_[0]
             written[exporter.name] = exporter.close()
-            open_.pop(0)
+            closed.append(open_.pop(0).name)
     except OSError as e:  # disk full, read-only, permissions: the staging is gone, the previous export stays
-        done = [f for f in written if f not in (x.name for x in open_)]
         kept = (
             "nothing was replaced (the previous export is kept)"
-            if not done
-            else (f"{', '.join(done)} written; the other formats kept as they were")
+            if not closed
+            else (f"{', '.join(closed)} written; the other formats kept as they were")
         )
         raise ExportError(
             f"the export into '{ctx.out_dir}' failed: {e.strerror or e}"
