@@ -111,7 +111,8 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path, overrides: ThresholdO
         report.size_mismatch = [
             r for r, w, h in sizes if r in matched and (matched[r]["width"], matched[r]["height"]) != (w, h)
         ]
-        same = [r for r in matched if r not in set(report.size_mismatch)]
+        mismatched = set(report.size_mismatch)
+        same = [r for r in matched if r not in mismatched]
         if not same:
             raise UsageError(
                 "no image of the run matches the ground truth by file name",
@@ -119,7 +120,7 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path, overrides: ThresholdO
             )
         gt = load_ground_truth(gt_data, sizes, classes)
         dec = run.decisions(overrides)  # what the run exports, unless other thresholds are asked for
-        report.decisions = (overrides if overrides is not None else run.overrides).describe()
+        report.decisions = run.applied(overrides).describe()
         preds, matches = _Predictions(), {c: ClassMatches() for c in dec.classes}
         for res in run.results(dec, relpaths=same):
             report.images_matched += 1
@@ -133,13 +134,12 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path, overrides: ThresholdO
         f1 = float(f_score(p, r, 1.0)) if precision is not None and recall is not None else None
         prf[c] = {"precision": precision, "recall": recall, "f1": f1}
     img_ids = sorted(matched[r]["id"] for r in same)
-    _coco_metrics(report, gt_path, gt_data, preds, img_ids, shared, gt_names, prf)
+    _coco_metrics(report, gt_data, preds, img_ids, shared, gt_names, prf)
     return report
 
 
 def _coco_metrics(
     report: EvalReport,
-    gt_path: str | Path,
     gt_data: dict,
     preds: _Predictions,
     img_ids: list[int],
@@ -150,9 +150,8 @@ def _coco_metrics(
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO(str(gt_path))
-    coco_gt.dataset["annotations"] = gt_data["annotations"]
+    coco_gt = COCO()  # from the data already read and checked, not the file again
+    coco_gt.dataset = gt_data
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt.createIndex()
     ids = set(img_ids)

@@ -94,7 +94,7 @@ def write_previews(
         if seed is not None:
             rels = sorted(rels, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
         tiles, caps = [], []
-        applied = (overrides if overrides is not None else opened.overrides).describe()
+        applied = opened.applied(overrides).describe()
         for res in opened.results(opened.decisions(overrides), relpaths=rels[:n]):  # only the images drawn
             img = load_image(opened.input_root / res.relpath)
             overlay = render_overlay(img, res, opened.classes)

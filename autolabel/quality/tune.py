@@ -13,14 +13,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from autolabel.decisions import DecisionSettings
 from autolabel.errors import UsageError
 from autolabel.quality.choose import THIN, HandLabels, collect, tune_thresholds
 from autolabel.quality.crossval import Expected, cross_validate
-from autolabel.quality.groundtruth import GtImage, load_ground_truth, read_coco
+from autolabel.quality.groundtruth import load_ground_truth, read_coco
 from autolabel.quality.matching import ClassMatches, f_score
 from autolabel.run.run import Run
-from autolabel.types import CandidateResult
 
 METRICS = {"f1": 1.0, "f0.5": 0.5, "f2": 2.0}
 
@@ -97,27 +95,29 @@ def tune_run(run: Run, gt_path: str | Path, metric: str = "f1", iou: float = 0.5
         )
         t, pc, rc = m.curve()
         curves[name] = (t.tolist(), pc.tolist(), rc.tolist())
-    tuned = replace(dec, class_thresholds=tuple(chosen[c] for c in dec.classes))
+    tuned = replace(hand, dec=replace(dec, class_thresholds=tuple(chosen[c] for c in dec.classes)))
     for res in results:
-        res.prompts = prompt_report(cands, gt, tuned, res.name, iou)
+        res.prompts = prompt_report(tuned, res.name)
     expected = cross_validate(hand)
     return TuneReport(metric, iou, len(gt), results, curves, overall, expected)
 
 
-def prompt_report(
-    cands: list[CandidateResult], gt: dict[str, GtImage], dec: DecisionSettings, name: str, iou: float
-) -> list[PromptResult]:
+def prompt_report(h: HandLabels, name: str) -> list[PromptResult]:
     """Which wording works: each prompt of a class with several, alone and left out (a decision: the
     thresholds file's `prompts: {p: off}` switches one off without a model)."""
+    dec = h.dec
     k = dec.classes.index(name)
     mine = [p for p, c in zip(dec.prompts, dec.prompt_class) if c == k]
     if len(mine) < 2:
         return []
-    recall_all = collect(cands, gt, dec, iou, only=name)[name].at(-1.0)[1]
+
+    def matches(off: tuple[str, ...]) -> ClassMatches:
+        return collect(h.cands, h.gt, replace(dec, prompts_off=off), h.iou, only=name)[name]
+
+    recall_all = matches(dec.prompts_off).at(-1.0)[1]
     out = []
     for p in mine:
-        alone = collect(cands, gt, replace(dec, prompts_off=tuple(q for q in mine if q != p)), iou, only=name)[name]
-        without = collect(cands, gt, replace(dec, prompts_off=(p,)), iou, only=name)[name]
+        alone, without = matches(tuple(q for q in mine if q != p)), matches((p,))
         precision, recall, _, n = alone.at(-1.0)
         out.append(PromptResult(p, precision, recall, recall_all - without.at(-1.0)[1], n))
     return out

@@ -71,6 +71,10 @@ class Run:
         """The threshold overrides recorded by the last export (empty: the ontology's thresholds)."""
         return ThresholdOverrides.from_json(self.meta.overrides)
 
+    def applied(self, overrides: ThresholdOverrides | None = None) -> ThresholdOverrides:
+        """The overrides a command applies: the ones asked for, else the ones the last export recorded."""
+        return self.overrides if overrides is None else overrides
+
     def ontology_decisions(self) -> DecisionSettings:
         """The decision settings of the ontology of the run's last `label`."""
         if not self.meta.decisions:
@@ -81,7 +85,7 @@ class Run:
         """The run's decisions: the ontology's (of its last `label`) with `overrides`, by default the ones
         its last export recorded. A threshold under the run's candidate floor cannot be honoured: the
         candidates below it were never stored."""
-        dec = (self.overrides if overrides is None else overrides).apply(self.ontology_decisions())
+        dec = self.applied(overrides).apply(self.ontology_decisions())
         floor = self.meta.candidate_floor
         low = {c: t for c, t in zip(dec.classes, dec.class_thresholds) if t < floor - 1e-9}
         if low:
