@@ -15,6 +15,7 @@ import typer
 from autolabel.cli.export import export
 from autolabel.cli.label import backends, label, validate
 from autolabel.cli.quality import evaluate, preview, review, sample, tune
+from autolabel.cli.tools import import_corrections, push_app
 
 app = typer.Typer(
     add_completion=False,
@@ -51,6 +52,8 @@ app.command()(tune)
 app.command()(sample)
 app.command()(preview)
 app.command()(backends)
+app.command("import")(import_corrections)
+app.add_typer(push_app, name="push")
 
 
 def main() -> None:

@@ -40,6 +40,11 @@ class CocoMasks(str, Enum):
     rle = "rle"
 
 
+class ToolMasks(str, Enum):
+    rle = "rle"
+    polygon = "polygon"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -55,7 +60,9 @@ class Precision(str, Enum):
 
 
 RunDir = Annotated[Path, typer.Argument(help="Output directory of an `autolabel label` run.")]
-Formats = Annotated[str, typer.Option("--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone.")]
+Formats = Annotated[
+    str, typer.Option("--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone,labelstudio,cvat.")
+]
 CocoMasksOpt = Annotated[CocoMasks, typer.Option(help="COCO segmentation as polygons or compressed RLE.")]
 Split = Annotated[str, typer.Option(help="YOLO train,val[,test] fractions (seeded, reproducible).")]
 Seed = Annotated[int, typer.Option(help="Seed of the YOLO split.")]
@@ -65,6 +72,17 @@ MultipartOpt = Annotated[
 ]
 DatasetName = Annotated[
     str | None, typer.Option(help="FiftyOne dataset name [default: autolabel-<run dir name>-<hash of its path>].")
+]
+ToolMasksOpt = Annotated[
+    ToolMasks,
+    typer.Option(help="Label Studio / CVAT masks: the tool's own RLE (brush / mask, keeps holes) or polygons."),
+]
+LabelStudioRoot = Annotated[
+    Path | None,
+    typer.Option(
+        help="Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (a folder above the labeled one) "
+        "[default: the labeled folder's parent]."
+    ),
 ]
 FiftyoneDir = Annotated[Path | None, typer.Option(help="Also write the FiftyOne dataset to this directory.")]
 BoxThreshold = Annotated[
@@ -138,6 +156,8 @@ def export_options(
     dataset_name: str | None,
     fiftyone_dir: Path | None,
     polygon_tolerance: float | None = None,
+    tool_masks: ToolMasks = ToolMasks.rle,
+    labelstudio_root: Path | None = None,
 ) -> ExportOptions:
     """The ExportOptions these command-line values ask for (split parsed and checked)."""
     from autolabel.export import ExportOptions, YoloOptions
@@ -150,6 +170,8 @@ def export_options(
         yolo=yolo,
         dataset_name=dataset_name,
         fiftyone_dir=str(fiftyone_dir) if fiftyone_dir else None,
+        tool_masks=tool_masks.value,
+        labelstudio_root=str(labelstudio_root) if labelstudio_root else None,
     )
 
 

@@ -16,6 +16,7 @@ from autolabel.cli.common import (
     DatasetName,
     FiftyoneDir,
     Formats,
+    LabelStudioRoot,
     Media,
     MediaOpt,
     Multipart,
@@ -24,6 +25,8 @@ from autolabel.cli.common import (
     Seed,
     Split,
     ThresholdsFile,
+    ToolMasks,
+    ToolMasksOpt,
     export_options,
     guard,
     stop_on_sigterm,
@@ -71,6 +74,8 @@ def export(
     multipart: MultipartOpt = Multipart.merge,
     dataset_name: DatasetName = None,
     fiftyone_dir: FiftyoneDir = None,
+    tool_masks: ToolMasksOpt = ToolMasks.rle,
+    labelstudio_root: LabelStudioRoot = None,
     from_fiftyone: FromFiftyone = None,
     output: CorrectedOutput = None,
     box_threshold: BoxThreshold = None,
@@ -89,7 +94,18 @@ def export(
 
         stop_on_sigterm()
         fmts = parse_formats(formats)
-        opts = export_options(coco_masks, split, seed, media, multipart, dataset_name, fiftyone_dir, polygon_tolerance)
+        opts = export_options(
+            coco_masks,
+            split,
+            seed,
+            media,
+            multipart,
+            dataset_name,
+            fiftyone_dir,
+            polygon_tolerance,
+            tool_masks,
+            labelstudio_root,
+        )
         given = threshold_overrides(box_threshold, thresholds)
         opts = replace(
             opts,

@@ -17,6 +17,7 @@ from autolabel.cli.common import (
     Device,
     FiftyoneDir,
     Formats,
+    LabelStudioRoot,
     Media,
     MediaOpt,
     Multipart,
@@ -25,6 +26,8 @@ from autolabel.cli.common import (
     Quiet,
     Seed,
     Split,
+    ToolMasks,
+    ToolMasksOpt,
     export_options,
     guard,
     stop_on_sigterm,
@@ -96,6 +99,8 @@ def label(
     multipart: MultipartOpt = Multipart.merge,
     dataset_name: DatasetName = None,
     fiftyone_dir: FiftyoneDir = None,
+    tool_masks: ToolMasksOpt = ToolMasks.rle,
+    labelstudio_root: LabelStudioRoot = None,
     batch_size: BatchSize = 4,
     limit: Limit = None,
     device: DeviceOpt = Device.auto,
@@ -139,7 +144,9 @@ def label(
             limit=limit,
             ray=ray_opts,
         )
-        opts = export_options(coco_masks, split, seed, media, multipart, dataset_name, fiftyone_dir)
+        opts = export_options(
+            coco_masks, split, seed, media, multipart, dataset_name, fiftyone_dir, None, tool_masks, labelstudio_root
+        )
         bars: dict[str, Any] = {} if quiet else {"progress": RichProgress(), "export_progress": RichProgress("export")}
         summary, written = label_folder(ont, input_dir, out, fmts, settings, opts, **bars)
         if not quiet:

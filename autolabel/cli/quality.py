@@ -10,13 +10,28 @@ import typer
 from autolabel.cli.common import BoxThreshold, DatasetName, RunDir, ThresholdsFile, guard, threshold_overrides
 
 GroundTruth = Annotated[
-    Path,
+    Path | None,
     typer.Option(
         "--gt",
         help="Hand-labeled COCO instances file covering some of the run's images (file_name relative to the "
-        "labeled folder).",
+        "labeled folder) [default: RUN_DIR/groundtruth.json, what `autolabel import` saves].",
     ),
 ]
+
+
+def ground_truth(run_dir: Path, gt: Path | None) -> Path:
+    """--gt, else the corrections `autolabel import` saved in the run."""
+    from autolabel.errors import UsageError
+
+    if gt is not None:
+        return gt
+    saved = run_dir / "groundtruth.json"
+    if not saved.is_file():
+        raise UsageError(
+            "no ground truth: give --gt FILE (hand labels in COCO)",
+            hint=f"or import corrections first: autolabel import {run_dir} FILE (Label Studio, CVAT or COCO)",
+        )
+    return saved
 
 
 def review(
@@ -53,7 +68,7 @@ def review(
 
 def evaluate(
     run_dir: RunDir,
-    gt: GroundTruth,
+    gt: GroundTruth = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Where to write the JSON report [default: RUN_DIR/eval.json].")
     ] = None,
@@ -69,7 +84,7 @@ def evaluate(
         from autolabel.fsutil import write_text_atomic
         from autolabel.quality.evaluate import evaluate_run, format_report
 
-        report = evaluate_run(run_dir, gt, threshold_overrides(box_threshold, thresholds))
+        report = evaluate_run(run_dir, ground_truth(run_dir, gt), threshold_overrides(box_threshold, thresholds))
         typer.echo(f"decisions: {report.decisions}")
         typer.echo(format_report(report))
         path = json_out or run_dir / "eval.json"
@@ -81,7 +96,7 @@ def evaluate(
 
 def tune(
     run_dir: RunDir,
-    gt: GroundTruth,
+    gt: GroundTruth = None,
     metric: Annotated[
         str, typer.Option(help="What to maximise per class: f1, f0.5 (precision first) or f2 (recall first).")
     ] = "f1",
@@ -104,7 +119,7 @@ def tune(
         from autolabel.run.run import Run
 
         with Run.open(run_dir) as opened:
-            report = tune_run(opened, gt, metric, iou)
+            report = tune_run(opened, ground_truth(run_dir, gt), metric, iou)
         typer.echo(format_tune(report))
         path = output or run_dir / "thresholds.yaml"
         write_text_atomic(path, thresholds_yaml(report.thresholds(), {c.name: c.note for c in report.classes}))

@@ -43,6 +43,8 @@ EXPORTERS: dict[str, ExporterSpec] = {
     "fiftyone": ExporterSpec(
         "autolabel.export.fiftyone:FiftyOneExporter", "FiftyOne", "fiftyone", "pip install 'autolabel[fiftyone]'"
     ),
+    "labelstudio": ExporterSpec("autolabel.export.labelstudio:LabelStudioExporter", "Label Studio"),
+    "cvat": ExporterSpec("autolabel.export.cvat:CvatExporter", "CVAT"),
 }
 FORMATS = tuple(EXPORTERS)
 
@@ -142,6 +144,12 @@ def class_box_thresholds(dec: DecisionSettings) -> dict[str, float]:
     return dict(zip(dec.classes, dec.class_thresholds))
 
 
+def model_version(run: Run) -> str:
+    """What the predictions of an annotation tool are called: the run and its models."""
+    models = [str(run.meta.settings.get(k)) for k in ("detector.model", "segmenter.model") if run.meta.settings.get(k)]
+    return f"autolabel {run.dir.resolve().name}" + (f" ({' + '.join(models)})" if models else "")
+
+
 def run_context(run: Run, dec: DecisionSettings, options: ExportOptions) -> ExportContext:
     """What the exporters of a run's export need to know."""
     from autolabel.export.fiftyone import default_dataset_name
@@ -156,7 +164,11 @@ def run_context(run: Run, dec: DecisionSettings, options: ExportOptions) -> Expo
         options=options,
         polygon_tolerance=tolerance,
         dataset_name=options.dataset_name or default_dataset_name(run.dir),
-        info={"run_dir": str(run.dir.resolve()), "box_thresholds": class_box_thresholds(dec)},
+        info={
+            "run_dir": str(run.dir.resolve()),
+            "box_thresholds": class_box_thresholds(dec),
+            "model_version": model_version(run),
+        },
     )
 
 

@@ -21,6 +21,7 @@ from autolabel.types import ImageResult
 COCO_MASKS = ("polygon", "rle")
 MEDIA_MODES = ("symlink", "hardlink", "copy")
 MULTIPART_MODES = ("merge", "largest")
+TOOL_MASKS = ("rle", "polygon")  # annotation tools: their own mask RLE (brush / CVAT mask), or polygons
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class ExportOptions:
     thresholds_source: str = ""  # where class_thresholds came from (shown in `decisions: …`)
     prompts_off: tuple[str, ...] = ()  # decision override: prompts whose candidates are dropped
     reset_thresholds: bool = False  # drop the overrides recorded by earlier exports: the ontology's again
+    tool_masks: str = "rle"  # Label Studio / CVAT regions: the tool's own mask RLE, or polygon
+    labelstudio_root: str | None = None  # LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; default: the input's parent
 
     def threshold_overrides(self, recorded: ThresholdOverrides) -> ThresholdOverrides:
         """What this export applies and records: new overrides replace the recorded ones whole; none given

@@ -123,7 +123,7 @@ class GtImage:
     by_class: dict[str, tuple[list[dict] | None, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def _ann_rle(ann: dict, height: int, width: int) -> dict | None:
+def ann_rle(ann: dict, height: int, width: int) -> dict | None:
     from pycocotools import mask as mask_utils
 
     seg = ann.get("segmentation")
@@ -164,7 +164,7 @@ def load_ground_truth(
         gi = GtImage()
         for name in classes:
             sel = [a for a in by_id.get(im["id"], []) if names.get(a["category_id"]) == name]
-            rles = [_ann_rle(a, h, w) for a in sel]
+            rles = [ann_rle(a, h, w) for a in sel]
             boxes = np.array(
                 [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in sel],
                 dtype=np.float64,

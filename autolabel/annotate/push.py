@@ -1,0 +1,129 @@
+"""`autolabel push labelstudio RUN --url URL --token T`: the run's labels into a Label Studio project in one
+step, over Label Studio's REST API (the same endpoints label-studio-sdk calls; the SDK itself pins older
+NumPy and OpenCV and pulls in two dozen packages, so it is not a dependency).
+
+Creates the project (labeling config for the run's classes) unless one of that title exists, attaches a
+local-files storage on the labeled folder (so Label Studio can serve the images), and imports the tasks
+with their predictions: only tasks for images the project does not hold yet, so a second push adds
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from autolabel.errors import UsageError
+from autolabel.export import ExportOptions, export_run
+
+CHUNK = 500  # tasks per import request (large imports time out: label-studio#6330)
+
+
+class LabelStudioClient:
+    def __init__(self, url: str, token: str, timeout: float = 120.0) -> None:
+        self.url, self.timeout = url.rstrip("/"), timeout
+        self.auth = f"Token {token}"
+        if token.count(".") == 2:  # a personal access token (JWT): exchange it for an access token
+            access = self.request("POST", "/api/token/refresh", {"refresh": token}, auth=False)["access"]
+            self.auth = f"Bearer {access}"
+
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None, auth: bool = True
+    ) -> Any:
+        url = self.url + path + (f"?{urlencode(query)}" if query else "")
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", self.auth)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                text = r.read().decode("utf-8")
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode("utf-8", "replace")[:400]
+            hint = "check --token (Account & Settings → Access Token)" if e.code in (401, 403) else ""
+            raise UsageError(f"Label Studio answered {e.code} to {method} {path}: {detail}", hint=hint) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            reason = getattr(e, "reason", e)
+            raise UsageError(
+                f"cannot reach Label Studio at {self.url} ({reason})", hint="is it running? check --url"
+            ) from None
+        return json.loads(text) if text.strip() else None
+
+    def paged(self, path: str, query: dict[str, Any], key: str) -> list[dict]:
+        out: list[dict] = []
+        page = 1
+        while True:
+            got = self.request("GET", path, query={**query, "page": page, "page_size": 100})
+            items = got if isinstance(got, list) else got.get(key) or []
+            out += items
+            if isinstance(got, list) or not items or (got.get("next") is None and key == "results"):
+                return out
+            if key == "tasks" and len(out) >= int(got.get("total", 0)):
+                return out
+            page += 1
+
+
+@dataclass
+class PushReport:
+    project_id: int
+    project_url: str
+    created: bool
+    imported: int
+    already: int
+
+
+def _project(client: LabelStudioClient, title: str, config: str) -> tuple[int, bool]:
+    for p in client.paged("/api/projects/", {"title": title}, "results"):
+        if p.get("title") == title:
+            return int(p["id"]), False
+    made = client.request("POST", "/api/projects/", {"title": title, "label_config": config})
+    return int(made["id"]), True
+
+
+def _storage(client: LabelStudioClient, project: int, path: Path) -> None:
+    have = client.request("GET", "/api/storages/localfiles/", query={"project": project}) or []
+    if any(Path(s.get("path", "")) == path for s in have):
+        return
+    try:
+        client.request(
+            "POST",
+            "/api/storages/localfiles/",
+            {"project": project, "path": str(path), "title": "autolabel images", "use_blob_urls": False},
+        )
+    except UsageError as e:
+        raise UsageError(
+            f"Label Studio cannot serve the labeled folder '{path}': {e.message}",
+            hint="start Label Studio with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and "
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to a folder above it (see --labelstudio-root)",
+        ) from None
+
+
+def push_labelstudio(
+    run_dir: str | Path, url: str, token: str, project: str | None = None, options: ExportOptions | None = None
+) -> PushReport:
+    """Export the run for Label Studio (its recorded decisions) and push it; see the module doc."""
+    run_dir = Path(run_dir)
+    export_run(run_dir, ["labelstudio"], options or ExportOptions())
+    folder = run_dir / "labelstudio"
+    tasks = json.loads((folder / "tasks.json").read_text(encoding="utf-8"))
+    client = LabelStudioClient(url, token)
+    title = project or f"autolabel {run_dir.resolve().name}"
+    pid, created = _project(client, title, (folder / "config.xml").read_text(encoding="utf-8"))
+    from autolabel.run.run import Run
+
+    with Run.open(run_dir) as run:
+        _storage(client, pid, run.input_root.resolve())
+    have = {
+        t.get("data", {}).get("relpath") or t.get("data", {}).get("image")
+        for t in client.paged("/api/tasks/", {"project": pid, "fields": "all"}, "tasks")
+    }
+    new = [t for t in tasks if t["data"]["relpath"] not in have and t["data"]["image"] not in have]
+    for k in range(0, len(new), CHUNK):
+        client.request("POST", f"/api/projects/{pid}/import", new[k : k + CHUNK], query={"return_task_ids": "true"})
+    return PushReport(pid, f"{client.url}/projects/{pid}/data", created, len(new), len(tasks) - len(new))

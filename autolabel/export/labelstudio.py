@@ -1,0 +1,180 @@
+"""Label Studio pre-annotations (`-f labelstudio`): `labelstudio/tasks.json` (one task per image, the run's
+labels as a prediction), `labelstudio/config.xml` (the labeling config for the run's classes) and
+`labelstudio/README.md` (how to set up the project), each written atomically.
+
+Traps handled: brush masks in Label Studio's own RLE (not COCO's), polygon points in percent of the image,
+`original_width`/`original_height` on every result, a `score` per result and per task, `model_version`
+naming the run and its models, image references for its local-files storage (a path relative to
+LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, whose storage must be a subfolder of that root).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from autolabel.errors import UsageError
+from autolabel.export.base import TOOL_MASKS, ExportContext
+from autolabel.fsutil import atomic_write, is_within, write_text_atomic
+from autolabel.masks import external_polygons, mask_to_xyxy
+from autolabel.tool_rle import ls_encode
+from autolabel.types import ImageResult
+
+MARK = "# Label Studio import written by autolabel."  # the first line of labelstudio/README.md
+IMAGE, BRUSH, POLYGON = "image", "mask", "polygon"  # the tag names of the labeling config
+PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c")
+
+
+def label_config(classes: list[str]) -> str:
+    """The labeling config: the image, brush labels and polygon labels for every class."""
+    labels = "".join(
+        f"    <Label value={quoteattr(c)} background={quoteattr(PALETTE[i % len(PALETTE)])}/>\n"
+        for i, c in enumerate(classes)
+    )
+    return (
+        "<View>\n"
+        f'  <Image name="{IMAGE}" value="$image" zoom="true" zoomControl="true"/>\n'
+        f'  <BrushLabels name="{BRUSH}" toName="{IMAGE}">\n{labels}  </BrushLabels>\n'
+        f'  <PolygonLabels name="{POLYGON}" toName="{IMAGE}" strokeWidth="2" pointSize="small">\n'
+        f"{labels}  </PolygonLabels>\n"
+        "</View>\n"
+    )
+
+
+def document_root(ctx: ExportContext) -> Path:
+    """LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT: the option, else the labeled folder's parent (the storage
+    path, the labeled folder, must be a subfolder of the root)."""
+    root = Path(ctx.options.labelstudio_root or ctx.input_root.resolve().parent).resolve()
+    if not is_within(ctx.input_root.resolve(), root) or ctx.input_root.resolve() == root:
+        raise UsageError(
+            f"the labeled folder '{ctx.input_root}' is not inside --labelstudio-root '{root}'",
+            hint="Label Studio serves local files only from a subfolder of its document root: give a folder "
+            "above the labeled folder",
+        )
+    return root
+
+
+def image_ref(ctx: ExportContext, root: Path, relpath: str) -> str:
+    """What Label Studio loads the image from: a URL as it is, else its local-files path."""
+    if "://" in relpath:
+        return relpath
+    rel = (ctx.input_root.resolve() / relpath).relative_to(root).as_posix()
+    return "/data/local-files/?d=" + quote(rel, safe="/")
+
+
+def _pct(v: float, size: int) -> float:
+    return round(float(v) * 100.0 / size, 4)
+
+
+def label_results(result: ImageResult, classes: list[str], masks: str, tolerance: float) -> list[dict[str, Any]]:
+    """Label Studio results (regions) for one image's labels."""
+    det, w, h = result.detections, result.width, result.height
+    out: list[dict[str, Any]] = []
+    for i in range(len(det)):
+        label = classes[int(det.class_id[i])]
+        common: dict[str, Any] = {"to_name": IMAGE, "original_width": w, "original_height": h, "image_rotation": 0}
+        if det.confidence is not None:
+            common["score"] = round(float(det.confidence[i]), 4)
+        mask = det.masks[i] if det.masks is not None else None
+        if mask is None:  # a box-only run: a rectangle mask keeps one format for every region
+            mask = np.zeros((h, w), dtype=bool)
+            x0, y0, x1, y1 = (int(round(v)) for v in det.xyxy[i])
+            mask[max(y0, 0) : max(y1, y0 + 1), max(x0, 0) : max(x1, x0 + 1)] = True
+        if mask_to_xyxy(mask) is None:
+            continue
+        if masks == "rle":
+            value: dict[str, Any] = {"format": "rle", "rle": ls_encode(mask), "brushlabels": [label]}
+            out.append({"id": f"r{i}", "type": "brushlabels", "from_name": BRUSH, **common, "value": value})
+            continue
+        for k, poly in enumerate(external_polygons(mask, tolerance)):  # one region per part: LS has no
+            points = [[_pct(x, w), _pct(y, h)] for x, y in poly]  # multi-part polygons
+            value = {"points": points, "closed": True, "polygonlabels": [label]}
+            rid = f"r{i}" + (f"p{k}" if k else "")
+            out.append({"id": rid, "type": "polygonlabels", "from_name": POLYGON, **common, "value": value})
+    return out
+
+
+def readme(ctx: ExportContext, root: Path) -> str:
+    storage, version = ctx.input_root.resolve(), ctx.info.get("model_version", "autolabel")
+    return f"""{MARK}
+Import these pre-annotations into Label Studio:
+
+1. Start Label Studio with local files served from this root:
+       LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true \\
+       LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root} label-studio start
+2. Create a project; Settings → Labeling Interface → Code: paste config.xml.
+3. Settings → Cloud Storage → Add Source Storage → Local files, absolute path {storage}
+   (do not sync it: the tasks below already reference the images).
+4. Import tasks.json (Data Manager → Import). Labels appear as predictions ("{version}").
+   Or all in one step: autolabel push labelstudio RUN --url URL --token TOKEN
+5. Correct, then export JSON and: autolabel import RUN export.json
+"""
+
+
+class LabelStudioExporter:
+    """`-f labelstudio`: tasks with predictions, the labeling config and set-up notes in `labelstudio/`."""
+
+    name = "labelstudio"
+
+    def __init__(self) -> None:
+        self._ctx: Any = None
+        self._f: IO[str] | None = None
+        self.n = 0
+
+    def open(self, ctx: ExportContext) -> None:
+        masks = ctx.options.tool_masks
+        if masks not in TOOL_MASKS:
+            raise UsageError(f"--tool-masks '{masks}': valid: {', '.join(TOOL_MASKS)}")
+        self.dir = ctx.out_dir / "labelstudio"
+        note = self.dir / "README.md"
+        if self.dir.exists() and any(self.dir.iterdir()) and not _first_line(note).startswith(MARK):
+            raise UsageError(
+                f"'{self.dir}' exists and was not written by autolabel: not replacing it",
+                hint="move it away, or export to another directory (-o)",
+            )
+        self.ctx, self.masks, self.root = ctx, masks, document_root(ctx)
+        self.model_version = str(ctx.info.get("model_version", "autolabel"))
+        self._ctx = atomic_write(self.dir / "tasks.json")
+        self._f = self._ctx.__enter__()
+        self._f.write("[")
+
+    def add(self, result: ImageResult) -> None:
+        assert self._f is not None, "open() first"
+        regions = label_results(result, self.ctx.classes, self.masks, self.ctx.polygon_tolerance)
+        prediction: dict[str, Any] = {"model_version": self.model_version, "result": regions}
+        scores = [r["score"] for r in regions if "score" in r]
+        if scores:
+            prediction["score"] = min(scores)  # the least certain label: sort ascending to review it first
+        task = {
+            "data": {IMAGE: image_ref(self.ctx, self.root, result.relpath), "relpath": result.relpath},
+            "predictions": [prediction],
+        }
+        self._f.write(("," if self.n else "") + "\n" + json.dumps(task, ensure_ascii=False))
+        self.n += 1
+
+    def close(self) -> str:
+        assert self._f is not None, "open() first"
+        self._f.write("\n]\n")
+        self._ctx.__exit__(None, None, None)
+        self._f = None
+        write_text_atomic(self.dir / "config.xml", label_config(self.ctx.classes))
+        write_text_atomic(self.dir / "README.md", readme(self.ctx, self.root))
+        return f"{self.dir / 'tasks.json'} ({self.n} tasks; labeling config {self.dir / 'config.xml'})"
+
+    def abort(self) -> None:
+        if self._ctx is not None and self._f is not None:
+            self._ctx.__exit__(RuntimeError, RuntimeError("export aborted"), None)
+        self._ctx = self._f = None
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline()
+    except (OSError, UnicodeDecodeError):
+        return ""
