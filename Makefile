@@ -16,7 +16,7 @@ ifdef SEGMENTER_MODEL
 DEMO_ARGS += --segmenter-model $(SEGMENTER_MODEL)
 endif
 
-.PHONY: demo test bench browser install install-dev lint clean
+.PHONY: demo test bench browser install install-dev tools lint clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +40,27 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The annotation tools the tests check against, each in its own environment: they pin other NumPy / OpenCV /
+# Pillow versions than the project's (Label Studio ≈ 1 GB with its SDK, datumaro ≈ 0.7 GB; ≈ 1.5 min to install).
+LABELSTUDIO_VENV ?= .venv-labelstudio
+DATUMARO_VENV ?= .venv-datumaro
+$(LABELSTUDIO_VENV)/.installed:
+	$(PYTHON) -m venv $(LABELSTUDIO_VENV)
+	$(LABELSTUDIO_VENV)/bin/python -m pip install -q 'label-studio==1.23.2'
+	touch $@
+$(DATUMARO_VENV)/.installed:
+	$(PYTHON) -m venv $(DATUMARO_VENV)
+	$(DATUMARO_VENV)/bin/python -m pip install -q 'datumaro==1.13.12'
+	touch $@
+tools: $(LABELSTUDIO_VENV)/.installed $(DATUMARO_VENV)/.installed
+TOOLS_ENV := AUTOLABEL_REQUIRE_TOOLS=1 AUTOLABEL_LABELSTUDIO_PYTHON=$(abspath $(LABELSTUDIO_VENV))/bin/python \
+	AUTOLABEL_DATUMARO_PYTHON=$(abspath $(DATUMARO_VENV))/bin/python
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/autolabel label ontologies/example.yaml examples/images -o $(DEMO_OUT) $(DEMO_ARGS)
 
-test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -n 2 --dist loadfile
+test: $(VENV)/.installed-dev tools
+	$(TOOLS_ENV) $(PY) -m pytest -q -n 2 --dist loadfile
 
 # speed/memory ratios with real-size random-weight architectures and the tiny models (minutes on CPU)
 BENCH_ARGS ?=
@@ -66,4 +82,4 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LABELSTUDIO_VENV) $(DATUMARO_VENV) runs .pytest_cache

@@ -45,7 +45,7 @@ class LabelStudioClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
                 text = r.read().decode("utf-8")
         except urllib.error.HTTPError as e:
-            detail = e.read().decode("utf-8", "replace")[:400]
+            detail = _detail(e.read().decode("utf-8", "replace"))
             hint = "check --token (Account & Settings → Access Token)" if e.code in (401, 403) else ""
             raise UsageError(f"Label Studio answered {e.code} to {method} {path}: {detail}", hint=hint) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
@@ -67,6 +67,18 @@ class LabelStudioClient:
             if key == "tasks" and len(out) >= int(got.get("total", 0)):
                 return out
             page += 1
+
+
+def _detail(body: str) -> str:
+    """Label Studio's error body in a line: its validation messages, else its detail, else the text."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:300]
+    errors = data.get("validation_errors") if isinstance(data, dict) else None
+    if isinstance(errors, dict):
+        return "; ".join(str(m) for msgs in errors.values() for m in (msgs if isinstance(msgs, list) else [msgs]))
+    return str(data.get("detail", body))[:300] if isinstance(data, dict) else body[:300]
 
 
 @dataclass
