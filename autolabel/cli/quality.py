@@ -142,9 +142,18 @@ def sample(
         bool, typer.Option("--fiftyone/--no-fiftyone", help="Also save them as the view 'to-label' in FiftyOne.")
     ] = True,
     dataset_name: DatasetName = None,
+    formats: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Also hand them over to an annotation tool, with the run's labels as pre-annotations: "
+            "labelstudio, cvat, coco (comma-separated) into RUN_DIR/sample/.",
+        ),
+    ] = "",
 ) -> None:
     """Pick the images most worth hand-labeling for `tune` and `eval`: every class covered, scores near the
-    thresholds, spread over the folder. Writes a file list (and a FiftyOne view)."""
+    thresholds, spread over the folder. Writes a file list (and a FiftyOne view, and annotation-tool tasks)."""
 
     def run() -> None:
         import importlib.util
@@ -158,6 +167,13 @@ def sample(
             typer.echo(f"decisions: {opened.overrides.describe()}")
         path = output or run_dir / "sample.txt"
         write_text_atomic(path, "".join(v.relpath + "\n" for v in picked))
+        if formats.strip():
+            from autolabel.export import export_run, parse_formats
+
+            fmts = parse_formats(formats)
+            written = export_run(run_dir, fmts, relpaths=[v.relpath for v in picked], out_dir=run_dir / "sample")
+            for fmt, where in written.written.items():
+                typer.echo(f"{fmt}: {where}")
         covered = sorted(set().union(*(v.classes for v in picked))) if picked else []
         typer.echo(f"{len(picked)} images ({', '.join(covered) or 'no class'} covered): {path}")
         if fiftyone and importlib.util.find_spec("fiftyone") is not None:

@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from autolabel.decisions import DecisionCounts, DecisionSettings
@@ -178,11 +178,14 @@ def export_run(
     options: ExportOptions | None = None,
     progress: Progress | None = None,
     wait: float = 0.0,
+    relpaths: list[str] | None = None,
+    out_dir: str | Path | None = None,
 ) -> ExportReport:
     """Write the requested exports of a run directory from its store, applying the decisions (the run's,
     with the options' threshold overrides). No model is loaded. Each export replaces the previous one whole
     or not at all. The run lock is held throughout: another `label` or `export` of the run is refused
-    (or waited for up to `wait` seconds)."""
+    (or waited for up to `wait` seconds). `relpaths` and `out_dir` export only those images, elsewhere
+    (e.g. the images `autolabel sample` picked, for an annotation tool)."""
     t0 = time.perf_counter()
     options = options or ExportOptions()
     check_export_dependencies(formats)
@@ -193,8 +196,14 @@ def export_run(
         dec = run.decisions(overrides)
         report.applied, report.shadowed = overrides.describe(), shadowed(run.ontology_decisions(), dec)
         ctx = run_context(run, dec, options)
+        if relpaths is not None or out_dir is not None:
+            keep = set(relpaths) if relpaths is not None else None
+            images = [im for im in ctx.images if keep is None or im[0] in keep]
+            ctx = replace(ctx, out_dir=Path(out_dir) if out_dir is not None else run.dir, images=images)
         report.objects_per_class = {c: 0 for c in dec.classes}
-        results = _counted(run.results(dec, counts=report.decisions), report, dec, progress, formats, len(ctx.images))
+        chosen = sorted(relpaths) if relpaths is not None else None
+        results = run.results(dec, relpaths=chosen, counts=report.decisions)
+        results = _counted(results, report, dec, progress, formats, len(ctx.images))
         report.written = write_exports(ctx, formats, results)
         report.warnings = report.decisions.warnings(class_box_thresholds(dec), run.meta.candidate_floor)
         if overrides != run.overrides:
