@@ -137,3 +137,23 @@ def test_tool_exports_are_byte_identical_on_rerun(tmp_path: Path) -> None:
     first = [(out / p).read_bytes() for p in ("labelstudio/tasks.json", "cvat/annotations.xml")]
     write_handmade(tmp_path, ["labelstudio", "cvat"])
     assert [(out / p).read_bytes() for p in ("labelstudio/tasks.json", "cvat/annotations.xml")] == first
+
+
+def test_the_coco_export_stays_cvat_importable(tmp_path: Path) -> None:
+    """Valid RLE sizes, polygons of an even number (>= 6) of values, multi-part masks as one annotation
+    (cvat#6014, #8432): also with simplified polygons."""
+    for masks, tolerance in (("polygon", None), ("polygon", 3.0), ("rle", None)):
+        out, results = write_handmade(
+            tmp_path / f"{masks}{tolerance}", ["coco"], coco_masks=masks, polygon_tolerance=tolerance
+        )
+        data = json.loads((out / "coco" / "annotations.json").read_text())
+        sizes = {im["id"]: (im["height"], im["width"]) for im in data["images"]}
+        assert len(data["annotations"]) == sum(len(r.detections) for r in results)
+        for a in data["annotations"]:
+            seg = a["segmentation"]
+            if masks == "rle":
+                assert tuple(seg["size"]) == sizes[a["image_id"]]
+            else:
+                assert seg and all(len(p) >= 6 and len(p) % 2 == 0 for p in seg)
+        if masks == "polygon":
+            assert len(data["annotations"][0]["segmentation"]) == 2  # two parts, one object
