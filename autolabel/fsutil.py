@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 
 from autolabel.errors import UsageError
 
@@ -39,6 +39,39 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         except FileNotFoundError:
             pass
         raise
+
+
+class StreamedFile:
+    """A text file written piece by piece (`write`) under a temporary name and renamed into place whole by
+    `commit()`; `discard()` (safe to call after commit) drops it and leaves what was there."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._cm: Any = atomic_write(self.path)
+        self._f: IO[str] | None = self._cm.__enter__()
+
+    def write(self, text: str) -> None:
+        assert self._f is not None, "already committed or discarded"
+        self._f.write(text)
+
+    def commit(self) -> None:
+        assert self._f is not None, "already committed or discarded"
+        self._cm.__exit__(None, None, None)
+        self._f = None
+
+    def discard(self) -> None:
+        if self._f is not None:
+            self._cm.__exit__(RuntimeError, RuntimeError("discarded"), None)
+            self._f = None
+
+
+def head_lines(path: str | Path, n: int = 1) -> list[str]:
+    """The first `n` lines of a text file (fewer, or none, when it is shorter, unreadable or not UTF-8)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line for _, line in zip(range(n), f)]
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import numpy as np
 
 from autolabel.errors import UsageError
 from autolabel.export.base import COCO_MASKS as MASK_FORMATS
 from autolabel.export.base import ExportContext
-from autolabel.fsutil import atomic_write
+from autolabel.fsutil import StreamedFile
 from autolabel.geometry import box_area, xyxy_to_xywh
 from autolabel.masks import encode_rle, external_polygons
 from autolabel.types import Detections, ImageResult
@@ -99,8 +99,7 @@ class CocoExporter:
         self.description = description
         self.image_ids: dict[str, int] = {}
         self.n_annotations = 0
-        self._ctx: Any = None
-        self._f: IO[str] | None = None
+        self.file: StreamedFile | None = None
         self._items = 0
 
     def open(self, ctx: ExportContext) -> None:
@@ -113,14 +112,13 @@ class CocoExporter:
                 hint="move it away, or export to another directory (-o)",
             )
         self.mask_format, self.polygon_tolerance = ctx.options.coco_masks, ctx.polygon_tolerance
-        self._ctx = atomic_write(self.path)
-        self._f = self._ctx.__enter__()
+        self.file = StreamedFile(self.path)
         head = {
             "info": {"description": self.description, "version": "1.0"},
             "licenses": [],
             "categories": coco_categories(ctx.classes),
         }
-        self._f.write(json.dumps(head)[:-1])
+        self.file.write(json.dumps(head)[:-1])
         self._section("images")
         for relpath, width, height in ctx.images:
             self.image_ids[relpath] = len(self.image_ids) + 1
@@ -130,15 +128,15 @@ class CocoExporter:
         self._section("annotations")
 
     def _section(self, section: str) -> None:
-        assert self._f is not None
+        assert self.file is not None
         if section != "images":
-            self._f.write("\n]")
-        self._f.write(f',\n"{section}": [\n')
+            self.file.write("\n]")
+        self.file.write(f',\n"{section}": [\n')
         self._items = 0
 
     def _item(self, obj: dict[str, Any]) -> None:
-        assert self._f is not None
-        self._f.write((",\n" if self._items else "") + json.dumps(obj))
+        assert self.file is not None
+        self.file.write((",\n" if self._items else "") + json.dumps(obj))
         self._items += 1
 
     def add(self, result: ImageResult) -> None:
@@ -154,12 +152,11 @@ class CocoExporter:
         self.n_annotations += len(anns)
 
     def close(self) -> str:
-        assert self._f is not None
-        self._f.write("\n]}\n")
-        self._ctx.__exit__(None, None, None)
+        assert self.file is not None
+        self.file.write("\n]}\n")
+        self.file.commit()
         return str(self.path)
 
     def abort(self) -> None:
-        if self._ctx is not None:
-            self._ctx.__exit__(RuntimeError, RuntimeError("export aborted"), None)
-            self._ctx = None
+        if self.file is not None:
+            self.file.discard()

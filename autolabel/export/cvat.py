@@ -12,7 +12,6 @@ byte-identical.
 
 from __future__ import annotations
 
-from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from autolabel.errors import UsageError
 from autolabel.export.base import TOOL_MASKS, ExportContext
 from autolabel.export.labelstudio import PALETTE
-from autolabel.fsutil import atomic_write
+from autolabel.fsutil import StreamedFile, head_lines
 from autolabel.masks import external_polygons
 from autolabel.tool_rle import cvat_encode
 from autolabel.types import ImageResult
@@ -83,8 +82,7 @@ class CvatExporter:
     name = "cvat"
 
     def __init__(self) -> None:
-        self._ctx: Any = None
-        self._f: IO[str] | None = None
+        self.file: StreamedFile | None = None
         self.n = 0
         self.group = 1
 
@@ -92,48 +90,36 @@ class CvatExporter:
         if ctx.options.tool_masks not in TOOL_MASKS:
             raise UsageError(f"--tool-masks '{ctx.options.tool_masks}': valid: {', '.join(TOOL_MASKS)}")
         self.path = ctx.out_dir / "cvat" / "annotations.xml"
-        if self.path.exists() and not _is_ours(self.path):
+        if self.path.exists() and [x.strip() for x in head_lines(self.path, 2)[1:]] != [MARK]:
             raise UsageError(
                 f"'{self.path}' exists and was not written by autolabel: not replacing it",
                 hint="move it away, or export to another directory (-o)",
             )
         self.ctx = ctx
-        self._ctx = atomic_write(self.path)
-        self._f = self._ctx.__enter__()
+        self.file = StreamedFile(self.path)
         name = str(ctx.info.get("model_version", "autolabel"))
-        self._f.write(f'<?xml version="1.0" encoding="utf-8"?>\n{MARK}\n<annotations>\n  <version>1.1</version>\n')
-        self._f.write(cvat_meta(ctx.classes, len(ctx.images), name))
+        self.file.write(f'<?xml version="1.0" encoding="utf-8"?>\n{MARK}\n<annotations>\n  <version>1.1</version>\n')
+        self.file.write(cvat_meta(ctx.classes, len(ctx.images), name))
 
     def add(self, result: ImageResult) -> None:
-        assert self._f is not None, "open() first"
+        assert self.file is not None, "open() first"
         ctx = self.ctx
         shapes, self.group = image_shapes(
             result, ctx.classes, ctx.options.tool_masks, ctx.polygon_tolerance, self.group
         )
         body = "".join(f"    {s}\n" for s in shapes)
-        self._f.write(
+        self.file.write(
             f'  <image id="{self.n}" name={quoteattr(result.relpath)} width="{result.width}" '
             f'height="{result.height}">\n{body}  </image>\n'
         )
         self.n += 1
 
     def close(self) -> str:
-        assert self._f is not None, "open() first"
-        self._f.write("</annotations>\n")
-        self._ctx.__exit__(None, None, None)
-        self._f = None
+        assert self.file is not None, "open() first"
+        self.file.write("</annotations>\n")
+        self.file.commit()
         return f"{self.path} ({self.n} images)"
 
     def abort(self) -> None:
-        if self._ctx is not None and self._f is not None:
-            self._ctx.__exit__(RuntimeError, RuntimeError("export aborted"), None)
-        self._ctx = self._f = None
-
-
-def _is_ours(path: Any) -> bool:
-    try:
-        with open(path, encoding="utf-8") as f:
-            f.readline()
-            return f.readline().strip() == MARK
-    except (OSError, UnicodeDecodeError):
-        return False
+        if self.file is not None:
+            self.file.discard()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from autolabel.errors import UsageError
 from autolabel.export.base import TOOL_MASKS, ExportContext
-from autolabel.fsutil import atomic_write, is_within, write_text_atomic
+from autolabel.fsutil import StreamedFile, head_lines, is_within, write_text_atomic
 from autolabel.masks import external_polygons, mask_to_xyxy
 from autolabel.tool_rle import ls_encode
 from autolabel.types import ImageResult
@@ -122,8 +122,7 @@ class LabelStudioExporter:
     name = "labelstudio"
 
     def __init__(self) -> None:
-        self._ctx: Any = None
-        self._f: IO[str] | None = None
+        self.file: StreamedFile | None = None
         self.n = 0
 
     def open(self, ctx: ExportContext) -> None:
@@ -132,19 +131,18 @@ class LabelStudioExporter:
             raise UsageError(f"--tool-masks '{masks}': valid: {', '.join(TOOL_MASKS)}")
         self.dir = ctx.out_dir / "labelstudio"
         note = self.dir / "README.md"
-        if self.dir.exists() and any(self.dir.iterdir()) and not _first_line(note).startswith(MARK):
+        if self.dir.exists() and any(self.dir.iterdir()) and [x.strip() for x in head_lines(note)] != [MARK]:
             raise UsageError(
                 f"'{self.dir}' exists and was not written by autolabel: not replacing it",
                 hint="move it away, or export to another directory (-o)",
             )
         self.ctx, self.masks, self.root = ctx, masks, document_root(ctx)
         self.model_version = str(ctx.info.get("model_version", "autolabel"))
-        self._ctx = atomic_write(self.dir / "tasks.json")
-        self._f = self._ctx.__enter__()
-        self._f.write("[")
+        self.file = StreamedFile(self.dir / "tasks.json")
+        self.file.write("[")
 
     def add(self, result: ImageResult) -> None:
-        assert self._f is not None, "open() first"
+        assert self.file is not None, "open() first"
         regions = label_results(result, self.ctx.classes, self.masks, self.ctx.polygon_tolerance)
         prediction: dict[str, Any] = {"model_version": self.model_version, "result": regions}
         scores = [r["score"] for r in regions if "score" in r]
@@ -154,27 +152,17 @@ class LabelStudioExporter:
             "data": {IMAGE: image_ref(self.ctx, self.root, result.relpath), "relpath": result.relpath},
             "predictions": [prediction],
         }
-        self._f.write(("," if self.n else "") + "\n" + json.dumps(task, ensure_ascii=False))
+        self.file.write(("," if self.n else "") + "\n" + json.dumps(task, ensure_ascii=False))
         self.n += 1
 
     def close(self) -> str:
-        assert self._f is not None, "open() first"
-        self._f.write("\n]\n")
-        self._ctx.__exit__(None, None, None)
-        self._f = None
+        assert self.file is not None, "open() first"
+        self.file.write("\n]\n")
+        self.file.commit()
         write_text_atomic(self.dir / "config.xml", label_config(self.ctx.classes))
         write_text_atomic(self.dir / "README.md", readme(self.ctx, self.root))
         return f"{self.dir / 'tasks.json'} ({self.n} tasks; labeling config {self.dir / 'config.xml'})"
 
     def abort(self) -> None:
-        if self._ctx is not None and self._f is not None:
-            self._ctx.__exit__(RuntimeError, RuntimeError("export aborted"), None)
-        self._ctx = self._f = None
-
-
-def _first_line(path: Path) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.readline()
-    except (OSError, UnicodeDecodeError):
-        return ""
+        if self.file is not None:
+            self.file.discard()
