@@ -46,6 +46,9 @@ class FakeDetector:
         if die and not os.path.exists(die):
             open(die, "w").close()
             os._exit(1)
+        poison = int(os.environ.get("AUTOLABEL_FAKE_DIE_ON_WIDTH", "0"))  # a batch that kills its worker every time
+        if poison and any(img.shape[1] == poison for img in images):
+            os._exit(1)
         delay = float(os.environ.get("AUTOLABEL_FAKE_DELAY", "0"))  # seconds per image (kill tests)
         if delay:
             time.sleep(delay * len(images))

@@ -118,6 +118,11 @@ def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = N
             f"time per stage: {stages}; forward passes: detector {summary.detector_passes}, "
             f"segmenter {summary.segmenter_passes}"
         )
+    if summary.replicas:
+        util = ", ".join(f"{r['utilisation']:.2f}" for r in summary.replicas)
+        con.print(f"Ray model replicas: {len(summary.replicas)}, steady-state model time ÷ wall: {util}")
+    if summary.ray_log:
+        con.print(f"Ray's own messages: {summary.ray_log}")
     for rel, why in summary.skipped[:20]:
         con.print(f"[yellow]skipped[/] {rel}: {why}")
     if len(summary.skipped) > 20:

@@ -96,3 +96,37 @@ def test_ray_ctrl_c_sigkill_and_a_dying_worker_still_end_byte_identical(
 def test_ray_missing_is_an_install_hint(fake_ontology_yaml: Path, data: Path, tmp_path: Path) -> None:
     r = cli(*label_args(fake_ontology_yaml, data, tmp_path / "o", "--ray"), env=import_blocker(tmp_path, ["ray"]))
     assert r.returncode == 2 and "pip install 'autolabel[ray]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_ray_run_prints_only_autolabel_and_logs_ray_to_the_run(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path
+) -> None:
+    """No Ray WARNING / core_worker / deprecation lines on the terminal: they go to RUN/ray.log (said)."""
+    import warnings
+
+    run = tmp_path / "ray"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = cli("label", str(fake_ontology_yaml), str(data), "-o", str(run), "-f", "coco", "--ray", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    for noise in ("WARNING", "core_worker", "Deprecat", "ray_remote_args", "Token authentication"):
+        assert noise not in r.stderr + r.stdout, noise
+    assert f"Ray's own messages: {run / 'ray.log'}" in r.stderr
+    assert "Execution plan" in (run / "ray.log").read_text()
+
+
+def test_a_batch_that_kills_its_worker_every_time_is_skipped_not_retried_forever(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path
+) -> None:
+    """Ray restarts a dead replica without limit; autolabel gives such a batch 3 retries, each alone in its
+    replica, so the batches that shared the replica with it are not blamed: they are labeled."""
+    write_images(data, ["poison.png"], size=(161, 120))
+    run = tmp_path / "ray"
+    r = cli(
+        *label_args(fake_ontology_yaml, data, run, "--ray", "--workers", "1", "-b", "1"),
+        env={"AUTOLABEL_FAKE_DIE_ON_WIDTH": "161"},
+    )
+    assert r.returncode == 3, r.stderr  # finished, with a skipped image
+    skipped = (run / "skipped.txt").read_text().splitlines()
+    assert skipped == ["poison.png\tits Ray worker died on this batch 4 times"]  # 1 try + 3 retries
+    assert _done(run) == len(NAMES)

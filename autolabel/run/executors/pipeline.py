@@ -13,6 +13,7 @@ out-of-memory at batch size 1 would otherwise skip every image).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -193,5 +194,48 @@ def label_batch(
         return
     summary.inference.add(counts)
     summary.add_time("inference_batches", time.perf_counter() - t)
+    for (info, img), c in zip(batch, cands):
+        emit(done(info, img, c))
+
+
+@dataclass
+class StageLocks:
+    """One lock per stage: batches labeled by concurrent calls (a Ray replica's) overlap as in the local
+    pipeline — one batch preparing, one in the models, one finishing — never two in one stage."""
+
+    prepare: threading.Lock = field(default_factory=threading.Lock)
+    models: threading.Lock = field(default_factory=threading.Lock)
+    finish: threading.Lock = field(default_factory=threading.Lock)
+
+
+def label_staged(
+    batch: _Batch,
+    plan: RunPlan,
+    detector: Detector,
+    segmenter: Segmenter | None,
+    summary: RunSummary,
+    emit: Callable[[Outcome], None],
+    errors: list[str],
+    locks: StageLocks,
+) -> None:
+    """`label_batch` with each stage under its lock, for callers that label several batches at once."""
+    counts, times = InferenceCounts(), dict[str, float]()
+    images = [img for _, img in batch]
+    try:
+        with locks.prepare:
+            prepared = prepare_stage(images, plan, detector, segmenter, times)
+        with locks.models:
+            staged = model_stage(prepared, plan, detector, segmenter, counts, times)
+        with locks.finish:
+            cands = finish_stage(staged, plan, segmenter, times)
+    except _FATAL:
+        raise
+    except Exception:
+        with locks.prepare, locks.models, locks.finish:  # image by image, alone (same lock order: no deadlock)
+            label_batch(batch, plan, detector, segmenter, summary, emit, errors)
+        return
+    summary.inference.add(counts)
+    for k, v in times.items():
+        summary.add_time(k, v)
     for (info, img), c in zip(batch, cands):
         emit(done(info, img, c))

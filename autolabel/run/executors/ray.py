@@ -1,35 +1,41 @@
-"""The Ray Data executor: the same fixed batches and the same `label_batch` as the one-process executor,
+"""The Ray Data executor: the same fixed batches and the same three stages as the one-process executor,
 spread over a pool of model replicas (one per GPU, or fractional-CPU actors without GPUs).
 
     pending fixed batches → read/decode tasks → map_batches(LabelWorker actor pool) → driver → run store
 
 Only the driver writes the run store (one transaction per image, exactly as locally), so resume,
 skips and exit codes are the same. A worker that dies is restarted and its batch retried by Ray; a
-batch whose worker keeps dying has its images skipped with the reason. Images must be readable by every
-worker at the same path (a shared filesystem on a cluster).
+batch whose worker keeps dying has its images skipped with the reason (`ray_worker.py`). Images must be
+readable by every worker at the same path (a shared filesystem on a cluster).
+
+Ray's own messages (its logging, and what its C++ core prints on the driver's stderr) go to
+`RUN/ray.log`; the terminal shows only autolabel's progress and summary.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import pickle
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from autolabel.config.plan import RunPlan
 from autolabel.errors import MissingDependencyError, UsageError
-from autolabel.images import load_image
 from autolabel.inference.stages import InferenceCounts
 from autolabel.run.executors.local import StoreWriter
-from autolabel.run.executors.pipeline import FailureStreak, label_batch
-from autolabel.run.settings import LabelJob, RayOptions, RunSettings, RunSummary
-from autolabel.types import Done, ImageInfo, Outcome, Skipped
+from autolabel.run.executors.pipeline import FailureStreak
+from autolabel.run.executors.ray_worker import CONCURRENT_CALLS, WORKER_RETRIES, Attempts, LabelWorker, decode_batch
+from autolabel.run.settings import LabelJob, RayOptions, RunSummary
+from autolabel.types import Skipped
 
-WORKER_RETRIES = 3  # restarts of a dead worker, and retries of the batch it held
+RAY_LOG = "ray.log"
+ATTEMPTS_PREFIX = "autolabel-attempts-"
 
 
 def import_ray() -> Any:
@@ -41,97 +47,12 @@ def import_ray() -> Any:
     return ray
 
 
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    """A read task: decode one fixed batch's images (on any node: paths must be shared)."""
-    from autolabel.errors import ImageError
-    from autolabel.run.executors.pipeline import signature
-
-    items = []
-    max_pixels = int(row["max_pixels"])
-    for relpath, path in pickle.loads(row["items"]):
-        try:
-            img, why = load_image(path, max_pixels), None
-        except ImageError as e:
-            img, why = None, e.message
-        items.append((relpath, path, img, why, signature(path)))
-    return {"batch": row["batch"], "payload": pickle.dumps(items, protocol=5)}
-
-
-class LabelWorker:
-    """One model replica. Loads the models once; labels one fixed batch per call."""
-
-    def __init__(self, plan: RunPlan, settings: RunSettings, sys_path: list[str]) -> None:
-        for p in sys_path:  # plugins (module:Class) resolve as on the driver
-            if p not in sys.path:
-                sys.path.append(p)
-        from autolabel.inference.models import load_models
-
-        device = settings.device
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.plan = plan
-        self.detector, self.segmenter = load_models(plan, device, settings.precision)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        k = int(batch["batch"][0])
-        items = pickle.loads(batch["payload"][0])
-        summary = RunSummary()
-        out: list[Outcome] = []
-        errors: list[str] = []
-        passes = self._passes()
-        good = []
-        for relpath, path, img, why, sig in items:
-            if img is None:
-                out.append(Skipped(relpath, why or "unreadable"))
-            else:
-                good.append((ImageInfo(relpath, path), img, sig))
-        sigs = {info.relpath: sig for info, _, sig in good}
-
-        def emit(item: Outcome) -> None:  # the signature of the file as it was decoded
-            out.append(Done(item.result, sigs.get(item.relpath)) if isinstance(item, Done) else item)
-
-        fatal = None
-        try:
-            if good:
-                label_batch(
-                    [(info, img) for info, img, _ in good],
-                    self.plan,
-                    self.detector,
-                    self.segmenter,
-                    summary,
-                    emit,
-                    errors,
-                )
-        except UsageError as e:  # e.g. a prompt the text encoder cannot take: stops the run on the driver
-            fatal = (e.message, e.hint)
-        after = self._passes()
-        meta = {
-            "fatal": fatal,
-            "errors": errors,
-            "n_good": len(good),
-            "inference": summary.inference,
-            "stages": summary.stage_seconds,
-            "passes": (after[0] - passes[0], after[1] - passes[1]),
-        }
-        return {"batch": np.array([k]), "results": np.array([pickle.dumps((out, meta), protocol=5)], dtype=object)}
-
-    def _passes(self) -> tuple[int, int]:
-        return (
-            self.detector.stats.passes if self.detector is not None else 0,
-            self.segmenter.stats.passes if self.segmenter is not None else 0,
-        )
-
-
 def _init_ray(ray: Any, opts: RayOptions) -> bool:
     """Join a cluster (address / RAY_ADDRESS) or start a local Ray. True when we started it."""
     address = opts.address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         return False
     env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # local workers import what the driver can
-    import logging
-
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
@@ -152,24 +73,54 @@ def _pool(ray: Any, opts: RayOptions) -> tuple[int, float, float]:
     return workers, per_gpu, cpus
 
 
+@contextmanager
+def ray_output_to(path: Path) -> Iterator[None]:
+    """Send what Ray prints on this process (its Python loggers, its C++ core writing to file descriptor 2)
+    to `path`; autolabel's own output (through `sys.stderr` / `sys.stdout`) still reaches the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 2)
+    os.close(log)
+    terminal = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb", buffering=0), write_through=True)
+    old_stderr = sys.stderr
+    sys.stderr = terminal
+    ray_logger = logging.getLogger("ray")
+    handlers = [h for h in ray_logger.handlers if isinstance(h, logging.StreamHandler)]
+    file_handler = logging.FileHandler(path)
+    for h in handlers:
+        ray_logger.removeHandler(h)
+    ray_logger.addHandler(file_handler)
+    try:
+        yield
+    finally:
+        ray_logger.removeHandler(file_handler)
+        file_handler.close()
+        for h in handlers:
+            ray_logger.addHandler(h)
+        sys.stderr = old_stderr
+        terminal.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run_ray(job: LabelJob, opts: RayOptions) -> None:
     """Label the job's batches on a Ray cluster (joined, or started here and shut down after)."""
     ray = import_ray()
-    started = _init_ray(ray, opts)
-    try:
-        _run(ray, job, opts)
-    finally:
-        if started:
-            ray.shutdown()
+    job.summary.ray_log = str(job.output_dir / RAY_LOG)
+    with ray_output_to(job.output_dir / RAY_LOG):
+        started = _init_ray(ray, opts)
+        try:
+            _run(ray, job, opts)
+        finally:
+            if started:
+                ray.shutdown()
 
 
 def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
     batches, done, plan, settings, summary = job.batches, job.done, job.plan, job.settings, job.summary
-    import logging
-
     from ray.data import DataContext
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # our progress bar is the one the user watches
     ctx = DataContext.get_current()
     ctx.max_errored_blocks = -1  # a batch whose worker keeps dying is reported below, not fatal to the run
     ctx.enable_progress_bars = False
@@ -182,18 +133,25 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
         }
         for k, b in enumerate(batches)
     ]
+    attempts = f"{ATTEMPTS_PREFIX}{uuid.uuid4().hex[:12]}"
+    counter = ray.remote(num_cpus=0)(Attempts).options(name=attempts).remote()
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
-    ds = ds.map(_decode, num_cpus=0.25)
+    ds = ds.map(decode_batch, num_cpus=0.25)
+    pool = ray.data.ActorPoolStrategy(
+        size=workers,
+        max_tasks_in_flight_per_actor=CONCURRENT_CALLS + 1,
+        max_concurrent_calls_per_actor=CONCURRENT_CALLS,
+        enable_true_multi_threading=True,
+    )
+    kwargs = {"plan": plan, "settings": settings, "sys_path": [os.getcwd(), *sys.path], "attempts": attempts}
     ds = ds.map_batches(
         LabelWorker,
-        fn_constructor_kwargs={"plan": plan, "settings": settings, "sys_path": [os.getcwd(), *sys.path]},
+        fn_constructor_kwargs=kwargs,
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=4),
+        compute=pool,
         num_gpus=gpus or None,
         num_cpus=cpus,
         batch_format="numpy",
-        max_restarts=WORKER_RETRIES,
-        max_task_retries=WORKER_RETRIES,
     )
     writer = StoreWriter(job.output_dir, summary, job.progress)
     writer.start()
@@ -201,6 +159,7 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
     seen: set[int] = set()
     t0 = time.perf_counter()
     arrivals: list[float] = []
+    replicas: dict[float, list[tuple[float, dict[str, float]]]] = {}
     try:
         for row in ds.iter_rows():
             arrivals.append(time.perf_counter())
@@ -210,6 +169,7 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
             if meta["fatal"]:
                 raise UsageError(*meta["fatal"])
             _merge(summary, meta)
+            replicas.setdefault(meta["replica"]["pid"], []).append((arrivals[-1], meta["replica"]))
             for outcome in out:
                 if outcome.relpath not in done:
                     writer.put(outcome)
@@ -220,6 +180,8 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
                     if im.relpath not in done:
                         writer.put(Skipped(im.relpath, f"worker failed {WORKER_RETRIES + 1} times on this batch (Ray)"))
     finally:
+        ray.kill(counter)
+        _replicas(summary, replicas)
         summary.add_time("ray_pipeline", time.perf_counter() - t0)
         if len(arrivals) > workers:  # worker start (model loading) vs the steady state after every worker's first
             summary.add_time("ray_first_result", arrivals[0] - t0)
@@ -232,5 +194,24 @@ def _merge(summary: RunSummary, meta: dict[str, Any]) -> None:
     summary.inference.add(inf)
     for k, v in meta["stages"].items():
         summary.add_time(k, v)
-    summary.detector_passes += meta["passes"][0]
-    summary.segmenter_passes += meta["passes"][1]
+
+
+def _replicas(summary: RunSummary, seen: dict[float, list[tuple[float, dict[str, float]]]]) -> None:
+    """Forward passes, and each replica's steady state: its model time ÷ the wall time between its first and
+    last result (model loading and the pool's fill and drain left out)."""
+    for rows in seen.values():
+        last = rows[-1][1]
+        summary.detector_passes += int(last["detector_passes"])
+        summary.segmenter_passes += int(last["segmenter_passes"])
+        if len(rows) >= 3:
+            (t1, first), (t2, _) = rows[0], rows[-1]
+            wall = t2 - t1
+            busy = last["forward_s"] - first["forward_s"]
+            summary.replicas.append(
+                {
+                    "batches": len(rows),
+                    "steady_s": round(wall, 3),
+                    "forward_s": round(busy, 3),
+                    "utilisation": round(busy / wall, 3) if wall > 0 else 0.0,
+                }
+            )
