@@ -69,6 +69,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) -m bench.gpu_sim $(GPUSIM_ARGS)
 	$(PY) -m bench.cuda $(CUDA_ARGS)
 	$(PY) -m bench.tune
+	$(PY) -m bench.ray_sim
 
 # headless Chromium for the optional App screenshot test (Debian/Ubuntu, as root)
 browser:

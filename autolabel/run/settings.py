@@ -24,6 +24,7 @@ class RayOptions:
     workers: int | None = None  # model replicas; default: the GPUs Ray sees ÷ gpus_per_worker (1 without GPUs)
     gpus_per_worker: float = 1.0
     cpus_per_worker: float | None = None  # default 1 with GPUs, 0.5 without (2-CPU machines must not deadlock)
+    batches_per_replica: int = 3  # in one replica at once, one per stage; 1: the stages one after the other
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from autolabel.errors import MissingDependencyError, UsageError
 from autolabel.inference.stages import InferenceCounts
 from autolabel.run.executors.local import StoreWriter
 from autolabel.run.executors.pipeline import FailureStreak
-from autolabel.run.executors.ray_worker import CONCURRENT_CALLS, WORKER_RETRIES, Attempts, LabelWorker, decode_batch
+from autolabel.run.executors.ray_worker import WORKER_RETRIES, Attempts, LabelWorker, decode_batch
 from autolabel.run.settings import LabelJob, RayOptions, RunSummary
 from autolabel.types import Skipped
 
@@ -139,9 +139,9 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
     ds = ds.map(decode_batch, num_cpus=0.25)
     pool = ray.data.ActorPoolStrategy(
         size=workers,
-        max_tasks_in_flight_per_actor=CONCURRENT_CALLS + 1,
-        max_concurrent_calls_per_actor=CONCURRENT_CALLS,
-        enable_true_multi_threading=True,
+        max_tasks_in_flight_per_actor=opts.batches_per_replica + 1,
+        max_concurrent_calls_per_actor=opts.batches_per_replica,
+        enable_true_multi_threading=opts.batches_per_replica > 1,
     )
     kwargs = {"plan": plan, "settings": settings, "sys_path": [os.getcwd(), *sys.path], "attempts": attempts}
     ds = ds.map_batches(
@@ -159,7 +159,7 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
     seen: set[int] = set()
     t0 = time.perf_counter()
     arrivals: list[float] = []
-    replicas: dict[float, list[tuple[float, dict[str, float]]]] = {}
+    replicas: dict[float, list[dict[str, float]]] = {}
     try:
         for row in ds.iter_rows():
             arrivals.append(time.perf_counter())
@@ -169,7 +169,7 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
             if meta["fatal"]:
                 raise UsageError(*meta["fatal"])
             _merge(summary, meta)
-            replicas.setdefault(meta["replica"]["pid"], []).append((arrivals[-1], meta["replica"]))
+            replicas.setdefault(meta["replica"]["pid"], []).append(meta["replica"])
             for outcome in out:
                 if outcome.relpath not in done:
                     writer.put(outcome)
@@ -196,16 +196,16 @@ def _merge(summary: RunSummary, meta: dict[str, Any]) -> None:
         summary.add_time(k, v)
 
 
-def _replicas(summary: RunSummary, seen: dict[float, list[tuple[float, dict[str, float]]]]) -> None:
-    """Forward passes, and each replica's steady state: its model time ÷ the wall time between its first and
-    last result (model loading and the pool's fill and drain left out)."""
+def _replicas(summary: RunSummary, seen: dict[float, list[dict[str, float]]]) -> None:
+    """Forward passes, and each replica's steady state: its model time ÷ the wall time between the end of its
+    first call and of its last, on its own clock (model loading and the pool's fill left out)."""
     for rows in seen.values():
-        last = rows[-1][1]
+        rows = sorted(rows, key=lambda r: r["t"])
+        first, last = rows[0], rows[-1]
         summary.detector_passes += int(last["detector_passes"])
         summary.segmenter_passes += int(last["segmenter_passes"])
         if len(rows) >= 3:
-            (t1, first), (t2, _) = rows[0], rows[-1]
-            wall = t2 - t1
+            wall = last["t"] - first["t"]
             busy = last["forward_s"] - first["forward_s"]
             summary.replicas.append(
                 {

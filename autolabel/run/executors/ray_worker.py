@@ -1,7 +1,7 @@
 """What runs on Ray workers: decoding a fixed batch (a read task) and labeling it (a model replica).
 
-A replica takes `CONCURRENT_CALLS` batches at once (Ray Data's threaded actor calls) and runs each through
-the three stages under one lock per stage, so, as in the local pipeline, one batch is prepared while
+A replica takes `RayOptions.batches_per_replica` (3) batches at once (Ray Data's threaded actor calls) and
+runs each through the three stages under one lock per stage, so, as in the local pipeline, one batch is prepared while
 another is in the models and a third is finished: the device does not wait for CPU work.
 
 Ray restarts a dead replica and retries its batch (Ray Data's default, without limit); a batch that keeps
@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,6 @@ from autolabel.run.settings import RunSettings, RunSummary
 from autolabel.types import Done, ImageInfo, Outcome, Skipped
 
 WORKER_RETRIES = 3  # retries of a batch whose replica died on it
-CONCURRENT_CALLS = 3  # batches in one replica at once: one per stage
 
 
 class Attempts:
@@ -134,6 +134,7 @@ class LabelWorker:
         det, seg = self.detector, self.segmenter
         return {
             "pid": float(os.getpid()),
+            "t": time.time(),  # when this call ended, on the replica's clock
             "detector_passes": float(det.stats.passes if det is not None else 0),
             "segmenter_passes": float(seg.stats.passes if seg is not None else 0),
             "forward_s": (det.stats.seconds if det is not None else 0.0)
