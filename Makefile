@@ -70,6 +70,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) -m bench.cuda $(CUDA_ARGS)
 	$(PY) -m bench.tune
 	$(PY) -m bench.ray_sim
+	$(PY) -m bench.driver_commit
 
 # headless Chromium for the optional App screenshot test (Debian/Ubuntu, as root)
 browser:
