@@ -36,6 +36,11 @@ LOCK_WAIT = 3600.0  # label's own export waits for a concurrent `export` of the 
 def default_output(input_path: str | Path) -> Path:
     """`runs/<folder name>-<hash of its absolute path>`: two folders of the same name (a/images,
     b/images) never share a run directory."""
+    from autolabel.storage import is_uri
+
+    if is_uri(input_path):
+        uri = str(input_path).rstrip("/")
+        return Path("runs") / f"{uri.rsplit('/', 1)[-1]}-{hashlib.sha1(uri.encode()).hexdigest()[:8]}"
     p = Path(input_path).resolve()
     name = p.stem if p.is_file() else p.name
     return Path("runs") / f"{name}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"

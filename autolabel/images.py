@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import warnings
@@ -92,14 +93,22 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXE
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    p = Path(path)
+    from autolabel.storage import fetch, is_uri
+
     try:
-        if p.stat().st_size == 0:
-            raise ImageError("empty file (0 bytes)")
+        if is_uri(path):  # an object in a bucket: fetched here, where it is decoded
+            data = fetch(str(path))
+            if not data:
+                raise ImageError("empty object (0 bytes)")
+            source: Any = io.BytesIO(data)
+        else:
+            source = Path(path)
+            if source.stat().st_size == 0:
+                raise ImageError("empty file (0 bytes)")
         Image.MAX_IMAGE_PIXELS = max_pixels
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with _pil_open()(p) as im:
+            with _pil_open()(source) as im:
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 return _pil_to_rgb(im)

@@ -258,10 +258,12 @@ Outcome = Done | Skipped  # what an executor hands the run store for each image
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """One discovered image: its path relative to the input root (POSIX separators) and absolute path."""
+    """One discovered image: its path relative to the input root (POSIX separators), its absolute path or
+    object-storage URI, and (for objects) its signature as listed (local files are signed when read)."""
 
     relpath: str
     path: str
+    signature: str | None = None
 
 
 @dataclass

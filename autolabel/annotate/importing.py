@@ -186,6 +186,7 @@ def _write_corrected(
         classes=classes,
         images=images,
         input_root=run.input_root,
+        source=run.source,
         has_masks=True,
         options=options,
         polygon_tolerance=dec.polygon_tolerance if options.polygon_tolerance is None else options.polygon_tolerance,

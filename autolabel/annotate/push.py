@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from autolabel.errors import UsageError
 from autolabel.export import ExportOptions, export_run
+from autolabel.storage import is_uri
 
 CHUNK = 500  # tasks per import request (large imports time out: label-studio#6330)
 
@@ -130,7 +131,8 @@ def push_labelstudio(
     from autolabel.run.run import Run
 
     with Run.open(run_dir) as run:
-        _storage(client, pid, run.input_root.resolve())
+        if not is_uri(run.source):  # a bucket is attached in Label Studio as S3 / GCS / Azure source storage
+            _storage(client, pid, run.input_root.resolve())
     have = {
         t.get("data", {}).get("relpath") or t.get("data", {}).get("image")
         for t in client.paged("/api/tasks/", {"project": pid, "fields": "all"}, "tasks")

@@ -38,7 +38,16 @@ if TYPE_CHECKING:
     from autolabel.run.settings import RayOptions
 
 OntologyArg = Annotated[Path, typer.Argument(help="Ontology YAML (prompts → classes, models, thresholds).")]
-InputArg = Annotated[Path, typer.Argument(help="Folder of images (searched recursively), or one image file.")]
+InputArg = Annotated[
+    str,
+    typer.Argument(
+        help="Folder of images (searched recursively), one image file, or object storage: s3://bucket/prefix/, "
+        "gs://…, az://… (credentials and endpoint from the environment)."
+    ),
+]
+Relist = Annotated[
+    bool, typer.Option("--relist", help="Object storage: list the prefix again (new or changed objects).")
+]
 Output = Annotated[
     Path | None, typer.Option("--output", "-o", help="Run directory [default: runs/<input name>-<hash of its path>].")
 ]
@@ -113,6 +122,7 @@ def label(
     tile: Tile = None,
     max_image_pixels: MaxImagePixels = None,
     overwrite: Overwrite = False,
+    relist: Relist = False,
     quiet: Quiet = False,
     ray: Ray = False,
     workers: Workers = None,
@@ -140,6 +150,7 @@ def label(
             device=device.value,
             precision=precision.value,
             overwrite=overwrite,
+            relist=relist,
             max_image_pixels=pixels,
             limit=limit,
             ray=ray_opts,

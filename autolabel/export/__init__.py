@@ -160,6 +160,7 @@ def run_context(run: Run, dec: DecisionSettings, options: ExportOptions) -> Expo
         classes=run.classes,
         images=run.images(),
         input_root=run.input_root,
+        source=run.source,
         has_masks=run.meta.has_masks,
         options=options,
         polygon_tolerance=tolerance,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from autolabel.overrides import ThresholdOverrides
+from autolabel.storage import is_uri, join
 from autolabel.types import ImageResult
 
 COCO_MASKS = ("polygon", "rle")
@@ -67,7 +68,8 @@ class ExportContext:
     - `out_dir`: where exports go (`out_dir/coco`, `out_dir/yolo`, …): the run directory, or the
       directory of a corrected export.
     - `images`: (relpath, width, height) of every image the export will hold, sorted by relpath.
-    - `input_root`: the labeled folder (images are referenced from there).
+    - `input_root`: the labeled folder (images are referenced from there); `source` the same as text, an
+      object-storage URI (`s3://bucket/prefix`) when the images live in a bucket.
     - `polygon_tolerance`: pixels of polygon simplification, resolved from the run and the options.
     - `dataset_name`: the FiftyOne dataset to (re)create; `info`: what it records about the run.
     """
@@ -81,6 +83,16 @@ class ExportContext:
     polygon_tolerance: float
     dataset_name: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # default: str(input_root)
+
+    @property
+    def remote(self) -> bool:
+        """The images are in object storage (they can be downloaded, not linked)."""
+        return is_uri(self.source)
+
+    def location(self, relpath: str) -> str:
+        """Where an image is: a file path, or an object's URI."""
+        return join(self.source or str(self.input_root), relpath)
 
 
 class ExportSkipped(Exception):

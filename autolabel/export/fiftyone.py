@@ -16,6 +16,7 @@ import numpy as np
 
 from autolabel.errors import MissingDependencyError, UsageError
 from autolabel.export.base import ExportContext, ExportSkipped
+from autolabel.storage import is_uri
 from autolabel.types import ImageResult
 
 LABEL_FIELD = "autolabel"
@@ -111,13 +112,13 @@ def to_fiftyone_detections(fo: Any, result: ImageResult, classes: list[str]) -> 
     return fo.Detections(detections=items)
 
 
-def _metadata(fo: Any, path: Path, width: int, height: int) -> Any:
+def _metadata(fo: Any, where: str, width: int, height: int) -> Any:
     try:
-        size = path.stat().st_size
+        size = None if is_uri(where) else Path(where).stat().st_size
     except OSError:
         size = None
     return fo.ImageMetadata(
-        width=width, height=height, num_channels=3, size_bytes=size, mime_type=mimetypes.guess_type(path.name)[0]
+        width=width, height=height, num_channels=3, size_bytes=size, mime_type=mimetypes.guess_type(where)[0]
     )
 
 
@@ -174,11 +175,11 @@ class FiftyOneExporter:
         self.batch: list[Any] = []
 
     def add(self, result: ImageResult) -> None:
-        fo, path = self.fo, self.ctx.input_root / result.relpath
+        fo, where = self.fo, self.ctx.location(result.relpath)
         sample = fo.Sample(
-            filepath=str(path.resolve()),
+            filepath=where if self.ctx.remote else str(Path(where).resolve()),  # a bucket's images by URI
             relpath=result.relpath,
-            metadata=_metadata(fo, path, result.width, result.height),
+            metadata=_metadata(fo, where, result.width, result.height),
         )
         sample[LABEL_FIELD] = to_fiftyone_detections(fo, result, self.ctx.classes)
         self.batch.append(sample)

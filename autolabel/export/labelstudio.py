@@ -49,6 +49,8 @@ def label_config(classes: list[str]) -> str:
 def document_root(ctx: ExportContext) -> Path:
     """LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT: the option, else the labeled folder's parent (the storage
     path, the labeled folder, must be a subfolder of the root)."""
+    if ctx.remote:  # images referenced by their URIs (attach the bucket as Label Studio source storage)
+        return Path("/")
     root = Path(ctx.options.labelstudio_root or ctx.input_root.resolve().parent).resolve()
     if not is_within(ctx.input_root.resolve(), root) or ctx.input_root.resolve() == root:
         raise UsageError(
@@ -61,8 +63,8 @@ def document_root(ctx: ExportContext) -> Path:
 
 def image_ref(ctx: ExportContext, root: Path, relpath: str) -> str:
     """What Label Studio loads the image from: a URL as it is, else its local-files path."""
-    if "://" in relpath:
-        return relpath
+    if ctx.remote:
+        return ctx.location(relpath)
     rel = (ctx.input_root.resolve() / relpath).relative_to(root).as_posix()
     return "/data/local-files/?d=" + quote(rel, safe="/")
 

@@ -8,16 +8,26 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
-from autolabel.errors import UsageError
+from autolabel.errors import ImageError, UsageError
 from autolabel.export.base import MEDIA_MODES, ExportContext
 from autolabel.export.yolo import SPLITS, assign_splits, data_yaml, detections_to_yolo_lines, yolo_image_names
 from autolabel.fsutil import safe_join, write_text_atomic
+from autolabel.storage import fetch
 from autolabel.types import ImageResult
 
 MARK = "# YOLO dataset written by autolabel."  # the first line of every data.yaml autolabel writes
 
 
-def _place_media(src: Path, dst: Path, mode: str) -> None:
+def _place_media(src: Path | str, dst: Path, mode: str) -> None:
+    if isinstance(src, str):  # an object in a bucket: downloaded (it cannot be linked)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".al-{os.getpid()}.tmp")
+        try:
+            tmp.write_bytes(fetch(src))
+        except ImageError as e:
+            raise UsageError(f"cannot download '{src}' for the YOLO export: {e.message}") from None
+        os.replace(tmp, dst)
+        return
     if not src.is_file():
         raise UsageError(
             f"the labeled image '{src}' is gone (was the input folder moved or renamed?)",
@@ -106,7 +116,8 @@ class YoloExporter:
         split, name = self.splits[result.relpath], self.names[result.relpath]
         img_dst = safe_join(self.staging / "images" / split, name)
         label = safe_join(self.staging / "labels" / split, str(PurePosixPath(name).with_suffix(".txt")))
-        _place_media(self.ctx.input_root / result.relpath, img_dst, self.options.media)
+        src = self.ctx.location(result.relpath) if self.ctx.remote else self.ctx.input_root / result.relpath
+        _place_media(src, img_dst, self.options.media)
         lines = detections_to_yolo_lines(
             result.detections,
             result.width,

@@ -19,15 +19,16 @@ from autolabel.config.ontology import Ontology
 from autolabel.config.plan import RunPlan, diff_settings, fingerprint, inference_settings, make_plan
 from autolabel.errors import RunStoreError, UsageError
 from autolabel.fsutil import RunLock, is_within, write_text_atomic
-from autolabel.images import discover_images
 from autolabel.inference.models import Models, check_prompts, load_models, preflight_models, with_tiling
 from autolabel.progress import Progress
 from autolabel.run.executors.local import fixed_batches, run_local
+from autolabel.run.inputs import discover_input
 from autolabel.run.settings import LabelJob, RunSettings, RunSummary
 from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, store_path
+from autolabel.storage import MANIFEST, is_uri
 from autolabel.types import ImageInfo
 
-__all__ = ["run_labeling"]
+__all__ = ["discover_input", "run_labeling"]
 
 SKIPPED_NAME = "skipped.txt"
 SUMMARY_NAME = "summary.json"
@@ -57,7 +58,13 @@ class OpenedRun:
     done: dict[str, str | None]  # relpath → signature of done images
 
 
-def open_run(output_dir: Path, input_root: Path, fp: str, settings: dict[str, Any], overwrite: bool) -> OpenedRun:
+def _same_source(recorded: str, source: str) -> bool:
+    if is_uri(recorded) or is_uri(source):
+        return recorded.rstrip("/") == source.rstrip("/")
+    return Path(recorded) == Path(source)
+
+
+def open_run(output_dir: Path, input_root: str, fp: str, settings: dict[str, Any], overwrite: bool) -> OpenedRun:
     """Check an existing run belongs to this input folder and these inference settings."""
     if not store_path(output_dir).exists():
         return OpenedRun(False, False, {})
@@ -72,11 +79,12 @@ def open_run(output_dir: Path, input_root: Path, fp: str, settings: dict[str, An
         if meta is None:
             return OpenedRun(True, False, store.done_signatures())
         problems = []
-        if Path(meta.input_root) != input_root:
+        same = _same_source(meta.input_root, input_root)
+        if not same:
             problems.append(f"input folder: {meta.input_root} → {input_root}")
         problems += diff_settings(meta.settings, settings) if meta.fingerprint != fp else []
         if problems and not overwrite:
-            what = "another input folder" if Path(meta.input_root) != input_root else "other settings"
+            what = "another input folder" if not same else "other settings"
             raise RunStoreError(
                 f"'{output_dir}' holds a run of {what}; what differs:\n  " + "\n  ".join(problems),
                 hint="choose another --output directory, or rerun with --overwrite to discard that run "
@@ -110,7 +118,7 @@ def _unchanged(images: list[ImageInfo], done: dict[str, str | None]) -> set[str]
         if sig == "missing":
             continue
         try:
-            if sig is None or sig == file_signature(im.path):
+            if sig is None or sig == (im.signature or file_signature(im.path)):
                 out.add(im.relpath)
         except OSError:
             pass
@@ -132,15 +140,17 @@ def run_labeling(
     settings = settings or RunSettings()
     if settings.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {settings.batch_size}")
-    input_root, images, problems = discover_input(input_path, settings.limit)
     output_p = Path(output_dir)
-    check_output_dir(input_root, output_p)
+    found = discover_input(input_path, settings.limit, output_p, settings.relist)
+    input_root, images, problems = found.source, found.images, found.problems
+    if not is_uri(input_root):
+        check_output_dir(Path(input_root), output_p)
     RunLock.check(output_p)  # before any model is loaded: a busy directory is refused at once
     plan = make_plan(ontology)
     fp_settings = inference_settings(plan)
     meta = RunMeta(
         fingerprint(fp_settings),
-        str(input_root),
+        input_root,
         list(ontology.classes),
         fp_settings,
         list(ontology.all_prompts),
@@ -158,10 +168,12 @@ def run_labeling(
     with RunLock(output_p):
         gone = (
             []
-            if settings.limit is not None or Path(input_path).is_file()
+            if settings.limit is not None or found.single_file
             else sorted(set(opened.done) - {im.relpath for im in images})
         )  # deleted from the input folder
         _start(output_p, opened.discard, meta, gone, problems)
+        if found.manifest is not None:  # a fresh listing of object storage: kept for reruns
+            write_text_atomic(output_p / MANIFEST, found.manifest)
         _label(images, done, plan, settings, models, output_p, summary, progress or Progress())
     summary.wall_seconds = time.perf_counter() - t_start
     write_text_atomic(output_p / SUMMARY_NAME, json.dumps(summary.to_json(), indent=2) + "\n")
@@ -224,34 +236,6 @@ def _label(
     finally:
         progress.stop()
         _finish_summary(output_p, summary, models)
-
-
-def discover_input(
-    input_path: str | Path, limit: int | None = None
-) -> tuple[Path, list[ImageInfo], list[tuple[str, str]]]:
-    """(resolved input folder, images, problems): a folder's images, or one image file (its folder is the
-    root); problems are (relpath, reason) of what cannot be labeled at all (unreadable folders, file
-    names that are not UTF-8), recorded as skipped."""
-    p = Path(input_path)
-    if p.is_file():
-        from autolabel.images import IMAGE_EXTENSIONS
-
-        if not p.name.lower().endswith(IMAGE_EXTENSIONS):
-            raise UsageError(f"'{p}' is not an image file", hint="supported: " + " ".join(IMAGE_EXTENSIONS))
-        root = p.resolve().parent
-        return root, [ImageInfo(relpath=p.name, path=str(p))], []
-    problems: list[tuple[str, str]] = []
-    images = discover_images(p, problems)
-    if not images:
-        raise UsageError(
-            f"no images found under '{p}'",
-            hint="supported extensions: .jpg .jpeg .png .bmp .webp .tif .tiff (any case)",
-        )
-    if limit is not None:
-        if limit < 1:
-            raise UsageError(f"--limit must be at least 1, got {limit}")
-        images = images[:limit]
-    return p.resolve(), images, problems
 
 
 def _finish_summary(output_p: Path, summary: RunSummary, models: Models | None) -> None:

@@ -67,6 +67,11 @@ class Run:
         return Path(self.meta.input_root)
 
     @property
+    def source(self) -> str:
+        """The labeled folder, or the object-storage URI of the images (`s3://bucket/prefix`)."""
+        return self.meta.input_root
+
+    @property
     def overrides(self) -> ThresholdOverrides:
         """The threshold overrides recorded by the last export (empty: the ontology's thresholds)."""
         return ThresholdOverrides.from_json(self.meta.overrides)

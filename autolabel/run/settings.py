@@ -33,6 +33,7 @@ class RunSettings:
     device: str = "auto"
     precision: str = "auto"
     overwrite: bool = False
+    relist: bool = False  # object storage: list the prefix again instead of using the run's manifest
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
     decode_workers: int = 2
     prefetch_bytes: int = 512 * 2**20  # decoded images held ahead of the model (at least one batch)

@@ -73,7 +73,8 @@ def signature(path: str) -> str | None:
 
 def done(info: ImageInfo, img: np.ndarray, cands: Candidates) -> Done:
     """An image's outcome: its size after EXIF transpose, its candidates and its file's signature."""
-    return Done(CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), cands), signature(info.path))
+    sig = info.signature or signature(info.path)  # an object: as listed; a file: as it is now
+    return Done(CandidateResult(info.relpath, int(img.shape[1]), int(img.shape[0]), cands), sig)
 
 
 @dataclass

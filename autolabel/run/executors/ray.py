@@ -32,6 +32,7 @@ from autolabel.run.executors.local import StoreWriter
 from autolabel.run.executors.pipeline import FailureStreak
 from autolabel.run.executors.ray_worker import WORKER_RETRIES, Attempts, LabelWorker, decode_batch
 from autolabel.run.settings import LabelJob, RayOptions, RunSummary
+from autolabel.storage import credentials_env, is_uri
 from autolabel.types import Skipped
 
 RAY_LOG = "ray.log"
@@ -52,7 +53,7 @@ def _init_ray(ray: Any, opts: RayOptions) -> bool:
     address = opts.address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         return False
-    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # local workers import what the driver can
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p), **credentials_env()}  # what the driver has
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
@@ -129,7 +130,7 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
         {
             "batch": k,
             "max_pixels": settings.max_image_pixels or 0,
-            "items": pickle.dumps([(im.relpath, str(Path(im.path).absolute())) for im in b]),
+            "items": pickle.dumps([(im.relpath, _where(im.path), im.signature) for im in b]),
         }
         for k, b in enumerate(batches)
     ]
@@ -187,6 +188,11 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
             summary.add_time("ray_first_result", arrivals[0] - t0)
             summary.add_time("ray_steady", arrivals[-1] - arrivals[workers - 1])
         writer.close()
+
+
+def _where(path: str) -> str:
+    """Where a worker reads an image: an object's URI, or a file's absolute path."""
+    return path if is_uri(path) else str(Path(path).absolute())
 
 
 def _merge(summary: RunSummary, meta: dict[str, Any]) -> None:

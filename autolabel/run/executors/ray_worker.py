@@ -51,12 +51,12 @@ def decode_batch(row: dict[str, Any]) -> dict[str, Any]:
 
     items = []
     max_pixels = int(row["max_pixels"])
-    for relpath, path in pickle.loads(row["items"]):
+    for relpath, path, listed in pickle.loads(row["items"]):
         try:
             img, why = load_image(path, max_pixels), None
         except ImageError as e:
             img, why = None, e.message
-        items.append((relpath, path, img, why, signature(path)))
+        items.append((relpath, path, img, why, listed or signature(path)))
     return {"batch": row["batch"], "payload": pickle.dumps(items, protocol=5)}
 
 
