@@ -91,6 +91,14 @@ Workers = Annotated[
     typer.Option("--workers", min=1, help="--ray: model replicas [default: the GPUs Ray sees, 1 without GPUs]."),
 ]
 GpusPerWorker = Annotated[float, typer.Option("--gpus-per-worker", min=0.0, help="--ray: GPUs per replica.")]
+RayResource = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ray-resource",
+        help="--ray: a custom resource each replica needs, NAME=AMOUNT (repeatable), to pin replicas to the "
+        "nodes that offer it (e.g. labeler=1 on GPU nodes started with --resources '{\"labeler\": 4}').",
+    ),
+]
 RayAddress = Annotated[
     str | None, typer.Option("--ray-address", help="--ray: join this cluster [default: RAY_ADDRESS, else a local Ray].")
 ]
@@ -128,6 +136,7 @@ def label(
     workers: Workers = None,
     gpus_per_worker: GpusPerWorker = 1.0,
     ray_address: RayAddress = None,
+    ray_resource: RayResource = None,
 ) -> None:
     """Label every image under INPUT_DIR with the ONTOLOGY and write the exports. Reruns resume."""
 
@@ -143,7 +152,9 @@ def label(
         models = {"detector": (detector, detector_model), "segmenter": (segmenter, segmenter_model)}
         ont = ontology_with(ontology, models, box_threshold, tile)
         out = output if output is not None else default_output(input_dir)
-        ray_opts: RayOptions | None = RayOptions(ray_address, workers, gpus_per_worker) if ray else None
+        ray_opts: RayOptions | None = None
+        if ray:
+            ray_opts = RayOptions(ray_address, workers, gpus_per_worker, resources=parse_resources(ray_resource))
         pixels = max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS
         settings = RunSettings(
             batch_size=batch_size,
@@ -170,6 +181,23 @@ def label(
     code = guard(run)
     if code:
         raise typer.Exit(code)
+
+
+def parse_resources(items: list[str] | None) -> tuple[tuple[str, float], ...]:
+    """`--ray-resource labeler=0.5` → (("labeler", 0.5),)."""
+    from autolabel.errors import UsageError
+
+    out = []
+    for item in items or []:
+        name, _, amount = item.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not name.strip() or value <= 0:
+            raise UsageError(f"--ray-resource '{item}': expected NAME=AMOUNT with AMOUNT > 0, e.g. labeler=1")
+        out.append((name.strip(), value))
+    return tuple(out)
 
 
 def ontology_with(

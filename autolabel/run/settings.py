@@ -25,6 +25,7 @@ class RayOptions:
     gpus_per_worker: float = 1.0
     cpus_per_worker: float | None = None  # default 1 with GPUs, 0.5 without (2-CPU machines must not deadlock)
     batches_per_replica: int = 3  # in one replica at once, one per stage; 1: the stages one after the other
+    resources: tuple[tuple[str, float], ...] = ()  # custom resources per replica: nodes that may run one
 
 
 @dataclass(frozen=True)

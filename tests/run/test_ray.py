@@ -130,3 +130,43 @@ def test_a_batch_that_kills_its_worker_every_time_is_skipped_not_retried_forever
     skipped = (run / "skipped.txt").read_text().splitlines()
     assert skipped == ["poison.png\tits Ray worker died on this batch 4 times"]  # 1 try + 3 retries
     assert _done(run) == len(NAMES)
+
+
+def test_losing_the_replica_nodes_stops_cleanly_and_a_rerun_completes_byte_identical(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A two-node cluster on this machine, replicas pinned to the non-head node by a custom resource: that
+    node is removed mid-run. The run stops with the reason (Ray alone would wait for such a node forever),
+    keeps what it finished, and a rerun on a new node completes; the exports equal a one-process run's."""
+    from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv("AUTOLABEL_FAKE_DELAY", "0.4")  # the nodes' workers inherit it
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's single-machine mode: 127.0.0.1 stays
+    loopback = {"node_ip_address": "127.0.0.1"}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, **loopback})
+    try:
+        worker = cluster.add_node(num_cpus=1, resources={"labeler": 1}, **loopback)
+        cluster.wait_for_nodes()
+        run = tmp_path / "ray"
+        pinned = ["--ray", "--ray-address", cluster.address, "--workers", "1", "--ray-resource", "labeler=1"]
+        p = _start(label_args(fake_ontology_yaml, data, run, *pinned), {})
+        _wait_for(run, 2, p, timeout=180)
+        cluster.remove_node(worker)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 1, err
+        assert "no node of the Ray cluster offers what a model replica needs any more (labeler=1)" in err
+        kept = _done(run)
+        assert 2 <= kept < len(NAMES)
+        cluster.add_node(num_cpus=1, resources={"labeler": 1}, **loopback)
+        cluster.wait_for_nodes()
+        r = cli(*label_args(fake_ontology_yaml, data, run, *pinned), env={"AUTOLABEL_FAKE_DELAY": "0"})
+        assert r.returncode == 0, r.stderr
+        assert _done(run) == len(NAMES)
+        con = sqlite3.connect(run / "run.sqlite")
+        assert con.execute("SELECT COUNT(*), COUNT(DISTINCT relpath) FROM images").fetchone() == (12, 12)
+    finally:
+        cluster.shutdown()
+    r = cli(*label_args(fake_ontology_yaml, data, tmp_path / "local"))
+    assert r.returncode == 0, r.stderr
+    assert exports(run) == exports(tmp_path / "local")

@@ -14,15 +14,12 @@ Ray's own messages (its logging, and what its C++ core prints on the driver's st
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import pickle
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,7 @@ from autolabel.errors import MissingDependencyError, UsageError
 from autolabel.inference.stages import InferenceCounts
 from autolabel.run.executors.local import StoreWriter
 from autolabel.run.executors.pipeline import FailureStreak
+from autolabel.run.executors.ray_cluster import NodesLost, NodeWatch, needs_text, ray_output_to
 from autolabel.run.executors.ray_worker import WORKER_RETRIES, Attempts, LabelWorker, decode_batch
 from autolabel.run.settings import LabelJob, RayOptions, RunSummary
 from autolabel.storage import credentials_env, is_uri
@@ -57,8 +55,12 @@ def _init_ray(ray: Any, opts: RayOptions) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(
-            include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, runtime_env={"env_vars": env}
+        ray.init(  # one machine: its nodes talk over the loopback interface only
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            runtime_env={"env_vars": env},
+            _node_ip_address="127.0.0.1",
         )
     return True
 
@@ -72,37 +74,6 @@ def _pool(ray: Any, opts: RayOptions) -> tuple[int, float, float]:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     cpus = opts.cpus_per_worker if opts.cpus_per_worker is not None else (1.0 if per_gpu else 0.5)
     return workers, per_gpu, cpus
-
-
-@contextmanager
-def ray_output_to(path: Path) -> Iterator[None]:
-    """Send what Ray prints on this process (its Python loggers, its C++ core writing to file descriptor 2)
-    to `path`; autolabel's own output (through `sys.stderr` / `sys.stdout`) still reaches the terminal."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log, 2)
-    os.close(log)
-    terminal = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb", buffering=0), write_through=True)
-    old_stderr = sys.stderr
-    sys.stderr = terminal
-    ray_logger = logging.getLogger("ray")
-    handlers = [h for h in ray_logger.handlers if isinstance(h, logging.StreamHandler)]
-    file_handler = logging.FileHandler(path)
-    for h in handlers:
-        ray_logger.removeHandler(h)
-    ray_logger.addHandler(file_handler)
-    try:
-        yield
-    finally:
-        ray_logger.removeHandler(file_handler)
-        file_handler.close()
-        for h in handlers:
-            ray_logger.addHandler(h)
-        sys.stderr = old_stderr
-        terminal.close()
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def run_ray(job: LabelJob, opts: RayOptions) -> None:
@@ -152,8 +123,10 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
         compute=pool,
         num_gpus=gpus or None,
         num_cpus=cpus,
+        resources=dict(opts.resources) or None,
         batch_format="numpy",
     )
+    needs = {**dict(opts.resources), **({"GPU": gpus} if gpus else {})}
     writer = StoreWriter(job.output_dir, summary, job.progress)
     writer.start()
     streak = FailureStreak(settings.max_same_failures)
@@ -161,6 +134,7 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
     t0 = time.perf_counter()
     arrivals: list[float] = []
     replicas: dict[float, list[dict[str, float]]] = {}
+    watch = NodeWatch(ray, needs)
     try:
         for row in ds.iter_rows():
             arrivals.append(time.perf_counter())
@@ -180,7 +154,16 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
                 for im in b:
                     if im.relpath not in done:
                         writer.put(Skipped(im.relpath, f"worker failed {WORKER_RETRIES + 1} times on this batch (Ray)"))
+    except KeyboardInterrupt:
+        if watch.lost:
+            raise NodesLost(
+                f"no node of the Ray cluster offers what a model replica needs any more ({needs_text(needs)})",
+                hint="bring such a node back (or run with other --ray-resource / --gpus-per-worker) and rerun the "
+                "same command: every finished image is kept",
+            ) from None
+        raise
     finally:
+        watch.stop()
         ray.kill(counter)
         _replicas(summary, replicas)
         summary.add_time("ray_pipeline", time.perf_counter() - t0)
