@@ -39,6 +39,7 @@ def ray_scaling(images: int = 64, delay: float = 0.1, batch: int = 4) -> dict:
     ray.init(
         include_dashboard=False,
         log_to_driver=False,
+        _node_ip_address="127.0.0.1",
         runtime_env={
             "env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "AUTOLABEL_FAKE_DELAY": str(delay)}
         },

@@ -129,3 +129,15 @@ def test_ray_workers_fetch_from_the_bucket(fake_ontology_yaml: Path, s3: dict, t
     _label(fake_ontology_yaml, "s3://photos/in", tmp_path / "one", s3)
     assert _coco(out) == _coco(tmp_path / "one")
     assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+
+
+def test_the_listing_follows_every_page(s3: dict) -> None:
+    """S3 lists 1,000 keys a page: a prefix with more is listed whole."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"])
+    client.create_bucket(Bucket="many")
+    for i in range(1005):
+        client.put_object(Bucket="many", Key=f"p/{i:05d}.jpg", Body=b"x")
+    objects = storage.list_images("s3://many/p/", (".jpg",))
+    assert len(objects) == 1005 and objects[-1]["relpath"] == "01004.jpg" and objects[0]["size"] == 1
