@@ -4,6 +4,7 @@ downloading, and Ray workers fetching the bytes themselves."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -141,3 +142,31 @@ def test_the_listing_follows_every_page(s3: dict) -> None:
         client.put_object(Bucket="many", Key=f"p/{i:05d}.jpg", Body=b"x")
     objects = storage.list_images("s3://many/p/", (".jpg",))
     assert len(objects) == 1005 and objects[-1]["relpath"] == "01004.jpg" and objects[0]["size"] == 1
+
+
+def test_an_object_rewritten_with_the_same_size_is_known_by_its_etag(
+    fake_ontology_yaml: Path, s3: dict, tmp_path: Path
+) -> None:
+    import boto3
+    from PIL import Image
+
+    from tests.helpers import scene
+
+    client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"])
+    first, second = tmp_path / "a.bmp", tmp_path / "b.bmp"
+    scene(seed=1).save(first)
+    Image.new("RGB", (160, 120), (128, 128, 128)).save(second)  # another picture, the same byte count
+    assert first.stat().st_size == second.stat().st_size
+    client.upload_file(str(first), "photos", "in/same.bmp")
+    out = tmp_path / "run"
+    s = _label(fake_ontology_yaml, "s3://photos/in", out, s3)
+    assert s["processed"] == 7
+    client.upload_file(str(second), "photos", "in/same.bmp")
+    s = _label(fake_ontology_yaml, "s3://photos/in", out, s3, "--relist")
+    assert s["changed"] == 1 and s["processed"] == 1
+    listed = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()[1:]]
+    etag = next(o["etag"] for o in listed if o["relpath"] == "same.bmp")
+    assert etag == hashlib.md5(second.read_bytes()).hexdigest()  # the content, not the time, says it changed
+    coco = json.loads(_coco(out))
+    same = next(im["id"] for im in coco["images"] if im["file_name"] == "same.bmp")
+    assert not [a for a in coco["annotations"] if a["image_id"] == same]  # the new picture holds nothing
