@@ -32,7 +32,7 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -e '.[models,fiftyone,ray,cloud,dev]' $(OPENCV_PINS) 'opencv-python>=4.8,<5'
+	$(PIP) install -e '.[models,fiftyone,ray,cloud,video,dev]' $(OPENCV_PINS) 'opencv-python>=4.8,<5'
 	$(PIP) install --force-reinstall --no-deps $(OPENCV_PINS)
 	$(PIP) check
 	touch $@

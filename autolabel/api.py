@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,17 @@ def to_rgb(image: Any) -> np.ndarray:
     raise UsageError(f"cannot label a {type(image).__name__}: give a path, a PIL image or an RGB uint8 array")
 
 
+@dataclass(frozen=True)
+class VideoFrame:
+    """One labeled frame of a clip: its index among the decoded frames, its time (s), its detections and
+    their track ids (the same id is the same object across frames)."""
+
+    index: int
+    time: float
+    detections: Detections
+    track_ids: np.ndarray
+
+
 class Labeler:
     """Models loaded once from an ontology (a YAML path, a dict of the same shape, or an `Ontology`).
 
@@ -152,6 +164,47 @@ class Labeler:
                     det.masks = det.masks.dense()
                 out.append(det)
         return out
+
+    def label_video(self, path: str | Path, sampling: Any = None, tracker: Any = None) -> Iterator[VideoFrame]:
+        """Label a clip's sampled frames (`video.decode.Sampling`, default every frame) and link them into
+        tracks (`tracker: detect`, `video.track.DetectTracker`): yields each frame's detections (masks as
+        arrays) and their track ids. Weak detections (down to the tracker's `low`) reach the tracker; then
+        each track is kept or dropped as a whole by its mean score against its class threshold, so labels
+        do not flicker. Frames are yielded once the clip is labeled (the per-track decision needs it)."""
+        from dataclasses import replace
+
+        from autolabel.decisions import decide
+        from autolabel.inference.stages import InferenceCounts, infer_batch
+        from autolabel.video.decode import Sampling, frames
+        from autolabel.video.track import DetectTracker
+        from autolabel.video.tracks import kept_tracks, only_kept
+
+        tracker = tracker or DetectTracker()
+        dec = self.plan.decisions
+        loose = replace(dec, class_thresholds=tuple(min(t, tracker.low) for t in dec.class_thresholds))
+        seen: list[tuple[int, float, Detections, np.ndarray]] = []
+        batch: list[Any] = []
+
+        def flush() -> None:
+            cands = infer_batch([f.image for f in batch], self.plan, self.detector, self.segmenter, InferenceCounts())
+            for f, c in zip(batch, cands):
+                det = decide(c, f.image.shape[1], f.image.shape[0], loose)
+                det.class_names = self.classes
+                seen.append((f.index, f.time, det, tracker.update(det)))
+            batch.clear()
+
+        for frame in frames(path, sampling or Sampling()):
+            batch.append(frame)
+            if len(batch) == self.settings.batch_size:
+                flush()
+        if batch:
+            flush()
+        kept = kept_tracks([(d, i) for _, _, d, i in seen], dec.class_thresholds)
+        for index, time, det, ids in seen:
+            det, ids = only_kept(det, ids, kept)
+            if isinstance(det.masks, RleMasks):
+                det.masks = det.masks.dense()
+            yield VideoFrame(index, time, det, ids)
 
     def label_folder(
         self,
