@@ -1,0 +1,148 @@
+"""`tracker: sam2`: one streaming SAM 2 video session (transformers' `Sam2VideoModel`) per clip.
+
+On a keyframe (where the detector ran) the live objects are first propagated to the frame, then the
+frame's detections are matched to them by mask IoU (optimal assignment); the detections left over start
+new objects in the same session (all of a frame's new boxes in one call: two calls on one frame break the
+first object), without a reset. An object ends after `max_missed` keyframes without a matching detection,
+when its mask collapses or covers nearly the whole frame, or when its object score stays negative for
+`max_negative` frames; at most `max_objects` live at once.
+
+Memory stays flat in the clip's length: after each frame the session forgets what the model can no longer
+read — non-conditioning outputs older than its memory and object-pointer windows, the high-resolution masks
+of stored outputs, and processed frames — which leaves the masks bit-identical (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autolabel.types import Detections
+
+
+@dataclass
+class Sam2Tracker:
+    model: Any  # Sam2VideoModel
+    processor: Any  # Sam2VideoProcessor
+    device: str = "cpu"
+    match_iou: float = 0.5
+    max_missed: int = 3
+    max_negative: int = 5
+    max_objects: int = 32
+    full_frame: float = 0.9
+    min_area: int = 1  # pixels: a mask below this has collapsed
+    prune: bool = True
+    live: dict[int, int] = field(default_factory=dict)  # object id → keyframes missed
+    negative: dict[int, int] = field(default_factory=dict)  # object id → frames with a negative score
+    next_id: int = 1
+    session: Any = None
+
+    def __post_init__(self) -> None:
+        import torch
+
+        self.session = self.processor.init_video_session(inference_device=self.device, dtype=torch.float32)
+        self.keep = max(self.model.config.max_object_pointers_in_encoder, self.model.config.num_maskmem) + 1
+
+    def step(self, frame_idx: int, image: np.ndarray, detections: Detections | None) -> dict[int, np.ndarray]:
+        """The frame's masks of the live objects, {object id: (H, W) bool}; `detections` on keyframes."""
+        inputs = self.processor(images=image, device=self.device, return_tensors="pt")
+        masks = self._run(frame_idx, inputs) if self.live else {}
+        if detections is not None:
+            new = self._match(masks, detections)
+            room = self.max_objects - len(self.live)
+            if new and room > 0:
+                boxes = [detections.xyxy[i].tolist() for i in new[:room]]
+                ids = list(range(self.next_id, self.next_id + len(boxes)))
+                self.next_id += len(boxes)
+                self.processor.add_inputs_to_inference_session(
+                    inference_session=self.session,
+                    frame_idx=frame_idx,
+                    obj_ids=ids,
+                    input_boxes=[boxes],
+                    original_size=inputs.original_sizes[0],
+                )
+                self.live.update(dict.fromkeys(ids, 0))
+                masks = self._run(frame_idx, inputs)
+        self._end_collapsed(masks)
+        if self.prune:
+            self._prune(frame_idx)
+        return {oid: m for oid, m in masks.items() if oid in self.live}
+
+    def _run(self, frame_idx: int, inputs: Any) -> dict[int, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(inference_session=self.session, frame=inputs.pixel_values[0], frame_idx=frame_idx)
+        masks = self.processor.post_process_masks([out.pred_masks], original_sizes=inputs.original_sizes, binarize=True)
+        scores = out.object_score_logits.reshape(-1).tolist() if out.object_score_logits is not None else []
+        result = {}
+        for k, oid in enumerate(out.object_ids):
+            result[int(oid)] = masks[0][k, 0].numpy().astype(bool)
+            if k < len(scores):
+                self.negative[int(oid)] = self.negative.get(int(oid), 0) + 1 if scores[k] < 0 else 0
+        return result
+
+    def _match(self, masks: dict[int, np.ndarray], det: Detections) -> list[int]:
+        """Match detections to live objects by mask IoU; returns the detections left over (new objects)."""
+        from scipy.optimize import linear_sum_assignment
+
+        from autolabel.masks import mask_iou
+
+        live = [oid for oid in masks if oid in self.live]
+        if not live or not len(det):
+            for oid in live:
+                self.live[oid] += 1
+            self._end([oid for oid in live if self.live[oid] >= self.max_missed])
+            return list(range(len(det)))
+        shape = masks[live[0]].shape
+        det_masks = [
+            np.asarray(det.masks[i], dtype=bool) if det.masks is not None else _box(det.xyxy[i], shape)
+            for i in range(len(det))
+        ]
+        iou = np.array([[mask_iou(d, masks[oid]) for oid in live] for d in det_masks])
+        rows, cols = linear_sum_assignment(-iou)
+        matched = {(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= self.match_iou}
+        hit = {live[c] for _, c in matched}
+        for oid in live:
+            self.live[oid] = 0 if oid in hit else self.live[oid] + 1
+        self._end([oid for oid in live if self.live[oid] >= self.max_missed])
+        used = {r for r, _ in matched}
+        return [i for i in range(len(det)) if i not in used]
+
+    def _end_collapsed(self, masks: dict[int, np.ndarray]) -> None:
+        gone = [
+            oid
+            for oid, m in masks.items()
+            if oid in self.live
+            and (
+                m.sum() < self.min_area or m.mean() >= self.full_frame or self.negative.get(oid, 0) >= self.max_negative
+            )
+        ]
+        self._end(gone)
+
+    def _end(self, ids: list[int]) -> None:
+        for oid in ids:
+            self.live.pop(oid, None)
+
+    def _prune(self, frame_idx: int) -> None:
+        """Forget what the model can no longer read (see the module doc)."""
+        for per_obj in self.session.output_dict_per_obj.values():
+            old = per_obj["non_cond_frame_outputs"]
+            for f in [f for f in old if f < frame_idx - self.keep]:
+                del old[f]
+            for outputs in (per_obj["non_cond_frame_outputs"], per_obj["cond_frame_outputs"]):
+                for out in outputs.values():
+                    out.pop("high_res_masks", None)
+        frames = self.session.processed_frames
+        if frames:
+            for f in [f for f in frames if f < frame_idx]:
+                del frames[f]
+
+
+def _box(xyxy: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    m = np.zeros(shape, dtype=bool)
+    x0, y0, x1, y1 = (int(round(v)) for v in xyxy)
+    m[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    return m
