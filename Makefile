@@ -71,6 +71,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) -m bench.tune
 	$(PY) -m bench.ray_sim
 	$(PY) -m bench.driver_commit
+	$(PY) -m bench.video_memory
 
 # headless Chromium for the optional App screenshot test (Debian/Ubuntu, as root)
 browser:
