@@ -109,9 +109,10 @@ class S3Store:
 
 
 class ArrowStore:
-    """Google Cloud Storage and Azure Blob Storage through Apache Arrow's file systems."""
+    """Google Cloud Storage and Azure Blob Storage through Apache Arrow's file systems (`fs`: any Arrow file
+    system holding the bucket, e.g. an S3 one in tests)."""
 
-    def __init__(self, scheme: str, bucket: str) -> None:
+    def __init__(self, scheme: str, bucket: str, fs: Any = None) -> None:
         try:
             import pyarrow.fs as pafs
         except ImportError:
@@ -119,7 +120,9 @@ class ArrowStore:
                 f"{scheme}:// images need Apache Arrow", hint="pip install 'autolabel[cloud]'"
             ) from None
         self.pafs, self.bucket = pafs, bucket
-        if scheme == "gs":
+        if fs is not None:
+            self.fs = fs
+        elif scheme == "gs":
             self.fs = pafs.GcsFileSystem()
         else:
             account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
