@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -28,6 +29,16 @@ def mask_to_xyxy(mask: np.ndarray) -> np.ndarray | None:
         return None
     xs = np.flatnonzero(mask.any(axis=0))
     return np.array([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1], dtype=np.float64)
+
+
+def box_mask(xyxy: Sequence[float] | np.ndarray, height: int, width: int) -> np.ndarray:
+    """A box (xyxy pixels, rounded) as an (H, W) bool mask of at least one pixel: the mask of a box-only
+    label (a box-only run, a rectangle drawn in an annotation tool)."""
+    x0, y0, x1, y1 = (int(round(float(v))) for v in xyxy)
+    c0, r0 = max(x0, 0), max(y0, 0)
+    m = np.zeros((height, width), dtype=bool)
+    m[r0 : max(y1, r0 + 1), c0 : max(x1, c0 + 1)] = True
+    return m
 
 
 def external_polygons(mask: np.ndarray, tolerance: float = 0.0, max_parts: int | None = None) -> list[np.ndarray]:

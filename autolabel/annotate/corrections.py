@@ -18,6 +18,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from autolabel.errors import UsageError
+from autolabel.masks import box_mask
 from autolabel.tool_rle import cvat_decode, ls_decode
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with this
@@ -71,13 +72,6 @@ def _polygon_mask(flat: list[float], height: int, width: int) -> np.ndarray:
     return np.asarray(mask_utils.decode(rle), dtype=bool)
 
 
-def _box_mask(x0: float, y0: float, x1: float, y1: float, height: int, width: int) -> np.ndarray:
-    m = np.zeros((height, width), dtype=bool)
-    c0, r0 = max(int(round(x0)), 0), max(int(round(y0)), 0)
-    m[r0 : max(int(round(y1)), r0 + 1), c0 : max(int(round(x1)), c0 + 1)] = True
-    return m
-
-
 def _ls_region(r: dict, height: int, width: int) -> tuple[str, np.ndarray] | None:
     """One Label Studio result as (label, mask); None for results that are no shape (choices, text…)."""
     kind, v = str(r.get("type", "")).lower(), r.get("value") or {}
@@ -95,7 +89,7 @@ def _ls_region(r: dict, height: int, width: int) -> tuple[str, np.ndarray] | Non
             flat = [c for px, py in rot for c in (px * width / 100.0, py * height / 100.0)]
             return v["rectanglelabels"][0], _polygon_mask(flat, height, width)
         px = (x * width / 100.0, y * height / 100.0, (x + w) * width / 100.0, (y + h) * height / 100.0)
-        return v["rectanglelabels"][0], _box_mask(*px, height, width)
+        return v["rectanglelabels"][0], box_mask(px, height, width)
     return None
 
 
@@ -190,7 +184,7 @@ def _cvat_shape(el: ET.Element, h: int, w: int) -> np.ndarray | None:
         return _polygon_mask(flat, h, w)
     if el.tag == "box":
         x0, y0, x1, y1 = (float(el.get(k, "0")) for k in ("xtl", "ytl", "xbr", "ybr"))
-        return _box_mask(x0, y0, x1, y1, h, w)
+        return box_mask([x0, y0, x1, y1], h, w)
     return None
 
 
@@ -220,7 +214,7 @@ def read_coco_corrections(data: dict, sizes: dict[str, tuple[int, int]]) -> Corr
                 mask = np.asarray(mask_utils.decode(rle), dtype=bool)
             else:
                 x, y, bw, bh = a["bbox"]
-                mask = _box_mask(x, y, x + bw, y + bh, h, w)
+                mask = box_mask([x, y, x + bw, y + bh], h, w)
             reviewed.labels.append((names[a["category_id"]], mask))
         out.images[rel] = reviewed
     return out

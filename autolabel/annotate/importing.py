@@ -23,7 +23,7 @@ from autolabel.errors import UsageError
 from autolabel.export import ExportContext, ExportOptions, check_export_dependencies, model_version, write_exports
 from autolabel.export.coco import coco_categories
 from autolabel.fsutil import RunLock, is_within, write_text_atomic
-from autolabel.masks import encode_rle, mask_to_xyxy
+from autolabel.masks import box_mask, encode_rle, mask_to_xyxy
 from autolabel.run.run import Run
 from autolabel.types import Detections, ImageResult
 
@@ -81,9 +81,7 @@ def run_labels(res: ImageResult, classes: list[str]) -> list[tuple[str, np.ndarr
         if det.masks is not None:
             mask = np.asarray(det.masks[i], dtype=bool)
         else:
-            mask = np.zeros((res.height, res.width), dtype=bool)
-            x0, y0, x1, y1 = (int(round(v)) for v in det.xyxy[i])
-            mask[max(y0, 0) : y1, max(x0, 0) : x1] = True
+            mask = box_mask(det.xyxy[i], res.height, res.width)
         out.append((classes[int(det.class_id[i])], mask))
     return out
 

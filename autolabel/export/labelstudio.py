@@ -16,12 +16,10 @@ from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
-import numpy as np
-
 from autolabel.errors import UsageError
 from autolabel.export.base import TOOL_MASKS, ExportContext
 from autolabel.fsutil import StreamedFile, head_lines, is_within, write_text_atomic
-from autolabel.masks import external_polygons, mask_to_xyxy
+from autolabel.masks import box_mask, external_polygons, mask_to_xyxy
 from autolabel.tool_rle import ls_encode
 from autolabel.types import ImageResult
 
@@ -82,11 +80,8 @@ def label_results(result: ImageResult, classes: list[str], masks: str, tolerance
         common: dict[str, Any] = {"to_name": IMAGE, "original_width": w, "original_height": h, "image_rotation": 0}
         if det.confidence is not None:
             common["score"] = round(float(det.confidence[i]), 4)
-        mask = det.masks[i] if det.masks is not None else None
-        if mask is None:  # a box-only run: a rectangle mask keeps one format for every region
-            mask = np.zeros((h, w), dtype=bool)
-            x0, y0, x1, y1 = (int(round(v)) for v in det.xyxy[i])
-            mask[max(y0, 0) : max(y1, y0 + 1), max(x0, 0) : max(x1, x0 + 1)] = True
+        # a box-only run: a rectangle mask keeps one format for every region
+        mask = det.masks[i] if det.masks is not None else box_mask(det.xyxy[i], h, w)
         if mask_to_xyxy(mask) is None:
             continue
         if masks == "rle":

@@ -88,7 +88,7 @@ class Sam2Tracker:
         """Match detections to live objects by mask IoU; returns the detections left over (new objects)."""
         from scipy.optimize import linear_sum_assignment
 
-        from autolabel.masks import mask_iou
+        from autolabel.masks import box_mask, mask_iou
 
         live = [oid for oid in masks if oid in self.live]
         if not live or not len(det):
@@ -96,9 +96,9 @@ class Sam2Tracker:
                 self.live[oid] += 1
             self._end([oid for oid in live if self.live[oid] >= self.max_missed])
             return list(range(len(det)))
-        shape = masks[live[0]].shape
+        h, w = masks[live[0]].shape
         det_masks = [
-            np.asarray(det.masks[i], dtype=bool) if det.masks is not None else _box(det.xyxy[i], shape)
+            np.asarray(det.masks[i], dtype=bool) if det.masks is not None else box_mask(det.xyxy[i], h, w)
             for i in range(len(det))
         ]
         iou = np.array([[mask_iou(d, masks[oid]) for oid in live] for d in det_masks])
@@ -139,10 +139,3 @@ class Sam2Tracker:
         if frames:
             for f in [f for f in frames if f < frame_idx]:
                 del frames[f]
-
-
-def _box(xyxy: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    m = np.zeros(shape, dtype=bool)
-    x0, y0, x1, y1 = (int(round(v)) for v in xyxy)
-    m[max(y0, 0) : y1, max(x0, 0) : x1] = True
-    return m
