@@ -3,13 +3,13 @@ spread over a pool of model replicas (one per GPU, or fractional-CPU actors with
 
     pending fixed batches → read/decode tasks → map_batches(LabelWorker actor pool) → driver → run store
 
-Only the driver writes the run store (one transaction per image, exactly as locally), so resume,
+Only the driver writes the run store (each image whole or not at all, exactly as locally), so resume,
 skips and exit codes are the same. A worker that dies is restarted and its batch retried by Ray; a
 batch whose worker keeps dying has its images skipped with the reason (`ray_worker.py`). Images must be
 readable by every worker at the same path (a shared filesystem on a cluster).
 
-Ray's own messages (its logging, and what its C++ core prints on the driver's stderr) go to
-`RUN/ray.log`; the terminal shows only autolabel's progress and summary.
+Ray's own messages (its logging, and what its C++ core and log monitor print on the driver's stdout and
+stderr) go to `RUN/ray.log`; the terminal shows only autolabel's progress and summary.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from autolabel.inference.stages import InferenceCounts
 from autolabel.run.executors.local import StoreWriter
 from autolabel.run.executors.pipeline import FailureStreak
 from autolabel.run.executors.ray_cluster import NodesLost, NodeWatch, needs_text, ray_output_to
-from autolabel.run.executors.ray_worker import WORKER_RETRIES, Attempts, LabelWorker, decode_batch
+from autolabel.run.executors.ray_worker import Attempts, LabelWorker, decode_batch
 from autolabel.run.settings import LabelJob, RayOptions, RunSummary
 from autolabel.storage import credentials_env, is_uri
 from autolabel.types import Skipped
@@ -149,11 +149,11 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
                 if outcome.relpath not in done:
                     writer.put(outcome)
             streak.batch_done(meta["errors"], meta["n_good"])
-        for k, b in enumerate(batches):  # batches Ray gave up on (their worker died on every retry)
+        for k, b in enumerate(batches):  # batches Ray dropped (an error outside the labeling: see ray.log)
             if k not in seen:
                 for im in b:
                     if im.relpath not in done:
-                        writer.put(Skipped(im.relpath, f"worker failed {WORKER_RETRIES + 1} times on this batch (Ray)"))
+                        writer.put(Skipped(im.relpath, f"Ray dropped this batch (its error is in {RAY_LOG})"))
     except KeyboardInterrupt:
         if watch.lost:
             raise NodesLost(

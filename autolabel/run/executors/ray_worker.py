@@ -26,7 +26,7 @@ from autolabel.errors import UsageError
 from autolabel.images import load_image
 from autolabel.run.executors.pipeline import StageLocks, label_batch, label_staged, signature
 from autolabel.run.settings import RunSettings, RunSummary
-from autolabel.types import Done, ImageInfo, Outcome, Skipped
+from autolabel.types import ImageInfo, Outcome, Skipped
 
 WORKER_RETRIES = 3  # retries of a batch whose replica died on it
 
@@ -37,8 +37,12 @@ class Attempts:
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
 
-    def starts(self, batch: int) -> int:
-        return self.counts.get(batch, 0)
+    def first(self, batch: int) -> bool:
+        """True (and counted) when the batch was never started; False for a retry (counted by `start`)."""
+        if batch in self.counts:
+            return False
+        self.counts[batch] = 1
+        return True
 
     def start(self, batch: int) -> int:
         self.counts[batch] = self.counts.get(batch, 0) + 1
@@ -77,22 +81,21 @@ class LabelWorker:
         self.plan, self.locks, self.attempts_name = plan, StageLocks(), attempts
         self.detector, self.segmenter = load_models(plan, device, settings.precision)
 
-    def _starts(self, batch: int, start: bool) -> int:
-        """How often the batch was started before (`start=False`), or count this start and say its number."""
+    def _counter(self) -> Any:
         import ray
 
-        counter = ray.get_actor(self.attempts_name)
-        ref: Any = counter.start.remote(batch) if start else counter.starts.remote(batch)
-        return int(ray.get(ref))
+        return ray.get_actor(self.attempts_name)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         k = int(batch["batch"][0])
         items = pickle.loads(batch["payload"][0])
-        if self._starts(k, start=False) == 0:
-            self._starts(k, start=True)
+        import ray
+
+        counter = self._counter()
+        if ray.get(counter.first.remote(k)):  # one round trip on the usual path
             return self._label(k, items)
         with self.locks.prepare, self.locks.models, self.locks.finish:  # a retry: alone in the replica
-            return self._label(k, items, self._starts(k, start=True), alone=True)
+            return self._label(k, items, int(ray.get(counter.start.remote(k))), alone=True)
 
     def _label(self, k: int, items: list[Any], attempt: int = 1, alone: bool = False) -> dict[str, np.ndarray]:
         summary = RunSummary()
@@ -100,18 +103,14 @@ class LabelWorker:
         errors: list[str] = []
         fatal = None
         good = []
-        for relpath, path, img, why in ((r, p, i, w) for r, p, i, w, _ in items):
+        for relpath, path, img, why, sig in items:
             if attempt > WORKER_RETRIES + 1:
                 out.append(Skipped(relpath, f"its Ray worker died on this batch {attempt - 1} times"))
             elif img is None:
                 out.append(Skipped(relpath, why or "unreadable"))
-            else:
-                good.append((ImageInfo(relpath, path), img))
-        sigs = {r: sig for r, _, _, _, sig in items}
-
-        def emit(item: Outcome) -> None:  # the signature of the file as it was decoded
-            out.append(Done(item.result, sigs.get(item.relpath)) if isinstance(item, Done) else item)
-
+            else:  # signed as the file was when decoded (an object: as listed)
+                good.append((ImageInfo(relpath, path, sig), img))
+        emit = out.append
         try:
             if good and alone:
                 label_batch(good, self.plan, self.detector, self.segmenter, summary, emit, errors)
@@ -131,12 +130,11 @@ class LabelWorker:
 
     def _replica(self) -> dict[str, float]:
         """This replica's running totals: forward passes and seconds (utilisation is computed from them)."""
-        det, seg = self.detector, self.segmenter
+        det, seg = self.detector.stats, self.segmenter.stats if self.segmenter is not None else None
         return {
             "pid": float(os.getpid()),
             "t": time.time(),  # when this call ended, on the replica's clock
-            "detector_passes": float(det.stats.passes if det is not None else 0),
-            "segmenter_passes": float(seg.stats.passes if seg is not None else 0),
-            "forward_s": (det.stats.seconds if det is not None else 0.0)
-            + (seg.stats.seconds if seg is not None else 0.0),
+            "detector_passes": float(det.passes),
+            "segmenter_passes": float(seg.passes if seg is not None else 0),
+            "forward_s": det.seconds + (seg.seconds if seg is not None else 0.0),
         }
