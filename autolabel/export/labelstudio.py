@@ -44,11 +44,12 @@ def label_config(classes: list[str]) -> str:
     )
 
 
-def document_root(ctx: ExportContext) -> Path:
+def document_root(ctx: ExportContext) -> Path | None:
     """LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT: the option, else the labeled folder's parent (the storage
-    path, the labeled folder, must be a subfolder of the root)."""
-    if ctx.remote:  # images referenced by their URIs (attach the bucket as Label Studio source storage)
-        return Path("/")
+    path, the labeled folder, must be a subfolder of the root); None for images in a bucket (referenced by
+    their URIs: the bucket is attached as Label Studio source storage)."""
+    if ctx.remote:
+        return None
     root = Path(ctx.options.labelstudio_root or ctx.input_root.resolve().parent).resolve()
     if not is_within(ctx.input_root.resolve(), root) or ctx.input_root.resolve() == root:
         raise UsageError(
@@ -59,9 +60,9 @@ def document_root(ctx: ExportContext) -> Path:
     return root
 
 
-def image_ref(ctx: ExportContext, root: Path, relpath: str) -> str:
-    """What Label Studio loads the image from: a URL as it is, else its local-files path."""
-    if ctx.remote:
+def image_ref(ctx: ExportContext, root: Path | None, relpath: str) -> str:
+    """What Label Studio loads the image from: an object's URI, else its local-files path."""
+    if root is None:
         return ctx.location(relpath)
     rel = (ctx.input_root.resolve() / relpath).relative_to(root).as_posix()
     return "/data/local-files/?d=" + quote(rel, safe="/")
@@ -96,17 +97,24 @@ def label_results(result: ImageResult, classes: list[str], masks: str, tolerance
     return out
 
 
-def readme(ctx: ExportContext, root: Path) -> str:
-    storage, version = ctx.input_root.resolve(), ctx.info.get("model_version", "autolabel")
-    return f"""{MARK}
-Import these pre-annotations into Label Studio:
-
-1. Start Label Studio with local files served from this root:
+def readme(ctx: ExportContext, root: Path | None) -> str:
+    version = ctx.info.get("model_version", "autolabel")
+    if root is None:
+        serve = f"""1. Start Label Studio as usual.
+2. Create a project; Settings → Labeling Interface → Code: paste config.xml.
+3. Settings → Cloud Storage → Add Source Storage → the bucket of {ctx.source} (S3, GCS or Azure), with
+   presigned URLs (do not sync it: the tasks below already reference the objects by URI)."""
+    else:
+        serve = f"""1. Start Label Studio with local files served from this root:
        LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true \\
        LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root} label-studio start
 2. Create a project; Settings → Labeling Interface → Code: paste config.xml.
-3. Settings → Cloud Storage → Add Source Storage → Local files, absolute path {storage}
-   (do not sync it: the tasks below already reference the images).
+3. Settings → Cloud Storage → Add Source Storage → Local files, absolute path {ctx.input_root.resolve()}
+   (do not sync it: the tasks below already reference the images)."""
+    return f"""{MARK}
+Import these pre-annotations into Label Studio:
+
+{serve}
 4. Import tasks.json (Data Manager → Import). Labels appear as predictions ("{version}").
    Or all in one step: autolabel push labelstudio RUN --url URL --token TOKEN
 5. Correct, then export JSON and: autolabel import RUN export.json

@@ -40,7 +40,7 @@ def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, st
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setattr(storage, "_FILESYSTEMS", {})
+    monkeypatch.setattr(storage, "_STORES", {})
     urllib.request.urlopen(urllib.request.Request(f"{env['AWS_ENDPOINT_URL']}/moto-api/reset", method="POST"))
     client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])  # moto keeps its state per process:
     client.create_bucket(Bucket="photos")  # reset above, so every test starts from this bucket alone
@@ -187,3 +187,15 @@ def test_the_arrow_store_behind_gs_and_az_lists_and_fetches(s3: dict) -> None:
     assert listed["in/" + first]["mtime_ns"] > 0
     with pytest.raises(FileNotFoundError):
         store.fetch("in/none.png")
+
+
+def test_label_studio_tasks_of_a_bucket_run_reference_the_objects(
+    fake_ontology_yaml: Path, s3: dict, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    r = cli("label", str(fake_ontology_yaml), "s3://photos/in", "-o", str(out), "-f", "labelstudio", "-q", env=s3)
+    assert r.returncode == 0, r.stderr
+    tasks = json.loads((out / "labelstudio" / "tasks.json").read_text())
+    assert tasks[0]["data"]["image"] == "s3://photos/in/" + sorted(NAMES)[0]
+    notes = (out / "labelstudio" / "README.md").read_text()
+    assert "the bucket of s3://photos/in" in notes and "LOCAL_FILES_DOCUMENT_ROOT" not in notes
