@@ -22,7 +22,7 @@ from autolabel.errors import ImageError, MissingDependencyError, UsageError
 SCHEMES = {"s3": "s3", "gs": "gs", "gcs": "gs", "az": "abfs", "abfs": "abfs", "abfss": "abfs"}
 MANIFEST = "manifest.jsonl"
 FETCH_TRIES = 4
-_FILESYSTEMS: dict[str, Any] = {}  # one per store and process
+_STORES: dict[str, Any] = {}  # one client per bucket and process
 CREDENTIAL_PREFIXES = ("AWS_", "GOOGLE_", "AZURE_")  # what a local Ray's workers need from the driver
 
 
@@ -50,9 +50,9 @@ def _store(uri: str) -> Any:
     """The client of a URI's bucket (cached per bucket and process)."""
     scheme, bucket, _ = _split(uri)
     name = f"{scheme}://{bucket}"
-    if name not in _FILESYSTEMS:
-        _FILESYSTEMS[name] = S3Store(bucket) if scheme == "s3" else ArrowStore(scheme, bucket)
-    return _FILESYSTEMS[name]
+    if name not in _STORES:
+        _STORES[name] = S3Store(bucket) if scheme == "s3" else ArrowStore(scheme, bucket)
+    return _STORES[name]
 
 
 class S3Store:

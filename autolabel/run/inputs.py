@@ -21,7 +21,6 @@ class Found:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (relpath, why) that cannot be labeled
     single_file: bool = False
     manifest: str | None = None  # a fresh object-storage listing, to keep in the run directory
-    listed: bool = False  # object storage: listed now (False: the run's manifest was used)
 
 
 def discover_input(
@@ -58,4 +57,4 @@ def _from_storage(uri: str, run_dir: Path | None, relist: bool) -> Found:
     objects = kept if kept is not None else list_images(uri, IMAGE_EXTENSIONS)
     images = [ImageInfo(o["relpath"], join(uri, o["relpath"]), signature(o)) for o in objects]
     fresh = manifest_text(uri, objects) if kept is None else None
-    return Found(uri, images, manifest=fresh, listed=kept is None)
+    return Found(uri, images, manifest=fresh)

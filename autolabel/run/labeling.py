@@ -28,7 +28,7 @@ from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, s
 from autolabel.storage import MANIFEST, is_uri
 from autolabel.types import ImageInfo
 
-__all__ = ["discover_input", "run_labeling"]
+__all__ = ["run_labeling"]
 
 SKIPPED_NAME = "skipped.txt"
 SUMMARY_NAME = "summary.json"
