@@ -12,8 +12,8 @@ import json
 import resource
 import time
 
-from tests.video.clips import scene
-from tests.video.test_sam2_track import _keyframe, tiny_sam2_video
+from tests.tiny_models import tiny_sam2_video
+from tests.video.clips import keyframe_detections, scene
 
 
 def rss_mb() -> float:
@@ -35,7 +35,7 @@ def stream(minutes: float, fps: float, prune: bool, marks: list[float]) -> dict[
     t0 = time.perf_counter()
     for k in range(int(minutes * 60 * fps)):
         t = k % 36  # the synthetic scene loops
-        tracker.step(k, scene(t)[0], _keyframe(t) if k % 8 == 0 else None)
+        tracker.step(k, scene(t)[0], keyframe_detections(t) if k % 8 == 0 else None)
         minute = (k + 1) / fps / 60
         for m in marks:
             if abs(minute - m) < 1e-9:

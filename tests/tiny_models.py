@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # hub files (see fixtures/README.md)
 
@@ -76,11 +77,24 @@ def build_tiny_gdino(out: str | Path, mm: bool = False, real_sizes: bool = False
     return out
 
 
+def tiny_hiera(**extra: Any) -> Any:
+    """The tiny Hiera backbone of the SAM 2 fixtures (image and video)."""
+    from transformers import Sam2HieraDetConfig
+
+    return Sam2HieraDetConfig(
+        hidden_size=12,
+        embed_dim_per_stage=[12, 24, 48, 96],
+        num_attention_heads_per_stage=[1, 1, 1, 1],
+        blocks_per_stage=[1, 1, 2, 1],
+        global_attention_blocks=[3],
+        **extra,
+    )
+
+
 def build_tiny_sam2(out: str | Path) -> Path:
     import torch
     from transformers import (
         Sam2Config,
-        Sam2HieraDetConfig,
         Sam2ImageProcessor,
         Sam2MaskDecoderConfig,
         Sam2Model,
@@ -94,13 +108,7 @@ def build_tiny_sam2(out: str | Path) -> Path:
     h = 32
     config = Sam2Config(
         vision_config=Sam2VisionConfig(
-            backbone_config=Sam2HieraDetConfig(
-                hidden_size=12,
-                embed_dim_per_stage=[12, 24, 48, 96],
-                num_attention_heads_per_stage=[1, 1, 1, 1],
-                blocks_per_stage=[1, 1, 2, 1],
-                global_attention_blocks=[3],
-            ),
+            backbone_config=tiny_hiera(),
             backbone_channel_list=[96, 48, 24, 12],
             fpn_hidden_size=h,
         ),
@@ -430,3 +438,53 @@ if __name__ == "__main__":  # python -m tests.tiny_models OUTDIR
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "models/tiny")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print(build_tiny_gdino(root / "gdino"), build_tiny_sam2(root / "sam2"), build_tiny_sam(root / "sam"))
+
+
+def tiny_sam2_video(S: int = 256) -> tuple[Any, Any]:
+    """A tiny random-weight Sam2VideoModel (streaming, `S` px) and its processor, in memory."""
+    import torch
+    from transformers import (
+        Sam2ImageProcessor,
+        Sam2VideoConfig,
+        Sam2VideoModel,
+        Sam2VideoProcessor,
+        Sam2VisionConfig,
+    )
+    from transformers.models.sam2_video.configuration_sam2_video import (
+        Sam2VideoMaskDecoderConfig,
+        Sam2VideoPromptEncoderConfig,
+    )
+    from transformers.models.sam2_video.video_processing_sam2_video import Sam2VideoVideoProcessor
+
+    h = 128  # > 64: the memory encoder's 64 output channels are hard-coded in places
+    backbone = tiny_hiera(image_size=[S, S])
+    cfg = Sam2VideoConfig(
+        vision_config=Sam2VisionConfig(
+            backbone_config=backbone,
+            backbone_channel_list=[96, 48, 24, 12],
+            fpn_hidden_size=h,
+            backbone_feature_sizes=[[S // 4, S // 4], [S // 8, S // 8], [S // 16, S // 16]],
+        ),
+        prompt_encoder_config=Sam2VideoPromptEncoderConfig(hidden_size=h, image_size=S, mask_input_channels=8),
+        mask_decoder_config=Sam2VideoMaskDecoderConfig(
+            hidden_size=h, mlp_dim=256, num_attention_heads=4, iou_head_hidden_dim=32
+        ),
+        image_size=S,
+        memory_attention_hidden_size=h,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=256,
+        memory_attention_rope_feat_sizes=[S // 16, S // 16],
+        memory_encoder_hidden_size=h,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=h,
+        memory_fuser_embed_dim=h,
+        memory_fuser_intermediate_dim=256,
+        memory_fuser_num_layers=1,
+    )
+    torch.manual_seed(0)
+    model = Sam2VideoModel(cfg).eval()
+    processor = Sam2VideoProcessor(
+        image_processor=Sam2ImageProcessor(size={"height": S, "width": S}),
+        video_processor=Sam2VideoVideoProcessor(size={"height": S, "width": S}),
+    )
+    return model, processor

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autolabel.types import Detections
 from tests.fakes import BACKGROUND, COLORS
 
 SIZE = 16  # square side in pixels
@@ -55,3 +56,10 @@ def write_clip(
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+
+
+def keyframe_detections(t: int) -> Detections:
+    """What a perfect detector finds in frame `t` of `scene`: every square in view, class 0, score 0.9."""
+    _, boxes = scene(t)
+    xyxy = np.asarray(list(boxes.values()), dtype=np.float64).reshape(-1, 4)
+    return Detections(xyxy, np.zeros(len(xyxy), np.int64), np.full(len(xyxy), 0.9), ["square"] * len(xyxy))
