@@ -165,46 +165,49 @@ class Labeler:
                 out.append(det)
         return out
 
-    def label_video(self, path: str | Path, sampling: Any = None, tracker: Any = None) -> Iterator[VideoFrame]:
-        """Label a clip's sampled frames (`video.decode.Sampling`, default every frame) and link them into
-        tracks (`tracker: detect`, `video.track.DetectTracker`): yields each frame's detections (masks as
-        arrays) and their track ids. Weak detections (down to the tracker's `low`) reach the tracker; then
-        each track is kept or dropped as a whole by its mean score against its class threshold, so labels
-        do not flicker. Frames are yielded once the clip is labeled (the per-track decision needs it)."""
-        from dataclasses import replace
-
-        from autolabel.decisions import decide
+    def label_video(self, path: str | Path, sampling: Any = None) -> Iterator[VideoFrame]:
+        """Label a clip's sampled frames (the ontology's `video:` settings, or a `video.decode.Sampling`) and
+        link them into tracks as `autolabel label` does (`run.tracking`: weak detections, down to
+        `video.track_low`, continue tracks; each track is kept or dropped as a whole by its mean score
+        against its class threshold, so labels do not flicker): yields each frame's detections (masks as
+        arrays) and their track ids, once the whole clip is labeled (the per-track decision needs it)."""
+        from autolabel.decisions import DecisionCounts
         from autolabel.inference.stages import InferenceCounts, infer_batch
-        from autolabel.video.decode import Sampling, frames
-        from autolabel.video.track import DetectTracker
-        from autolabel.video.tracks import kept_tracks, only_kept
+        from autolabel.run.tracking import decide_clip
+        from autolabel.types import CandidateResult
+        from autolabel.video.clip import Clip, frame_relpath
+        from autolabel.video.decode import Sampling, frame_rate, frames
 
-        tracker = tracker or DetectTracker()
-        dec = self.plan.decisions
-        loose = replace(dec, class_thresholds=tuple(min(t, tracker.low) for t in dec.class_thresholds))
-        seen: list[tuple[int, float, Detections, np.ndarray]] = []
+        v = self.ontology.video
+        sampling = sampling or Sampling(every=v.stride, fps=v.fps, max_frames=v.max_frames)
+        name = Path(path).name
+        seen: list[CandidateResult] = []
+        times: list[tuple[int, float]] = []
         batch: list[Any] = []
 
         def flush() -> None:
             cands = infer_batch([f.image for f in batch], self.plan, self.detector, self.segmenter, InferenceCounts())
             for f, c in zip(batch, cands):
-                det = decide(c, f.image.shape[1], f.image.shape[0], loose)
-                det.class_names = self.classes
-                seen.append((f.index, f.time, det, tracker.update(det)))
+                seen.append(CandidateResult(frame_relpath(name, f.index), f.image.shape[1], f.image.shape[0], c))
+                times.append((f.index, f.time))
             batch.clear()
 
-        for frame in frames(path, sampling or Sampling()):
+        for frame in frames(path, sampling):
             batch.append(frame)
             if len(batch) == self.settings.batch_size:
                 flush()
         if batch:
             flush()
-        kept = kept_tracks([(d, i) for _, _, d, i in seen], dec.class_thresholds)
-        for index, time, det, ids in seen:
-            det, ids = only_kept(det, ids, kept)
+        if not seen:
+            return
+        clip = Clip(name, "", frame_rate(path), seen[0].width, seen[0].height, tuple(times))
+        for res in decide_clip(seen, clip, self.plan.decisions, DecisionCounts()):
+            det = res.detections
+            det.class_names = self.classes
             if isinstance(det.masks, RleMasks):
                 det.masks = det.masks.dense()
-            yield VideoFrame(index, time, det, ids)
+            assert res.frame_index is not None and res.track_ids is not None
+            yield VideoFrame(res.frame_index, res.time or 0.0, det, res.track_ids)
 
     def label_folder(
         self,

@@ -38,6 +38,9 @@ class DecisionSettings:
     cleanup: MaskCleanup = field(default_factory=MaskCleanup)
     polygon_tolerance: float = 0.0
     prompts_off: tuple[str, ...] = ()  # prompts whose candidates are dropped (a decision: no model)
+    track_iou: float = 0.3  # video frames: see `video.clip_decisions`
+    track_low: float = 0.1
+    track_max_missed: int = 30
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +82,7 @@ class DecisionCounts:
     negative_suppressed: int = 0
     negatives_detected: int = 0
     over_max: int = 0
+    track_dropped: int = 0  # video frames: detections of tracks dropped as a whole (or weak, in no track)
     prompts_off: int = 0  # candidates of prompts switched off
     class_candidates: dict[str, int] = field(default_factory=dict)  # per class: candidates seen
     class_kept: dict[str, int] = field(default_factory=dict)  # per class: kept

@@ -24,8 +24,11 @@ def display_name(relpath: str) -> str:
     return relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def discover_images(root: str | Path, problems: list[tuple[str, str]] | None = None) -> list[ImageInfo]:
-    """All images under `root`, recursively, case-insensitive extensions, sorted by relative path.
+def discover_images(
+    root: str | Path, problems: list[tuple[str, str]] | None = None, extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+) -> list[ImageInfo]:
+    """All images (files with these `extensions`) under `root`, recursively, case-insensitive extensions,
+    sorted by relative path.
 
     Relative paths use '/' and keep sub-folders, so `a/x.jpg` and `b/x.jpg` stay distinct. Hidden
     files and folders (starting with '.') are skipped. Symlinked files are followed; symlinked folders
@@ -47,7 +50,7 @@ def discover_images(root: str | Path, problems: list[tuple[str, str]] | None = N
     for dirpath, dirnames, filenames in os.walk(root_p, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
+            if name.startswith(".") or not name.lower().endswith(extensions):
                 continue
             full = Path(dirpath) / name
             rel = full.relative_to(root_p).as_posix()

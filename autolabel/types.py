@@ -268,12 +268,18 @@ class ImageInfo:
 
 @dataclass
 class ImageResult:
-    """What the run store keeps for one image: size after EXIF transpose and its Detections."""
+    """One decided image: size after EXIF transpose and its Detections. A frame of a video also knows its
+    clip (the video's relpath), its index among the clip's decoded frames, its time (s) and the track id
+    of each detection (the same id is the same object across the clip's frames)."""
 
     relpath: str
     width: int
     height: int
     detections: Detections
+    clip: str | None = None
+    frame_index: int | None = None
+    time: float | None = None
+    track_ids: np.ndarray | None = None
 
 
 def normalize_prompt(prompt: str) -> str:

@@ -185,6 +185,8 @@ def _write_corrected(
         images=images,
         input_root=run.input_root,
         source=run.source,
+        clips=run.clips,
+        frames_dir=run.frames_dir,
         has_masks=True,
         options=options,
         polygon_tolerance=dec.polygon_tolerance if options.polygon_tolerance is None else options.polygon_tolerance,
@@ -196,7 +198,11 @@ def _write_corrected(
         relpaths = [r for r, _, _ in images]
         for res in run.results(dec, relpaths=relpaths):
             rv = corr.images.get(res.relpath)
-            yield res if rv is None else ImageResult(res.relpath, res.width, res.height, _detections(rv, classes))
+            if rv is None:
+                yield res
+            else:  # a reviewed frame keeps its clip; its objects, drawn by hand, carry no track id
+                fixed = _detections(rv, classes)
+                yield ImageResult(res.relpath, res.width, res.height, fixed, res.clip, res.frame_index, res.time)
 
     with RunLock(out, what="exporting"):
         return write_exports(ctx, formats, results())

@@ -61,7 +61,10 @@ class Precision(str, Enum):
 
 RunDir = Annotated[Path, typer.Argument(help="Output directory of an `autolabel label` run.")]
 Formats = Annotated[
-    str, typer.Option("--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone,labelstudio,cvat.")
+    str,
+    typer.Option(
+        "--format", "-f", help="Exports, comma-separated: coco,yolo,fiftyone,labelstudio,cvat,mot (video tracks)."
+    ),
 ]
 CocoMasksOpt = Annotated[CocoMasks, typer.Option(help="COCO segmentation as polygons or compressed RLE.")]
 Split = Annotated[str, typer.Option(help="YOLO train,val[,test] fractions (seeded, reproducible).")]

@@ -22,7 +22,7 @@ from typing import Any
 
 from autolabel.masks import MaskCleanup
 
-TOP_KEYS = ("ontology", "negatives", "classes", "detector", "segmenter", "postprocess", "masks")
+TOP_KEYS = ("ontology", "negatives", "classes", "detector", "segmenter", "postprocess", "masks", "video")
 REMOVED_KEYS = {
     "detector.text_threshold": "removed: a box's score is its best prompt's token score and box_threshold alone "
     "decides (a box that fires on no prompt is dropped and counted); delete this line",
@@ -116,6 +116,28 @@ class MasksConfig:
         return MaskCleanup(self.fill_holes_below, self.drop_islands_below, self.keep_largest_part)
 
 
+TRACKERS = ("detect", "sam2")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Videos in the input: which decoded frames become dataset frames (inference: in the fingerprint) and
+    how their detections are linked into tracks (`tracker: detect`; the `track_*` settings are decisions,
+    re-run at export)."""
+
+    stride: int = num(1, 1, integer=True)  # every stride-th decoded frame
+    fps: float | None = num(None, 1e-3, nullable=True)  # or this many frames a second, by their timestamps
+    max_frames: int | None = num(None, 1, integer=True, nullable=True)  # per clip
+    tracker: str = "detect"
+    detect_every: int = num(1, 1, integer=True)  # tracker sam2: the detector runs on every n-th sampled frame
+    track_iou: float = num(0.3, 0.0, 1.0)  # box IoU (to the track's predicted box) that continues a track
+    track_low: float = num(0.1, 0.0, 1.0)  # weaker detections continue a track but never start one
+    track_max_missed: int = num(30, 0, integer=True)  # sampled frames a track may go unseen before it ends
+
+    def sampling_json(self) -> dict[str, Any]:
+        return {"stride": self.stride, "fps": self.fps, "max_frames": self.max_frames}
+
+
 @dataclass(frozen=True)
 class Ontology:
     """A validated ontology. `prompts[i]` maps to class `prompt_class[i]` (index into `classes`)."""
@@ -129,6 +151,7 @@ class Ontology:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     masks: MasksConfig = field(default_factory=MasksConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
     source: str = "<memory>"
 
     @property

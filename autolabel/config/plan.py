@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from autolabel.backends import default_model, get_spec, resolved_options
-from autolabel.config.ontology import Ontology
+from autolabel.config.ontology import Ontology, VideoConfig
 from autolabel.decisions import DecisionSettings
 from autolabel.types import CANDIDATES_FORMAT
 
@@ -60,6 +60,9 @@ def decision_settings(ontology: Ontology) -> DecisionSettings:
         max_detections=post.max_detections,
         cleanup=ontology.masks.cleanup,
         polygon_tolerance=ontology.masks.polygon_tolerance,
+        track_iou=ontology.video.track_iou,
+        track_low=ontology.video.track_low,
+        track_max_missed=ontology.video.track_max_missed,
     )
 
 
@@ -86,6 +89,9 @@ def inference_settings(plan: RunPlan, identities: bool = True) -> dict[str, Any]
         "segmenter.mask_threshold": seg.mask_threshold if plan.segmenter_model else None,
         "segmenter.options": resolved_options(seg.backend, "segmenter", seg.options) if plan.segmenter_model else None,
     }
+    sampling = ont.video.sampling_json()
+    if sampling != VideoConfig().sampling_json():  # the default leaves runs of earlier versions compatible
+        out["video.sampling"] = sampling
     if identities:
         out["detector.model_identity"] = model_identity(plan.detector_model) if plan.detector_model else None
         out["segmenter.model_identity"] = model_identity(plan.segmenter_model) if plan.segmenter_model else None

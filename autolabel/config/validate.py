@@ -12,6 +12,7 @@ from typing import Any
 from autolabel.config.ontology import (
     REMOVED_KEYS,
     TOP_KEYS,
+    TRACKERS,
     DetectorConfig,
     MasksConfig,
     Ontology,
@@ -19,6 +20,7 @@ from autolabel.config.ontology import (
     Range,
     SegmenterConfig,
     TilingConfig,
+    VideoConfig,
     field_range,
 )
 from autolabel.errors import shown
@@ -57,6 +59,7 @@ class Validator:
         seg = self.section(data.get("segmenter"), "segmenter", SegmenterConfig)
         post = self.section(data.get("postprocess"), "postprocess", PostprocessConfig)
         masks = self.section(data.get("masks"), "masks", MasksConfig)
+        video = self.video(data.get("video"))
         self.backends(det, seg)
         if self.problems:
             return None
@@ -70,8 +73,26 @@ class Validator:
             seg,
             post,
             masks,
+            video,
             self.source,
         )
+
+    def video(self, m: Any) -> VideoConfig:
+        if isinstance(m, dict) and "tracker" in m:
+            m = dict(m)
+            tracker = m.pop("tracker")
+            if tracker == "sam2":
+                self.err(
+                    "video.tracker",
+                    "sam2 tracking is not in `autolabel label` yet; use tracker: detect here, or SAM 2 video "
+                    "sessions from Python (autolabel.video.sam2_track.Sam2Tracker)",
+                )
+            elif tracker not in TRACKERS:
+                self.err("video.tracker", f"must be one of {', '.join(TRACKERS)}, got {shown(tracker)}")
+        out: VideoConfig = self.section(m, "video", VideoConfig)
+        if out.fps is not None and out.stride != 1:
+            self.err("video", "give either stride or fps, not both")
+        return out
 
     def backends(self, det: DetectorConfig, seg: SegmenterConfig) -> None:
         """Unknown backend names (and plugins that do not import or have the wrong kind) are reported

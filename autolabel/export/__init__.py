@@ -45,6 +45,7 @@ EXPORTERS: dict[str, ExporterSpec] = {
     ),
     "labelstudio": ExporterSpec("autolabel.export.labelstudio:LabelStudioExporter", "Label Studio"),
     "cvat": ExporterSpec("autolabel.export.cvat:CvatExporter", "CVAT"),
+    "mot": ExporterSpec("autolabel.export.mot:MotExporter", "MOT"),
 }
 FORMATS = tuple(EXPORTERS)
 
@@ -161,6 +162,8 @@ def run_context(run: Run, dec: DecisionSettings, options: ExportOptions) -> Expo
         images=run.images(),
         input_root=run.input_root,
         source=run.source,
+        clips=run.clips,
+        frames_dir=run.frames_dir,
         has_masks=run.meta.has_masks,
         options=options,
         polygon_tolerance=tolerance,

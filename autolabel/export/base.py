@@ -11,6 +11,7 @@ import backends.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -18,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 from autolabel.overrides import ThresholdOverrides
 from autolabel.storage import is_uri, join
 from autolabel.types import ImageResult
+from autolabel.video.clip import Clip, clip_of
 
 COCO_MASKS = ("polygon", "rle")
 MEDIA_MODES = ("symlink", "hardlink", "copy")
@@ -72,6 +74,7 @@ class ExportContext:
       object-storage URI (`s3://bucket/prefix`) when the images live in a bucket.
     - `polygon_tolerance`: pixels of polygon simplification, resolved from the run and the options.
     - `dataset_name`: the FiftyOne dataset to (re)create; `info`: what it records about the run.
+    - `clips`: the run's videos; their frames (images of the export) are in `frames_dir`.
     """
 
     out_dir: Path
@@ -84,6 +87,8 @@ class ExportContext:
     dataset_name: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # default: str(input_root)
+    clips: Mapping[str, Clip] = field(default_factory=dict)  # the run's videos by relpath
+    frames_dir: Path | None = None  # where their sampled frames were written (RUN/frames)
 
     @property
     def remote(self) -> bool:
@@ -91,8 +96,14 @@ class ExportContext:
         return is_uri(self.source)
 
     def location(self, relpath: str) -> str:
-        """Where an image is: a file path, or an object's URI."""
+        """Where an image is: a file path, or an object's URI; a video's frame is in the run's frames."""
+        if self.frames_dir is not None and clip_of(relpath, self.clips) is not None:
+            return str(self.frames_dir / relpath)
         return join(self.source or str(self.input_root), relpath)
+
+    def video_location(self, clip: str) -> str:
+        """Where a video is (its relpath under the labeled folder)."""
+        return join(self.source or str(self.input_root), clip)
 
 
 class ExportSkipped(Exception):

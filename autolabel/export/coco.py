@@ -4,6 +4,10 @@ Traps handled: iscrowd is 0 for every auto-label (also holed or multi-part masks
 pixel area, `bbox` is absolute [x, y, w, h], category ids start at 1, polygons come from external
 outlines only, `file_name` is the relative path (same names in different folders stay distinct),
 and no timestamp is written so a rerun gives a byte-identical file.
+
+Video frames (images under `RUN/frames/<clip>/`) also carry `video_id` and `frame_index` (the `videos` list
+names each clip and its frame rate), and their annotations `attributes: {track_id, keyframe}`: the same
+track id is the same object across the clip, as CVAT's COCO import reads tracks.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from autolabel.fsutil import StreamedFile
 from autolabel.geometry import box_area, xyxy_to_xywh
 from autolabel.masks import encode_rle, external_polygons
 from autolabel.types import Detections, ImageResult
+from autolabel.video.clip import clip_of, frame_index
 
 
 def _num(v: float) -> float | int:
@@ -87,6 +92,12 @@ def is_autolabel_coco(path: Path) -> bool:
         return False
 
 
+def coco_videos(ctx: ExportContext) -> dict[str, int]:
+    """Ids (from 1) of the videos whose frames the export holds, in relpath order."""
+    clips = sorted({c for r, _, _ in ctx.images if (c := clip_of(r, ctx.clips)) is not None})
+    return {c: k + 1 for k, c in enumerate(clips)}
+
+
 class CocoExporter:
     """`-f coco`: `coco/annotations.json`, streamed image by image. `images` (sizes only, all known when
     the export opens) come first, then each image's `annotations`; the file is written under a temporary
@@ -118,13 +129,21 @@ class CocoExporter:
             "licenses": [],
             "categories": coco_categories(ctx.classes),
         }
+        self.video_ids = coco_videos(ctx)
+        if self.video_ids:
+            head["videos"] = [
+                {"id": vid, "file_name": clip, "fps": ctx.clips[clip].fps, "frames_dir": f"frames/{clip}"}
+                for clip, vid in self.video_ids.items()
+            ]
         self.file.write(json.dumps(head)[:-1])
         self._section("images")
         for relpath, width, height in ctx.images:
             self.image_ids[relpath] = len(self.image_ids) + 1
-            self._item(
-                {"id": self.image_ids[relpath], "file_name": relpath, "width": int(width), "height": int(height)}
-            )
+            image = {"id": self.image_ids[relpath], "file_name": relpath, "width": int(width), "height": int(height)}
+            clip = clip_of(relpath, ctx.clips)
+            if clip is not None:
+                image.update(video_id=self.video_ids[clip], frame_index=frame_index(relpath))
+            self._item(image)
         self._section("annotations")
 
     def _section(self, section: str) -> None:
@@ -147,7 +166,9 @@ class CocoExporter:
             self.mask_format,
             self.polygon_tolerance,
         )
-        for ann in anns:
+        for k, ann in enumerate(anns):
+            if result.track_ids is not None:  # a video frame: what CVAT imports as tracks
+                ann["attributes"] = {"track_id": int(result.track_ids[k]), "keyframe": True}
             self._item(ann)
         self.n_annotations += len(anns)
 

@@ -2,7 +2,9 @@
 
 Each sample points at the source image and carries `autolabel` Detections: relative [x, y, w, h] boxes,
 instance masks cropped to the box, class label, confidence (None when the model gives none) and the
-matched prompt as an attribute. Image metadata (size after EXIF rotation) is filled in.
+matched prompt as an attribute. Image metadata (size after EXIF rotation) is filled in. A video's frames
+are image samples too (with `clip`, `frame_index`, and each detection's `index` = its track id); the clips
+themselves go to a video dataset beside it (`fiftyone_video`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from autolabel.errors import MissingDependencyError, UsageError
 from autolabel.export.base import ExportContext, ExportSkipped
+from autolabel.export.fiftyone_labels import LABEL_FIELD, OLD, STAGING, recover_dataset, to_fiftyone_detections
+from autolabel.export.fiftyone_video import VideoDataset
 from autolabel.storage import is_uri
 from autolabel.types import ImageResult
 
-LABEL_FIELD = "autolabel"
 MARKER = ".autolabel-fiftyone"  # in a --fiftyone-dir autolabel wrote
 BATCH = 64
 
@@ -62,56 +63,6 @@ def default_dataset_name(run_dir: str | Path) -> str:
     return f"autolabel-{p.name}-{hashlib.sha1(str(p).encode()).hexdigest()[:6]}"
 
 
-def max_iou_with_other_class(det: Any) -> np.ndarray:
-    """For each instance, its highest IoU (mask IoU when masks exist, else box IoU) with an instance of
-    another class in the same image — what the review view 'class-overlaps' filters on."""
-    from autolabel.geometry import box_iou
-    from autolabel.masks import mask_iou
-    from autolabel.types import RleMasks
-
-    n = len(det)
-    out = np.zeros(n)
-    if n < 2:
-        return out
-    if isinstance(det.masks, RleMasks):  # all pairs on the RLE at once, nothing decoded
-        iou = det.masks.iou(det.masks)
-        iou[det.class_id[:, None] == det.class_id[None, :]] = 0.0
-        return iou.max(axis=1)
-    iou = box_iou(det.xyxy, det.xyxy)
-    for i in range(n):
-        for j in range(i + 1, n):
-            if det.class_id[i] == det.class_id[j] or iou[i, j] == 0:
-                continue
-            v = mask_iou(det.masks[i], det.masks[j]) if det.masks is not None else iou[i, j]
-            out[i], out[j] = max(out[i], v), max(out[j], v)
-    return out
-
-
-def to_fiftyone_detections(fo: Any, result: ImageResult, classes: list[str]) -> Any:
-    det = result.detections
-    w, h = result.width, result.height
-    overlap = max_iou_with_other_class(det)
-    items = []
-    for i in range(len(det)):
-        x0, y0, x1, y1 = (float(v) for v in det.xyxy[i])
-        kwargs: dict[str, Any] = {
-            "label": classes[int(det.class_id[i])],
-            "bounding_box": [x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h],
-            "confidence": None if det.confidence is None else float(det.confidence[i]),
-            "prompt": det.prompt[i],
-            "max_iou_other_class": round(float(overlap[i]), 4),
-        }
-        area = float(det.masks[i].sum()) if det.masks is not None else (x1 - x0) * (y1 - y0)
-        kwargs["area"] = area  # mask pixels (box area without masks)
-        kwargs["area_fraction"] = round(area / (w * h), 6)
-        if det.masks is not None:
-            r0, r1 = int(np.floor(y0)), max(int(np.ceil(y1)), int(np.floor(y0)) + 1)
-            c0, c1 = int(np.floor(x0)), max(int(np.ceil(x1)), int(np.floor(x0)) + 1)
-            kwargs["mask"] = det.masks[i][r0:r1, c0:c1].copy()
-        items.append(fo.Detection(**kwargs))
-    return fo.Detections(detections=items)
-
-
 def _metadata(fo: Any, where: str, width: int, height: int) -> Any:
     try:
         size = None if is_uri(where) else Path(where).stat().st_size
@@ -120,23 +71,6 @@ def _metadata(fo: Any, where: str, width: int, height: int) -> Any:
     return fo.ImageMetadata(
         width=width, height=height, num_channels=3, size_bytes=size, mime_type=mimetypes.guess_type(where)[0]
     )
-
-
-STAGING, OLD = ".autolabel-staging", ".autolabel-old"  # suffixes of the datasets an export works with
-
-
-def recover_dataset(fo: Any, name: str) -> None:
-    """Finish or undo an export of dataset `name` that was killed mid-way (called under the run lock):
-    a dataset set aside whose replacement never arrived comes back; staging and set-aside leftovers go."""
-    leftovers = [d for d in fo.list_datasets() if d.startswith((name + STAGING, name + OLD))]
-    if not fo.dataset_exists(name):
-        for d in sorted(leftovers):
-            if d.startswith(name + OLD):
-                fo.load_dataset(d).name = name
-                leftovers.remove(d)
-                break
-    for d in leftovers:
-        fo.delete_dataset(d)
 
 
 class FiftyOneExporter:
@@ -150,6 +84,7 @@ class FiftyOneExporter:
 
     def __init__(self) -> None:
         self.ds: Any = None
+        self.video: VideoDataset | None = None
 
     def open(self, ctx: ExportContext) -> None:
         fo = self.fo = import_fiftyone()
@@ -173,6 +108,7 @@ class FiftyOneExporter:
             **ctx.info,
         }
         self.batch: list[Any] = []
+        self.video = VideoDataset(fo, ctx) if ctx.clips else None
 
     def add(self, result: ImageResult) -> None:
         fo, where = self.fo, self.ctx.location(result.relpath)
@@ -182,6 +118,12 @@ class FiftyOneExporter:
             metadata=_metadata(fo, where, result.width, result.height),
         )
         sample[LABEL_FIELD] = to_fiftyone_detections(fo, result, self.ctx.classes)
+        if result.clip is not None and result.track_ids is not None:  # a video frame: its clip and tracks
+            sample["clip"], sample["frame_index"] = result.clip, result.frame_index
+            for d, tid in zip(sample[LABEL_FIELD].detections, result.track_ids):
+                d.index = int(tid)
+        if self.video is not None:
+            self.video.add(result)
         self.batch.append(sample)
         if len(self.batch) >= BATCH:
             self.ds.add_samples(self.batch, progress=False)
@@ -201,15 +143,20 @@ class FiftyOneExporter:
         self.ds = None
         if old is not None:
             old.delete()
+        videos = f", videos '{self.video.close()}'" if self.video is not None else ""
+        self.video = None
         target = self.ctx.options.fiftyone_dir
         if target is not None:
             _write_directory(fo, ds, Path(target))
-        return f"dataset '{name}'" + (f", directory {target}" if target else "")
+        return f"dataset '{name}'" + videos + (f", directory {target}" if target else "")
 
     def abort(self) -> None:
         if self.ds is not None:
             self.fo.delete_dataset(self.ds.name)
             self.ds = None
+        if self.video is not None:
+            self.video.abort()
+            self.video = None
 
 
 FIFTYONE_FILES = {

@@ -64,8 +64,14 @@ def image_ref(ctx: ExportContext, root: Path | None, relpath: str) -> str:
     """What Label Studio loads the image from: an object's URI, else its local-files path."""
     if root is None:
         return ctx.location(relpath)
-    rel = (ctx.input_root.resolve() / relpath).relative_to(root).as_posix()
-    return "/data/local-files/?d=" + quote(rel, safe="/")
+    where = Path(ctx.location(relpath)).resolve()
+    if not is_within(where, root):  # a video's frame, in the run directory
+        raise UsageError(
+            f"'{where}' is not inside --labelstudio-root '{root}'",
+            hint="the frames of videos are in the run directory (RUN/frames): give a --labelstudio-root above "
+            "both the labeled folder and the run directory",
+        )
+    return "/data/local-files/?d=" + quote(where.relative_to(root).as_posix(), safe="/")
 
 
 def _pct(v: float, size: int) -> float:

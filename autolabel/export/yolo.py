@@ -42,26 +42,49 @@ def parse_split(text: str) -> tuple[float, ...]:
     return parts
 
 
-def assign_splits(relpaths: list[str], fractions: tuple[float, ...], seed: int) -> dict[str, str]:
-    """Seeded, reproducible split: images ordered by a hash of (seed, relpath), then cut by fraction.
+def assign_splits(
+    relpaths: list[str], fractions: tuple[float, ...], seed: int, group: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Seeded, reproducible split: groups (by default each image alone; the frames of one video share their
+    clip's group, so a clip never lands in two splits) ordered by a hash of (seed, group); single images
+    are cut by fraction; groups go whole, largest first, each to the split that leaves the image counts
+    closest to those asked (squared error).
 
-    Counts are round(fraction × N); val (and test) get at least one image when their fraction is > 0
-    and there are enough images.
+    Counts are round(fraction × N); val (and test) get at least one group when their fraction is > 0
+    and there are enough groups.
     """
-    order = sorted(relpaths, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
-    n = len(order)
+    members: dict[str, list[str]] = {}
+    for r in relpaths:
+        members.setdefault(group.get(r, r) if group else r, []).append(r)
+    order = sorted(members, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
+    n = len(relpaths)
     counts = [int(round(f * n)) for f in fractions]
     for k in range(1, len(counts)):
         if fractions[k] > 0 and counts[k] == 0 and n - sum(counts) + counts[0] > 1:
             counts[k] = 1
     counts[0] = n - sum(counts[1:])
-    out: dict[str, str] = {}
-    start = 0
-    for name, c in zip(SPLITS, counts):
-        for r in order[start : start + c]:
-            out[r] = name
-        start += c
-    return out
+    chosen: list[list[str]] = [[] for _ in counts]
+    if all(len(m) == 1 for m in members.values()):  # images alone: cut the ordered list
+        bounds = np.cumsum(counts)
+        for start, g in enumerate(order):
+            chosen[int(np.searchsorted(bounds, start, side="right"))].append(g)
+    else:  # clips: largest first (equal sizes in seeded order), each where the counts end closest to asked
+        have = np.zeros(len(counts))
+        for g in sorted(order, key=lambda g: -len(members[g])):
+            k = int(
+                np.argmin(
+                    [
+                        ((have + len(members[g]) * (np.arange(len(counts)) == k) - counts) ** 2).sum()
+                        for k in range(len(counts))
+                    ]
+                )
+            )
+            chosen[k].append(g)
+            have[k] += len(members[g])
+    for k in range(1, len(counts)):  # a split asked for gets a group while train keeps one
+        if counts[k] and not chosen[k] and len(chosen[0]) > 1:
+            chosen[k].append(chosen[0].pop())
+    return {r: name for name, groups in zip(SPLITS, chosen) for g in groups for r in members[g]}
 
 
 _PAIR_CHUNK = 1 << 21  # distance-matrix elements per step: memory stays ~16 MB for any polygon size

@@ -14,6 +14,7 @@ from autolabel.export.yolo import SPLITS, assign_splits, data_yaml, detections_t
 from autolabel.fsutil import safe_join, write_text_atomic
 from autolabel.storage import fetch
 from autolabel.types import ImageResult
+from autolabel.video.clip import clip_of
 
 MARK = "# YOLO dataset written by autolabel."  # the first line of every data.yaml autolabel writes
 
@@ -49,8 +50,18 @@ def _place_media(src: Path | str, dst: Path, mode: str) -> None:
     os.replace(tmp, dst)
 
 
-def _aside(real: Path, what: str) -> Path:
+def aside_path(real: Path, what: str) -> Path:
     return real.with_name(f".{real.name}.{what}-{os.getpid()}")
+
+
+def swap_in(staging: Path, real: Path) -> None:
+    """Put a finished staging folder in place of `real` (the old one set aside, then removed)."""
+    old = aside_path(real, "old")
+    if real.exists():
+        os.replace(real, old)
+    os.replace(staging, real)
+    if old.exists():
+        shutil.rmtree(old)
 
 
 def _leftovers(real: Path) -> list[Path]:
@@ -59,7 +70,7 @@ def _leftovers(real: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def recover_yolo(real: Path) -> None:
+def recover_swap(real: Path) -> None:
     """Finish or undo exports that were killed while swapping (called under the run lock, so no other
     export is running): the previous complete dataset comes back if the new one never arrived;
     staging and set-aside folders are removed."""
@@ -98,16 +109,17 @@ class YoloExporter:
         self.ctx, self.options = ctx, options
         self.final = (ctx.out_dir / "yolo").absolute()
         self.real = self.final.resolve() if self.final.is_symlink() else self.final
-        recover_yolo(self.real)
+        recover_swap(self.real)
         if self.real.exists() and any(self.real.iterdir()) and not is_autolabel_yolo(self.real):
             raise UsageError(
                 f"'{self.final}' exists and was not written by autolabel (no autolabel data.yaml): not replacing it",
                 hint="move it away, or export to another directory (-o)",
             )
-        self.staging = staging = _aside(self.real, "staging")
+        self.staging = staging = aside_path(self.real, "staging")
         staging.mkdir(parents=True)
         relpaths = [r for r, _, _ in ctx.images]
-        self.splits = assign_splits(relpaths, options.split, options.seed)
+        clips = {r: c for r in relpaths if (c := clip_of(r, ctx.clips)) is not None}
+        self.splits = assign_splits(relpaths, options.split, options.seed, clips)
         self.names = yolo_image_names(relpaths)
         self.counts = {s: 0 for s in SPLITS}
 
@@ -116,7 +128,7 @@ class YoloExporter:
         split, name = self.splits[result.relpath], self.names[result.relpath]
         img_dst = safe_join(self.staging / "images" / split, name)
         label = safe_join(self.staging / "labels" / split, str(PurePosixPath(name).with_suffix(".txt")))
-        src = self.ctx.location(result.relpath) if self.ctx.remote else self.ctx.input_root / result.relpath
+        src = self.ctx.location(result.relpath) if self.ctx.remote else Path(self.ctx.location(result.relpath))
         _place_media(src, img_dst, self.options.media)
         lines = detections_to_yolo_lines(
             result.detections,
@@ -133,13 +145,8 @@ class YoloExporter:
     def close(self) -> str:
         assert self.staging is not None, "open() first"
         write_text_atomic(self.staging / "data.yaml", data_yaml(self.final, self.ctx.classes, self.counts))
-        old = _aside(self.real, "old")
-        if self.real.exists():
-            os.replace(self.real, old)
-        os.replace(self.staging, self.real)
+        swap_in(self.staging, self.real)
         self.staging = None
-        if old.exists():
-            shutil.rmtree(old)
         split = ", ".join(f"{k} {v}" for k, v in self.counts.items() if v)
         return f"{self.final / 'data.yaml'} ({split})"
 

@@ -12,7 +12,6 @@ from autolabel.fsutil import atomic_write, safe_join
 from autolabel.images import load_image
 from autolabel.overrides import ThresholdOverrides
 from autolabel.run.run import Run
-from autolabel.storage import join
 from autolabel.types import ImageResult
 
 
@@ -97,7 +96,7 @@ def write_previews(
         tiles, caps = [], []
         applied = opened.applied(overrides).describe()
         for res in opened.results(opened.decisions(overrides), relpaths=rels[:n]):  # only the images drawn
-            img = load_image(join(opened.source, res.relpath))
+            img = load_image(opened.location(res.relpath))
             overlay = render_overlay(img, res, opened.classes)
             _save(safe_join(out, str(Path(res.relpath).with_suffix(".jpg"))), overlay)
             tiles.append(overlay)

@@ -1,5 +1,6 @@
-"""What a `label` run reads: a folder (recursively), one image file, or a prefix in object storage
-(`s3://bucket/prefix/`, `gs://…`, `az://…`), listed once into the run's manifest."""
+"""What a `label` run reads: a folder (recursively: images and videos), one image or video file, or a
+prefix in object storage (`s3://bucket/prefix/`, `gs://…`, `az://…`, images), listed once into the run's
+manifest."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from autolabel.errors import UsageError
 from autolabel.images import IMAGE_EXTENSIONS, discover_images
 from autolabel.storage import is_uri, join, list_images, manifest_text, read_manifest, signature
 from autolabel.types import ImageInfo
+from autolabel.video.decode import VIDEO_EXTENSIONS
 
-_NONE_FOUND_HINT = "supported extensions: " + " ".join(IMAGE_EXTENSIONS) + " (any case)"
+_NONE_FOUND_HINT = "supported extensions: " + " ".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS) + " (any case)"
 
 
 @dataclass
@@ -21,6 +23,7 @@ class Found:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (relpath, why) that cannot be labeled
     single_file: bool = False
     manifest: str | None = None  # a fresh object-storage listing, to keep in the run directory
+    videos: list[ImageInfo] = field(default_factory=list)  # video files (local input only)
 
 
 def discover_input(
@@ -34,21 +37,27 @@ def discover_input(
         found = _from_storage(str(input_path), run_dir, relist)
     else:
         found = _from_disk(Path(input_path))
-    if not found.images:
-        raise UsageError(f"no images found under '{input_path}'", hint=_NONE_FOUND_HINT)
+    if not found.images and not found.videos:
+        raise UsageError(f"no images or videos found under '{input_path}'", hint=_NONE_FOUND_HINT)
     if limit is not None:
         found.images = found.images[:limit]
+        found.videos = found.videos[: max(0, limit - len(found.images))]
     return found
 
 
 def _from_disk(p: Path) -> Found:
     if p.is_file():
+        one = [ImageInfo(relpath=p.name, path=str(p))]
+        if p.name.lower().endswith(VIDEO_EXTENSIONS):
+            return Found(str(p.resolve().parent), [], single_file=True, videos=one)
         if not p.name.lower().endswith(IMAGE_EXTENSIONS):
-            raise UsageError(f"'{p}' is not an image file", hint="supported: " + " ".join(IMAGE_EXTENSIONS))
-        return Found(str(p.resolve().parent), [ImageInfo(relpath=p.name, path=str(p))], single_file=True)
+            raise UsageError(f"'{p}' is not an image or video file", hint=_NONE_FOUND_HINT)
+        return Found(str(p.resolve().parent), one, single_file=True)
     problems: list[tuple[str, str]] = []
-    images = discover_images(p, problems)
-    return Found(str(p.resolve()), images, problems)
+    files = discover_images(p, problems, IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+    videos = [f for f in files if f.relpath.lower().endswith(VIDEO_EXTENSIONS)]
+    images = [f for f in files if not f.relpath.lower().endswith(VIDEO_EXTENSIONS)]
+    return Found(str(p.resolve()), images, problems, videos=videos)
 
 
 def _from_storage(uri: str, run_dir: Path | None, relist: bool) -> Found:

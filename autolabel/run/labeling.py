@@ -21,6 +21,7 @@ from autolabel.errors import RunStoreError, UsageError
 from autolabel.fsutil import RunLock, is_within, write_text_atomic
 from autolabel.inference.models import Models, check_prompts, load_models, preflight_models, with_tiling
 from autolabel.progress import Progress
+from autolabel.run.clips import FRAMES_DIR, extract_clips, frames_root, recorded_clips
 from autolabel.run.executors.local import fixed_batches, run_local
 from autolabel.run.inputs import discover_input
 from autolabel.run.settings import LabelJob, RunSettings, RunSummary
@@ -32,7 +33,16 @@ __all__ = ["run_labeling"]
 
 SKIPPED_NAME = "skipped.txt"
 SUMMARY_NAME = "summary.json"
-EXPORT_NAMES = ("coco", "yolo", SKIPPED_NAME, SUMMARY_NAME, "eval.json", "preview")  # never corrected/ (review work)
+EXPORT_NAMES = (
+    "coco",
+    "yolo",
+    "mot",
+    FRAMES_DIR,
+    SKIPPED_NAME,
+    SUMMARY_NAME,
+    "eval.json",
+    "preview",
+)  # never corrected/ (review work)
 
 
 def check_output_dir(input_root: Path, output_dir: Path) -> None:
@@ -157,23 +167,25 @@ def run_labeling(
         plan.decisions.to_json(),
     )
     opened = open_run(output_p, input_root, meta.fingerprint, fp_settings, settings.overwrite)
-    done = _unchanged(images, opened.done)
-    summary = RunSummary(
-        images_total=len(images),
-        already_done=len(done),
-        changed=sum(1 for im in images if im.relpath in opened.done and im.relpath not in done),
-    )
-    models = _models(plan, settings, backends) if len(done) < len(images) else None  # a finished run loads none
+    pending = len(_unchanged(images, opened.done)) < len(images) or _videos_pending(found.videos, output_p, opened)
+    models = _models(plan, settings, backends) if pending else None  # a finished run loads none
     output_p.mkdir(parents=True, exist_ok=True)
     with RunLock(output_p):
-        gone = (
-            []
-            if settings.limit is not None or found.single_file
-            else sorted(set(opened.done) - {im.relpath for im in images})
-        )  # deleted from the input folder
-        _start(output_p, opened.discard, meta, gone, problems)
+        _start(output_p, opened.discard, meta, problems)
+        frames, clips = _frames(found.videos, output_p, ontology)
+        images = sorted(images + frames, key=lambda im: im.relpath)
+        done = _unchanged(images, opened.done)
+        if models is None and len(done) < len(images):
+            models = _models(plan, settings, backends)  # a video changed while it was being checked
+        if settings.limit is None and not found.single_file:  # forget what was deleted from the input folder
+            _forget(output_p, sorted(set(opened.done) - {im.relpath for im in images}), clips)
         if found.manifest is not None:  # a fresh listing of object storage: kept for reruns
             write_text_atomic(output_p / MANIFEST, found.manifest)
+        summary = RunSummary(
+            images_total=len(images),
+            already_done=len(done),
+            changed=sum(1 for im in images if im.relpath in opened.done and im.relpath not in done),
+        )
         _label(images, done, plan, settings, models, output_p, summary, progress or Progress())
     summary.wall_seconds = time.perf_counter() - t_start
     write_text_atomic(output_p / SUMMARY_NAME, json.dumps(summary.to_json(), indent=2) + "\n")
@@ -195,20 +207,73 @@ def _models(plan: RunPlan, settings: RunSettings, backends: Models | None) -> Mo
     return detector, segmenter
 
 
-def _start(output_p: Path, discard: bool, meta: RunMeta, gone: list[str], problems: list[tuple[str, str]]) -> None:
-    """Under the run lock: discard an incompatible run (--overwrite), record this run's metadata, forget
-    images no longer in the input folder, and record what cannot be labeled at all as skipped."""
+def _start(output_p: Path, discard: bool, meta: RunMeta, problems: list[tuple[str, str]]) -> None:
+    """Under the run lock: discard an incompatible run (--overwrite), record this run's metadata, and record
+    what cannot be labeled at all as skipped."""
     if discard:
         discard_run(output_p)
     store = RunStore(store_path(output_p))
     try:
         store.set_meta(meta)
-        store.forget(gone)
         with store.transaction():
             for relpath, why in problems:
                 store.put_skipped(relpath, why)
     finally:
         store.close()
+
+
+def _videos_pending(videos: list[ImageInfo], output_p: Path, opened: OpenedRun) -> bool:
+    """Whether a video is new, changed, or has frames not labeled yet (models are needed)."""
+    if not videos:
+        return False
+    if not opened.exists or opened.discard:
+        return True
+    store = RunStore(store_path(output_p))
+    try:
+        clips = recorded_clips(store)
+    finally:
+        store.close()
+    for v in videos:
+        clip = clips.get(v.relpath)
+        try:
+            if clip is None or clip.signature != file_signature(v.path):
+                return True
+        except OSError:
+            continue  # unreadable: skipped with the reason, nothing to label
+        if any(opened.done.get(r) != f"{clip.signature}#{i}" for r, (i, _) in zip(clip.frame_relpaths(), clip.frames)):
+            return True
+    return False
+
+
+def _frames(videos: list[ImageInfo], output_p: Path, ontology: Ontology) -> tuple[list[ImageInfo], set[str]]:
+    """Under the run lock: the sampled frames of the videos (extracted where needed) as images of the run,
+    and the videos that are clips of the run; unreadable videos are recorded as skipped."""
+    if not videos:
+        return [], set()
+    store = RunStore(store_path(output_p))
+    try:
+        frames, problems = extract_clips(videos, output_p, ontology.video, store)
+        with store.transaction():
+            for relpath, why in problems:
+                store.put_skipped(relpath, why)
+    finally:
+        store.close()
+    return frames, {v.relpath for v in videos} - {r for r, _ in problems}
+
+
+def _forget(output_p: Path, gone: list[str], clips: set[str]) -> None:
+    """Images and videos no longer in the input folder leave the run (and the frames autolabel extracted)."""
+    store = RunStore(store_path(output_p))
+    try:
+        gone_clips = sorted(set(store.clips()) - clips)
+        store.forget(gone + gone_clips)
+    finally:
+        store.close()
+    root = frames_root(output_p)
+    for clip in gone_clips:
+        folder = root / clip
+        if folder.is_dir() and not folder.is_symlink() and is_within(folder, root):
+            shutil.rmtree(folder)
 
 
 def _label(

@@ -17,8 +17,12 @@ from types import TracebackType
 from autolabel.decisions import DecisionCounts, DecisionSettings, decide
 from autolabel.errors import UsageError
 from autolabel.overrides import ThresholdOverrides
+from autolabel.run.clips import frames_root, recorded_clips
 from autolabel.run.store import RunMeta, RunStore, store_path
+from autolabel.run.tracking import decide_clip
+from autolabel.storage import join
 from autolabel.types import CandidateResult, ImageResult
+from autolabel.video.clip import Clip, clip_of
 
 
 class Run:
@@ -26,6 +30,7 @@ class Run:
 
     def __init__(self, run_dir: Path, store: RunStore, meta: RunMeta) -> None:
         self.dir, self.store, self.meta = run_dir, store, meta
+        self._clips: dict[str, Clip] | None = None
 
     @classmethod
     def open(cls, run_dir: str | Path) -> Run:
@@ -109,6 +114,24 @@ class Run:
         """Stored candidates, sorted by relative path (only `relpaths` when given)."""
         return self.store.iter_candidates(relpaths)
 
+    @property
+    def frames_dir(self) -> Path:
+        """Where the sampled frames of the run's videos were written."""
+        return frames_root(self.dir)
+
+    def location(self, relpath: str) -> str:
+        """Where an image of the run is: a file path or an object's URI; a video's frame in `frames_dir`."""
+        if clip_of(relpath, self.clips) is not None:
+            return str(self.frames_dir / relpath)
+        return join(self.source, relpath)
+
+    @property
+    def clips(self) -> dict[str, Clip]:
+        """The videos of the run by relative path (their frames are images of the run)."""
+        if self._clips is None:
+            self._clips = recorded_clips(self.store)
+        return self._clips
+
     def results(
         self,
         decisions: DecisionSettings | None = None,
@@ -117,9 +140,38 @@ class Run:
         on_image: Callable[[], None] | None = None,
     ) -> Iterator[ImageResult]:
         """Images with `decisions` applied (default: the run's own), one at a time, sorted by relative
-        path; only `relpaths` when given. `counts` adds up what the decisions removed."""
+        path; only `relpaths` when given. `counts` adds up what the decisions removed. The frames of a
+        video are decided per track (`run.tracking`): a clip is read whole before its first frame comes."""
         dec = decisions if decisions is not None else self.decisions()
+        counts = counts if counts is not None else DecisionCounts()
+        wanted = None if relpaths is None else set(relpaths)
+        if wanted is not None:  # a frame is decided with its whole clip: its track needs the other frames
+            relpaths = sorted(
+                wanted | {r for c in {clip_of(r, self.clips) for r in wanted} if c for r in self._frames(c)}
+            )
+        for res in self._decided(dec, relpaths, counts):
+            if wanted is None or res.relpath in wanted:
+                yield res
+                if on_image is not None:
+                    on_image()
+
+    def _frames(self, clip: str) -> list[str]:
+        return self.clips[clip].frame_relpaths()
+
+    def _decided(
+        self, dec: DecisionSettings, relpaths: Iterable[str] | None, counts: DecisionCounts
+    ) -> Iterator[ImageResult]:
+        group: list[CandidateResult] = []  # the frames of the clip being read
+        clip = ""
         for c in self.candidates(relpaths):
-            yield ImageResult(c.relpath, c.width, c.height, decide(c.candidates, c.width, c.height, dec, counts))
-            if on_image is not None:
-                on_image()
+            this = clip_of(c.relpath, self.clips)
+            if group and this != clip:
+                yield from decide_clip(group, self.clips[clip], dec, counts)
+                group = []
+            if this is None:
+                yield ImageResult(c.relpath, c.width, c.height, decide(c.candidates, c.width, c.height, dec, counts))
+            else:
+                group.append(c)
+                clip = this
+        if group:
+            yield from decide_clip(group, self.clips[clip], dec, counts)

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS images (
     width INTEGER, height INTEGER, reason TEXT, result TEXT, updated REAL NOT NULL,
     signature TEXT
 );
+CREATE TABLE IF NOT EXISTS clips (relpath TEXT PRIMARY KEY, signature TEXT NOT NULL, info TEXT NOT NULL);
 """
 
 
@@ -212,8 +213,8 @@ class RunStore:
 
     def clear(self) -> None:
         with self.transaction():
-            self.conn.execute("DELETE FROM images")
-            self.conn.execute("DELETE FROM meta")
+            for table in ("images", "meta", "clips"):
+                self.conn.execute(f"DELETE FROM {table}")
 
     # ---------------------------------------------------------------- rows
     def done_signatures(self) -> dict[str, str | None]:
@@ -238,9 +239,24 @@ class RunStore:
         )
 
     def forget(self, relpaths: list[str]) -> None:
-        """Drop rows (images removed from the input folder are no longer part of the run)."""
+        """Drop rows (images and videos removed from the input folder are no longer part of the run)."""
         with self.transaction():
-            self.conn.executemany("DELETE FROM images WHERE relpath = ?", [(r,) for r in relpaths])
+            for table in ("images", "clips"):
+                self.conn.executemany(f"DELETE FROM {table} WHERE relpath = ?", [(r,) for r in relpaths])
+
+    def put_clip(self, relpath: str, signature: str, info: dict[str, Any]) -> None:
+        """Record a video whose sampled frames were written (`run.clips`); its skipped row, if any, goes."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM images WHERE relpath = ?", (relpath,))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO clips (relpath, signature, info) VALUES (?, ?, ?)",
+                (relpath, signature, json.dumps(info, separators=(",", ":"))),
+            )
+
+    def clips(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """relpath → (signature, info) of every recorded video."""
+        rows = self.conn.execute("SELECT relpath, signature, info FROM clips ORDER BY relpath")
+        return {r: (sig, json.loads(info)) for r, sig, info in rows}
 
     def put_skipped(self, relpath: str, reason: str) -> None:
         self.conn.execute(

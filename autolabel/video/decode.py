@@ -67,7 +67,7 @@ def frames(path: str | Path, sampling: Sampling = Sampling()) -> Iterator[Frame]
     except av.error.EOFError:
         raise VideoError("the video holds no frame (the file ends before its first one)") from None
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-        raise VideoError(f"cannot open the video: {e}") from None
+        raise VideoError(f"cannot open the video: {getattr(e, 'strerror', None) or e}") from None
     with container:
         if not container.streams.video:
             raise VideoError("no video stream (audio only?)")
@@ -98,3 +98,11 @@ def frames(path: str | Path, sampling: Sampling = Sampling()) -> Iterator[Frame]
             raise VideoError(f"the video is damaged after frame {index}: {e}") from None
         if index < 0:
             raise VideoError("the video holds no frame")
+
+
+def frame_rate(path: str | Path) -> float:
+    """The clip's average frame rate as its container states it (0.0 when unknown)."""
+    av = _av()
+    with av.open(str(path)) as container:
+        rate = container.streams.video[0].average_rate if container.streams.video else None
+    return float(rate) if rate else 0.0

@@ -70,6 +70,11 @@ def test_segmenter_none_shorthand() -> None:
         ),
         ("- car\n- dog\n", "expected a mapping"),
         ("ontology:\n  car: car\n    bad: indent\n", "invalid YAML (line 3"),
+        ("ontology:\n  car: car\nvideo:\n  strde: 2\n", "video.strde: unknown key; did you mean 'stride'?"),
+        ("ontology:\n  car: car\nvideo:\n  stride: 2\n  fps: 5\n", "video: give either stride or fps"),
+        ("ontology:\n  car: car\nvideo:\n  tracker: sort\n", "video.tracker: must be one of detect, sam2"),
+        ("ontology:\n  car: car\nvideo:\n  tracker: sam2\n", "video.tracker: sam2 tracking is not in"),
+        ("ontology:\n  car: car\nvideo:\n  max_frames: 0\n", "video.max_frames: must be in"),
     ],
 )
 def test_invalid_ontologies_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -149,3 +154,17 @@ def test_per_class_threshold_range_is_the_detector_box_threshold_range() -> None
     from autolabel.config.validate import BOX_THRESHOLD
 
     assert field_range(DetectorConfig, "box_threshold") == BOX_THRESHOLD
+
+
+def test_video_sampling_is_inference_and_tracking_a_decision() -> None:
+    from autolabel.config.load import parse_ontology
+    from autolabel.config.plan import inference_settings, make_plan
+
+    base = {"ontology": {"car": "car"}, "segmenter": "none"}
+    plain = inference_settings(make_plan(parse_ontology(base)), identities=False)
+    assert "video.sampling" not in plain  # runs made before videos existed stay compatible
+    default = inference_settings(make_plan(parse_ontology({**base, "video": {"stride": 1}})), identities=False)
+    assert default == plain
+    plan = make_plan(parse_ontology({**base, "video": {"fps": 2, "track_iou": 0.5, "track_max_missed": 5}}))
+    assert inference_settings(plan, identities=False)["video.sampling"] == {"stride": 1, "fps": 2.0, "max_frames": None}
+    assert (plan.decisions.track_iou, plan.decisions.track_max_missed) == (0.5, 5)

@@ -106,7 +106,7 @@ def test_sigkill_at_random_points_of_an_export_leaves_the_old_or_the_new_one_who
     fake_ontology_yaml: Path, tmp_path: Path
 ) -> None:
     from autolabel.api import label_folder
-    from autolabel.export.yolo_writer import recover_yolo
+    from autolabel.export.yolo_writer import recover_swap
     from tests.fakes import FakeDetector, FakeSegmenter
 
     write_images(tmp_path / "in", [f"im{i:02d}.png" for i in range(40)])
@@ -119,7 +119,7 @@ def test_sigkill_at_random_points_of_an_export_leaves_the_old_or_the_new_one_who
         time.sleep(rng.uniform(0.5, 4.0))
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
-        recover_yolo(run / "yolo")  # what the next export (or label) does first, under the run lock
+        recover_swap(run / "yolo")  # what the next export (or label) does first, under the run lock
         assert _tree_digest(run / "yolo") in {old, new}
         assert not list(run.glob(".yolo.*"))
         _digest_of(run, 1)  # back to the old one for the next round

@@ -70,6 +70,17 @@ def test_split_is_seeded_reproducible_and_sized() -> None:
         parse_split("0.8,0.3")
 
 
+def test_the_frames_of_a_clip_never_share_two_splits() -> None:
+    clips = {f"cam{c}.mp4/{i:07d}.jpg": f"cam{c}.mp4" for c in range(5) for i in range(20 + 10 * c)}
+    rel = [*clips, *(f"still{i}.jpg" for i in range(10))]
+    got = assign_splits(rel, (0.7, 0.2, 0.1), seed=3, group=clips)
+    for c in range(5):
+        assert len({got[r] for r in rel if r.startswith(f"cam{c}.mp4/")}) == 1
+    sizes = {s: sum(v == s for v in got.values()) for s in ("train", "val", "test")}
+    assert all(sizes.values()) and [sizes[s] for s in ("train", "val", "test")] == [147, 42, 21]  # as asked
+    assert got == assign_splits(list(reversed(rel)), (0.7, 0.2, 0.1), seed=3, group=clips)
+
+
 def test_names_that_would_share_a_label_file_are_made_distinct() -> None:
     names = yolo_image_names(["a/x.jpg", "a/x.png", "b/x.jpg"])
     assert names == {"a/x.jpg": "a/x_jpg.jpg", "a/x.png": "a/x_png.png", "b/x.jpg": "b/x.jpg"}

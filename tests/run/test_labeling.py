@@ -107,7 +107,7 @@ def test_output_dir_safety(fake_ontology_yaml: Path, data: Path, tmp_path: Path)
     with pytest.raises(RunStoreError, match="not empty"):
         run(fake_ontology_yaml, data, other)
     assert sorted(p.name for p in other.iterdir()) == ["thesis.tex"]
-    with pytest.raises(UsageError, match="no images found"):
+    with pytest.raises(UsageError, match="no images or videos found"):
         run(fake_ontology_yaml, tmp_path / "other", tmp_path / "o2")
 
 

@@ -309,7 +309,7 @@ def test_validate_rejects_removed_text_threshold_and_empty_input(tmp_path: Path)
     r = cli("validate", str(ont))
     assert r.returncode == 2 and "detector.text_threshold: removed" in r.stderr
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="no images found"):
+    with pytest.raises(UsageError, match="no images or videos found"):
         label_folder(
             {"ontology": {"cat": "cat"}},
             tmp_path / "empty",

@@ -4,6 +4,7 @@ synthetic clip with motmetrics (IDF1, ID switches)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,38 @@ def test_a_weak_frame_keeps_its_track_and_a_weak_track_is_dropped_whole() -> Non
     assert kept_tracks(frames_, (0.4,)) == {7}
     kept, kept_ids = only_kept(frames_[1][0], frames_[1][1], {7})
     assert len(kept) == 1 and kept_ids.tolist() == [7]
+
+
+def test_clip_decisions_keep_a_wavering_track_whole_and_drop_a_weak_one_whole() -> None:
+    """Per image, a score wavering around the threshold flickers; per track it does not (a decision: the
+    same stored candidates, other thresholds at export, no model)."""
+    from autolabel.config.load import parse_ontology
+    from autolabel.config.plan import decision_settings
+    from autolabel.decisions import DecisionCounts, decide
+    from autolabel.run.tracking import decide_clip
+    from autolabel.types import CandidateResult, Candidates
+    from autolabel.video.clip import Clip, frame_relpath
+
+    dec = decision_settings(parse_ontology({"ontology": {"car": "car"}, "detector": {"box_threshold": 0.5}}))
+    steady = [0.7, 0.45, 0.6, 0.48, 0.7]  # mean 0.586: kept on every frame, also where it dips
+    weak = [0.3, 0.55, 0.35, 0.3, 0.3]  # mean 0.36: dropped on every frame, also where it peaks
+    clip = Clip("c.mp4", "1:2", 10.0, 200, 100, tuple((i, i / 10) for i in range(5)))
+    frames = [
+        CandidateResult(
+            frame_relpath("c.mp4", i),
+            200,
+            100,
+            Candidates(np.array([[10.0 + 3 * i, 10, 40 + 3 * i, 40], [120, 50, 150, 80]]), np.array([a, b]), [0, 0]),
+        )
+        for i, (a, b) in enumerate(zip(steady, weak))
+    ]
+    per_image = [len(decide(f.candidates, 200, 100, dec)) for f in frames]
+    assert per_image == [1, 1, 1, 0, 1]  # flickers
+    counts = DecisionCounts()
+    out = list(decide_clip(frames, clip, dec, counts))
+    assert [len(r.detections) for r in out] == [1] * 5 and {int(r.track_ids[0]) for r in out} == {1}
+    assert [r.detections.xyxy[0, 0] for r in out] == [10, 13, 16, 19, 22]  # the steady object, every frame
+    assert [r.frame_index for r in out] == [0, 1, 2, 3, 4] and out[3].time == pytest.approx(0.3)
+    assert counts.kept == 5 and counts.track_dropped == 5 and counts.class_kept == {"car": 5}
+    strict = list(decide_clip(frames, clip, replace(dec, class_thresholds=(0.6,)), DecisionCounts()))
+    assert [len(r.detections) for r in strict] == [0] * 5  # mean 0.586 < 0.6: the whole track goes

@@ -1,0 +1,66 @@
+"""The FiftyOne export of a run with videos also builds `<dataset>-video`: one video sample per clip (the
+video file itself), each sampled frame's `autolabel` Detections at its frame number (decoded index + 1),
+every detection's `index` its track id (the same object across the clip, what the App colours by) and
+`keyframe=True` (what FiftyOne's CVAT integration uploads as a track's keyframes). Built aside and renamed
+over the previous one when complete, as the image dataset is; frames stay image samples there too (review).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from autolabel.export.base import ExportContext
+from autolabel.export.fiftyone_labels import LABEL_FIELD, OLD, recover_dataset, to_fiftyone_detections
+from autolabel.types import ImageResult
+
+VIDEO_SUFFIX = "-video"
+
+
+class VideoDataset:
+    def __init__(self, fo: Any, ctx: ExportContext) -> None:
+        self.fo, self.ctx, self.name = fo, ctx, ctx.dataset_name + VIDEO_SUFFIX
+        recover_dataset(fo, self.name)
+        self.ds = fo.Dataset(f"{self.name}.autolabel-staging-{os.getpid()}", persistent=True)
+        self.ds.default_classes = list(ctx.classes)
+        self.ds.info = {"source": "autolabel", "classes": list(ctx.classes), **ctx.info}
+        self.sample: Any = None
+        self.clip: str | None = None
+
+    def add(self, result: ImageResult) -> None:
+        if result.clip is None or result.track_ids is None or result.frame_index is None:
+            return
+        if result.clip != self.clip:
+            self._finish()
+            self.clip, self.sample = result.clip, self._new_sample(result.clip)
+        dets = to_fiftyone_detections(self.fo, result, self.ctx.classes)
+        for d, tid in zip(dets.detections, result.track_ids):
+            d.index, d["keyframe"] = int(tid), True
+        self.sample.frames[result.frame_index + 1] = self.fo.Frame(**{LABEL_FIELD: dets})
+
+    def _new_sample(self, clip: str) -> Any:
+        c = self.ctx.clips[clip]
+        meta = self.fo.VideoMetadata(frame_width=c.width, frame_height=c.height, frame_rate=c.fps or None)
+        return self.fo.Sample(filepath=str(Path(self.ctx.video_location(clip)).resolve()), clip=clip, metadata=meta)
+
+    def _finish(self) -> None:
+        if self.sample is not None:
+            self.ds.add_sample(self.sample)
+            self.sample = None
+
+    def close(self) -> str:
+        self._finish()
+        self.ds.save()
+        old = None
+        if self.fo.dataset_exists(self.name):
+            old = self.fo.load_dataset(self.name)
+            old.name = f"{self.name}{OLD}-{os.getpid()}"
+        self.ds.name = self.name
+        if old is not None:
+            old.delete()
+        return self.name
+
+    def abort(self) -> None:
+        if self.ds is not None and self.ds.name != self.name:
+            self.fo.delete_dataset(self.ds.name)

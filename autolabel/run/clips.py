@@ -1,0 +1,92 @@
+"""Videos in a run. Each clip's sampled frames are decoded once (PyAV, rotated, timed by their timestamps)
+and written as JPEG under `RUN/frames/<clip relpath>/<frame index>.jpg`; from there on a frame is an image
+of the run: labeled by any executor, stored as it is made, resumed frame by frame. Its relative path is
+`<clip relpath>/<frame index, 7 digits>.jpg`, so a clip's frames sort together and in order, and its
+signature is the video's (size + mtime) with the frame index: a changed video is extracted and labeled again.
+
+The run store records each clip (`clips` table): its signature, frame rate, size and sampled frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from autolabel.errors import ImageError
+from autolabel.fsutil import atomic_write, is_within
+from autolabel.run.store import RunStore, file_signature
+from autolabel.types import ImageInfo
+from autolabel.video.clip import Clip, frame_relpath
+
+FRAMES_DIR = "frames"
+JPEG_QUALITY = 95
+
+
+def recorded_clips(store: RunStore) -> dict[str, Clip]:
+    return {r: Clip.from_record(r, sig, info) for r, (sig, info) in store.clips().items()}
+
+
+def frames_root(run_dir: Path) -> Path:
+    return run_dir / FRAMES_DIR
+
+
+def extract_clips(
+    videos: list[ImageInfo], run_dir: Path, video: Any, store: RunStore
+) -> tuple[list[ImageInfo], list[tuple[str, str]]]:
+    """The frames of every video as images of the run, extracting those not yet (or no longer) on disk;
+    `video` is the ontology's `VideoConfig`. Returns (frames, problems): a video that cannot be read is
+    a problem (relpath, why) and the run goes on."""
+    from autolabel.video.decode import Sampling
+
+    sampling = Sampling(every=video.stride, fps=video.fps, max_frames=video.max_frames)
+    recorded = recorded_clips(store)
+    out: list[ImageInfo] = []
+    problems: list[tuple[str, str]] = []
+    for v in videos:
+        try:
+            sig = file_signature(v.path)
+            clip = recorded.get(v.relpath)
+            if clip is None or clip.signature != sig or not _on_disk(clip, run_dir):
+                clip = _extract(v, sig, run_dir, sampling)
+                store.put_clip(clip.relpath, clip.signature, clip.info())
+        except ImageError as e:
+            problems.append((v.relpath, e.message))
+            continue
+        except OSError as e:
+            problems.append((v.relpath, f"cannot read the video: {e.strerror or e}"))
+            continue
+        root = frames_root(run_dir)
+        out += [ImageInfo(r, str(root / r), f"{sig}#{i}") for r, (i, _) in zip(clip.frame_relpaths(), clip.frames)]
+    return out, problems
+
+
+def _on_disk(clip: Clip, run_dir: Path) -> bool:
+    root = frames_root(run_dir)
+    return all((root / r).is_file() for r in clip.frame_relpaths())
+
+
+def _extract(v: ImageInfo, sig: str, run_dir: Path, sampling: Any) -> Clip:
+    """Decode the clip's sampled frames into JPEG files; earlier frames of the clip not sampled now go."""
+    import io
+
+    from PIL import Image
+
+    from autolabel.video.decode import VideoError, frame_rate, frames
+
+    folder = frames_root(run_dir) / v.relpath
+    if not is_within(folder, frames_root(run_dir)):
+        raise VideoError(f"unsafe video path '{v.relpath}'")
+    kept: list[tuple[int, float]] = []
+    size = (0, 0)
+    for f in frames(v.path, sampling):
+        buf = io.BytesIO()
+        Image.fromarray(f.image).save(buf, format="JPEG", quality=JPEG_QUALITY)
+        with atomic_write(frames_root(run_dir) / frame_relpath(v.relpath, f.index), "wb") as out:
+            out.write(buf.getvalue())
+        kept.append((f.index, round(f.time, 6)))
+        size = (f.image.shape[1], f.image.shape[0])
+    names = {Path(frame_relpath(v.relpath, i)).name for i, _ in kept}
+    for old in folder.iterdir() if folder.is_dir() else []:
+        if old.suffix == ".jpg" and old.name not in names and not old.is_symlink():
+            old.unlink()
+    return Clip(v.relpath, sig, frame_rate(v.path), size[0], size[1], tuple(kept))

@@ -1,0 +1,52 @@
+"""Decisions per track (`tracker: detect`): the frames of a clip are decided as images are, down to the
+track threshold `track_low`; their detections are linked into tracks (ByteTrack-style, `video.track`:
+detections reaching their class's box threshold start and continue tracks, weaker ones only continue
+them); then each track is kept or dropped as a whole by its mean score against its class threshold
+(`video.tracks`), so a label does not flicker on and off while its score wavers around the threshold.
+
+Pure and re-runnable like every decision: thresholds and track settings change at export, no model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+
+from autolabel.decisions import DecisionCounts, DecisionSettings, decide
+from autolabel.types import CandidateResult, Detections, ImageResult
+from autolabel.video.clip import Clip, frame_index
+from autolabel.video.track import DetectTracker
+from autolabel.video.tracks import kept_tracks, only_kept
+
+
+def decide_clip(
+    frames: list[CandidateResult], clip: Clip, dec: DecisionSettings, counts: DecisionCounts
+) -> Iterator[ImageResult]:
+    """The decided frames of one clip (in order), each detection with its track id."""
+    loose = replace(dec, class_thresholds=tuple(min(t, dec.track_low) for t in dec.class_thresholds))
+    thresholds = np.asarray(dec.class_thresholds)
+    tracker = DetectTracker(iou=dec.track_iou, low=dec.track_low, max_missed=dec.track_max_missed)
+    decided: list[tuple[CandidateResult, Detections, np.ndarray]] = []
+    for c in frames:
+        det = decide(c.candidates, c.width, c.height, loose, counts)
+        confident = None if det.confidence is None else det.confidence >= thresholds[det.class_id] - 1e-12
+        decided.append((c, det, tracker.update(det, confident)))
+    kept = kept_tracks([(d, ids) for _, d, ids in decided], dec.class_thresholds)
+    times = dict(clip.frames)
+    for c, det, ids in decided:
+        out, out_ids = only_kept(det, ids, kept)
+        _count_dropped(counts, dec, det, out)
+        index = frame_index(c.relpath)
+        yield ImageResult(c.relpath, c.width, c.height, out, clip.relpath, index, times.get(index), out_ids)
+
+
+def _count_dropped(counts: DecisionCounts, dec: DecisionSettings, before: Detections, after: Detections) -> None:
+    counts.track_dropped += len(before) - len(after)
+    counts.kept -= len(before) - len(after)
+    for k in range(len(dec.classes)):
+        lost = int((before.class_id == k).sum() - (after.class_id == k).sum())
+        if lost:
+            name = dec.classes[k]
+            counts.class_kept[name] = counts.class_kept.get(name, 0) - lost

@@ -1,0 +1,45 @@
+"""A video of a run (a clip) and how its frames are named: `<clip relpath>/<frame index, 7 digits>.jpg`, so
+a clip's frames sort together and in order among the run's images."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A labeled video: `frames` are (index among the decoded frames, time in seconds) of the sampled ones."""
+
+    relpath: str
+    signature: str
+    fps: float
+    width: int
+    height: int
+    frames: tuple[tuple[int, float], ...]
+
+    def info(self) -> dict[str, Any]:
+        return {"fps": self.fps, "width": self.width, "height": self.height, "frames": [list(f) for f in self.frames]}
+
+    @classmethod
+    def from_record(cls, relpath: str, signature: str, info: dict[str, Any]) -> Clip:
+        frames = tuple((int(i), float(t)) for i, t in info["frames"])
+        return cls(relpath, signature, float(info["fps"]), int(info["width"]), int(info["height"]), frames)
+
+    def frame_relpaths(self) -> list[str]:
+        return [frame_relpath(self.relpath, i) for i, _ in self.frames]
+
+
+def frame_relpath(clip: str, index: int) -> str:
+    return f"{clip}/{index:07d}.jpg"
+
+
+def frame_index(relpath: str) -> int:
+    return int(relpath.rsplit("/", 1)[1].split(".", 1)[0])
+
+
+def clip_of(relpath: str, clips: Mapping[str, Any]) -> str | None:
+    """The clip a relative path is a frame of, or None for a still image."""
+    parent = relpath.rsplit("/", 1)[0] if "/" in relpath else None
+    return parent if parent is not None and parent in clips else None
