@@ -82,6 +82,7 @@ def print_decisions(
         f"{c.negative_suppressed} by negative prompts ({c.negatives_detected} negatives detected), "
         f"{c.bad_size} bad-size boxes, {c.empty_masks} empty masks, {c.over_max} over max"
         + (f", {c.prompts_off} of prompts switched off" if c.prompts_off else "")
+        + (f", {c.track_dropped} of video tracks dropped whole (weak on average)" if c.track_dropped else "")
     )
     for w in warnings or []:
         con.print(f"[yellow]warning:[/] {w}")
