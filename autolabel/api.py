@@ -183,6 +183,7 @@ class Labeler:
         name = Path(path).name
         seen: list[CandidateResult] = []
         times: list[tuple[int, float]] = []
+        changes: list[float] = []
         batch: list[Any] = []
 
         def flush() -> None:
@@ -190,6 +191,7 @@ class Labeler:
             for f, c in zip(batch, cands):
                 seen.append(CandidateResult(frame_relpath(name, f.index), f.image.shape[1], f.image.shape[0], c))
                 times.append((f.index, f.time))
+                changes.append(f.change)
             batch.clear()
 
         for frame in frames(path, sampling):
@@ -200,7 +202,7 @@ class Labeler:
             flush()
         if not seen:
             return
-        clip = Clip(name, "", frame_rate(path), seen[0].width, seen[0].height, tuple(times))
+        clip = Clip(name, "", frame_rate(path), seen[0].width, seen[0].height, tuple(times), tuple(changes))
         for res in decide_clip(seen, clip, self.plan.decisions, DecisionCounts()):
             det = res.detections
             det.class_names = self.classes

@@ -41,6 +41,7 @@ class DecisionSettings:
     track_iou: float = 0.3  # video frames: see `video.clip_decisions`
     track_low: float = 0.1
     track_max_missed: int = 30
+    scene_cut: float | None = 0.5  # a frame whose colours change this much from the last starts new tracks
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -133,6 +133,7 @@ class VideoConfig:
     track_iou: float = num(0.3, 0.0, 1.0)  # box IoU (to the track's predicted box) that continues a track
     track_low: float = num(0.1, 0.0, 1.0)  # weaker detections continue a track but never start one
     track_max_missed: int = num(30, 0, integer=True)  # sampled frames a track may go unseen before it ends
+    scene_cut: float | None = num(0.5, 0.0, 1.0, nullable=True)  # colour change that ends every track; null: off
 
     def sampling_json(self) -> dict[str, Any]:
         return {"stride": self.stride, "fps": self.fps, "max_frames": self.max_frames}

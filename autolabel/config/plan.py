@@ -63,6 +63,7 @@ def decision_settings(ontology: Ontology) -> DecisionSettings:
         track_iou=ontology.video.track_iou,
         track_low=ontology.video.track_low,
         track_max_missed=ontology.video.track_max_missed,
+        scene_cut=ontology.video.scene_cut,
     )
 
 

@@ -77,6 +77,7 @@ def _extract(v: ImageInfo, sig: str, run_dir: Path, sampling: Any) -> Clip:
     if not is_within(folder, frames_root(run_dir)):
         raise VideoError(f"unsafe video path '{v.relpath}'")
     kept: list[tuple[int, float]] = []
+    changes: list[float] = []
     size = (0, 0)
     for f in frames(v.path, sampling):
         buf = io.BytesIO()
@@ -84,9 +85,10 @@ def _extract(v: ImageInfo, sig: str, run_dir: Path, sampling: Any) -> Clip:
         with atomic_write(frames_root(run_dir) / frame_relpath(v.relpath, f.index), "wb") as out:
             out.write(buf.getvalue())
         kept.append((f.index, round(f.time, 6)))
+        changes.append(f.change)
         size = (f.image.shape[1], f.image.shape[0])
     names = {Path(frame_relpath(v.relpath, i)).name for i, _ in kept}
     for old in folder.iterdir() if folder.is_dir() else []:
         if old.suffix == ".jpg" and old.name not in names and not old.is_symlink():
             old.unlink()
-    return Clip(v.relpath, sig, frame_rate(v.path), size[0], size[1], tuple(kept))
+    return Clip(v.relpath, sig, frame_rate(v.path), size[0], size[1], tuple(kept), tuple(changes))

@@ -1,7 +1,8 @@
 """Decisions per track (`tracker: detect`): the frames of a clip are decided as images are, down to the
 track threshold `track_low`; their detections are linked into tracks (ByteTrack-style, `video.track`:
 detections reaching their class's box threshold start and continue tracks, weaker ones only continue
-them); then each track is kept or dropped as a whole by its mean score against its class threshold
+them; at a scene cut, where the colours of the picture change by `scene_cut` or more, every track ends);
+then each track is kept or dropped as a whole by its mean score against its class threshold
 (`video.tracks`), so a label does not flicker on and off while its score wavers around the threshold.
 
 Pure and re-runnable like every decision: thresholds and track settings change at export, no model.
@@ -29,7 +30,10 @@ def decide_clip(
     thresholds = np.asarray(dec.class_thresholds)
     tracker = DetectTracker(iou=dec.track_iou, low=dec.track_low, max_missed=dec.track_max_missed)
     decided: list[tuple[CandidateResult, Detections, np.ndarray]] = []
+    change = dict(zip((i for i, _ in clip.frames), clip.changes))
     for c in frames:
+        if dec.scene_cut is not None and change.get(frame_index(c.relpath), 0.0) >= dec.scene_cut:
+            tracker.tracks = []  # a scene cut: no object continues across it (ids go on counting)
         det = decide(c.candidates, c.width, c.height, loose, counts)
         confident = None if det.confidence is None else det.confidence >= thresholds[det.class_id] - 1e-12
         decided.append((c, det, tracker.update(det, confident)))

@@ -10,7 +10,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Clip:
-    """A labeled video: `frames` are (index among the decoded frames, time in seconds) of the sampled ones."""
+    """A labeled video: `frames` are (index among the decoded frames, time in seconds) of the sampled ones,
+    `changes` how much each differs from the sampled frame before it (`video.decode.scene_change`)."""
 
     relpath: str
     signature: str
@@ -18,14 +19,17 @@ class Clip:
     width: int
     height: int
     frames: tuple[tuple[int, float], ...]
+    changes: tuple[float, ...] = ()
 
     def info(self) -> dict[str, Any]:
-        return {"fps": self.fps, "width": self.width, "height": self.height, "frames": [list(f) for f in self.frames]}
+        frames = [list(f) for f in self.frames]
+        return {"fps": self.fps, "width": self.width, "height": self.height, "frames": frames, "changes": self.changes}
 
     @classmethod
     def from_record(cls, relpath: str, signature: str, info: dict[str, Any]) -> Clip:
         frames = tuple((int(i), float(t)) for i, t in info["frames"])
-        return cls(relpath, signature, float(info["fps"]), int(info["width"]), int(info["height"]), frames)
+        changes = tuple(float(c) for c in info.get("changes", ()))
+        return cls(relpath, signature, float(info["fps"]), int(info["width"]), int(info["height"]), frames, changes)
 
     def frame_relpaths(self) -> list[str]:
         return [frame_relpath(self.relpath, i) for i, _ in self.frames]

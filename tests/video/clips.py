@@ -13,13 +13,18 @@ from tests.fakes import BACKGROUND, COLORS
 SIZE = 16  # square side in pixels
 
 
-def scene(t: int, width: int = 160, height: int = 120) -> tuple[np.ndarray, dict[int, list[float]]]:
+OTHER_SCENE = (90, 60, 150)  # the background after a cut
+
+
+def scene(
+    t: int, width: int = 160, height: int = 120, background: tuple[int, int, int] = BACKGROUND
+) -> tuple[np.ndarray, dict[int, list[float]]]:
     """Frame `t`: a red square moving right, a blue one moving left a little lower (they overlap and pass, the
     blue drawn over the red),
     a green one moving down that leaves the frame at t=12 and comes back at t=22. Returns the image and
     {object id: [x0, y0, x1, y1]} of the objects in view."""
     img = np.empty((height, width, 3), np.uint8)
-    img[:] = BACKGROUND
+    img[:] = background
     boxes: dict[int, list[float]] = {}
     paths = {
         1: ("red", 5 + 4 * t, 20),

@@ -16,7 +16,7 @@ from autolabel.video.decode import Sampling, VideoError, _rotated, frames
 from autolabel.video.mot import mot_lines
 from autolabel.video.track import DetectTracker
 from autolabel.video.tracks import kept_tracks, only_kept
-from tests.video.clips import scene, write_clip
+from tests.video.clips import OTHER_SCENE, scene, write_clip
 
 pytest.importorskip("av")
 N = 36
@@ -76,7 +76,7 @@ def test_odd_videos_are_refused_with_the_reason(tmp_path: Path) -> None:
     assert issubclass(VideoError, ImageError)  # skipped with the reason, like an unreadable image
 
 
-def _tracked(clip: Path, tmp_path: Path) -> list:  # type: ignore[type-arg]
+def _tracked(clip: Path, tmp_path: Path, video: dict | None = None) -> list:  # type: ignore[type-arg]
     from autolabel.api import Labeler
     from tests.fakes import FakeDetector, FakeSegmenter
 
@@ -84,6 +84,7 @@ def _tracked(clip: Path, tmp_path: Path) -> list:  # type: ignore[type-arg]
         "ontology": {"red square": "square", "blue square": "square", "green square": "square"},
         "detector": {"backend": "tests.fakes:FakeDetector", "box_threshold": 0.3},
         "segmenter": {"backend": "tests.fakes:FakeSegmenter"},
+        **({"video": video} if video else {}),
     }
     labeler = Labeler(ontology, backends=(FakeDetector(), FakeSegmenter()), batch_size=4)
     return list(labeler.label_video(clip))
@@ -177,3 +178,15 @@ def test_clip_decisions_keep_a_wavering_track_whole_and_drop_a_weak_one_whole() 
     assert counts.kept == 5 and counts.track_dropped == 5 and counts.class_kept == {"car": 5}
     strict = list(decide_clip(frames, clip, replace(dec, class_thresholds=(0.6,)), DecisionCounts()))
     assert [len(r.detections) for r in strict] == [0] * 5  # mean 0.586 < 0.6: the whole track goes
+
+
+def test_a_scene_cut_ends_every_track(tmp_path: Path) -> None:
+    path = tmp_path / "cut.mkv"
+    write_clip(path, [scene(t)[0] for t in range(10)] + [scene(t, background=OTHER_SCENE)[0] for t in range(10, 20)])
+    changes = [f.change for f in frames(path)]
+    assert max(changes[:10] + changes[11:]) < 0.05 and changes[10] > 0.9  # motion barely counts, a cut does
+    out = _tracked(path, tmp_path)
+    before, after = ({int(i) for f in part for i in f.track_ids} for part in (out[:10], out[10:]))
+    assert before and after and not before & after  # the squares after the cut are new objects
+    uncut = _tracked(path, tmp_path, {"scene_cut": None})
+    assert {int(i) for f in uncut[:10] for i in f.track_ids} & {int(i) for f in uncut[10:] for i in f.track_ids}
