@@ -163,7 +163,15 @@ def _clean(c: Candidates, cleanup: MaskCleanup) -> tuple[np.ndarray, RleMasks | 
 def decide(
     c: Candidates, width: int, height: int, s: DecisionSettings, counts: DecisionCounts | None = None
 ) -> Detections:
-    """Stored candidates of one image → the Detections to export, ordered by descending score.
+    """Stored candidates of one image → the Detections to export (see `decide_kept`)."""
+    return decide_kept(c, width, height, s, counts)[0]
+
+
+def decide_kept(
+    c: Candidates, width: int, height: int, s: DecisionSettings, counts: DecisionCounts | None = None
+) -> tuple[Detections, np.ndarray]:
+    """Stored candidates of one image → the Detections to export, ordered by descending score, and the
+    index of each among the candidates.
 
     Order: per-class threshold (negatives: `negative_threshold`) → mask clean-up and tight boxes (empty
     masks dropped) → size limits → class-wise NMS → cross-class de-duplication → negative-prompt
@@ -189,7 +197,7 @@ def decide(
         off = np.isin(c.prompt_index, [s.prompts.index(p) for p in s.prompts_off])
         counts.prompts_off += int((keep & off).sum())
         keep &= ~off
-    sub = _subset(c, keep)
+    sub, threshold_kept = _subset(c, keep), keep
     class_id, negative = class_id[keep], negative[keep]
     xyxy, masks, ok = _clean(sub, s.cleanup)
     counts.empty_masks += int((~ok & ~negative).sum())
@@ -228,13 +236,14 @@ def decide(
     counts.kept += len(idx)
     _count_classes(counts, s, c, class_id_all, class_id[idx])
     prompts = [s.prompts[int(p)] for p in sub.prompt_index[order][idx]]
-    return Detections(
+    det = Detections(
         xyxy=xyxy[idx],
         class_id=class_id[idx],
         confidence=None if score is None else score[idx],
         prompt=prompts,
         masks=None if masks is None else masks[idx],
     )
+    return det, np.flatnonzero(threshold_kept)[order][idx]
 
 
 def _count_classes(

@@ -198,6 +198,9 @@ class Candidates:
     - `prompt_index`: int64 (N,) index into the run's prompt list (ontology prompts, then negatives).
     - `masks`: RleMasks (N,) of the whole image, or None for a box-only run.
     - `mask_score`: float64 (N,) the segmenter's predicted mask IoU where the model gives one, else None.
+    - `track_id`, `keyframe`: a video frame tracked at inference (`tracker: sam2`): int64 (N,) object ids of
+      the clip, and bool (N,) whether the detector saw the object on this frame (its score is that
+      detection's; elsewhere the object's last keyframe score). None otherwise.
     """
 
     xyxy: np.ndarray
@@ -205,6 +208,8 @@ class Candidates:
     prompt_index: np.ndarray
     masks: RleMasks | None = None
     mask_score: np.ndarray | None = None
+    track_id: np.ndarray | None = None
+    keyframe: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(-1, 4)
@@ -214,7 +219,11 @@ class Candidates:
             self.score = np.asarray(self.score, dtype=np.float64).reshape(-1)
         if self.mask_score is not None:
             self.mask_score = np.asarray(self.mask_score, dtype=np.float64).reshape(-1)
-        for name in ("score", "prompt_index", "masks", "mask_score"):
+        if self.track_id is not None:
+            self.track_id = np.asarray(self.track_id, dtype=np.int64).reshape(-1)
+        if self.keyframe is not None:
+            self.keyframe = np.asarray(self.keyframe, dtype=bool).reshape(-1)
+        for name in ("score", "prompt_index", "masks", "mask_score", "track_id", "keyframe"):
             v = getattr(self, name)
             if v is not None and len(v) != n:
                 raise ValueError(f"Candidates: {n} boxes but {len(v)} {name}")

@@ -488,3 +488,12 @@ def tiny_sam2_video(S: int = 256) -> tuple[Any, Any]:
         video_processor=Sam2VideoVideoProcessor(size={"height": S, "width": S}),
     )
     return model, processor
+
+
+def build_tiny_sam2_video(path: Path) -> Path:
+    """`tiny_sam2_video` saved as a model directory (config, weights, processor): what `tracker: sam2`
+    loads as the segmenter's model (its image part loads as a Sam2Model too, as hub SAM 2 checkpoints do)."""
+    model, processor = tiny_sam2_video()
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

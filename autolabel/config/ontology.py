@@ -129,14 +129,20 @@ class VideoConfig:
     fps: float | None = num(None, 1e-3, nullable=True)  # or this many frames a second, by their timestamps
     max_frames: int | None = num(None, 1, integer=True, nullable=True)  # per clip
     tracker: str = "detect"
-    detect_every: int = num(1, 1, integer=True)  # tracker sam2: the detector runs on every n-th sampled frame
+    detect_every: int = num(5, 1, integer=True)  # tracker sam2: the detector runs on every n-th sampled frame
+    max_objects: int = num(32, 1, integer=True)  # tracker sam2: objects followed at once per clip
     track_iou: float = num(0.3, 0.0, 1.0)  # box IoU (to the track's predicted box) that continues a track
     track_low: float = num(0.1, 0.0, 1.0)  # weaker detections continue a track but never start one
     track_max_missed: int = num(30, 0, integer=True)  # sampled frames a track may go unseen before it ends
     scene_cut: float | None = num(0.5, 0.0, 1.0, nullable=True)  # colour change that ends every track; null: off
 
     def sampling_json(self) -> dict[str, Any]:
-        return {"stride": self.stride, "fps": self.fps, "max_frames": self.max_frames}
+        """What changes the stored frames: the sampling, and with `tracker: sam2` the tracking itself."""
+        out: dict[str, Any] = {"stride": self.stride, "fps": self.fps, "max_frames": self.max_frames}
+        if self.tracker == "sam2":
+            out.update(tracker="sam2", detect_every=self.detect_every, max_objects=self.max_objects)
+            out.update(scene_cut=self.scene_cut)
+        return out
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,8 @@ def inference_settings(plan: RunPlan, identities: bool = True) -> dict[str, Any]
     sampling = ont.video.sampling_json()
     if sampling != VideoConfig().sampling_json():  # the default leaves runs of earlier versions compatible
         out["video.sampling"] = sampling
+    if ont.video.tracker == "sam2":  # the keyframes' decided detections start and match objects
+        out["video.keyframe_decisions"] = {k: v for k, v in plan.decisions.to_json().items() if "track" not in k}
     if identities:
         out["detector.model_identity"] = model_identity(plan.detector_model) if plan.detector_model else None
         out["segmenter.model_identity"] = model_identity(plan.segmenter_model) if plan.segmenter_model else None

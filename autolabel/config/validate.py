@@ -59,7 +59,7 @@ class Validator:
         seg = self.section(data.get("segmenter"), "segmenter", SegmenterConfig)
         post = self.section(data.get("postprocess"), "postprocess", PostprocessConfig)
         masks = self.section(data.get("masks"), "masks", MasksConfig)
-        video = self.video(data.get("video"))
+        video = self.video(data.get("video"), seg)
         self.backends(det, seg)
         if self.problems:
             return None
@@ -77,22 +77,23 @@ class Validator:
             self.source,
         )
 
-    def video(self, m: Any) -> VideoConfig:
+    def video(self, m: Any, seg: SegmenterConfig) -> VideoConfig:
+        tracker = "detect"
         if isinstance(m, dict) and "tracker" in m:
             m = dict(m)
             tracker = m.pop("tracker")
-            if tracker == "sam2":
+            if tracker not in TRACKERS:
+                self.err("video.tracker", f"must be one of {', '.join(TRACKERS)}, got {shown(tracker)}")
+            elif tracker == "sam2" and seg.backend != "sam2":
                 self.err(
                     "video.tracker",
-                    "sam2 tracking is not in `autolabel label` yet; use tracker: detect here, or SAM 2 video "
-                    "sessions from Python (autolabel.video.sam2_track.Sam2Tracker)",
+                    f"sam2 follows objects with the SAM 2 segmenter's video model; the segmenter is "
+                    f"'{seg.backend}': use segmenter backend sam2, or tracker: detect",
                 )
-            elif tracker not in TRACKERS:
-                self.err("video.tracker", f"must be one of {', '.join(TRACKERS)}, got {shown(tracker)}")
         out: VideoConfig = self.section(m, "video", VideoConfig)
         if out.fps is not None and out.stride != 1:
             self.err("video", "give either stride or fps, not both")
-        return out
+        return replace(out, tracker=tracker if tracker in TRACKERS else "detect")
 
     def backends(self, det: DetectorConfig, seg: SegmenterConfig) -> None:
         """Unknown backend names (and plugins that do not import or have the wrong kind) are reported

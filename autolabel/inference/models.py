@@ -3,7 +3,7 @@ the backends, tiling around the detector, and the prompt check. Used by every ex
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from autolabel.backends.base import Detector, PromptChecker, Segmenter
 from autolabel.config.plan import RunPlan
@@ -71,3 +71,14 @@ def with_tiling(detector: Detector, plan: RunPlan) -> Detector:
             hint="remove detector.tiling, or use a detector + segmenter pipeline",
         )
     return TiledDetector(detector, t.tile, t.overlap, t.whole_image, t.merge_ios)
+
+
+def load_video_model(plan: RunPlan, device: str = "auto", precision: str = "auto") -> tuple[Any, str]:
+    """`tracker: sam2`: ((Sam2VideoModel, Sam2VideoProcessor) of the plan's segmenter model, its device)."""
+    from autolabel.backends.sam2_video import load_sam2_video
+    from autolabel.backends.torch_utils import resolve_device, resolve_dtype
+
+    if plan.segmenter_model is None:
+        raise UsageError("video.tracker: sam2 needs a SAM 2 segmenter model", hint="set segmenter.backend: sam2")
+    dev = resolve_device(device)
+    return load_sam2_video(plan.segmenter_model, dev, resolve_dtype(precision, dev)), dev

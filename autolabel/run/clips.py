@@ -9,12 +9,13 @@ The run store records each clip (`clips` table): its signature, frame rate, size
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 from autolabel.errors import ImageError
 from autolabel.fsutil import atomic_write, is_within
-from autolabel.run.store import RunStore, file_signature
+from autolabel.run.store import RunStore, file_signature, store_path
 from autolabel.types import ImageInfo
 from autolabel.video.clip import Clip, frame_relpath
 
@@ -92,3 +93,60 @@ def _extract(v: ImageInfo, sig: str, run_dir: Path, sampling: Any) -> Clip:
         if old.suffix == ".jpg" and old.name not in names and not old.is_symlink():
             old.unlink()
     return Clip(v.relpath, sig, frame_rate(v.path), size[0], size[1], tuple(kept), tuple(changes))
+
+
+def videos_pending(videos: list[ImageInfo], run_dir: Path, done: dict[str, str | None], fresh: bool) -> bool:
+    """Whether a video is new, changed, or has frames not labeled yet (models are needed); `done` maps the
+    run's done images to their signatures, `fresh` says the run starts empty."""
+    if not videos:
+        return False
+    if fresh:
+        return True
+    store = RunStore(store_path(run_dir))
+    try:
+        clips = recorded_clips(store)
+    finally:
+        store.close()
+    for v in videos:
+        clip = clips.get(v.relpath)
+        try:
+            if clip is None or clip.signature != file_signature(v.path):
+                return True
+        except OSError:
+            continue  # unreadable: skipped with the reason, nothing to label
+        if any(done.get(r) != f"{clip.signature}#{i}" for r, (i, _) in zip(clip.frame_relpaths(), clip.frames)):
+            return True
+    return False
+
+
+def clip_frames(videos: list[ImageInfo], run_dir: Path, video: Any) -> tuple[list[ImageInfo], dict[str, Clip]]:
+    """Under the run lock: the sampled frames of the videos (extracted where needed) as images of the run,
+    and the clips of the run by relpath; unreadable videos are recorded as skipped."""
+    if not videos:
+        return [], {}
+    store = RunStore(store_path(run_dir))
+    try:
+        frames, problems = extract_clips(videos, run_dir, video, store)
+        with store.transaction():
+            for relpath, why in problems:
+                store.put_skipped(relpath, why)
+        clips = recorded_clips(store)
+    finally:
+        store.close()
+    present = {v.relpath for v in videos} - {r for r, _ in problems}
+    return frames, {r: c for r, c in clips.items() if r in present}
+
+
+def forget_gone(run_dir: Path, gone: list[str], clips: set[str]) -> None:
+    """Images and videos no longer in the input folder leave the run (and the frames autolabel extracted)."""
+    store = RunStore(store_path(run_dir))
+    try:
+        gone_clips = sorted(set(store.clips()) - clips)
+        store.forget(gone + gone_clips)
+    finally:
+        store.close()
+    root = frames_root(run_dir)
+    for clip in gone_clips:
+        folder = root / clip
+        if folder.is_dir() and not folder.is_symlink() and is_within(folder, root):
+            shutil.rmtree(folder)

@@ -19,15 +19,24 @@ from autolabel.config.ontology import Ontology
 from autolabel.config.plan import RunPlan, diff_settings, fingerprint, inference_settings, make_plan
 from autolabel.errors import RunStoreError, UsageError
 from autolabel.fsutil import RunLock, is_within, write_text_atomic
-from autolabel.inference.models import Models, check_prompts, load_models, preflight_models, with_tiling
+from autolabel.inference.models import (
+    Models,
+    check_prompts,
+    load_models,
+    load_video_model,
+    preflight_models,
+    with_tiling,
+)
 from autolabel.progress import Progress
-from autolabel.run.clips import FRAMES_DIR, extract_clips, frames_root, recorded_clips
+from autolabel.run.clips import FRAMES_DIR, clip_frames, forget_gone, videos_pending
 from autolabel.run.executors.local import fixed_batches, run_local
+from autolabel.run.executors.tracked import run_tracked
 from autolabel.run.inputs import discover_input
 from autolabel.run.settings import LabelJob, RunSettings, RunSummary
 from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, store_path
 from autolabel.storage import MANIFEST, is_uri
 from autolabel.types import ImageInfo
+from autolabel.video.clip import Clip
 
 __all__ = ["run_labeling"]
 
@@ -156,6 +165,11 @@ def run_labeling(
     if not is_uri(input_root):
         check_output_dir(Path(input_root), output_p)
     RunLock.check(output_p)  # before any model is loaded: a busy directory is refused at once
+    if found.videos and ontology.video.tracker == "sam2" and settings.ray is not None:
+        raise UsageError(
+            "video.tracker: sam2 follows each clip in one process, in order; it does not run under --ray",
+            hint="drop --ray, or use video.tracker: detect (its frames are labeled by any executor)",
+        )
     plan = make_plan(ontology)
     fp_settings = inference_settings(plan)
     meta = RunMeta(
@@ -167,18 +181,23 @@ def run_labeling(
         plan.decisions.to_json(),
     )
     opened = open_run(output_p, input_root, meta.fingerprint, fp_settings, settings.overwrite)
-    pending = len(_unchanged(images, opened.done)) < len(images) or _videos_pending(found.videos, output_p, opened)
+    fresh = not opened.exists or opened.discard
+    pending = len(_unchanged(images, opened.done)) < len(images) or videos_pending(
+        found.videos, output_p, opened.done, fresh
+    )
     models = _models(plan, settings, backends) if pending else None  # a finished run loads none
     output_p.mkdir(parents=True, exist_ok=True)
     with RunLock(output_p):
         _start(output_p, opened.discard, meta, problems)
-        frames, clips = _frames(found.videos, output_p, ontology)
+        frames, clips = clip_frames(found.videos, output_p, ontology.video)
         images = sorted(images + frames, key=lambda im: im.relpath)
         done = _unchanged(images, opened.done)
+        if ontology.video.tracker == "sam2":  # a clip tracked part-way is tracked again from its start
+            done -= {r for c in clips.values() if not done.issuperset(c.frame_relpaths()) for r in c.frame_relpaths()}
         if models is None and len(done) < len(images):
             models = _models(plan, settings, backends)  # a video changed while it was being checked
         if settings.limit is None and not found.single_file:  # forget what was deleted from the input folder
-            _forget(output_p, sorted(set(opened.done) - {im.relpath for im in images}), clips)
+            forget_gone(output_p, sorted(set(opened.done) - {im.relpath for im in images}), set(clips))
         if found.manifest is not None:  # a fresh listing of object storage: kept for reruns
             write_text_atomic(output_p / MANIFEST, found.manifest)
         summary = RunSummary(
@@ -186,7 +205,7 @@ def run_labeling(
             already_done=len(done),
             changed=sum(1 for im in images if im.relpath in opened.done and im.relpath not in done),
         )
-        _label(images, done, plan, settings, models, output_p, summary, progress or Progress())
+        _label(images, done, plan, settings, models, output_p, summary, progress or Progress(), clips)
     summary.wall_seconds = time.perf_counter() - t_start
     write_text_atomic(output_p / SUMMARY_NAME, json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
@@ -222,60 +241,6 @@ def _start(output_p: Path, discard: bool, meta: RunMeta, problems: list[tuple[st
         store.close()
 
 
-def _videos_pending(videos: list[ImageInfo], output_p: Path, opened: OpenedRun) -> bool:
-    """Whether a video is new, changed, or has frames not labeled yet (models are needed)."""
-    if not videos:
-        return False
-    if not opened.exists or opened.discard:
-        return True
-    store = RunStore(store_path(output_p))
-    try:
-        clips = recorded_clips(store)
-    finally:
-        store.close()
-    for v in videos:
-        clip = clips.get(v.relpath)
-        try:
-            if clip is None or clip.signature != file_signature(v.path):
-                return True
-        except OSError:
-            continue  # unreadable: skipped with the reason, nothing to label
-        if any(opened.done.get(r) != f"{clip.signature}#{i}" for r, (i, _) in zip(clip.frame_relpaths(), clip.frames)):
-            return True
-    return False
-
-
-def _frames(videos: list[ImageInfo], output_p: Path, ontology: Ontology) -> tuple[list[ImageInfo], set[str]]:
-    """Under the run lock: the sampled frames of the videos (extracted where needed) as images of the run,
-    and the videos that are clips of the run; unreadable videos are recorded as skipped."""
-    if not videos:
-        return [], set()
-    store = RunStore(store_path(output_p))
-    try:
-        frames, problems = extract_clips(videos, output_p, ontology.video, store)
-        with store.transaction():
-            for relpath, why in problems:
-                store.put_skipped(relpath, why)
-    finally:
-        store.close()
-    return frames, {v.relpath for v in videos} - {r for r, _ in problems}
-
-
-def _forget(output_p: Path, gone: list[str], clips: set[str]) -> None:
-    """Images and videos no longer in the input folder leave the run (and the frames autolabel extracted)."""
-    store = RunStore(store_path(output_p))
-    try:
-        gone_clips = sorted(set(store.clips()) - clips)
-        store.forget(gone + gone_clips)
-    finally:
-        store.close()
-    root = frames_root(output_p)
-    for clip in gone_clips:
-        folder = root / clip
-        if folder.is_dir() and not folder.is_symlink() and is_within(folder, root):
-            shutil.rmtree(folder)
-
-
 def _label(
     images: list[ImageInfo],
     done: set[str],
@@ -285,17 +250,28 @@ def _label(
     output_p: Path,
     summary: RunSummary,
     progress: Progress,
+    clips: dict[str, Clip],
 ) -> None:
-    """Run the pending batches through the executor; a stop (Ctrl-C, SIGTERM) keeps what is done."""
+    """Run the pending batches through the executor (and, with `tracker: sam2`, the clips through their
+    sessions); a stop (Ctrl-C, SIGTERM) keeps what is done."""
     progress.start(len(images), summary.already_done)
+    tracked = clips if plan.ontology.video.tracker == "sam2" else {}
+    in_clips = {r for c in tracked.values() for r in c.frame_relpaths()}
     try:
-        batches = fixed_batches(images, done, settings.batch_size) if len(done) < len(images) else []
+        pending = [im for im in images if im.relpath not in in_clips]
+        done_here = done & {im.relpath for im in pending}
+        batches = fixed_batches(pending, done_here, settings.batch_size) if len(done_here) < len(pending) else []
         if batches and settings.ray is not None:
             from autolabel.run.executors.ray import run_ray
 
             run_ray(LabelJob(batches, done, plan, settings, output_p, summary, progress), settings.ray)
         elif batches and models is not None:
             run_local(LabelJob(batches, done, plan, settings, output_p, summary, progress), *models)
+        if models is not None and not done.issuperset(in_clips):
+            video, device = load_video_model(plan, settings.device, settings.precision)
+            frames = {im.relpath: im for im in images if im.relpath in in_clips}
+            job = LabelJob([], done, plan, settings, output_p, summary, progress)
+            run_tracked(job, tracked, frames, models[0], video, device)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -78,6 +78,8 @@ def candidates_to_json(c: Candidates) -> str:
         "rle": None if c.masks is None else [_counts(r) for r in c.masks.rles],
         "mask_score": None if c.mask_score is None else [round(v, 6) for v in c.mask_score.tolist()],
     }
+    if c.track_id is not None and c.keyframe is not None:  # a frame tracked at inference (tracker: sam2)
+        payload.update(track_id=c.track_id.tolist(), keyframe=[int(k) for k in c.keyframe.tolist()])
     return json.dumps(payload, separators=(",", ":"))
 
 
@@ -97,6 +99,8 @@ def candidates_from_json(text: str, width: int, height: int) -> Candidates:
         prompt_index=d["prompt_index"],
         masks=masks,
         mask_score=d.get("mask_score"),
+        track_id=d.get("track_id"),
+        keyframe=d.get("keyframe"),
     )
 
 

@@ -6,6 +6,8 @@ then each track is kept or dropped as a whole by its mean score against its clas
 (`video.tracks`), so a label does not flicker on and off while its score wavers around the threshold.
 
 Pure and re-runnable like every decision: thresholds and track settings change at export, no model.
+Frames tracked at inference (`tracker: sam2`) keep their stored object ids; the keep-or-drop per track is
+the same, over the keyframes that saw each object.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from autolabel.decisions import DecisionCounts, DecisionSettings, decide
+from autolabel.decisions import DecisionCounts, DecisionSettings, decide, decide_kept
 from autolabel.types import CandidateResult, Detections, ImageResult
 from autolabel.video.clip import Clip, frame_index
 from autolabel.video.track import DetectTracker
@@ -26,6 +28,9 @@ def decide_clip(
     frames: list[CandidateResult], clip: Clip, dec: DecisionSettings, counts: DecisionCounts
 ) -> Iterator[ImageResult]:
     """The decided frames of one clip (in order), each detection with its track id."""
+    if any(f.candidates.track_id is not None for f in frames):
+        yield from _decide_tracked(frames, clip, dec, counts)
+        return
     loose = replace(dec, class_thresholds=tuple(min(t, dec.track_low) for t in dec.class_thresholds))
     thresholds = np.asarray(dec.class_thresholds)
     tracker = DetectTracker(iou=dec.track_iou, low=dec.track_low, max_missed=dec.track_max_missed)
@@ -41,6 +46,28 @@ def decide_clip(
     times = dict(clip.frames)
     for c, det, ids in decided:
         out, out_ids = only_kept(det, ids, kept)
+        _count_dropped(counts, dec, det, out)
+        index = frame_index(c.relpath)
+        yield ImageResult(c.relpath, c.width, c.height, out, clip.relpath, index, times.get(index), out_ids)
+
+
+def _decide_tracked(
+    frames: list[CandidateResult], clip: Clip, dec: DecisionSettings, counts: DecisionCounts
+) -> Iterator[ImageResult]:
+    """Frames tracked at inference (`tracker: sam2`): the ids are stored; each object is kept or dropped as a
+    whole by its mean score over the keyframes that saw it. Clean-up, size limits and NMS apply per frame."""
+    anyscore = replace(dec, class_thresholds=tuple(0.0 for _ in dec.class_thresholds))
+    decided: list[tuple[CandidateResult, Detections, np.ndarray, np.ndarray]] = []
+    for c in frames:
+        det, kept = decide_kept(c.candidates, c.width, c.height, anyscore, counts)
+        n = len(c.candidates)
+        ids = (c.candidates.track_id if c.candidates.track_id is not None else np.zeros(n, np.int64))[kept]
+        seen = (c.candidates.keyframe if c.candidates.keyframe is not None else np.zeros(n, bool))[kept]
+        decided.append((c, det, ids, seen))
+    kept_ids = kept_tracks([(d.select(seen), ids[seen]) for _, d, ids, seen in decided], dec.class_thresholds)
+    times = dict(clip.frames)
+    for c, det, ids, _ in decided:
+        out, out_ids = only_kept(det, ids, kept_ids)
         _count_dropped(counts, dec, det, out)
         index = frame_index(c.relpath)
         yield ImageResult(c.relpath, c.width, c.height, out, clip.relpath, index, times.get(index), out_ids)

@@ -38,6 +38,7 @@ class Sam2Tracker:
     negative: dict[int, int] = field(default_factory=dict)  # object id → frames with a negative score
     next_id: int = 1
     session: Any = None
+    assigned: dict[int, int] = field(default_factory=dict)  # last keyframe: object id → its detection's index
 
     def __post_init__(self) -> None:
         import torch
@@ -48,6 +49,7 @@ class Sam2Tracker:
     def step(self, frame_idx: int, image: np.ndarray, detections: Detections | None) -> dict[int, np.ndarray]:
         """The frame's masks of the live objects, {object id: (H, W) bool}; `detections` on keyframes."""
         inputs = self.processor(images=image, device=self.device, return_tensors="pt")
+        self.assigned = {}
         masks = self._run(frame_idx, inputs) if self.live else {}
         if detections is not None:
             new = self._match(masks, detections)
@@ -64,6 +66,7 @@ class Sam2Tracker:
                     original_size=inputs.original_sizes[0],
                 )
                 self.live.update(dict.fromkeys(ids, 0))
+                self.assigned.update(zip(ids, new[:room]))
                 masks = self._run(frame_idx, inputs)
         self._end_collapsed(masks)
         if self.prune:
@@ -105,11 +108,18 @@ class Sam2Tracker:
         rows, cols = linear_sum_assignment(-iou)
         matched = {(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= self.match_iou}
         hit = {live[c] for _, c in matched}
+        self.assigned = {live[c]: r for r, c in matched}
         for oid in live:
             self.live[oid] = 0 if oid in hit else self.live[oid] + 1
         self._end([oid for oid in live if self.live[oid] >= self.max_missed])
         used = {r for r, _ in matched}
         return [i for i in range(len(det)) if i not in used]
+
+    def cut(self) -> None:
+        """A scene cut: every object ends and the session starts afresh (object ids go on counting)."""
+        self.session.reset_inference_session()
+        self.live.clear()
+        self.negative.clear()
 
     def _end_collapsed(self, masks: dict[int, np.ndarray]) -> None:
         gone = [

@@ -73,7 +73,7 @@ def test_segmenter_none_shorthand() -> None:
         ("ontology:\n  car: car\nvideo:\n  strde: 2\n", "video.strde: unknown key; did you mean 'stride'?"),
         ("ontology:\n  car: car\nvideo:\n  stride: 2\n  fps: 5\n", "video: give either stride or fps"),
         ("ontology:\n  car: car\nvideo:\n  tracker: sort\n", "video.tracker: must be one of detect, sam2"),
-        ("ontology:\n  car: car\nvideo:\n  tracker: sam2\n", "video.tracker: sam2 tracking is not in"),
+        ("ontology:\n  car: car\nsegmenter: none\nvideo:\n  tracker: sam2\n", "video.tracker: sam2 follows objects"),
         ("ontology:\n  car: car\nvideo:\n  max_frames: 0\n", "video.max_frames: must be in"),
     ],
 )

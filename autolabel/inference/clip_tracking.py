@@ -1,0 +1,85 @@
+"""`tracker: sam2` at inference: one clip, frame by frame, through one streaming SAM 2 video session
+(`video.sam2_track.Sam2Tracker`). The detector runs on keyframes — every `detect_every`-th sampled frame,
+and at a scene cut, where the session starts afresh — and its decided detections (the run's thresholds,
+NMS and negatives) are matched to the live objects or start new ones; between keyframes SAM 2 carries each
+object's mask on. Every frame becomes candidates with the object ids as track ids: an object's score is its
+detection's on the keyframes that saw it (`keyframe`), its last one elsewhere.
+
+Frames are read from `RUN/frames` in order; session frame numbers count the sampled frames (SAM 2's memory
+reads the frames just before), so the result depends on the sampling only, not on decoded indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from autolabel.backends.base import Detector
+from autolabel.config.plan import RunPlan
+from autolabel.decisions import decide_kept
+from autolabel.errors import ImageError
+from autolabel.images import load_image
+from autolabel.inference.stages import InferenceCounts, infer_batch
+from autolabel.types import CandidateResult, Candidates, Done, ImageInfo, Outcome, RleMasks, Skipped
+
+
+def track_clip(
+    frames: list[ImageInfo], changes: list[float], plan: RunPlan, detector: Detector, video: Any, device: str
+) -> Iterator[Outcome]:
+    """The clip's frames (in order) as outcomes; `video` is (Sam2VideoModel, Sam2VideoProcessor)."""
+    from autolabel.video.sam2_track import Sam2Tracker
+
+    v = plan.ontology.video
+    boxes_only = replace(plan, ontology=plan.ontology.with_overrides(segmenter={"backend": "none"}))
+    tracker = Sam2Tracker(video[0], video[1], device=device, max_objects=v.max_objects)
+    objects: dict[int, tuple[int, float | None]] = {}  # object id → (prompt index, score at its last keyframe)
+    counts = InferenceCounts()
+    for k, (info, change) in enumerate(zip(frames, changes)):
+        cut = k > 0 and v.scene_cut is not None and change >= v.scene_cut
+        if cut:
+            tracker.cut()
+        try:
+            image = load_image(info.path)
+        except ImageError as e:
+            yield Skipped(info.relpath, e.message)
+            continue
+        h, w = image.shape[:2]
+        keyframe = k % v.detect_every == 0 or cut
+        found, prompts, scores = _detections(image, boxes_only, detector, counts) if keyframe else (None, [], None)
+        masks = tracker.step(k, image, found)
+        for oid, i in tracker.assigned.items():
+            objects[oid] = (prompts[i], None if scores is None else float(scores[i]))
+        cands = _candidates(masks, objects, set(tracker.assigned), h, w)
+        yield Done(CandidateResult(info.relpath, w, h, cands), info.signature)
+
+
+def _detections(
+    image: np.ndarray, plan: RunPlan, detector: Detector, counts: InferenceCounts
+) -> tuple[Any, list[int], Any]:
+    """A keyframe's decided detections (boxes: `plan` segments nothing), their prompt indices and scores."""
+    cands = infer_batch([image], plan, detector, None, counts)[0]
+    det, kept = decide_kept(cands, image.shape[1], image.shape[0], plan.decisions)
+    return det, cands.prompt_index[kept].tolist(), det.confidence
+
+
+def _candidates(
+    masks: dict[int, np.ndarray], objects: dict[int, tuple[int, float | None]], seen: set[int], h: int, w: int
+) -> Candidates:
+    ids = [oid for oid in sorted(masks) if masks[oid].any()]
+    xyxy = np.zeros((len(ids), 4))
+    for n, oid in enumerate(ids):
+        ys, xs = np.nonzero(masks[oid])
+        xyxy[n] = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    scores = [objects[oid][1] for oid in ids]
+    dense = np.stack([masks[oid] for oid in ids]) if ids else np.zeros((0, h, w), dtype=bool)
+    return Candidates(
+        xyxy=xyxy,
+        score=None if any(s is None for s in scores) else np.asarray(scores, dtype=np.float64),
+        prompt_index=np.asarray([objects[oid][0] for oid in ids], dtype=np.int64),
+        masks=RleMasks.from_dense(dense) if ids else RleMasks([], h, w),
+        track_id=np.asarray(ids, dtype=np.int64),
+        keyframe=np.asarray([oid in seen for oid in ids], dtype=bool),
+    )
