@@ -5,7 +5,8 @@ frame's detections are matched to them by mask IoU (optimal assignment); the det
 new objects in the same session (all of a frame's new boxes in one call: two calls on one frame break the
 first object), without a reset. An object ends after `max_missed` keyframes without a matching detection,
 when its mask collapses or covers nearly the whole frame, or when its object score stays negative for
-`max_negative` frames; at most `max_objects` live at once.
+`max_negative` frames, and leaves the session (`drop_objects`: compute and memory follow the live objects,
+not every object a long clip ever saw); at most `max_objects` live at once.
 
 Memory stays flat in the clip's length: after each frame the session forgets what the model can no longer
 read — non-conditioning outputs older than its memory and object-pointer windows, the high-resolution masks
@@ -34,6 +35,7 @@ class Sam2Tracker:
     full_frame: float = 0.9
     min_area: int = 1  # pixels: a mask below this has collapsed
     prune: bool = True
+    drop_ended: bool = True  # ended objects leave the session (else SAM 2 goes on computing them every frame)
     live: dict[int, int] = field(default_factory=dict)  # object id → keyframes missed
     negative: dict[int, int] = field(default_factory=dict)  # object id → frames with a negative score
     next_id: int = 1
@@ -135,6 +137,9 @@ class Sam2Tracker:
     def _end(self, ids: list[int]) -> None:
         for oid in ids:
             self.live.pop(oid, None)
+            self.negative.pop(oid, None)
+        if self.drop_ended:
+            drop_objects(self.session, set(ids))
 
     def _prune(self, frame_idx: int) -> None:
         """Forget what the model can no longer read (see the module doc)."""
@@ -149,3 +154,25 @@ class Sam2Tracker:
         if frames:
             for f in [f for f in frames if f < frame_idx]:
                 del frames[f]
+
+
+def drop_objects(session: Any, ids: set[int]) -> None:
+    """Remove objects from a transformers Sam2VideoInferenceSession: their inputs, outputs and memories go and
+    the others are re-indexed (the session keys its per-object state by a dense index). SAM 2 follows each
+    object on its own (its own memories; the frame's features are shared), so the others' masks do not
+    change (tested bit-identical)."""
+    gone = {session._obj_id_to_idx[o] for o in ids if o in session._obj_id_to_idx}
+    if not gone:
+        return
+    keep = [idx for idx in range(session.get_obj_num()) if idx not in gone]
+    kept_ids = [session._obj_idx_to_id[idx] for idx in keep]
+    for name in ("point_inputs_per_obj", "mask_inputs_per_obj", "output_dict_per_obj", "frames_tracked_per_obj"):
+        per_obj = getattr(session, name)
+        setattr(session, name, {new: per_obj[old] for new, old in enumerate(keep)})
+    session._obj_id_to_idx.clear()
+    session._obj_idx_to_id.clear()
+    for new, oid in enumerate(kept_ids):
+        session._obj_id_to_idx[oid] = new
+        session._obj_idx_to_id[new] = oid
+    session.obj_ids = kept_ids
+    session.obj_with_new_inputs = [o for o in session.obj_with_new_inputs if o in kept_ids]

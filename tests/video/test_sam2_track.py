@@ -52,3 +52,24 @@ def test_what_the_session_keeps_per_object_does_not_grow_with_the_clip() -> None
     short, long = most_kept(36), most_kept(72)
     assert short == long  # twice the clip, the same memory per object: only the model's windows are kept
     assert long[0] <= 18 and long[1] <= 1
+
+
+def test_ended_objects_leave_the_session_and_the_others_masks_do_not_change() -> None:
+    from autolabel.video.sam2_track import Sam2Tracker
+
+    model, processor = tiny_sam2_video()
+
+    def run(drop: bool) -> tuple[list[dict], list[int], Sam2Tracker]:
+        tracker = Sam2Tracker(model, processor, max_missed=1, min_area=0, full_frame=1.01, drop_ended=drop)
+        out, sizes = [], []
+        for t in range(17):
+            out.append(tracker.step(t, scene(t)[0], keyframe_detections(t) if t % 4 == 0 else None))
+            sizes.append(tracker.session.get_obj_num())
+        return out, sizes, tracker
+
+    dropped, sizes, tracker = run(True)
+    kept, kept_sizes, _ = run(False)
+    assert [sorted(f) for f in dropped] == [sorted(f) for f in kept]
+    assert all(np.array_equal(a[oid], b[oid]) for a, b in zip(dropped, kept) for oid in a)  # bit-identical
+    assert tracker.next_id > 6 and sizes[-1] == len(tracker.live) < kept_sizes[-1]  # objects came and went
+    assert max(sizes) <= 2 * len(keyframe_detections(0))  # the session holds the live objects only
