@@ -11,8 +11,10 @@ reads the frames just before), so the result depends on the sampling only, not o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,18 +29,31 @@ from autolabel.types import CandidateResult, Candidates, Done, ImageInfo, Outcom
 
 
 def track_clip(
-    frames: list[ImageInfo], changes: list[float], plan: RunPlan, detector: Detector, video: Any, device: str
+    frames: list[ImageInfo],
+    changes: list[float],
+    plan: RunPlan,
+    detector: Detector,
+    video: Any,
+    device: str,
+    resume: Resume | None = None,
 ) -> Iterator[Outcome]:
-    """The clip's frames (in order) as outcomes; `video` is (Sam2VideoModel, Sam2VideoProcessor)."""
+    """The clip's frames (in order) as outcomes; `video` is (Sam2VideoModel, Sam2VideoProcessor). With
+    `resume`, the tracker's state is saved at keyframes and a saved one is picked up: the frames before it
+    are not produced again."""
     from autolabel.video.sam2_track import Sam2Tracker
 
     v = plan.ontology.video
     boxes_only = replace(plan, ontology=plan.ontology.with_overrides(segmenter={"backend": "none"}))
     tracker = Sam2Tracker(video[0], video[1], device=device, max_objects=v.max_objects)
     objects: dict[int, tuple[int, float | None]] = {}  # object id → (prompt index, score at its last keyframe)
+    start = resume.load(tracker, objects) if resume is not None else 0
     counts = InferenceCounts()
-    for k, (info, change) in enumerate(zip(frames, changes)):
-        cut = k > 0 and v.scene_cut is not None and change >= v.scene_cut
+    for k in range(start, len(frames)):
+        info = frames[k]
+        cut = k > 0 and v.scene_cut is not None and changes[k] >= v.scene_cut
+        keyframe = k % v.detect_every == 0 or cut
+        if resume is not None and keyframe and k > start:
+            resume.save(tracker, objects, k)
         if cut:
             tracker.cut()
         try:
@@ -47,13 +62,50 @@ def track_clip(
             yield Skipped(info.relpath, e.message)
             continue
         h, w = image.shape[:2]
-        keyframe = k % v.detect_every == 0 or cut
         found, prompts, scores = _detections(image, boxes_only, detector, counts) if keyframe else (None, [], None)
         masks = tracker.step(k, image, found)
         for oid, i in tracker.assigned.items():
             objects[oid] = (prompts[i], None if scores is None else float(scores[i]))
         cands = _candidates(masks, objects, set(tracker.assigned), h, w)
         yield Done(CandidateResult(info.relpath, w, h, cands), info.signature)
+    if resume is not None:
+        resume.finished()
+
+
+@dataclass
+class Resume:
+    """Where a clip's tracker state is saved (`stem`), what it must belong to (`key`), from which frame a
+    saved state may be used (`usable_to`: the frames before it are in the store), and how often it is saved
+    (at a keyframe, `every` seconds at most)."""
+
+    stem: Path
+    key: str
+    usable_to: int
+    every: float = 30.0
+    last: float = field(default_factory=time.monotonic)
+
+    def load(self, tracker: Any, objects: dict[int, tuple[int, float | None]]) -> int:
+        from autolabel.video.session_state import load_state, remove_state
+
+        extra = load_state(self.stem, tracker, self.key, lambda e: 0 < int(e["frame"]) <= self.usable_to)
+        if extra is None:  # none, another run's, or frames before it are missing from the store: from the start
+            remove_state(self.stem)
+            return 0
+        objects.update({int(o): (int(p), s) for o, p, s in extra["objects"]})
+        return int(extra["frame"])
+
+    def save(self, tracker: Any, objects: dict[int, tuple[int, float | None]], frame: int) -> None:
+        from autolabel.video.session_state import save_state
+
+        if time.monotonic() - self.last < self.every:
+            return
+        save_state(self.stem, tracker, self.key, {"frame": frame, "objects": [[o, *v] for o, v in objects.items()]})
+        self.last = time.monotonic()
+
+    def finished(self) -> None:
+        from autolabel.video.session_state import remove_state
+
+        remove_state(self.stem)
 
 
 def _detections(

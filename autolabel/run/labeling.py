@@ -192,8 +192,6 @@ def run_labeling(
         frames, clips = clip_frames(found.videos, output_p, ontology.video)
         images = sorted(images + frames, key=lambda im: im.relpath)
         done = _unchanged(images, opened.done)
-        if ontology.video.tracker == "sam2":  # a clip tracked part-way is tracked again from its start
-            done -= {r for c in clips.values() if not done.issuperset(c.frame_relpaths()) for r in c.frame_relpaths()}
         if models is None and len(done) < len(images):
             models = _models(plan, settings, backends)  # a video changed while it was being checked
         if settings.limit is None and not found.single_file:  # forget what was deleted from the input folder

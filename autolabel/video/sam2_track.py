@@ -9,8 +9,9 @@ when its mask collapses or covers nearly the whole frame, or when its object sco
 not every object a long clip ever saw); at most `max_objects` live at once.
 
 Memory stays flat in the clip's length: after each frame the session forgets what the model can no longer
-read — non-conditioning outputs older than its memory and object-pointer windows, the high-resolution masks
-of stored outputs, and processed frames — which leaves the masks bit-identical (tested).
+read — non-conditioning outputs older than its object-pointer window, all but the object pointer of those
+older than its memory window, the high-resolution masks of stored outputs, processed frames and the
+per-frame bookkeeping — which leaves the masks bit-identical (tested).
 """
 
 from __future__ import annotations
@@ -142,14 +143,22 @@ class Sam2Tracker:
             drop_objects(self.session, set(ids))
 
     def _prune(self, frame_idx: int) -> None:
-        """Forget what the model can no longer read (see the module doc)."""
+        """Forget what the model can no longer read (see the module doc): the next frame reads the memories
+        (features, position encodings) of the `num_maskmem - 1` frames before it, and only the object
+        pointers of older ones, up to its pointer window."""
+        pointer_only = frame_idx + 2 - self.model.config.num_maskmem  # older frames: their pointer alone is read
         for per_obj in self.session.output_dict_per_obj.values():
             old = per_obj["non_cond_frame_outputs"]
             for f in [f for f in old if f < frame_idx - self.keep]:
                 del old[f]
-            for outputs in (per_obj["non_cond_frame_outputs"], per_obj["cond_frame_outputs"]):
-                for out in outputs.values():
-                    out.pop("high_res_masks", None)
+            for f, out in old.items():
+                for key in [k for k in out if k == "high_res_masks" or (f < pointer_only and k != "object_pointer")]:
+                    del out[key]
+            for out in per_obj["cond_frame_outputs"].values():
+                out.pop("high_res_masks", None)
+        for tracked in self.session.frames_tracked_per_obj.values():
+            for f in [f for f in tracked if f < frame_idx]:
+                del tracked[f]
         frames = self.session.processed_frames
         if frames:
             for f in [f for f in frames if f < frame_idx]:

@@ -92,22 +92,25 @@ def _done(run: Path) -> int:
         return 0
 
 
-def test_kill_9_mid_clip_then_rerun_is_byte_identical(setup: tuple[Path, Path], tmp_path: Path) -> None:
+def test_kill_9_mid_clip_resumes_at_a_saved_keyframe_byte_identical(setup: tuple[Path, Path], tmp_path: Path) -> None:
     ontology, data = setup
     ref = tmp_path / "ref"
     _label(ontology, data, ref)
+    assert not list((ref / "frames" / "clip.mkv").glob(".track-state*"))  # a finished clip keeps no state
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "AUTOLABEL_TRACK_STATE_SECONDS": "0"}
     args = ["label", str(ontology), str(data), "-o", str(run), "-f", "coco,mot", "--device", "cpu"]
     proc = subprocess.Popen([sys.executable, "-m", "autolabel.cli", *args], env=env, start_new_session=True)
     deadline = time.monotonic() + 240
-    while _done(run) < 5 and time.monotonic() < deadline and proc.poll() is None:
+    while _done(run) < 6 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert 5 <= _done(run) < FRAMES, "killed mid-clip"
+    done = _done(run)
+    assert 6 <= done < FRAMES, "killed mid-clip"
     summary = _label(ontology, data, run)
-    assert summary["processed"] == FRAMES  # the clip tracked part-way is tracked again from its start
+    resumed_at = FRAMES - summary["processed"]
+    assert resumed_at in (4, 8) and resumed_at <= done  # at a saved keyframe whose earlier frames were stored
     assert _rows(run) == _rows(ref)
     for rel in ["coco/annotations.json", "mot/clip.mkv/gt/gt.txt"]:
         assert (run / rel).read_bytes() == (ref / rel).read_bytes(), rel

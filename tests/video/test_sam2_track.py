@@ -73,3 +73,34 @@ def test_ended_objects_leave_the_session_and_the_others_masks_do_not_change() ->
     assert all(np.array_equal(a[oid], b[oid]) for a, b in zip(dropped, kept) for oid in a)  # bit-identical
     assert tracker.next_id > 6 and sizes[-1] == len(tracker.live) < kept_sizes[-1]  # objects came and went
     assert max(sizes) <= 2 * len(keyframe_detections(0))  # the session holds the live objects only
+
+
+def test_a_saved_state_resumes_bit_identical_and_a_foreign_or_damaged_one_is_ignored(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from autolabel.video.sam2_track import Sam2Tracker
+    from autolabel.video.session_state import load_state, save_state
+
+    model, processor = tiny_sam2_video()
+
+    def tracker() -> Sam2Tracker:
+        return Sam2Tracker(model, processor, min_area=0, full_frame=1.01, max_negative=10**6)
+
+    def step(tr: Sam2Tracker, t: int) -> dict:
+        return tr.step(t, scene(t)[0], keyframe_detections(t) if t % 4 == 0 else None)
+
+    whole = tracker()
+    full = [step(whole, t) for t in range(10)]
+    first = tracker()
+    for t in range(6):
+        step(first, t)
+    stem = tmp_path / ".track-state"
+    save_state(stem, first, "clip-a", {"frame": 6})
+    assert load_state(stem, tracker(), "clip-b") is None  # another clip's (or version's) state
+    later = tracker()
+    assert load_state(stem, later, "clip-a") == {"frame": 6}
+    for t in range(6, 10):
+        got = step(later, t)
+        assert sorted(got) == sorted(full[t]) and all(np.array_equal(got[o], full[t][o]) for o in got)
+    data = bytearray(stem.with_suffix(".safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    stem.with_suffix(".safetensors").write_bytes(bytes(data))
+    assert load_state(stem, tracker(), "clip-a") is None  # damaged: tracked from the start instead

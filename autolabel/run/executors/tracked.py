@@ -1,24 +1,32 @@
 """`tracker: sam2`: the frames of the clips are tracked in this process, one clip after another (a SAM 2
-session follows its clip in order), every frame committed to the store as it is made. A clip tracked
-part-way when a run stopped is tracked again from its start (the session's memory at a frame depends on
-every keyframe before it); finished clips are kept."""
+session follows its clip in order), every frame committed to the store as it is made. The tracker's state
+is saved at a keyframe every `AUTOLABEL_TRACK_STATE_SECONDS` (30) seconds at most, beside the clip's frames:
+a clip interrupted part-way resumes at its last saved keyframe whose earlier frames are all in the store
+(else from its start), and ends bit-identical to an uninterrupted run."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from autolabel.backends.base import Detector
-from autolabel.inference.clip_tracking import track_clip
+from autolabel.config.plan import fingerprint, inference_settings
+from autolabel.inference.clip_tracking import Resume, track_clip
+from autolabel.run.clips import frames_root
 from autolabel.run.executors.local import StoreWriter
 from autolabel.run.settings import LabelJob
 from autolabel.types import ImageInfo, Skipped
 from autolabel.video.clip import Clip
+
+STATE = ".track-state"  # RUN/frames/<clip>/.track-state.{json,safetensors}
 
 
 def run_tracked(
     job: LabelJob, clips: dict[str, Clip], frames: dict[str, ImageInfo], detector: Detector, video: Any, device: str
 ) -> None:
     """Track every clip with a frame not done; `video` is (Sam2VideoModel, Sam2VideoProcessor)."""
+    key = fingerprint(inference_settings(job.plan, identities=False))
+    every = float(os.environ.get("AUTOLABEL_TRACK_STATE_SECONDS", "30"))
     writer = StoreWriter(job.output_dir, job.summary, job.progress)
     writer.start()
     try:
@@ -29,8 +37,14 @@ def run_tracked(
             infos = [frames[r] for r in relpaths]
             changes = list(clip.changes) or [0.0] * len(infos)
             made: set[str] = set()
+            resume = Resume(
+                frames_root(job.output_dir) / clip.relpath / STATE,
+                f"{clip.signature}:{key}",
+                _prefix(relpaths, job.done),
+                every,
+            )
             try:
-                for outcome in track_clip(infos, changes, job.plan, detector, video, device):
+                for outcome in track_clip(infos, changes, job.plan, detector, video, device, resume):
                     writer.put(outcome)
                     made.add(outcome.relpath)
             except Exception as e:  # a model error on this clip: its frames are skipped with it, the run goes on
@@ -40,3 +54,11 @@ def run_tracked(
                         writer.put(Skipped(r, why))
     finally:
         writer.close()
+
+
+def _prefix(relpaths: list[str], done: set[str]) -> int:
+    """How many of the clip's first frames are in the store (a saved state from up to there is usable)."""
+    n = 0
+    while n < len(relpaths) and relpaths[n] in done:
+        n += 1
+    return n
