@@ -116,7 +116,7 @@ class MasksConfig:
         return MaskCleanup(self.fill_holes_below, self.drop_islands_below, self.keep_largest_part)
 
 
-TRACKERS = ("detect", "sam2")
+TRACKERS = ("auto", "detect", "sam2")  # auto: sam2 with a SAM 2 segmenter, else detect
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class VideoConfig:
     stride: int = num(1, 1, integer=True)  # every stride-th decoded frame
     fps: float | None = num(None, 1e-3, nullable=True)  # or this many frames a second, by their timestamps
     max_frames: int | None = num(None, 1, integer=True, nullable=True)  # per clip
-    tracker: str = "detect"
+    tracker: str = "auto"
     detect_every: int = num(5, 1, integer=True)  # tracker sam2: the detector runs on every n-th sampled frame
     max_objects: int = num(32, 1, integer=True)  # tracker sam2: objects followed at once per clip
     track_iou: float = num(0.3, 0.0, 1.0)  # box IoU (to the track's predicted box) that continues a track
@@ -137,12 +137,8 @@ class VideoConfig:
     scene_cut: float | None = num(0.5, 0.0, 1.0, nullable=True)  # colour change that ends every track; null: off
 
     def sampling_json(self) -> dict[str, Any]:
-        """What changes the stored frames: the sampling, and with `tracker: sam2` the tracking itself."""
-        out: dict[str, Any] = {"stride": self.stride, "fps": self.fps, "max_frames": self.max_frames}
-        if self.tracker == "sam2":
-            out.update(tracker="sam2", detect_every=self.detect_every, max_objects=self.max_objects)
-            out.update(scene_cut=self.scene_cut)
-        return out
+        """What changes the frames written of a clip."""
+        return {"stride": self.stride, "fps": self.fps, "max_frames": self.max_frames}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from autolabel.backends import default_model, get_spec, resolved_options
-from autolabel.config.ontology import Ontology, VideoConfig
+from autolabel.config.ontology import Ontology
 from autolabel.decisions import DecisionSettings
 from autolabel.types import CANDIDATES_FORMAT
 
@@ -29,6 +29,27 @@ class RunPlan:
     @property
     def segments(self) -> bool:
         return self.ontology.segmenter.backend != "none"
+
+    @property
+    def tracker(self) -> str:
+        """How the frames of videos are linked: `sam2` (asked, or `auto` with a SAM 2 segmenter) or `detect`."""
+        t = self.ontology.video.tracker
+        if t == "auto":
+            return "sam2" if self.ontology.segmenter.backend == "sam2" and not self.engine else "detect"
+        return t
+
+    def clip_settings(self) -> str:
+        """A digest of what makes a clip's stored frames: its sampling and, with `sam2`, the tracking (its
+        settings and the keyframe decisions that start objects). Part of each clip's signature, not of the
+        run's fingerprint: changing it relabels the videos, never the images."""
+        v = self.ontology.video
+        what: dict[str, Any] = {"sampling": v.sampling_json(), "tracker": self.tracker}
+        if self.tracker == "sam2":
+            keyframes = {k: val for k, val in self.decisions.to_json().items() if "track" not in k}
+            what.update(
+                detect_every=v.detect_every, max_objects=v.max_objects, scene_cut=v.scene_cut, keyframes=keyframes
+            )
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def make_plan(ontology: Ontology) -> RunPlan:
@@ -90,11 +111,6 @@ def inference_settings(plan: RunPlan, identities: bool = True) -> dict[str, Any]
         "segmenter.mask_threshold": seg.mask_threshold if plan.segmenter_model else None,
         "segmenter.options": resolved_options(seg.backend, "segmenter", seg.options) if plan.segmenter_model else None,
     }
-    sampling = ont.video.sampling_json()
-    if sampling != VideoConfig().sampling_json():  # the default leaves runs of earlier versions compatible
-        out["video.sampling"] = sampling
-    if ont.video.tracker == "sam2":  # the keyframes' decided detections start and match objects
-        out["video.keyframe_decisions"] = {k: v for k, v in plan.decisions.to_json().items() if "track" not in k}
     if identities:
         out["detector.model_identity"] = model_identity(plan.detector_model) if plan.detector_model else None
         out["segmenter.model_identity"] = model_identity(plan.segmenter_model) if plan.segmenter_model else None

@@ -78,7 +78,7 @@ class Validator:
         )
 
     def video(self, m: Any, seg: SegmenterConfig) -> VideoConfig:
-        tracker = "detect"
+        tracker = "auto"
         if isinstance(m, dict) and "tracker" in m:
             m = dict(m)
             tracker = m.pop("tracker")
@@ -93,7 +93,7 @@ class Validator:
         out: VideoConfig = self.section(m, "video", VideoConfig)
         if out.fps is not None and out.stride != 1:
             self.err("video", "give either stride or fps, not both")
-        return replace(out, tracker=tracker if tracker in TRACKERS else "detect")
+        return replace(out, tracker=tracker if tracker in TRACKERS else "auto")
 
     def backends(self, det: DetectorConfig, seg: SegmenterConfig) -> None:
         """Unknown backend names (and plugins that do not import or have the wrong kind) are reported

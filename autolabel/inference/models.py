@@ -58,6 +58,22 @@ def load_models(plan: RunPlan, device: str = "auto", precision: str = "auto") ->
     return with_tiling(detector, plan), segmenter
 
 
+def load_detector(plan: RunPlan, device: str = "auto", precision: str = "auto") -> Detector:
+    """The plan's detector alone (a Ray run's driver follows `tracker: sam2` clips itself)."""
+    from autolabel.backends import load_backend
+    from autolabel.backends.torch_utils import resolve_device, resolve_dtype
+
+    preflight_models(plan)
+    dev = resolve_device(device)
+    ont = plan.ontology
+    detector = cast(
+        Detector, load_backend(ont.detector.backend, "detector", ont.detector, dev, resolve_dtype(precision, dev))
+    )
+    detector = with_tiling(detector, plan)
+    check_prompts(detector, plan)
+    return detector
+
+
 def with_tiling(detector: Detector, plan: RunPlan) -> Detector:
     """The detector, run on tiles when the ontology asks for `detector.tiling`."""
     from autolabel.inference.tiling import TiledDetector

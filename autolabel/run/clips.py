@@ -2,7 +2,8 @@
 and written as JPEG under `RUN/frames/<clip relpath>/<frame index>.jpg`; from there on a frame is an image
 of the run: labeled by any executor, stored as it is made, resumed frame by frame. Its relative path is
 `<clip relpath>/<frame index, 7 digits>.jpg`, so a clip's frames sort together and in order, and its
-signature is the video's (size + mtime) with the frame index: a changed video is extracted and labeled again.
+signature is the video's (size + mtime, and the clip settings: sampling, tracker) with the frame index: a
+changed video, or changed clip settings, and the clip is extracted and labeled again (the images are not).
 
 The run store records each clip (`clips` table): its signature, frame rate, size and sampled frames.
 """
@@ -31,12 +32,17 @@ def frames_root(run_dir: Path) -> Path:
     return run_dir / FRAMES_DIR
 
 
+def clip_signature(path: str, settings: str) -> str:
+    """A video file as labeled: its size and mtime, and the digest of the clip settings (`RunPlan.clip_settings`)."""
+    return f"{file_signature(path)}|{settings}"
+
+
 def extract_clips(
-    videos: list[ImageInfo], run_dir: Path, video: Any, store: RunStore
+    videos: list[ImageInfo], run_dir: Path, video: Any, store: RunStore, settings: str
 ) -> tuple[list[ImageInfo], list[tuple[str, str]]]:
     """The frames of every video as images of the run, extracting those not yet (or no longer) on disk;
-    `video` is the ontology's `VideoConfig`. Returns (frames, problems): a video that cannot be read is
-    a problem (relpath, why) and the run goes on."""
+    `video` is the ontology's `VideoConfig`, `settings` the clip settings' digest. Returns (frames,
+    problems): a video that cannot be read is a problem (relpath, why) and the run goes on."""
     from autolabel.video.decode import Sampling
 
     sampling = Sampling(every=video.stride, fps=video.fps, max_frames=video.max_frames)
@@ -45,7 +51,7 @@ def extract_clips(
     problems: list[tuple[str, str]] = []
     for v in videos:
         try:
-            sig = file_signature(v.path)
+            sig = clip_signature(v.path, settings)
             clip = recorded.get(v.relpath)
             if clip is None or clip.signature != sig or not _on_disk(clip, run_dir):
                 clip = _extract(v, sig, run_dir, sampling)
@@ -95,9 +101,11 @@ def _extract(v: ImageInfo, sig: str, run_dir: Path, sampling: Any) -> Clip:
     return Clip(v.relpath, sig, frame_rate(v.path), size[0], size[1], tuple(kept), tuple(changes))
 
 
-def videos_pending(videos: list[ImageInfo], run_dir: Path, done: dict[str, str | None], fresh: bool) -> bool:
-    """Whether a video is new, changed, or has frames not labeled yet (models are needed); `done` maps the
-    run's done images to their signatures, `fresh` says the run starts empty."""
+def videos_pending(
+    videos: list[ImageInfo], run_dir: Path, done: dict[str, str | None], fresh: bool, settings: str
+) -> bool:
+    """Whether a video is new, changed (or its clip settings), or has frames not labeled yet (models are
+    needed); `done` maps the run's done images to their signatures, `fresh` says the run starts empty."""
     if not videos:
         return False
     if fresh:
@@ -110,7 +118,7 @@ def videos_pending(videos: list[ImageInfo], run_dir: Path, done: dict[str, str |
     for v in videos:
         clip = clips.get(v.relpath)
         try:
-            if clip is None or clip.signature != file_signature(v.path):
+            if clip is None or clip.signature != clip_signature(v.path, settings):
                 return True
         except OSError:
             continue  # unreadable: skipped with the reason, nothing to label
@@ -119,14 +127,16 @@ def videos_pending(videos: list[ImageInfo], run_dir: Path, done: dict[str, str |
     return False
 
 
-def clip_frames(videos: list[ImageInfo], run_dir: Path, video: Any) -> tuple[list[ImageInfo], dict[str, Clip]]:
+def clip_frames(
+    videos: list[ImageInfo], run_dir: Path, video: Any, settings: str
+) -> tuple[list[ImageInfo], dict[str, Clip]]:
     """Under the run lock: the sampled frames of the videos (extracted where needed) as images of the run,
     and the clips of the run by relpath; unreadable videos are recorded as skipped."""
     if not videos:
         return [], {}
     store = RunStore(store_path(run_dir))
     try:
-        frames, problems = extract_clips(videos, run_dir, video, store)
+        frames, problems = extract_clips(videos, run_dir, video, store, settings)
         with store.transaction():
             for relpath, why in problems:
                 store.put_skipped(relpath, why)

@@ -22,6 +22,7 @@ from autolabel.fsutil import RunLock, is_within, write_text_atomic
 from autolabel.inference.models import (
     Models,
     check_prompts,
+    load_detector,
     load_models,
     load_video_model,
     preflight_models,
@@ -165,11 +166,6 @@ def run_labeling(
     if not is_uri(input_root):
         check_output_dir(Path(input_root), output_p)
     RunLock.check(output_p)  # before any model is loaded: a busy directory is refused at once
-    if found.videos and ontology.video.tracker == "sam2" and settings.ray is not None:
-        raise UsageError(
-            "video.tracker: sam2 follows each clip in one process, in order; it does not run under --ray",
-            hint="drop --ray, or use video.tracker: detect (its frames are labeled by any executor)",
-        )
     plan = make_plan(ontology)
     fp_settings = inference_settings(plan)
     meta = RunMeta(
@@ -182,14 +178,14 @@ def run_labeling(
     )
     opened = open_run(output_p, input_root, meta.fingerprint, fp_settings, settings.overwrite)
     fresh = not opened.exists or opened.discard
-    pending = len(_unchanged(images, opened.done)) < len(images) or videos_pending(
-        found.videos, output_p, opened.done, fresh
-    )
+    clip_settings = plan.clip_settings()
+    pending = len(_unchanged(images, opened.done)) < len(images)
+    pending = pending or videos_pending(found.videos, output_p, opened.done, fresh, clip_settings)
     models = _models(plan, settings, backends) if pending else None  # a finished run loads none
     output_p.mkdir(parents=True, exist_ok=True)
     with RunLock(output_p):
         _start(output_p, opened.discard, meta, problems)
-        frames, clips = clip_frames(found.videos, output_p, ontology.video)
+        frames, clips = clip_frames(found.videos, output_p, ontology.video, clip_settings)
         images = sorted(images + frames, key=lambda im: im.relpath)
         done = _unchanged(images, opened.done)
         if models is None and len(done) < len(images):
@@ -253,7 +249,7 @@ def _label(
     """Run the pending batches through the executor (and, with `tracker: sam2`, the clips through their
     sessions); a stop (Ctrl-C, SIGTERM) keeps what is done."""
     progress.start(len(images), summary.already_done)
-    tracked = clips if plan.ontology.video.tracker == "sam2" else {}
+    tracked = clips if plan.tracker == "sam2" else {}
     in_clips = {r for c in tracked.values() for r in c.frame_relpaths()}
     try:
         pending = [im for im in images if im.relpath not in in_clips]
@@ -265,11 +261,12 @@ def _label(
             run_ray(LabelJob(batches, done, plan, settings, output_p, summary, progress), settings.ray)
         elif batches and models is not None:
             run_local(LabelJob(batches, done, plan, settings, output_p, summary, progress), *models)
-        if models is not None and not done.issuperset(in_clips):
+        if not done.issuperset(in_clips):  # under --ray too: a clip is followed in order, here
+            detector = models[0] if models is not None else load_detector(plan, settings.device, settings.precision)
             video, device = load_video_model(plan, settings.device, settings.precision)
             frames = {im.relpath: im for im in images if im.relpath in in_clips}
             job = LabelJob([], done, plan, settings, output_p, summary, progress)
-            run_tracked(job, tracked, frames, models[0], video, device)
+            run_tracked(job, tracked, frames, detector, video, device)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -72,7 +72,7 @@ def test_segmenter_none_shorthand() -> None:
         ("ontology:\n  car: car\n    bad: indent\n", "invalid YAML (line 3"),
         ("ontology:\n  car: car\nvideo:\n  strde: 2\n", "video.strde: unknown key; did you mean 'stride'?"),
         ("ontology:\n  car: car\nvideo:\n  stride: 2\n  fps: 5\n", "video: give either stride or fps"),
-        ("ontology:\n  car: car\nvideo:\n  tracker: sort\n", "video.tracker: must be one of detect, sam2"),
+        ("ontology:\n  car: car\nvideo:\n  tracker: sort\n", "video.tracker: must be one of auto, detect, sam2"),
         ("ontology:\n  car: car\nsegmenter: none\nvideo:\n  tracker: sam2\n", "video.tracker: sam2 follows objects"),
         ("ontology:\n  car: car\nvideo:\n  max_frames: 0\n", "video.max_frames: must be in"),
     ],
@@ -156,15 +156,24 @@ def test_per_class_threshold_range_is_the_detector_box_threshold_range() -> None
     assert field_range(DetectorConfig, "box_threshold") == BOX_THRESHOLD
 
 
-def test_video_sampling_is_inference_and_tracking_a_decision() -> None:
+def test_video_settings_sign_the_clips_not_the_run() -> None:
+    """Sampling and sam2 tracking change a clip's frames: they are in each clip's signature (the clip is
+    relabeled), never in the run's fingerprint (images are not); detect tracking is a decision."""
     from autolabel.config.load import parse_ontology
     from autolabel.config.plan import inference_settings, make_plan
 
-    base = {"ontology": {"car": "car"}, "segmenter": "none"}
-    plain = inference_settings(make_plan(parse_ontology(base)), identities=False)
-    assert "video.sampling" not in plain  # runs made before videos existed stay compatible
-    default = inference_settings(make_plan(parse_ontology({**base, "video": {"stride": 1}})), identities=False)
-    assert default == plain
-    plan = make_plan(parse_ontology({**base, "video": {"fps": 2, "track_iou": 0.5, "track_max_missed": 5}}))
-    assert inference_settings(plan, identities=False)["video.sampling"] == {"stride": 1, "fps": 2.0, "max_frames": None}
-    assert (plan.decisions.track_iou, plan.decisions.track_max_missed) == (0.5, 5)
+    def plan(**video: object) -> object:
+        return make_plan(parse_ontology({"ontology": {"car": "car"}, **({"video": video} if video else {})}))
+
+    base = plan()
+    assert base.tracker == "sam2"  # auto: the default SAM 2 segmenter follows the objects
+    assert make_plan(parse_ontology({"ontology": {"car": "car"}, "segmenter": "none"})).tracker == "detect"
+    settings = inference_settings(base, identities=False)
+    assert not [k for k in settings if k.startswith("video")]
+    assert inference_settings(plan(fps=2, tracker="detect"), identities=False) == settings
+    assert plan(stride=1).clip_settings() == base.clip_settings()  # the default spelled out
+    assert plan(stride=2).clip_settings() != base.clip_settings()
+    assert plan(detect_every=3).clip_settings() != base.clip_settings()
+    detect = plan(tracker="detect")
+    assert plan(tracker="detect", track_iou=0.5, scene_cut=None).clip_settings() == detect.clip_settings()
+    assert plan(tracker="detect", track_iou=0.5).decisions.track_iou == 0.5  # a decision

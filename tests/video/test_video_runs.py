@@ -239,3 +239,14 @@ def test_fiftyone_gets_video_samples_whose_detections_carry_their_track(data: Pa
     assert len(images) == N + M + 1 and len(images.exists("clip")) == N + M
     label_folder(ONTOLOGY, data, run, formats=["fiftyone"], export=ExportOptions(dataset_name=name))
     assert sorted(d for d in fo.list_datasets() if d.startswith(name)) == [name, f"{name}-video"]  # replaced whole
+
+
+def test_other_sampling_relabels_the_clips_not_the_images(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _label(_ontology(tmp_path), data, run)
+    _label(_ontology(tmp_path, {"stride": 3}), data, run)  # no --overwrite needed: the images stay
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["images_total"] == N // 3 + M // 3 + 1 and summary["processed"] == N // 3 + M // 3
+    coco = json.loads((run / "coco" / "annotations.json").read_text())
+    assert sorted({im["frame_index"] for im in coco["images"] if "video_id" in im}) == list(range(0, N, 3))
+    assert len(list((run / "frames").rglob("*.jpg"))) == N // 3 + M // 3  # the frames not sampled now went
