@@ -114,3 +114,23 @@ def test_kill_9_mid_clip_resumes_at_a_saved_keyframe_byte_identical(setup: tuple
     assert _rows(run) == _rows(ref)
     for rel in ["coco/annotations.json", "mot/clip.mkv/gt/gt.txt"]:
         assert (run / rel).read_bytes() == (ref / rel).read_bytes(), rel
+
+
+def test_under_ray_the_driver_follows_the_clip_and_the_cluster_labels_the_images(
+    setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    from PIL import Image
+
+    ontology, data = setup
+    Image.fromarray(scene(3)[0]).save(data / "still.png")
+    ref, run = tmp_path / "ref", tmp_path / "ray"
+    _label(ontology, data, ref)
+    r = cli(
+        "label", str(ontology), str(data), "-o", str(run), "-f", "coco", "--device", "cpu", "--ray", "--workers", "1"
+    )
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert json.loads((run / "summary.json").read_text())["processed"] == FRAMES + 1
+    frames = [(rel, c) for rel, c in _rows(run) if rel.startswith("clip.mkv/")]
+    assert frames == [(rel, c) for rel, c in _rows(ref) if rel.startswith("clip.mkv/")]  # as tracked locally
+    assert [c for rel, c in _rows(run) if rel == "still.png"] == [c for rel, c in _rows(ref) if rel == "still.png"]
