@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -11,6 +14,7 @@ os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # FiftyOne's embedded MongoDB and ultralytics' settings live in a throwaway folder, never in ~
 _SCRATCH = Path(tempfile.mkdtemp(prefix="autolabel-tests-"))
+atexit.register(shutil.rmtree, _SCRATCH, True)  # last at exit, after the database below has stopped: ~300 MB each
 os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(_SCRATCH / "fiftyone-db"))
 os.environ.setdefault("FIFTYONE_HOME", str(_SCRATCH / "fiftyone-home"))
 os.environ.setdefault("YOLO_CONFIG_DIR", str(_SCRATCH / "ultralytics"))
@@ -19,14 +23,20 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 from tests.helpers import REPO  # noqa: E402, F401 - where the repository is, for subprocess tests
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _own_fiftyone_database() -> None:
     """FiftyOne attaches to any FiftyOne database service already running on the machine (and then
     ignores FIFTYONE_DATABASE_DIR): the tests start their own MongoDB on a free loopback port and point
     FIFTYONE_DATABASE_URI at it, so they never see, nor touch, a user's datasets."""
-    import atexit
     import importlib.util
     import socket
-    import subprocess
     import time
 
     if os.environ.get("FIFTYONE_DATABASE_URI"):
@@ -47,7 +57,7 @@ def _own_fiftyone_database() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    atexit.register(proc.terminate)
+    atexit.register(_stop, proc)
     for _ in range(100):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):

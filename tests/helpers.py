@@ -83,3 +83,30 @@ def hold_run_lock(run_dir: Path, what: str = "labeling") -> Iterator[subprocess.
     finally:
         p.kill()
         p.wait(timeout=30)
+
+
+def done_rows(run: Path) -> int:
+    """Images stored as done in a run's store (0 while it does not exist yet)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(run / "run.sqlite", timeout=5) as db:
+            return int(db.execute("SELECT COUNT(*) FROM images WHERE status = 'done'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def killed_after(args: list[str], run: Path, rows: int, env: dict[str, str] | None = None, timeout: float = 240) -> int:
+    """Run `autolabel ARGS`, SIGKILL its whole process group once `rows` images are stored in `run`;
+    returns how many were stored."""
+    import signal
+    import time
+
+    e = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **(env or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "autolabel.cli", *args], env=e, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while done_rows(run) < rows and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return done_rows(run)

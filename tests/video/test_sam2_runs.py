@@ -6,18 +6,13 @@ ends byte-identical to an uninterrupted run."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import REPO, cli
+from tests.helpers import cli, killed_after
 from tests.video.clips import scene, write_clip
 
 pytest.importorskip("av")
@@ -84,29 +79,14 @@ def test_sam2_tracks_between_keyframes_and_stores_every_frame(setup: tuple[Path,
     assert (run / "mot" / "clip.mkv" / "gt" / "gt.txt").exists()
 
 
-def _done(run: Path) -> int:
-    try:
-        with sqlite3.connect(run / "run.sqlite", timeout=5) as db:
-            return int(db.execute("SELECT COUNT(*) FROM images WHERE status = 'done'").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-
-
 def test_kill_9_mid_clip_resumes_at_a_saved_keyframe_byte_identical(setup: tuple[Path, Path], tmp_path: Path) -> None:
     ontology, data = setup
     ref = tmp_path / "ref"
     _label(ontology, data, ref)
     assert not list((ref / "frames" / "clip.mkv").glob(".track-state*"))  # a finished clip keeps no state
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "AUTOLABEL_TRACK_STATE_SECONDS": "0"}
     args = ["label", str(ontology), str(data), "-o", str(run), "-f", "coco,mot", "--device", "cpu"]
-    proc = subprocess.Popen([sys.executable, "-m", "autolabel.cli", *args], env=env, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while _done(run) < 6 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = _done(run)
+    done = killed_after(args, run, 6, {"AUTOLABEL_TRACK_STATE_SECONDS": "0"})
     assert 6 <= done < FRAMES, "killed mid-clip"
     summary = _label(ontology, data, run)
     resumed_at = FRAMES - summary["processed"]

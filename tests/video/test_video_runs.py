@@ -7,12 +7,6 @@ and variable-frame-rate clips; changed and deleted videos."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +15,7 @@ import yaml
 from PIL import Image
 
 from autolabel.export import ExportOptions
-from tests.helpers import REPO, cli
+from tests.helpers import cli, killed_after
 from tests.video.clips import scene, write_clip
 
 pytest.importorskip("av")
@@ -137,28 +131,13 @@ def _yolo_is_split_by_clip(yolo: Path) -> None:
     assert all(len(s) == 1 for s in split_of.values()), f"a clip in two splits: {split_of}"
 
 
-def _done_rows(run: Path) -> int:
-    try:
-        with sqlite3.connect(run / "run.sqlite", timeout=5) as db:
-            return int(db.execute("SELECT COUNT(*) FROM images WHERE status = 'done'").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-
-
 def test_kill_9_mid_clip_then_rerun_gives_byte_identical_exports(data: Path, tmp_path: Path) -> None:
     ontology = _ontology(tmp_path)
     ref = tmp_path / "ref"
     _label(ontology, data, ref)
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "AUTOLABEL_FAKE_DELAY": "0.15"}
     args = ["label", str(ontology), str(data), "-o", str(run), "-f", "coco,yolo,mot", "-b", "2"]
-    proc = subprocess.Popen([sys.executable, "-m", "autolabel.cli", *args], env=env, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while _done_rows(run) < 8 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = _done_rows(run)
+    done = killed_after(args, run, 8, {"AUTOLABEL_FAKE_DELAY": "0.15"})
     assert 8 <= done < N + M + 1, f"killed mid-clip ({done} frames stored)"
     _label(ontology, data, run)
     summary = json.loads((run / "summary.json").read_text())
