@@ -1,4 +1,5 @@
-"""The labeling run's lifecycle: plan → identity checks → models → lock → executor → summary.
+"""The labeling run's lifecycle: plan → identity checks → models → lock → videos' frames → executor (and
+the `tracker: sam2` clips) → summary.
 
 Per-image candidates are committed to the run store as they are made; a rerun skips what is done
 (and relabels images whose file changed). A run directory belongs to one input folder and one set of
@@ -153,8 +154,9 @@ def run_labeling(
     progress: Progress | None = None,
     backends: Models | None = None,
 ) -> RunSummary:
-    """Label every image under `input_path` (a folder, or one image file) into the run store in
-    `output_dir`. Resumes a run with the same input folder and inference settings.
+    """Label every image and video under `input_path` (a folder, one image or video file, or a bucket
+    prefix) into the run store in `output_dir`; a video's sampled frames are images of the run
+    (`run.clips`). Resumes a run with the same input folder and inference settings.
     `backends` injects (detector, segmenter) instead of loading the plan's models."""
     t_start = time.perf_counter()
     settings = settings or RunSettings()
