@@ -229,3 +229,32 @@ def test_other_sampling_relabels_the_clips_not_the_images(data: Path, tmp_path: 
     coco = json.loads((run / "coco" / "annotations.json").read_text())
     assert sorted({im["frame_index"] for im in coco["images"] if "video_id" in im}) == list(range(0, N, 3))
     assert len(list((run / "frames").rglob("*.jpg"))) == N // 3 + M // 3  # the frames not sampled now went
+
+
+def test_eval_and_tune_score_the_frames_against_hand_labeled_frames(data: Path, tmp_path: Path) -> None:
+    """Ground truth for some frames of a clip (file_name = the frame's relative path, as the COCO export
+    names it): eval scores what the export holds (decided per track), tune reads the same frames."""
+    from autolabel.quality.evaluate import evaluate_run
+    from autolabel.quality.tune import tune_run
+    from autolabel.run.run import Run
+
+    run = tmp_path / "run"
+    _label(_ontology(tmp_path), data, run)
+    hand = range(0, N, 3)
+    images = [{"id": t + 1, "file_name": f"cams/a.mkv/{t:07d}.jpg", "width": 160, "height": 120} for t in hand]
+    anns = [
+        {"id": len(images) * 10 + k, "image_id": t + 1, "category_id": 1, "bbox": [b[0], b[1], 16, 16], "iscrowd": 0}
+        for t in hand
+        for k, b in enumerate(scene(t)[1].values())
+    ]
+    for i, a in enumerate(anns):
+        a["id"], a["area"] = i + 1, 256
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "square"}]}))
+    report = evaluate_run(run, gt)
+    assert report.images_matched == len(hand) and not report.images_only_in_gt
+    square = report.per_class["square"]
+    assert square["precision"] == 1.0 and square["recall"] == 1.0  # every square of every hand-labeled frame
+    with Run.open(run) as opened:
+        tuned = tune_run(opened, gt)
+    assert tuned.images == len(hand)
