@@ -16,6 +16,7 @@ from typing import Any
 
 from autolabel.errors import ImageError
 from autolabel.fsutil import atomic_write, is_within
+from autolabel.progress import Progress
 from autolabel.run.store import RunStore, file_signature, store_path
 from autolabel.types import ImageInfo
 from autolabel.video.clip import Clip, frame_relpath
@@ -38,7 +39,7 @@ def clip_signature(path: str, settings: str) -> str:
 
 
 def extract_clips(
-    videos: list[ImageInfo], run_dir: Path, video: Any, store: RunStore, settings: str
+    videos: list[ImageInfo], run_dir: Path, video: Any, store: RunStore, settings: str, progress: Progress | None = None
 ) -> tuple[list[ImageInfo], list[tuple[str, str]]]:
     """The frames of every video as images of the run, extracting those not yet (or no longer) on disk;
     `video` is the ontology's `VideoConfig`, `settings` the clip settings' digest. Returns (frames,
@@ -49,22 +50,42 @@ def extract_clips(
     recorded = recorded_clips(store)
     out: list[ImageInfo] = []
     problems: list[tuple[str, str]] = []
-    for v in videos:
-        try:
-            sig = clip_signature(v.path, settings)
-            clip = recorded.get(v.relpath)
-            if clip is None or clip.signature != sig or not _on_disk(clip, run_dir):
-                clip = _extract(v, sig, run_dir, sampling)
-                store.put_clip(clip.relpath, clip.signature, clip.info())
-        except ImageError as e:
-            problems.append((v.relpath, e.message))
-            continue
-        except OSError as e:
-            problems.append((v.relpath, f"cannot read the video: {e.strerror or e}"))
-            continue
-        root = frames_root(run_dir)
-        out += [ImageInfo(r, str(root / r), f"{sig}#{i}") for r, (i, _) in zip(clip.frame_relpaths(), clip.frames)]
+    bar = progress or Progress()
+    bar.start(len(videos), 0, "video frames")
+    try:
+        for v in videos:
+            _add_clip(v, recorded, run_dir, sampling, store, settings, out, problems)
+            bar.advance()
+    finally:
+        bar.stop()
     return out, problems
+
+
+def _add_clip(
+    v: ImageInfo,
+    recorded: dict[str, Clip],
+    run_dir: Path,
+    sampling: Any,
+    store: RunStore,
+    settings: str,
+    out: list[ImageInfo],
+    problems: list[tuple[str, str]],
+) -> None:
+    """One video's frames into `out` (extracted when not on disk as they are recorded), or its problem."""
+    try:
+        sig = clip_signature(v.path, settings)
+        clip = recorded.get(v.relpath)
+        if clip is None or clip.signature != sig or not _on_disk(clip, run_dir):
+            clip = _extract(v, sig, run_dir, sampling)
+            store.put_clip(clip.relpath, clip.signature, clip.info())
+    except ImageError as e:
+        problems.append((v.relpath, e.message))
+        return
+    except OSError as e:
+        problems.append((v.relpath, f"cannot read the video: {e.strerror or e}"))
+        return
+    root = frames_root(run_dir)
+    out += [ImageInfo(r, str(root / r), f"{sig}#{i}") for r, (i, _) in zip(clip.frame_relpaths(), clip.frames)]
 
 
 def _on_disk(clip: Clip, run_dir: Path) -> bool:
@@ -128,7 +149,7 @@ def videos_pending(
 
 
 def clip_frames(
-    videos: list[ImageInfo], run_dir: Path, video: Any, settings: str
+    videos: list[ImageInfo], run_dir: Path, video: Any, settings: str, progress: Progress | None = None
 ) -> tuple[list[ImageInfo], dict[str, Clip]]:
     """Under the run lock: the sampled frames of the videos (extracted where needed) as images of the run,
     and the clips of the run by relpath; unreadable videos are recorded as skipped."""
@@ -136,7 +157,7 @@ def clip_frames(
         return [], {}
     store = RunStore(store_path(run_dir))
     try:
-        frames, problems = extract_clips(videos, run_dir, video, store, settings)
+        frames, problems = extract_clips(videos, run_dir, video, store, settings, progress)
         with store.transaction():
             for relpath, why in problems:
                 store.put_skipped(relpath, why)

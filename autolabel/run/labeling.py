@@ -187,7 +187,7 @@ def run_labeling(
     output_p.mkdir(parents=True, exist_ok=True)
     with RunLock(output_p):
         _start(output_p, opened.discard, meta, problems)
-        frames, clips = clip_frames(found.videos, output_p, ontology.video, clip_settings)
+        frames, clips = clip_frames(found.videos, output_p, ontology.video, clip_settings, progress)
         images = sorted(images + frames, key=lambda im: im.relpath)
         done = _unchanged(images, opened.done)
         if models is None and len(done) < len(images):
