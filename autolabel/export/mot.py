@@ -54,7 +54,7 @@ class MotExporter:
 
     def add(self, result: ImageResult) -> None:
         assert self.staging is not None, "open() first"
-        if result.clip is None or result.track_ids is None:
+        if result.clip is None:
             return
         if self.clip is None or self.clip.relpath != result.clip:
             self._finish()
@@ -63,7 +63,8 @@ class MotExporter:
         link = safe_join(self.staging, f"{result.clip}/img1/{self.frames:06d}.jpg")
         link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(Path(self.ctx.location(result.relpath)).resolve(), link)
-        self.lines += mot_gt_lines(self.frames, result.detections, result.track_ids)
+        if result.track_ids is not None:  # a frame corrected by hand (`import`) has no track ids: no rows
+            self.lines += mot_gt_lines(self.frames, result.detections, result.track_ids)
 
     def _finish(self) -> None:
         if self.clip is None or self.staging is None:
