@@ -16,7 +16,7 @@ from autolabel.video.decode import Sampling, VideoError, _rotated, frames
 from autolabel.video.mot import mot_lines
 from autolabel.video.track import DetectTracker
 from autolabel.video.tracks import kept_tracks, only_kept
-from tests.video.clips import OTHER_SCENE, scene, write_clip
+from tests.video.clips import OTHER_SCENE, keyframe_detections, scene, write_clip
 
 pytest.importorskip("av")
 N = 36
@@ -190,3 +190,31 @@ def test_a_scene_cut_ends_every_track(tmp_path: Path) -> None:
     assert before and after and not before & after  # the squares after the cut are new objects
     uncut = _tracked(path, tmp_path, {"scene_cut": None})
     assert {int(i) for f in uncut[:10] for i in f.track_ids} & {int(i) for f in uncut[10:] for i in f.track_ids}
+
+
+def test_mot_sequence_keeps_a_frame_without_track_ids_in_its_place(tmp_path: Path) -> None:
+    from autolabel.export.base import ExportContext, ExportOptions
+    from autolabel.export.mot import MotExporter
+    from autolabel.types import ImageResult
+    from autolabel.video.clip import Clip, frame_relpath
+
+    clip = Clip("c.mp4", "s", 10.0, 160, 120, ((0, 0.0), (1, 0.1), (2, 0.2)))
+    frames = tmp_path / "frames"
+    for i in range(3):
+        (frames / "c.mp4").mkdir(parents=True, exist_ok=True)
+        (frames / frame_relpath("c.mp4", i)).write_bytes(b"jpeg")
+    ctx = ExportContext(
+        tmp_path, ["square"], [(frame_relpath("c.mp4", i), 160, 120) for i in range(3)], tmp_path / "in",
+        False, ExportOptions(), 0.0, clips={"c.mp4": clip}, frames_dir=frames,
+    )  # fmt: skip
+    exporter = MotExporter()
+    exporter.open(ctx)
+    for i in range(3):
+        det = keyframe_detections(i)
+        ids = None if i == 1 else np.arange(1, len(det) + 1)  # frame 1 corrected by hand: no track ids
+        exporter.add(ImageResult(frame_relpath("c.mp4", i), 160, 120, det, "c.mp4", i, i / 10, ids))
+    exporter.close()
+    seq = tmp_path / "mot" / "c.mp4"
+    assert sorted(p.name for p in (seq / "img1").iterdir()) == ["000001.jpg", "000002.jpg", "000003.jpg"]
+    rows = (seq / "gt" / "gt.txt").read_text().splitlines()
+    assert {r.split(",")[0] for r in rows} == {"1", "3"} and "seqLength=3" in (seq / "seqinfo.ini").read_text()
