@@ -37,6 +37,7 @@ def ray_scaling(images: int = 64, delay: float = 0.1, batch: int = 4) -> dict:
     out["local_img_s"] = images / s.stage_seconds["inference"]  # the model loop, models already loaded
     t = time.perf_counter()
     ray.init(
+        address="local",
         include_dashboard=False,
         log_to_driver=False,
         _node_ip_address="127.0.0.1",

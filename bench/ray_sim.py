@@ -114,7 +114,11 @@ def main() -> None:
         env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         t = time.perf_counter()
         ray.init(
-            include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}, _node_ip_address="127.0.0.1"
+            address="local",
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": env},
+            _node_ip_address="127.0.0.1",
         )
         r["ray_start_s"] = time.perf_counter() - t
         for i in range(a.repeat):  # one run of each, interleaved: the machine's noise hits all alike

@@ -170,3 +170,29 @@ def test_losing_the_replica_nodes_stops_cleanly_and_a_rerun_completes_byte_ident
     r = cli(*label_args(fake_ontology_yaml, data, tmp_path / "local"))
     assert r.returncode == 0, r.stderr
     assert exports(run) == exports(tmp_path / "local")
+
+
+def test_a_local_ray_run_never_joins_another_cluster_on_the_machine(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path
+) -> None:
+    """`ray.init()` without an address joins the cluster last started on the machine (`ray start`, or a
+    test's multi-node cluster: Ray keeps its address in <tmp>/ray/ray_current_cluster): a stale or foreign
+    one made `label --ray` wait for its GCS forever. A local run starts its own Ray whatever ran before."""
+    import shutil
+    import tempfile
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths live below it
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:9")  # a cluster that is not there
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "autolabel.cli", *label_args(fake_ontology_yaml, data, tmp_path / "out", "--ray")],
+            env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "RAY_TMPDIR": str(ray_tmp)},
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert r.returncode == 0, r.stderr
+    assert _done(tmp_path / "out") == len(NAMES)

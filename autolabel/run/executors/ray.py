@@ -56,6 +56,7 @@ def _init_ray(ray: Any, opts: RayOptions) -> bool:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
         ray.init(  # one machine: its nodes talk over the loopback interface only
+            address="local",  # our own: by default Ray joins any cluster whose raylet runs on the machine
             include_dashboard=False,
             log_to_driver=False,
             logging_level=logging.WARNING,
