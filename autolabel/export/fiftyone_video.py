@@ -7,6 +7,7 @@ over the previous one when complete, as the image dataset is; frames stay image 
 
 from __future__ import annotations
 
+import mimetypes
 import os
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,15 @@ class VideoDataset:
         self.sample.frames[result.frame_index + 1] = self.fo.Frame(**{LABEL_FIELD: dets})
 
     def _new_sample(self, clip: str) -> Any:
-        c = self.ctx.clips[clip]
-        meta = self.fo.VideoMetadata(frame_width=c.width, frame_height=c.height, frame_rate=c.fps or None)
-        return self.fo.Sample(filepath=str(Path(self.ctx.video_location(clip)).resolve()), clip=clip, metadata=meta)
+        c, path = self.ctx.clips[clip], Path(self.ctx.video_location(clip)).resolve()
+        meta = self.fo.VideoMetadata(
+            frame_width=c.width,
+            frame_height=c.height,
+            frame_rate=c.fps or None,
+            size_bytes=path.stat().st_size if path.exists() else None,
+            mime_type=mimetypes.guess_type(path.name)[0],
+        )
+        return self.fo.Sample(filepath=str(path), clip=clip, metadata=meta)
 
     def _finish(self) -> None:
         if self.sample is not None:

@@ -209,6 +209,7 @@ def test_fiftyone_gets_video_samples_whose_detections_carry_their_track(data: Pa
     assert videos.media_type == "video" and sorted(videos.values("clip")) == ["b.MKV", "cams/a.mkv"]
     clip = videos.match(fo.ViewField("clip") == "cams/a.mkv").first()
     assert Path(clip.filepath) == (data / "cams" / "a.mkv").resolve() and len(clip.frames) == N
+    assert clip.metadata.size_bytes == (data / "cams" / "a.mkv").stat().st_size and clip.metadata.frame_rate == 10
     rows = np.loadtxt(run / "mot" / "cams" / "a.mkv" / "gt" / "gt.txt", delimiter=",", ndmin=2)
     for number, frame in clip.frames.items():  # frame number = decoded index + 1 (every frame sampled here)
         ids = sorted(d.index for d in frame["autolabel"].detections)
