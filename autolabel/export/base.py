@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 from autolabel.overrides import ThresholdOverrides
 from autolabel.storage import is_uri, join
 from autolabel.types import ImageResult
-from autolabel.video.clip import Clip, clip_of
+from autolabel.video.clip import Clip, locate
 
 COCO_MASKS = ("polygon", "rle")
 MEDIA_MODES = ("symlink", "hardlink", "copy")
@@ -97,9 +97,7 @@ class ExportContext:
 
     def location(self, relpath: str) -> str:
         """Where an image is: a file path, or an object's URI; a video's frame is in the run's frames."""
-        if self.frames_dir is not None and clip_of(relpath, self.clips) is not None:
-            return str(self.frames_dir / relpath)
-        return join(self.source or str(self.input_root), relpath)
+        return locate(relpath, self.source or str(self.input_root), self.clips, self.frames_dir)
 
     def video_location(self, clip: str) -> str:
         """Where a video is (its relpath under the labeled folder)."""

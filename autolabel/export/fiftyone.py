@@ -16,7 +16,13 @@ from typing import Any
 
 from autolabel.errors import MissingDependencyError, UsageError
 from autolabel.export.base import ExportContext, ExportSkipped
-from autolabel.export.fiftyone_labels import LABEL_FIELD, OLD, STAGING, recover_dataset, to_fiftyone_detections
+from autolabel.export.fiftyone_labels import (
+    LABEL_FIELD,
+    STAGING,
+    recover_dataset,
+    swap_dataset,
+    to_fiftyone_detections,
+)
 from autolabel.export.fiftyone_video import VideoDataset
 from autolabel.storage import is_uri
 from autolabel.types import ImageResult
@@ -117,13 +123,13 @@ class FiftyOneExporter:
             relpath=result.relpath,
             metadata=_metadata(fo, where, result.width, result.height),
         )
-        sample[LABEL_FIELD] = to_fiftyone_detections(fo, result, self.ctx.classes)
+        labels = sample[LABEL_FIELD] = to_fiftyone_detections(fo, result, self.ctx.classes)
         if result.clip is not None and result.track_ids is not None:  # a video frame: its clip and tracks
             sample["clip"], sample["frame_index"] = result.clip, result.frame_index
-            for d, tid in zip(sample[LABEL_FIELD].detections, result.track_ids):
+            for d, tid in zip(labels.detections, result.track_ids):
                 d.index = int(tid)
-        if self.video is not None:
-            self.video.add(result)
+            if self.video is not None:
+                self.video.add(result, labels.copy())
         self.batch.append(sample)
         if len(self.batch) >= BATCH:
             self.ds.add_samples(self.batch, progress=False)
@@ -135,14 +141,8 @@ class FiftyOneExporter:
             ds.add_samples(self.batch, progress=False)
         ds.info["exported"] = {"last_modified_at": str(ds.max("last_modified_at")), "samples": len(ds)}
         ds.save()
-        old = None
-        if fo.dataset_exists(name):  # set aside by a rename (one record), never deleted while it is the dataset
-            old = fo.load_dataset(name)
-            old.name = f"{name}{OLD}-{os.getpid()}"
-        ds.name = name
+        swap_dataset(fo, ds, name)
         self.ds = None
-        if old is not None:
-            old.delete()
         videos = f", videos '{self.video.close()}'" if self.video is not None else ""
         self.video = None
         target = self.ctx.options.fiftyone_dir

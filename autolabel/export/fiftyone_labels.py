@@ -3,6 +3,7 @@ with (staging, set aside), shared by the image and the video datasets."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -77,3 +78,15 @@ def recover_dataset(fo: Any, name: str) -> None:
                 break
     for d in leftovers:
         fo.delete_dataset(d)
+
+
+def swap_dataset(fo: Any, ds: Any, name: str) -> None:
+    """Put a finished staging dataset in place as `name`: the old one is set aside by a rename (one record),
+    never deleted while it is the dataset, and deleted once the new one has the name."""
+    old = None
+    if fo.dataset_exists(name):
+        old = fo.load_dataset(name)
+        old.name = f"{name}{OLD}-{os.getpid()}"
+    ds.name = name
+    if old is not None:
+        old.delete()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autolabel.export.base import ExportContext
-from autolabel.export.fiftyone_labels import LABEL_FIELD, OLD, recover_dataset, to_fiftyone_detections
+from autolabel.export.fiftyone_labels import LABEL_FIELD, STAGING, recover_dataset, swap_dataset
 from autolabel.types import ImageResult
 
 VIDEO_SUFFIX = "-video"
@@ -23,22 +23,22 @@ class VideoDataset:
     def __init__(self, fo: Any, ctx: ExportContext) -> None:
         self.fo, self.ctx, self.name = fo, ctx, ctx.dataset_name + VIDEO_SUFFIX
         recover_dataset(fo, self.name)
-        self.ds = fo.Dataset(f"{self.name}.autolabel-staging-{os.getpid()}", persistent=True)
+        self.ds = fo.Dataset(f"{self.name}{STAGING}-{os.getpid()}", persistent=True)
         self.ds.default_classes = list(ctx.classes)
         self.ds.info = {"source": "autolabel", "classes": list(ctx.classes), **ctx.info}
         self.sample: Any = None
         self.clip: str | None = None
 
-    def add(self, result: ImageResult) -> None:
-        if result.clip is None or result.track_ids is None or result.frame_index is None:
+    def add(self, result: ImageResult, labels: Any) -> None:
+        """A frame of a clip, with its `labels` (FiftyOne Detections whose `index` is the track id)."""
+        if result.clip is None or result.frame_index is None:
             return
         if result.clip != self.clip:
             self._finish()
             self.clip, self.sample = result.clip, self._new_sample(result.clip)
-        dets = to_fiftyone_detections(self.fo, result, self.ctx.classes)
-        for d, tid in zip(dets.detections, result.track_ids):
-            d.index, d["keyframe"] = int(tid), True
-        self.sample.frames[result.frame_index + 1] = self.fo.Frame(**{LABEL_FIELD: dets})
+        for d in labels.detections:
+            d["keyframe"] = True
+        self.sample.frames[result.frame_index + 1] = self.fo.Frame(**{LABEL_FIELD: labels})
 
     def _new_sample(self, clip: str) -> Any:
         c, path = self.ctx.clips[clip], Path(self.ctx.video_location(clip)).resolve()
@@ -59,13 +59,7 @@ class VideoDataset:
     def close(self) -> str:
         self._finish()
         self.ds.save()
-        old = None
-        if self.fo.dataset_exists(self.name):
-            old = self.fo.load_dataset(self.name)
-            old.name = f"{self.name}{OLD}-{os.getpid()}"
-        self.ds.name = self.name
-        if old is not None:
-            old.delete()
+        swap_dataset(self.fo, self.ds, self.name)
         return self.name
 
     def abort(self) -> None:

@@ -25,6 +25,7 @@ from autolabel.decisions import decide_kept
 from autolabel.errors import ImageError
 from autolabel.images import load_image
 from autolabel.inference.stages import InferenceCounts, infer_batch
+from autolabel.masks import mask_to_xyxy
 from autolabel.types import CandidateResult, Candidates, Done, ImageInfo, Outcome, RleMasks, Skipped
 
 
@@ -120,11 +121,9 @@ def _detections(
 def _candidates(
     masks: dict[int, np.ndarray], objects: dict[int, tuple[int, float | None]], seen: set[int], h: int, w: int
 ) -> Candidates:
-    ids = [oid for oid in sorted(masks) if masks[oid].any()]
-    xyxy = np.zeros((len(ids), 4))
-    for n, oid in enumerate(ids):
-        ys, xs = np.nonzero(masks[oid])
-        xyxy[n] = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    boxes = {oid: box for oid in sorted(masks) if (box := mask_to_xyxy(masks[oid])) is not None}  # empty: gone
+    ids = list(boxes)
+    xyxy = np.asarray([boxes[oid] for oid in ids], dtype=np.float64).reshape(-1, 4)
     scores = [objects[oid][1] for oid in ids]
     dense = np.stack([masks[oid] for oid in ids]) if ids else np.zeros((0, h, w), dtype=bool)
     return Candidates(

@@ -49,29 +49,33 @@ def load_models(plan: RunPlan, device: str = "auto", precision: str = "auto") ->
     dev = resolve_device(device)
     dtype = resolve_dtype(precision, dev)
     ont = plan.ontology
-    detector = cast(Detector, load_backend(ont.detector.backend, "detector", ont.detector, dev, dtype))
+    detector = _detector(plan, dev, dtype)
     segmenter = None
     if not plan.engine:
         segmenter = cast(
             "Segmenter | None", load_backend(ont.segmenter.backend, "segmenter", ont.segmenter, dev, dtype)
         )
-    return with_tiling(detector, plan), segmenter
+    return detector, segmenter
 
 
 def load_detector(plan: RunPlan, device: str = "auto", precision: str = "auto") -> Detector:
-    """The plan's detector alone (a Ray run's driver follows `tracker: sam2` clips itself)."""
-    from autolabel.backends import load_backend
+    """The plan's detector alone, prompts checked (a Ray run's driver follows `tracker: sam2` clips itself)."""
     from autolabel.backends.torch_utils import resolve_device, resolve_dtype
 
     preflight_models(plan)
     dev = resolve_device(device)
-    ont = plan.ontology
-    detector = cast(
-        Detector, load_backend(ont.detector.backend, "detector", ont.detector, dev, resolve_dtype(precision, dev))
-    )
-    detector = with_tiling(detector, plan)
+    detector = _detector(plan, dev, resolve_dtype(precision, dev))
     check_prompts(detector, plan)
     return detector
+
+
+def _detector(plan: RunPlan, device: str, dtype: Any) -> Detector:
+    from autolabel.backends import load_backend
+
+    ont = plan.ontology
+    return with_tiling(
+        cast(Detector, load_backend(ont.detector.backend, "detector", ont.detector, device, dtype)), plan
+    )
 
 
 def with_tiling(detector: Detector, plan: RunPlan) -> Detector:

@@ -40,52 +40,45 @@ def clip_signature(path: str, settings: str) -> str:
 
 def extract_clips(
     videos: list[ImageInfo], run_dir: Path, video: Any, store: RunStore, settings: str, progress: Progress | None = None
-) -> tuple[list[ImageInfo], list[tuple[str, str]]]:
+) -> tuple[list[ImageInfo], dict[str, Clip], list[tuple[str, str]]]:
     """The frames of every video as images of the run, extracting those not yet (or no longer) on disk;
-    `video` is the ontology's `VideoConfig`, `settings` the clip settings' digest. Returns (frames,
-    problems): a video that cannot be read is a problem (relpath, why) and the run goes on."""
+    `video` is the ontology's `VideoConfig`, `settings` the clip settings' digest. Returns (frames, clips by
+    relpath, problems): a video that cannot be read is a problem (relpath, why) and the run goes on."""
     from autolabel.video.decode import Sampling
 
     sampling = Sampling(every=video.stride, fps=video.fps, max_frames=video.max_frames)
     recorded = recorded_clips(store)
-    out: list[ImageInfo] = []
+    root = frames_root(run_dir)
+    frames: list[ImageInfo] = []
+    clips: dict[str, Clip] = {}
     problems: list[tuple[str, str]] = []
     bar = progress or Progress()
     bar.start(len(videos), 0, "video frames")
     try:
         for v in videos:
-            _add_clip(v, recorded, run_dir, sampling, store, settings, out, problems)
+            try:
+                clip = _clip(v, recorded.get(v.relpath), run_dir, sampling, store, settings)
+            except ImageError as e:
+                problems.append((v.relpath, e.message))
+            except OSError as e:
+                problems.append((v.relpath, f"cannot read the video: {e.strerror or e}"))
+            else:
+                clips[v.relpath] = clip
+                frames += [ImageInfo(r, str(root / r), sig) for r, sig in clip.frame_signatures()]
             bar.advance()
     finally:
         bar.stop()
-    return out, problems
+    return frames, clips, problems
 
 
-def _add_clip(
-    v: ImageInfo,
-    recorded: dict[str, Clip],
-    run_dir: Path,
-    sampling: Any,
-    store: RunStore,
-    settings: str,
-    out: list[ImageInfo],
-    problems: list[tuple[str, str]],
-) -> None:
-    """One video's frames into `out` (extracted when not on disk as they are recorded), or its problem."""
-    try:
-        sig = clip_signature(v.path, settings)
-        clip = recorded.get(v.relpath)
-        if clip is None or clip.signature != sig or not _on_disk(clip, run_dir):
-            clip = _extract(v, sig, run_dir, sampling)
-            store.put_clip(clip.relpath, clip.signature, clip.info())
-    except ImageError as e:
-        problems.append((v.relpath, e.message))
-        return
-    except OSError as e:
-        problems.append((v.relpath, f"cannot read the video: {e.strerror or e}"))
-        return
-    root = frames_root(run_dir)
-    out += [ImageInfo(r, str(root / r), f"{sig}#{i}") for r, (i, _) in zip(clip.frame_relpaths(), clip.frames)]
+def _clip(v: ImageInfo, recorded: Clip | None, run_dir: Path, sampling: Any, store: RunStore, settings: str) -> Clip:
+    """One video as recorded, extracted (and recorded) again when it changed or its frames are not on disk."""
+    sig = clip_signature(v.path, settings)
+    if recorded is not None and recorded.signature == sig and _on_disk(recorded, run_dir):
+        return recorded
+    clip = _extract(v, sig, run_dir, sampling)
+    store.put_clip(clip.relpath, clip.signature, clip.info())
+    return clip
 
 
 def _on_disk(clip: Clip, run_dir: Path) -> bool:
@@ -95,8 +88,6 @@ def _on_disk(clip: Clip, run_dir: Path) -> bool:
 
 def _extract(v: ImageInfo, sig: str, run_dir: Path, sampling: Any) -> Clip:
     """Decode the clip's sampled frames into JPEG files; earlier frames of the clip not sampled now go."""
-    import io
-
     from PIL import Image
 
     from autolabel.video.decode import VideoError, frame_rate, frames
@@ -108,10 +99,8 @@ def _extract(v: ImageInfo, sig: str, run_dir: Path, sampling: Any) -> Clip:
     changes: list[float] = []
     size = (0, 0)
     for f in frames(v.path, sampling):
-        buf = io.BytesIO()
-        Image.fromarray(f.image).save(buf, format="JPEG", quality=JPEG_QUALITY)
         with atomic_write(frames_root(run_dir) / frame_relpath(v.relpath, f.index), "wb") as out:
-            out.write(buf.getvalue())
+            Image.fromarray(f.image).save(out, format="JPEG", quality=JPEG_QUALITY)
         kept.append((f.index, round(f.time, 6)))
         changes.append(f.change)
         size = (f.image.shape[1], f.image.shape[0])
@@ -143,7 +132,7 @@ def videos_pending(
                 return True
         except OSError:
             continue  # unreadable: skipped with the reason, nothing to label
-        if any(done.get(r) != f"{clip.signature}#{i}" for r, (i, _) in zip(clip.frame_relpaths(), clip.frames)):
+        if any(done.get(r) != sig for r, sig in clip.frame_signatures()):
             return True
     return False
 
@@ -157,15 +146,13 @@ def clip_frames(
         return [], {}
     store = RunStore(store_path(run_dir))
     try:
-        frames, problems = extract_clips(videos, run_dir, video, store, settings, progress)
+        frames, clips, problems = extract_clips(videos, run_dir, video, store, settings, progress)
         with store.transaction():
             for relpath, why in problems:
                 store.put_skipped(relpath, why)
-        clips = recorded_clips(store)
     finally:
         store.close()
-    present = {v.relpath for v in videos} - {r for r, _ in problems}
-    return frames, {r: c for r, c in clips.items() if r in present}
+    return frames, clips
 
 
 def forget_gone(run_dir: Path, gone: list[str], clips: set[str]) -> None:

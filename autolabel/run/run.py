@@ -20,9 +20,8 @@ from autolabel.overrides import ThresholdOverrides
 from autolabel.run.clips import frames_root, recorded_clips
 from autolabel.run.store import RunMeta, RunStore, store_path
 from autolabel.run.tracking import decide_clip
-from autolabel.storage import join
 from autolabel.types import CandidateResult, ImageResult
-from autolabel.video.clip import Clip, clip_of
+from autolabel.video.clip import Clip, clip_of, locate
 
 
 class Run:
@@ -121,9 +120,7 @@ class Run:
 
     def location(self, relpath: str) -> str:
         """Where an image of the run is: a file path or an object's URI; a video's frame in `frames_dir`."""
-        if clip_of(relpath, self.clips) is not None:
-            return str(self.frames_dir / relpath)
-        return join(self.source, relpath)
+        return locate(relpath, self.source, self.clips, self.frames_dir)
 
     @property
     def clips(self) -> dict[str, Clip]:
@@ -146,17 +143,13 @@ class Run:
         counts = counts if counts is not None else DecisionCounts()
         wanted = None if relpaths is None else set(relpaths)
         if wanted is not None:  # a frame is decided with its whole clip: its track needs the other frames
-            relpaths = sorted(
-                wanted | {r for c in {clip_of(r, self.clips) for r in wanted} if c for r in self._frames(c)}
-            )
+            touched = {c for r in wanted if (c := clip_of(r, self.clips)) is not None}
+            relpaths = sorted(wanted.union(*(self.clips[c].frame_relpaths() for c in touched)))
         for res in self._decided(dec, relpaths, counts):
             if wanted is None or res.relpath in wanted:
                 yield res
                 if on_image is not None:
                     on_image()
-
-    def _frames(self, clip: str) -> list[str]:
-        return self.clips[clip].frame_relpaths()
 
     def _decided(
         self, dec: DecisionSettings, relpaths: Iterable[str] | None, counts: DecisionCounts

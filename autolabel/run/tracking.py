@@ -43,12 +43,7 @@ def decide_clip(
         confident = None if det.confidence is None else det.confidence >= thresholds[det.class_id] - 1e-12
         decided.append((c, det, tracker.update(det, confident)))
     kept = kept_tracks([(d, ids) for _, d, ids in decided], dec.class_thresholds)
-    times = dict(clip.frames)
-    for c, det, ids in decided:
-        out, out_ids = only_kept(det, ids, kept)
-        _count_dropped(counts, dec, det, out)
-        index = frame_index(c.relpath)
-        yield ImageResult(c.relpath, c.width, c.height, out, clip.relpath, index, times.get(index), out_ids)
+    yield from _kept_frames(decided, kept, clip, dec, counts)
 
 
 def _decide_tracked(
@@ -57,17 +52,29 @@ def _decide_tracked(
     """Frames tracked at inference (`tracker: sam2`): the ids are stored; each object is kept or dropped as a
     whole by its mean score over the keyframes that saw it. Clean-up, size limits and NMS apply per frame."""
     anyscore = replace(dec, class_thresholds=tuple(0.0 for _ in dec.class_thresholds))
-    decided: list[tuple[CandidateResult, Detections, np.ndarray, np.ndarray]] = []
+    decided: list[tuple[CandidateResult, Detections, np.ndarray]] = []
+    seen_on: list[np.ndarray] = []  # per frame: which of its detections the detector saw (a keyframe)
     for c in frames:
         det, kept = decide_kept(c.candidates, c.width, c.height, anyscore, counts)
         n = len(c.candidates)
         ids = (c.candidates.track_id if c.candidates.track_id is not None else np.zeros(n, np.int64))[kept]
-        seen = (c.candidates.keyframe if c.candidates.keyframe is not None else np.zeros(n, bool))[kept]
-        decided.append((c, det, ids, seen))
-    kept_ids = kept_tracks([(d.select(seen), ids[seen]) for _, d, ids, seen in decided], dec.class_thresholds)
+        seen_on.append((c.candidates.keyframe if c.candidates.keyframe is not None else np.zeros(n, bool))[kept])
+        decided.append((c, det, ids))
+    seen_tracks = [(d.select(seen), ids[seen]) for (_, d, ids), seen in zip(decided, seen_on)]
+    yield from _kept_frames(decided, kept_tracks(seen_tracks, dec.class_thresholds), clip, dec, counts)
+
+
+def _kept_frames(
+    decided: list[tuple[CandidateResult, Detections, np.ndarray]],
+    kept: set[int],
+    clip: Clip,
+    dec: DecisionSettings,
+    counts: DecisionCounts,
+) -> Iterator[ImageResult]:
+    """Each decided frame with the detections of the kept tracks and their ids."""
     times = dict(clip.frames)
-    for c, det, ids, _ in decided:
-        out, out_ids = only_kept(det, ids, kept_ids)
+    for c, det, ids in decided:
+        out, out_ids = only_kept(det, ids, kept)
         _count_dropped(counts, dec, det, out)
         index = frame_index(c.relpath)
         yield ImageResult(c.relpath, c.width, c.height, out, clip.relpath, index, times.get(index), out_ids)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from autolabel.storage import join
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class Clip:
     def frame_relpaths(self) -> list[str]:
         return [frame_relpath(self.relpath, i) for i, _ in self.frames]
 
+    def frame_signatures(self) -> list[tuple[str, str]]:
+        """(relpath, signature) of each sampled frame: the clip's signature with the frame's index."""
+        return [(frame_relpath(self.relpath, i), f"{self.signature}#{i}") for i, _ in self.frames]
+
 
 def frame_relpath(clip: str, index: int) -> str:
     return f"{clip}/{index:07d}.jpg"
@@ -47,3 +54,11 @@ def clip_of(relpath: str, clips: Mapping[str, Any]) -> str | None:
     """The clip a relative path is a frame of, or None for a still image."""
     parent = relpath.rsplit("/", 1)[0] if "/" in relpath else None
     return parent if parent is not None and parent in clips else None
+
+
+def locate(relpath: str, source: str, clips: Mapping[str, Any], frames_dir: Path | None) -> str:
+    """Where an image of a run is: a video's frame in `frames_dir`, anything else under `source` (the
+    labeled folder, or an object-storage URI)."""
+    if frames_dir is not None and clip_of(relpath, clips) is not None:
+        return str(frames_dir / relpath)
+    return join(source, relpath)

@@ -27,8 +27,4 @@ def kept_tracks(frames: list[tuple[Detections, np.ndarray]], thresholds: tuple[f
 def only_kept(det: Detections, ids: np.ndarray, kept: set[int]) -> tuple[Detections, np.ndarray]:
     """A frame's detections of kept tracks (in order), and their ids."""
     keep = np.array([int(t) in kept for t in ids], dtype=bool)
-    idx = np.flatnonzero(keep)
-    masks = det.masks[idx] if det.masks is not None else None
-    conf = det.confidence[idx] if det.confidence is not None else None
-    out = Detections(det.xyxy[idx], det.class_id[idx], conf, [det.prompt[i] for i in idx], masks, det.class_names)
-    return out, ids[idx]
+    return det.select(keep), ids[keep]

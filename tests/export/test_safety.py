@@ -131,7 +131,7 @@ fo = pytest.importorskip("fiftyone")
 def test_a_fiftyone_export_killed_while_swapping_is_repaired_not_taken_for_review_edits(
     labeled_run: dict[str, Path],
 ) -> None:
-    from autolabel.export.fiftyone import OLD, STAGING
+    from autolabel.export.fiftyone_labels import OLD, STAGING
 
     run, name = labeled_run["run"], "al-safety-swap"
     export_run(run, ["fiftyone"], ExportOptions(dataset_name=name))
