@@ -83,6 +83,8 @@ def label_folder(
             written = report.written
             summary.decisions = report.decisions
             summary.applied, summary.shadowed, summary.warnings = report.applied, report.shadowed, report.warnings
+            if report.stale:
+                summary.warnings.append(report.stale)
             summary.objects_per_class = report.objects_per_class
             summary.add_time("export", report.seconds)
             summary.wall_seconds += report.seconds

@@ -88,33 +88,53 @@ class DecisionCounts:
     class_candidates: dict[str, int] = field(default_factory=dict)  # per class: candidates seen
     class_kept: dict[str, int] = field(default_factory=dict)  # per class: kept
     class_best: dict[str, float] = field(default_factory=dict)  # per class: the best candidate score
+    class_below: dict[str, int] = field(default_factory=dict)  # per class: candidates under its threshold
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def add_class(self, name: str, candidates: int, kept: int, best: float | None) -> None:
+    def add_class(self, name: str, candidates: int, kept: int, best: float | None, below: int = 0) -> None:
         self.class_candidates[name] = self.class_candidates.get(name, 0) + candidates
         self.class_kept[name] = self.class_kept.get(name, 0) + kept
+        self.class_below[name] = self.class_below.get(name, 0) + below
         if best is not None:
             self.class_best[name] = max(self.class_best.get(name, best), best)
 
-    def warnings(self, thresholds: dict[str, float], floor: float, many: int = 10) -> list[str]:
+    def warnings(
+        self, thresholds: dict[str, float], floor: float, many: int = 10, chosen: dict[str, str] | None = None
+    ) -> list[str]:
         """What looks wrong with the decided dataset, with the fix: a class that keeps (almost) nothing of
-        many candidates, or keeps everything at the candidate floor; a dataset left empty."""
+        many candidates, or keeps everything at the candidate floor; a dataset left empty. A class whose
+        threshold was chosen on purpose (`chosen`: class → by whom and why, e.g. tune's note) is not
+        suspicious: its line (starting `note:`) says what was chosen instead."""
         out = []
+        chosen = chosen or {}
         if self.candidates and not self.kept:
             out.append(f"the dataset is empty: {self.candidates} candidates → 0 kept")
         for name, n in self.class_candidates.items():
-            kept, best, thr = self.class_kept.get(name, 0), self.class_best.get(name), thresholds.get(name, 0.0)
-            if n >= many and kept <= n // 100:
-                why = f"best {best:.2f} < {thr:g}" if best is not None and best < thr else "dropped by NMS/size/dedup"
-                out.append(f"{name}: {n} candidates, {kept} kept ({why}) — lower its threshold or run `autolabel tune`")
-            elif n >= many and kept == n and thr <= floor + 1e-9:
+            kept, thr = self.class_kept.get(name, 0), thresholds.get(name, 0.0)
+            if n >= many and kept <= n // 100 and name in chosen:
+                out.append(f"note: {name}: {n} candidates, {kept} kept at {thr:g}, {chosen[name]}")
+            elif n >= many and kept <= n // 100:
+                out.append(f"{name}: {n} candidates, {kept} kept: {self._why_dropped(name, thr)}")
+            elif n >= many and kept == n and thr <= floor + 1e-9 and name not in chosen:
                 out.append(
                     f"{name}: keeps all {n} candidates (threshold {thr:g} = the candidate floor) — likely many "
                     "false positives: raise it or run `autolabel tune`"
                 )
         return out
+
+    def _why_dropped(self, name: str, thr: float) -> str:
+        n, kept, best = self.class_candidates[name], self.class_kept.get(name, 0), self.class_best.get(name)
+        below = self.class_below.get(name, 0)
+        later = n - below - kept
+        parts = []
+        if below:
+            parts.append(f"{below} under its threshold {thr:g}" + (f", best {best:.2f}" if best is not None else ""))
+        if later:
+            parts.append(f"{later} dropped by NMS/size/dedup/negatives")
+        fix = "lower its threshold or run `autolabel tune`" if below >= later else "check nms_iou, cross_class_iou"
+        return "; ".join(parts) + f" — {fix}"
 
 
 def pairwise_iou(masks: RleMasks | None, xyxy: np.ndarray) -> np.ndarray:
@@ -253,7 +273,8 @@ def _count_classes(
     for k in np.unique(class_id[class_id >= 0]):
         mine = class_id == k
         best = None if c.score is None else float(c.score[mine].max())
-        counts.add_class(s.classes[int(k)], int(mine.sum()), int((kept == k).sum()), best)
+        below = 0 if c.score is None else int((c.score[mine] < s.class_thresholds[int(k)]).sum())
+        counts.add_class(s.classes[int(k)], int(mine.sum()), int((kept == k).sum()), best, below)
 
 
 def _subset(c: Candidates, keep: np.ndarray) -> Candidates:

@@ -20,6 +20,17 @@ class ThresholdOverrides:
     class_thresholds: dict[str, float] = field(default_factory=dict)
     source: str = ""  # where `class_thresholds` came from (a file name)
     prompts_off: tuple[str, ...] = ()  # prompts switched off (`prompts: {lorry: off}` in a thresholds file)
+    notes: dict[str, str] = field(default_factory=dict)  # class → why `autolabel tune` chose its threshold
+
+    def chosen(self) -> dict[str, str]:
+        """class → who set its threshold on purpose and why (a thresholds file, tune's note): such a class is
+        not flagged as suspicious when it keeps little."""
+        src = self.source or "a thresholds file"
+        out = {}
+        for name in self.class_thresholds:
+            note = self.notes.get(name)
+            out[name] = f"chosen by autolabel tune in {src} ({note})" if note else f"set in {src}"
+        return out
 
     def __bool__(self) -> bool:
         return self.box_threshold is not None or bool(self.class_thresholds) or bool(self.prompts_off)
@@ -56,13 +67,20 @@ class ThresholdOverrides:
             dict(d.get("class_thresholds") or {}),
             str(d.get("source", "")),
             tuple(d.get("prompts_off") or ()),
+            {str(k): str(v) for k, v in (d.get("notes") or {}).items()},
         )
 
 
 def shadowed(base: DecisionSettings, applied: DecisionSettings) -> list[str]:
-    """`class: ontology → applied` for every class whose threshold an override changes."""
-    return [
-        f"{c}: {a:g} (ontology) → {b:g}"
+    """`class: ontology → applied` for every class whose threshold an override changes; one line
+    `every class: x` when every class now has the same changed threshold (`--box-threshold x`)."""
+    changed = [
+        (c, a, b)
         for c, a, b in zip(base.classes, base.class_thresholds, applied.class_thresholds)
         if abs(a - b) > 1e-12
     ]
+    if len(base.classes) > 1 and len(changed) == len(base.classes) and len(set(applied.class_thresholds)) == 1:
+        was = sorted(set(base.class_thresholds))
+        old = f"{was[0]:g}" if len(was) == 1 else f"{was[0]:g}–{was[-1]:g}"
+        return [f"every class: {applied.class_thresholds[0]:g} (ontology: {old})"]
+    return [f"{c}: {a:g} (ontology) → {b:g}" for c, a, b in changed]

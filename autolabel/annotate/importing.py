@@ -19,6 +19,7 @@ import numpy as np
 
 from autolabel.annotate.changes import ClassChanges, compare, total
 from autolabel.annotate.corrections import Corrections, Reviewed, read_corrections
+from autolabel.annotate.reviewed import ReviewedRule, handed_over, select
 from autolabel.errors import UsageError
 from autolabel.export import ExportContext, ExportOptions, check_export_dependencies, model_version, write_exports
 from autolabel.export.coco import coco_categories
@@ -44,11 +45,15 @@ class ImportReport:
     ground_truth: str | None = None
     ground_truth_images: int = 0
     written: dict[str, str] = field(default_factory=dict)
+    rule: str = "auto"  # what counted as reviewed (`--reviewed`)
+    unreviewed: int = 0  # images of the file left out as not reviewed (CVAT/COCO: unchanged, not handed over)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "reviewed_images": self.reviewed,
+            "reviewed_rule": self.rule,
+            "unreviewed_images": self.unreviewed,
             "left_out": self.left_out,
             "unmatched": self.unmatched,
             "ignored_results": self.ignored,
@@ -86,9 +91,20 @@ def run_labels(res: ImageResult, classes: list[str]) -> list[tuple[str, np.ndarr
     return out
 
 
-def merge_ground_truth(path: Path, corr: Corrections, classes: list[str]) -> int:
-    """Write the reviewed images into the run's ground-truth file, keeping earlier imports of other images;
-    returns how many images it holds."""
+def merge_ground_truth(path: Path, corr: Corrections, classes: list[str], origin: dict[str, Any] | None = None) -> int:
+    """Write the reviewed images into the run's ground-truth file (see `ground_truth_text`); returns how
+    many images it holds."""
+    text, n = ground_truth_text(path, corr, classes, origin)
+    write_text_atomic(path, text)
+    return n
+
+
+def ground_truth_text(
+    path: Path, corr: Corrections, classes: list[str], origin: dict[str, Any] | None = None
+) -> tuple[str, int]:
+    """The run's ground-truth file with the reviewed images merged in, keeping earlier imports of other images,
+    and how many images it holds. Each image records which import it came from (`info.imports`, the
+    image's `autolabel_import`), so every score can be traced back to what people checked."""
     old: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
@@ -96,29 +112,46 @@ def merge_ground_truth(path: Path, corr: Corrections, classes: list[str]) -> int
             raise UsageError(f"'{path}' was not written by autolabel: not replacing it", hint="move it away")
     old_names = {c["id"]: c["name"] for c in old["categories"]}
     names = classes + sorted({old_names[a["category_id"]] for a in old["annotations"]} - set(classes))
-    entries: dict[str, tuple[int, int, list[tuple[str, dict]]]] = {}
+    old_imports = list(old.get("info", {}).get("imports", []))
+    entries: dict[str, tuple[int, int, list[tuple[str, dict]], dict | None]] = {}
     by_image: dict[int, list[dict]] = {}
     for a in old["annotations"]:
         by_image.setdefault(a["image_id"], []).append(a)
-    for im in old["images"]:
-        labels = [(old_names[a["category_id"]], a) for a in by_image.get(im["id"], [])]
-        entries[im["file_name"]] = (im["width"], im["height"], labels)
+    for old_im in old["images"]:
+        labels = [(old_names[a["category_id"]], a) for a in by_image.get(old_im["id"], [])]
+        k = old_im.get("autolabel_import")
+        came = None
+        if isinstance(k, int) and 0 <= k < len(old_imports) and isinstance(old_imports[k], dict):
+            came = {key: v for key, v in old_imports[k].items() if key != "images"}
+        entries[old_im["file_name"]] = (old_im["width"], old_im["height"], labels, came)
     for rel, rv in corr.images.items():
-        entries[rel] = (rv.width, rv.height, [(c, _annotation(m)) for c, m in rv.labels])
+        entries[rel] = (rv.width, rv.height, [(c, _annotation(m)) for c, m in rv.labels], origin)
     images: list[dict[str, Any]] = []
     anns: list[dict[str, Any]] = []
-    for k, (rel, (w, h, labels)) in enumerate(sorted(entries.items()), start=1):
-        images.append({"id": k, "file_name": rel, "width": w, "height": h})
+    imports: list[dict] = []
+    for k, (rel, (w, h, labels, came)) in enumerate(sorted(entries.items()), start=1):
+        im: dict[str, Any] = {"id": k, "file_name": rel, "width": w, "height": h}
+        if came is not None:
+            if came not in imports:
+                imports.append(came)
+            im["autolabel_import"] = imports.index(came)
+        images.append(im)
         for name, a in labels:
             anns.append({**a, "id": len(anns) + 1, "image_id": k, "category_id": names.index(name) + 1})
     data = {
-        "info": {"description": _GT_MARK},
+        "info": {
+            "description": _GT_MARK,
+            "imports": [{**i, "images": _count(images, n)} for n, i in enumerate(imports)],
+        },
         "images": images,
         "annotations": anns,
         "categories": coco_categories(names),
     }
-    write_text_atomic(path, json.dumps(data) + "\n")
-    return len(images)
+    return json.dumps(data) + "\n", len(images)
+
+
+def _count(images: list[dict[str, Any]], k: int) -> int:
+    return sum(1 for im in images if im.get("autolabel_import") == k)
 
 
 def _annotation(mask: np.ndarray) -> dict[str, Any]:
@@ -136,12 +169,25 @@ def import_corrections(
     options: ExportOptions | None = None,
     reviewed_only: bool = False,
     ground_truth: bool = True,
+    reviewed: ReviewedRule | str = "auto",
 ) -> ImportReport:
+    """Read a corrections file, count what the reviewers changed, save the images a person reviewed (see
+    `annotate.reviewed`) as ground truth and write a corrected dataset. Everything is checked before the
+    first file is written."""
     options = options or ExportOptions()
+    rule = reviewed if isinstance(reviewed, ReviewedRule) else ReviewedRule.parse(reviewed)
     check_export_dependencies(formats)
     with Run.open(run_dir) as run, RunLock(run.dir, what="importing corrections"):
         sizes = {r: (w, h) for r, w, h in run.images()}
         corr = read_corrections(path, sizes)
+        per_image = {
+            res.relpath: _changes(run_labels(res, run.classes), corr.images[res.relpath].labels)
+            for res in run.results(relpaths=sorted(corr.images))
+        }
+        changed = {r for r, c in per_image.items() if _any_change(c)}
+        keep, unreviewed = select(rule, corr.source, sorted(corr.images), changed, handed_over(run.dir))
+        corr.images = {r: corr.images[r] for r in keep}
+        corr.left_out += unreviewed
         if not corr.images:
             why = f"{len(corr.left_out)} left out (not reviewed, skipped or rejected), {len(corr.unmatched)} unmatched"
             raise UsageError(f"'{path}' holds no reviewed image of this run ({why})", hint=_unmatched_hint(corr))
@@ -151,15 +197,37 @@ def import_corrections(
         report = ImportReport(
             corr.source, len(corr.images), corr.left_out, corr.unmatched, dict(corr.ignored), {}, new_classes
         )
-        for res in run.results(relpaths=sorted(corr.images)):
-            compare(run_labels(res, run.classes), corr.images[res.relpath].labels, report.changes)
-        if ground_truth:
-            gt = run.dir / GROUND_TRUTH
-            report.ground_truth, report.ground_truth_images = str(gt), merge_ground_truth(gt, corr, classes)
+        report.rule, report.unreviewed = rule.describe(), len(unreviewed)
+        for rel in keep:
+            for name, c in per_image[rel].items():
+                _add(report.changes.setdefault(name, ClassChanges()), c)
+        gt, gt_text = run.dir / GROUND_TRUTH, ""
+        if ground_truth:  # made (and checked) before anything is written: a refused import changes nothing
+            origin = {"file": str(Path(path).resolve()), "source": corr.source, "reviewed": rule.describe()}
+            gt_text, report.ground_truth_images = ground_truth_text(gt, corr, classes, origin)
+            gt_text.encode("utf-8")  # a lone surrogate in a label fails here, not half-way
         if formats:
             report.written = _write_corrected(run, corr, classes, formats, out_dir, options, reviewed_only)
+        if ground_truth:
+            write_text_atomic(gt, gt_text)
+            report.ground_truth = str(gt)
         write_text_atomic(run.dir / REPORT, json.dumps(report.to_json(), indent=2) + "\n")
     return report
+
+
+def _changes(run: list[tuple[str, np.ndarray]], new: list[tuple[str, np.ndarray]]) -> dict[str, ClassChanges]:
+    out: dict[str, ClassChanges] = {}
+    compare(run, new, out)
+    return out
+
+
+def _any_change(changes: dict[str, ClassChanges]) -> bool:
+    return any(c.edited or c.reclassified or c.removed or c.added for c in changes.values())
+
+
+def _add(into: ClassChanges, c: ClassChanges) -> None:
+    for k in ("predicted", "unchanged", "edited", "reclassified", "removed", "added"):
+        setattr(into, k, getattr(into, k) + getattr(c, k))
 
 
 def _write_corrected(

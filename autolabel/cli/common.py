@@ -141,13 +141,14 @@ def guard(fn: Callable[[], T]) -> T:
 
 def threshold_overrides(box_threshold: float | None, thresholds: Path | None) -> ThresholdOverrides | None:
     """Overrides given on the command line (None: the run's recorded ones apply)."""
-    from autolabel.config.thresholds import read_thresholds_file
+    from autolabel.config.thresholds import read_thresholds_file, tune_notes
     from autolabel.overrides import ThresholdOverrides
 
     if box_threshold is None and thresholds is None:
         return None
     per_class, off = read_thresholds_file(thresholds) if thresholds else ({}, ())
-    return ThresholdOverrides(box_threshold, per_class, thresholds.name if thresholds else "", off)
+    notes = {c: n for c, n in tune_notes(thresholds).items() if c in per_class} if thresholds else {}
+    return ThresholdOverrides(box_threshold, per_class, thresholds.name if thresholds else "", off, notes)
 
 
 def export_options(
@@ -186,3 +187,14 @@ def stop_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+
+
+def warn_stale(run_dir: Path, skip: tuple[str, ...] = ()) -> None:
+    """Name the run's exports written with other decisions than the run's (and how to refresh them)."""
+    from autolabel.export.records import stale_message
+    from autolabel.run.run import Run
+
+    with Run.open(run_dir) as run:
+        msg = stale_message(run, skip=skip)
+    if msg:
+        typer.echo(f"warning: {msg}", err=True)

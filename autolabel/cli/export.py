@@ -112,6 +112,7 @@ def export(
             box_threshold=box_threshold,
             class_thresholds=given.class_thresholds if given else None,
             thresholds_source=given.source if given else "",
+            thresholds_notes=given.notes if given else None,
             prompts_off=given.prompts_off if given else (),
             reset_thresholds=reset_thresholds,
         )
@@ -133,6 +134,8 @@ def export(
                 print_decisions(
                     report.decisions, report.objects_per_class, report.applied, report.shadowed, report.warnings
                 )
+            if report.stale:
+                typer.echo(f"warning: {report.stale}", err=True)
             written = report.written
         for fmt, path in written.items():
             typer.echo(f"{fmt}: {path}")

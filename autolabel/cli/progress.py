@@ -85,7 +85,7 @@ def print_decisions(
         + (f", {c.track_dropped} of video tracks dropped whole (weak on average)" if c.track_dropped else "")
     )
     for w in warnings or []:
-        con.print(f"[yellow]warning:[/] {w}")
+        con.print(w if w.startswith("note: ") else f"[yellow]warning:[/] {w}", markup=not w.startswith("note: "))
 
 
 def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = None) -> None:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from autolabel.cli.common import BoxThreshold, DatasetName, RunDir, ThresholdsFile, guard, threshold_overrides
+from autolabel.cli.common import (
+    BoxThreshold,
+    DatasetName,
+    RunDir,
+    ThresholdsFile,
+    guard,
+    threshold_overrides,
+    warn_stale,
+)
 
 GroundTruth = Annotated[
     Path | None,
@@ -59,8 +67,12 @@ def review(
     def run() -> None:
         from autolabel.quality.review import ViewSettings, launch, prepare_dataset
 
-        ds = prepare_dataset(run_dir, dataset_name, refresh, ViewSettings(low_margin, tiny_fraction, overlap_iou))
+        echo = typer.echo
+        ds = prepare_dataset(
+            run_dir, dataset_name, refresh, ViewSettings(low_margin, tiny_fraction, overlap_iou), echo=echo
+        )
         typer.echo(f"dataset '{ds.name}': {len(ds)} images")
+        warn_stale(run_dir, skip=("fiftyone",))
         launch(ds, port, address, remote, echo=lambda m: typer.echo(m, err=False))
 
     guard(run)
@@ -86,6 +98,7 @@ def evaluate(
 
         report = evaluate_run(run_dir, ground_truth(run_dir, gt), threshold_overrides(box_threshold, thresholds))
         typer.echo(f"decisions: {report.decisions}")
+        warn_stale(run_dir)
         typer.echo(format_report(report))
         path = json_out or run_dir / "eval.json"
         write_text_atomic(path, json.dumps(report.to_json(), indent=2) + "\n")
@@ -171,9 +184,14 @@ def sample(
             from autolabel.export import export_run, parse_formats
 
             fmts = parse_formats(formats)
-            written = export_run(run_dir, fmts, relpaths=[v.relpath for v in picked], out_dir=run_dir / "sample")
+            from autolabel.annotate.reviewed import record_handed_over
+
+            relpaths = [v.relpath for v in picked]
+            written = export_run(run_dir, fmts, relpaths=relpaths, out_dir=run_dir / "sample")
             for fmt, where in written.written.items():
                 typer.echo(f"{fmt}: {where}")
+            record = record_handed_over(run_dir, relpaths, fmts)
+            typer.echo(f"handed over for review: {record} (`autolabel import` counts these images as reviewed)")
         covered = sorted(set().union(*(v.classes for v in picked))) if picked else []
         typer.echo(f"{len(picked)} images ({', '.join(covered) or 'no class'} covered): {path}")
         if fiftyone and importlib.util.find_spec("fiftyone") is not None:
@@ -203,5 +221,6 @@ def preview(
         overrides = threshold_overrides(box_threshold, thresholds)
         sheet, count, applied = write_previews(run_dir, n, output, seed, overrides=overrides)
         typer.echo(f"decisions: {applied}\n{count} overlays; contact sheet: {sheet}")
+        warn_stale(run_dir)
 
     guard(run)

@@ -56,6 +56,15 @@ def import_corrections(
             help="Save the reviewed images as RUN_DIR/groundtruth.json (what eval and tune read by default).",
         ),
     ] = True,
+    reviewed: Annotated[
+        str,
+        typer.Option(
+            "--reviewed",
+            help="Which images count as reviewed (ground truth): auto (Label Studio: submitted tasks; CVAT/COCO: "
+            "images handed over by `autolabel sample -f` and images a person changed), all, changed, or a FILE "
+            "listing relative paths.",
+        ),
+    ] = "auto",
     coco_masks: CocoMasksOpt = CocoMasks.polygon,
     split: Split = "0.8,0.2",
     media: MediaOpt = Media.symlink,
@@ -72,8 +81,14 @@ def import_corrections(
         stop_on_sigterm()
         fmts = parse_formats(formats) if formats.strip() else []
         opts = export_options(coco_masks, split, 0, media, Multipart.merge, None, None, None, tool_masks)
-        report = import_corrections(run_dir, file, fmts, output, opts, reviewed_only, ground_truth)
-        typer.echo(f"{report.source}: {report.reviewed} reviewed images" + _left_out(report.left_out))
+        report = import_corrections(run_dir, file, fmts, output, opts, reviewed_only, ground_truth, reviewed)
+        typer.echo(f"{report.source}: {report.reviewed} reviewed images ({report.rule})" + _left_out(report.left_out))
+        if report.unreviewed and reviewed == "auto":
+            typer.echo(
+                f"{report.unreviewed} images of the file were left out as not reviewed (unchanged, and not handed "
+                f"over by `autolabel sample -f`): if a person checked them, import again with --reviewed all "
+                f"(or --reviewed FILE listing the checked images)"
+            )
         if report.unmatched:
             typer.echo(f"not in the run ({len(report.unmatched)}): {', '.join(report.unmatched[:5])}")
         if report.new_classes:

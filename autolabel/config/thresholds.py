@@ -53,6 +53,24 @@ def read_thresholds_file(path: str | Path) -> tuple[dict[str, float], tuple[str,
     return out, off
 
 
+def tune_notes(path: str | Path) -> dict[str, str]:
+    """class → why `autolabel tune` chose its threshold, from the report tune writes beside the thresholds
+    file (`thresholds.json`); empty for a file written by hand."""
+    import json
+
+    report = Path(path).with_suffix(".json")
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        images = int(data.get("images", 0))
+        out = {}
+        for c in data.get("classes", []):
+            note = str(c.get("note") or f"best {data.get('metric', 'f1')} on {images} hand-labeled images")
+            out[str(c["name"])] = f"{note}; {int(c.get('n_gt', 0))} objects, {int(c.get('n_det', 0))} detections"
+        return out
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
 def _prompts_off(p: Path, m: object) -> tuple[tuple[str, ...], list[str]]:
     if m is None:
         return (), []

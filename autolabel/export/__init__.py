@@ -16,6 +16,7 @@ from pathlib import Path
 from autolabel.decisions import DecisionCounts, DecisionSettings
 from autolabel.errors import AutolabelError, MissingDependencyError, UsageError
 from autolabel.export.base import ExportContext, Exporter, ExportOptions, ExportSkipped, YoloOptions
+from autolabel.export.records import decisions_digest, record_exports, stale_message
 from autolabel.fsutil import RunLock, remove_stale_temp_files
 from autolabel.overrides import shadowed
 from autolabel.progress import Progress
@@ -83,8 +84,11 @@ def make_exporter(fmt: str) -> Exporter:
     return exporter
 
 
-def write_exports(ctx: ExportContext, formats: Iterable[str], results: Iterable[ImageResult]) -> dict[str, str]:
-    """Write every format in one pass over `results` (each image decided once); returns {format: where}.
+def write_exports(
+    ctx: ExportContext, formats: Iterable[str], results: Iterable[ImageResult], skipped: set[str] | None = None
+) -> dict[str, str]:
+    """Write every format in one pass over `results` (each image decided once); returns {format: where}
+    (for a format that declined, e.g. a reviewed FiftyOne dataset kept, why; its name is added to `skipped`).
     Each format is staged and swapped in whole when complete; on any failure (or Ctrl-C) every staging
     area is discarded and what was there before stays."""
     written: dict[str, str] = {}
@@ -97,6 +101,8 @@ def write_exports(ctx: ExportContext, formats: Iterable[str], results: Iterable[
                 exporter.open(ctx)
             except ExportSkipped as e:
                 written[fmt] = str(e)
+                if skipped is not None:
+                    skipped.add(fmt)
                 continue
             except BaseException:
                 exporter.abort()
@@ -138,6 +144,7 @@ class ExportReport:
     shadowed: list[str] = field(default_factory=list)  # class thresholds the overrides change
     warnings: list[str] = field(default_factory=list)  # an empty or suspicious dataset, with the fix
     images: int = 0  # images decided (0 when every format declined, e.g. a reviewed FiftyOne dataset kept)
+    stale: str | None = None  # the run's other exports, written with other decisions, and how to refresh them
 
 
 def class_box_thresholds(dec: DecisionSettings) -> dict[str, float]:
@@ -171,6 +178,7 @@ def run_context(run: Run, dec: DecisionSettings, options: ExportOptions) -> Expo
         info={
             "run_dir": str(run.dir.resolve()),
             "box_thresholds": class_box_thresholds(dec),
+            "decisions": decisions_digest(dec),
             "model_version": model_version(run),
         },
     )
@@ -208,10 +216,17 @@ def export_run(
         chosen = sorted(relpaths) if relpaths is not None else None
         results = run.results(dec, relpaths=chosen, counts=report.decisions)
         results = _counted(results, report, dec, progress, formats, len(ctx.images))
-        report.written = write_exports(ctx, formats, results)
-        report.warnings = report.decisions.warnings(class_box_thresholds(dec), run.meta.candidate_floor)
-        if overrides != run.overrides:
-            run.store.set_overrides(overrides.to_json())  # what later commands apply
+        declined: set[str] = set()
+        report.written = write_exports(ctx, formats, results, declined)
+        report.warnings = report.decisions.warnings(
+            class_box_thresholds(dec), run.meta.candidate_floor, chosen=overrides.chosen()
+        )
+        if relpaths is None and out_dir is None:  # the run's own exports: they set and record its decisions
+            record_exports(run, [f for f in report.written if f not in declined], dec, report.applied, report.written)
+            if overrides != run.overrides:
+                run.store.set_overrides(overrides.to_json())  # what later commands apply
+                run.meta = replace(run.meta, overrides=overrides.to_json())
+            report.stale = stale_message(run, dec)
     report.seconds = time.perf_counter() - t0
     return report
 

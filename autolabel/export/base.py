@@ -46,6 +46,7 @@ class ExportOptions:
     box_threshold: float | None = None  # decision override: every class's box threshold
     class_thresholds: dict[str, float] | None = None  # decision override: {class name: box threshold}
     thresholds_source: str = ""  # where class_thresholds came from (shown in `decisions: …`)
+    thresholds_notes: dict[str, str] | None = None  # class → why `autolabel tune` chose its threshold
     prompts_off: tuple[str, ...] = ()  # decision override: prompts whose candidates are dropped
     reset_thresholds: bool = False  # drop the overrides recorded by earlier exports: the ontology's again
     tool_masks: str = "rle"  # Label Studio / CVAT regions: the tool's own mask RLE, or polygon
@@ -59,7 +60,11 @@ class ExportOptions:
         if self.box_threshold is None and not self.class_thresholds and not self.prompts_off:
             return recorded
         return ThresholdOverrides(
-            self.box_threshold, dict(self.class_thresholds or {}), self.thresholds_source, self.prompts_off
+            self.box_threshold,
+            dict(self.class_thresholds or {}),
+            self.thresholds_source,
+            self.prompts_off,
+            dict(self.thresholds_notes or {}),
         )
 
 

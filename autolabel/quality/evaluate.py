@@ -19,7 +19,13 @@ import numpy as np
 from autolabel.errors import UsageError
 from autolabel.masks import encode_rle
 from autolabel.overrides import ThresholdOverrides
-from autolabel.quality.groundtruth import load_ground_truth, match_detections, match_images, read_coco
+from autolabel.quality.groundtruth import (
+    describe_ground_truth,
+    load_ground_truth,
+    match_detections,
+    match_images,
+    read_coco,
+)
 from autolabel.quality.matching import ClassMatches, f_score
 from autolabel.run.run import Run
 from autolabel.types import Detections, RleMasks
@@ -37,6 +43,8 @@ class EvalReport:
     classes_only_in_run: list[str] = field(default_factory=list)
     decisions: str = "ontology"  # which decisions were scored (`ontology + tuned.yaml (…)`)
     gt_boxes_as_masks: int = 0  # GT annotations without segmentation, evaluated in segm as their box
+    ground_truth: str = ""  # which file, how many images from which import (what people checked)
+    overall: dict[str, dict[str, float | None]] = field(default_factory=dict)  # micro / macro P, R, F1 and mAP
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -91,7 +99,9 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path, overrides: ThresholdO
     """COCO bbox (and segm, when the run has masks) metrics of the run against the GT file, and each
     class's precision/recall/F1 at the run's thresholds. Each image is decided once."""
     gt_data = read_coco(gt_path)
-    report = EvalReport(gt_boxes_as_masks=_fill_gt_defaults(gt_data))
+    report = EvalReport(
+        gt_boxes_as_masks=_fill_gt_defaults(gt_data), ground_truth=describe_ground_truth(gt_data, gt_path)
+    )
     with Run.open(run_dir) as run:
         classes = run.classes
         gt_names = {c["name"]: c["id"] for c in gt_data["categories"]}
@@ -135,7 +145,31 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path, overrides: ThresholdO
         prf[c] = {"precision": precision, "recall": recall, "f1": f1}
     img_ids = sorted(matched[r]["id"] for r in same)
     _coco_metrics(report, gt_data, preds, img_ids, shared, gt_names, prf)
+    report.overall = overall_scores(report, [matches[c] for c in shared])
     return report
+
+
+def overall_scores(report: EvalReport, matches: list[ClassMatches]) -> dict[str, dict[str, float | None]]:
+    """All classes in one row: micro (every object counts once), macro (every class counts once, over the
+    classes with ground truth or predictions), and the COCO mAP of each IoU type."""
+    tp = pred = gt = 0
+    for m in matches:
+        _, _, t, n = m.at(-1.0)
+        tp, pred, gt = tp + t, pred + n, gt + m.n_gt
+    p, r = (tp / pred if pred else None), (tp / gt if gt else None)
+    micro: dict[str, float | None] = {"precision": p, "recall": r, "f1": _f1(p, r), "tp": tp, "pred": pred, "gt": gt}
+    rows = [v for v in report.per_class.values() if v.get("gt") or v.get("pred")]
+    macro: dict[str, float | None] = {}
+    for k in ("precision", "recall", "f1"):
+        vals = [float(v[k] or 0.0) for v in rows]
+        macro[k] = float(np.mean(vals)) if vals else None
+    for iou_type, coco in report.metrics.items():
+        micro[f"{iou_type}_mAP"] = macro[f"{iou_type}_mAP"] = coco["mAP"]
+    return {"micro": micro, "macro": macro}
+
+
+def _f1(p: float | None, r: float | None) -> float | None:
+    return float(f_score(p, r, 1.0)) if p is not None and r is not None else None
 
 
 def _coco_metrics(
@@ -203,7 +237,8 @@ def _empty_res(coco_gt: Any) -> Any:
 
 
 def format_report(r: EvalReport) -> str:
-    lines = [f"images matched: {r.images_matched}"]
+    lines = [f"ground truth: {r.ground_truth}"] if r.ground_truth else []
+    lines.append(f"images matched: {r.images_matched}")
     for t, m in r.metrics.items():
         lines.append(
             f"{t:5}  mAP {m['mAP']:.3f}  AP50 {m['AP50']:.3f}  AP75 {m['AP75']:.3f}  recall(AR100) {m['AR100']:.3f}"
@@ -220,6 +255,12 @@ def format_report(r: EvalReport) -> str:
         seg = fmt(v["segm_AP"]) if "segm_AP" in v else "-"
         lines.append(
             f"{c:20} {int(v['gt'] or 0):>6} {int(v['pred'] or 0):>6} {fmt(v.get('bbox_AP')):>8} {seg:>8} "
+            f"{fmt(v.get('precision')):>6} {fmt(v.get('recall')):>6} {fmt(v.get('f1')):>6}"
+        )
+    for kind, v in r.overall.items():
+        lines.append(
+            f"{'all (' + kind + ')':20} {'':>6} {'':>6} {fmt(v.get('bbox_mAP')):>8} "
+            f"{fmt(v['segm_mAP']) if 'segm_mAP' in v else '-':>8} "
             f"{fmt(v.get('precision')):>6} {fmt(v.get('recall')):>6} {fmt(v.get('f1')):>6}"
         )
     for label, items in (

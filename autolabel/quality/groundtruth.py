@@ -38,6 +38,27 @@ def read_coco(path: str | Path) -> dict:
     return data
 
 
+def describe_ground_truth(data: dict, path: str | Path) -> str:
+    """Where the ground truth came from: `RUN/groundtruth.json: 16 images — 2 from CVAT XML cvat.xml
+    (reviewed: auto), 14 from …` for what `autolabel import` saved, else the file and its image count."""
+    n = len(data["images"])
+    info = data.get("info")
+    imports = info.get("imports") if isinstance(info, dict) and isinstance(info.get("imports"), list) else []
+    if not imports:
+        return f"{path}: {n} hand-labeled images"
+    counts = Counter(im.get("autolabel_import") for im in data["images"] if isinstance(im, dict))
+    parts = [
+        f"{counts.get(k, 0)} from {i.get('source', '?')} {Path(str(i.get('file', '?'))).name} "
+        f"(reviewed: {i.get('reviewed', '?')})"
+        for k, i in enumerate(imports)
+        if isinstance(i, dict) and counts.get(k)
+    ]
+    older = sum(v for k, v in counts.items() if not isinstance(k, int) or not 0 <= k < len(imports))
+    if older:
+        parts.append(f"{older} from earlier imports")
+    return f"{path}: {n} images — " + ", ".join(parts)
+
+
 def _is_num(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

@@ -10,7 +10,7 @@ Saved views on the run's dataset (label field `autolabel`):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ import numpy as np
 
 from autolabel.errors import UsageError
 from autolabel.export import ExportContext, ExportOptions, class_box_thresholds, export_run, write_exports
-from autolabel.export.fiftyone import LABEL_FIELD, default_dataset_name, import_fiftyone
+from autolabel.export.fiftyone import LABEL_FIELD, default_dataset_name, import_fiftyone, was_edited
+from autolabel.export.records import decisions_digest
 from autolabel.fsutil import RunLock, is_within
 from autolabel.run.run import Run
 from autolabel.types import Detections, ImageResult
@@ -35,19 +36,36 @@ class ViewSettings:
 
 
 def prepare_dataset(
-    run_dir: str | Path, dataset_name: str | None = None, refresh: bool = False, views: ViewSettings = ViewSettings()
+    run_dir: str | Path,
+    dataset_name: str | None = None,
+    refresh: bool = False,
+    views: ViewSettings = ViewSettings(),
+    echo: Callable[[str], Any] = print,
 ) -> Any:
-    """Load the run's FiftyOne dataset (creating it from the run store when missing, or when `refresh`,
-    which discards edits made in the App) and (re)create the saved views. Returns the dataset."""
+    """Load the run's FiftyOne dataset (created from the run store when missing, rebuilt when `refresh`,
+    which discards edits made in the App, and rebuilt when it was made with other decisions than the run's
+    and holds no edits) and (re)create the saved views. Says which decisions it shows. Returns the dataset."""
     fo = import_fiftyone()
     name = dataset_name or default_dataset_name(run_dir)
+    with Run.open(run_dir) as run:
+        dec = run.decisions()
+        applied, digest = run.applied().describe(), decisions_digest(dec)
+    echo(f"decisions: {applied}")
     if refresh or not fo.dataset_exists(name):
         export_run(run_dir, ["fiftyone"], ExportOptions(dataset_name=name, replace_edited_dataset=refresh))
+    else:
+        ds = fo.load_dataset(name)
+        made_with = (ds.info or {}).get("decisions")
+        if made_with != digest and not was_edited(ds):
+            echo(f"dataset '{name}' was made with other decisions: rebuilt with the run's ({applied})")
+            export_run(run_dir, ["fiftyone"], ExportOptions(dataset_name=name))
+        elif made_with != digest:
+            echo(
+                f"warning: dataset '{name}' holds review edits and was made with other decisions than the run's "
+                f"({applied}): kept as it is; `autolabel review {run_dir} --refresh` rebuilds it (discards the edits)"
+            )
     ds = fo.load_dataset(name)
-    thresholds = ds.info.get("box_thresholds") or {}
-    if not thresholds:
-        with Run.open(run_dir) as run:
-            thresholds = class_box_thresholds(run.decisions())
+    thresholds = ds.info.get("box_thresholds") or class_box_thresholds(dec)
     save_views(ds, thresholds, views)
     return ds
 

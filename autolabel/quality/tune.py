@@ -16,7 +16,7 @@ from typing import Any
 from autolabel.errors import UsageError
 from autolabel.quality.choose import THIN, HandLabels, collect, tune_thresholds
 from autolabel.quality.crossval import Expected, cross_validate
-from autolabel.quality.groundtruth import load_ground_truth, read_coco
+from autolabel.quality.groundtruth import describe_ground_truth, load_ground_truth, read_coco
 from autolabel.quality.matching import ClassMatches, f_score
 from autolabel.run.run import Run
 
@@ -58,6 +58,8 @@ class TuneReport:
     curves: dict[str, tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
     overall: float | None = None  # the threshold chosen on every class pooled (what thin classes shrink toward)
     expected: Expected = field(default_factory=Expected)  # on unseen images (cross-validated)
+    ground_truth: str = ""  # which file, how many images from which import
+    classes_only_in_gt: list[str] = field(default_factory=list)  # hand-labeled classes the run has not (not tuned)
 
     def thresholds(self) -> dict[str, float]:
         return {c.name: c.new for c in self.classes}
@@ -69,6 +71,8 @@ class TuneReport:
             "metric": self.metric,
             "iou": self.iou,
             "images": self.images,
+            "ground_truth": self.ground_truth,
+            "classes_only_in_gt": self.classes_only_in_gt,
             "overall_threshold": self.overall,
             "expected_on_unseen_images": asdict(self.expected),
             "classes": [asdict(c) for c in self.classes],
@@ -81,7 +85,8 @@ def tune_run(run: Run, gt_path: str | Path, metric: str = "f1", iou: float = 0.5
     if metric not in METRICS:
         raise UsageError(f"--metric '{metric}': valid: {', '.join(METRICS)}")
     dec, floor, beta = run.decisions(), run.meta.candidate_floor, METRICS[metric]
-    gt = load_ground_truth(read_coco(gt_path), run.images(), dec.classes)
+    gt_data = read_coco(gt_path)
+    gt = load_ground_truth(gt_data, run.images(), dec.classes)
     cands = list(run.candidates(gt))
     hand = HandLabels(cands, gt, dec, floor, beta, iou)
     chosen, matches, overall = tune_thresholds(hand)
@@ -99,7 +104,10 @@ def tune_run(run: Run, gt_path: str | Path, metric: str = "f1", iou: float = 0.5
     for res in results:
         res.prompts = prompt_report(tuned, res.name)
     expected = cross_validate(hand)
-    return TuneReport(metric, iou, len(gt), results, curves, overall, expected)
+    only_gt = sorted({c["name"] for c in gt_data["categories"]} - set(dec.classes))
+    return TuneReport(
+        metric, iou, len(gt), results, curves, overall, expected, describe_ground_truth(gt_data, gt_path), only_gt
+    )
 
 
 def prompt_report(h: HandLabels, name: str) -> list[PromptResult]:
@@ -138,7 +146,10 @@ def _note(m: ClassMatches, images: int, overall: float | None) -> str:
 
 
 def format_tune(r: TuneReport) -> str:
-    lines = [
+    lines = [f"ground truth: {r.ground_truth}"] if r.ground_truth else []
+    if r.classes_only_in_gt:
+        lines.append(f"classes only in the ground truth (not tuned): {', '.join(r.classes_only_in_gt)}")
+    lines += [
         f"{r.images} hand-labeled images; metric {r.metric} at IoU {r.iou}",
         f"{'class':20} {'threshold':>17} {'precision':>9} {'recall':>7} {r.metric:>6} {'gt':>5} {'dets':>5}",
     ]

@@ -215,6 +215,17 @@ class RunStore:
                 (json.dumps(overrides, sort_keys=True),),
             )
 
+    def get_value(self, key: str) -> Any:
+        """A JSON value kept beside the run's metadata (e.g. `exports`, what each export was written with)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_value(self, key: str, value: Any) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value, sort_keys=True))
+            )
+
     def clear(self) -> None:
         with self.transaction():
             for table in ("images", "meta", "clips"):

@@ -123,22 +123,65 @@ def test_eval_and_tune_read_the_imported_ground_truth(labeled_run: dict, tmp_pat
     assert r.returncode == 0, r.stderr
 
 
+def _cvat_edited(run_dir: Path, out: Path, edit: tuple[str, ...]) -> Path:
+    """The run's CVAT export with one label deleted on each image of `edit` (the others untouched)."""
+    export_run(run_dir, ["cvat"])
+    tree = ET.parse(run_dir / "cvat" / "annotations.xml")
+    for im in tree.getroot().iter("image"):
+        if im.get("name") in edit:
+            im.remove(im.findall("mask")[0])  # a reviewer deletes one label
+    tree.write(out)
+    return out
+
+
 def test_cvat_and_coco_corrections_import_too(labeled_run: dict, tmp_path: Path) -> None:
     run_dir = labeled_run["run"]
-    export_run(run_dir, ["cvat", "coco"], ExportOptions(coco_masks="rle"))
-    tree = ET.parse(run_dir / "cvat" / "annotations.xml")
-    first = tree.getroot().find("image")
-    assert first is not None
-    first.remove(first.findall("mask")[0])  # a reviewer deletes one label
-    tree.write(tmp_path / "cvat.xml")
-    report = import_corrections(run_dir, tmp_path / "cvat.xml", [])
-    total = sum(c.predicted for c in report.changes.values())
-    assert report.source == "CVAT XML" and report.reviewed == 9
+    export_run(run_dir, ["coco"], ExportOptions(coco_masks="rle"))
+    report = import_corrections(run_dir, _cvat_edited(run_dir, tmp_path / "cvat.xml", ("c.jpg",)), [])
+    assert report.source == "CVAT XML" and report.reviewed == 1 and report.unreviewed == 8
     assert sum(c.removed for c in report.changes.values()) == 1
-    assert sum(c.unchanged for c in report.changes.values()) == total - 1
+    assert sum(c.unchanged for c in report.changes.values()) == sum(c.predicted for c in report.changes.values()) - 1
 
-    report = import_corrections(run_dir, run_dir / "coco" / "annotations.json", [])  # the run's own labels
-    assert report.source == "COCO" and all(c.correction_rate == 0 for c in report.changes.values() if c.predicted)
+    # the run's own labels, every image checked by a person: --reviewed all
+    report = import_corrections(run_dir, run_dir / "coco" / "annotations.json", [], reviewed="all")
+    assert report.source == "COCO" and report.reviewed == 9
+    assert all(c.correction_rate == 0 for c in report.changes.values() if c.predicted)
+
+
+def test_only_what_a_person_reviewed_becomes_ground_truth(labeled_run: dict, tmp_path: Path) -> None:
+    """A CVAT task export holds every image: 2 edited of 9 import as 2 reviewed (the report says 7 were left
+    out and how to include them); eval scores against those 2 and says where they came from."""
+    run_dir = labeled_run["run"]
+    xml = _cvat_edited(run_dir, tmp_path / "cvat.xml", ("c.jpg", "g.png"))
+    r = cli("import", str(run_dir), str(xml), "-f", "")
+    assert r.returncode == 0, r.stderr
+    assert "CVAT XML: 2 reviewed images (auto)" in r.stdout and "7 unchanged and not handed over" in r.stdout
+    assert "7 images of the file were left out as not reviewed" in r.stdout and "--reviewed all" in r.stdout
+    gt = json.loads((run_dir / "groundtruth.json").read_text())
+    assert sorted(im["file_name"] for im in gt["images"]) == ["c.jpg", "g.png"]
+    assert gt["info"]["imports"][0]["source"] == "CVAT XML" and gt["info"]["imports"][0]["images"] == 2
+    r = cli("eval", str(run_dir))
+    assert r.returncode == 0, r.stderr
+    assert "groundtruth.json: 2 images — 2 from CVAT XML cvat.xml (reviewed: auto)" in r.stdout
+    assert json.loads((run_dir / "eval.json").read_text())["images_matched"] == 2
+    r = cli("tune", str(run_dir))
+    assert r.returncode == 0 and "2 from CVAT XML cvat.xml" in r.stdout, r.stderr
+
+    # images handed over for review by `sample -f cvat` count as reviewed even when accepted unchanged
+    r = cli("sample", str(run_dir), "-n", "3", "-f", "cvat", "--no-fiftyone")
+    assert r.returncode == 0 and "handed over for review" in r.stdout, r.stderr
+    handed = json.loads((run_dir / "sample" / "handed_over.json").read_text())["images"]
+    report = import_corrections(run_dir, xml, [])
+    assert report.reviewed == len(set(handed) | {"c.jpg", "g.png"})
+    # or a list of the images people checked; or only the changed ones
+    (tmp_path / "checked.txt").write_text("h.png\nc.jpg\n")
+    assert import_corrections(run_dir, xml, [], reviewed=str(tmp_path / "checked.txt")).reviewed == 2
+    assert import_corrections(run_dir, xml, [], reviewed="changed").reviewed == 2
+    gt = json.loads((run_dir / "groundtruth.json").read_text())
+    r = cli("eval", str(run_dir))
+    assert f"groundtruth.json: {len(gt['images'])} images" in r.stdout
+    with pytest.raises(UsageError, match="--reviewed 'sometimes'"):
+        import_corrections(run_dir, xml, [], reviewed="sometimes")
 
 
 def test_a_reimport_replaces_only_the_images_it_holds(labeled_run: dict, tmp_path: Path) -> None:
