@@ -50,7 +50,7 @@ $(LABELSTUDIO_VENV)/.installed:
 	touch $@
 $(DATUMARO_VENV)/.installed:
 	$(PYTHON) -m venv $(DATUMARO_VENV)
-	$(DATUMARO_VENV)/bin/python -m pip install -q 'datumaro==1.13.12'
+	$(DATUMARO_VENV)/bin/python -m pip install -q 'datumaro[cli]==1.13.12'
 	touch $@
 tools: $(LABELSTUDIO_VENV)/.installed $(DATUMARO_VENV)/.installed
 TOOLS_ENV := AUTOLABEL_REQUIRE_TOOLS=1 AUTOLABEL_LABELSTUDIO_PYTHON=$(abspath $(LABELSTUDIO_VENV))/bin/python \

@@ -131,3 +131,6 @@ def labeled_run(tmp_path: Path, fake_ontology_yaml: Path) -> dict[str, Path]:
         backends=(FakeDetector(), FakeSegmenter()),
     )
     return {"input": tmp_path / "in", "run": out}
+
+
+from tests.tools import label_studio  # noqa: E402, F401 - a live Label Studio for the tests that name it

@@ -5,7 +5,12 @@ own Python environments (label-studio with its SDK, datumaro: they pin other Num
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +93,67 @@ def run_tool(kind: str, script: str, *args: str, timeout: float = 300) -> str:
     p = subprocess.run([tool_python(kind), "-c", script, *args], capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stderr[-3000:]
     return p.stdout
+
+
+TOKEN = "autolabel-test-token"
+STARTUP_S = 240
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def label_studio(tmp_path: Path) -> Iterator[str]:
+    """A Label Studio on 127.0.0.1 serving local files under tmp_path; its URL."""
+    python = tool_python("labelstudio")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(tmp_path),
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+    }
+    cmd = [
+        str(Path(python).parent / "label-studio"),
+        "start",
+        "--no-browser",
+        "--internal-host",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "ls-data"),
+        "--username",
+        "reviewer@example.com",
+        "--password",
+        "reviewer-pass-1",
+        "--user-token",
+        TOKEN,
+        "--enable-legacy-api-token",
+    ]
+    log = open(tmp_path / "label-studio.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("Label Studio did not start:\n" + (tmp_path / "label-studio.log").read_text()[-3000:])
+            time.sleep(1)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()

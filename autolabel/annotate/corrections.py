@@ -9,7 +9,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -17,33 +17,17 @@ from urllib.parse import parse_qs, unquote, urlparse
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from autolabel.annotate.records import Corrections, Reviewed
+from autolabel.annotate.video_corrections import read_cvat_video, read_ls_video
 from autolabel.errors import UsageError
 from autolabel.masks import box_mask
 from autolabel.tool_rle import cvat_decode, ls_decode
+from autolabel.video.clip import Clip
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with this
 
 
-@dataclass
-class Reviewed:
-    """One image as the reviewers left it: (class name, full-image mask) per label."""
-
-    relpath: str
-    width: int
-    height: int
-    labels: list[tuple[str, np.ndarray]] = field(default_factory=list)
-
-
-@dataclass
-class Corrections:
-    source: str  # "Label Studio JSON", "CVAT XML", "COCO"
-    images: dict[str, Reviewed] = field(default_factory=dict)
-    left_out: list[str] = field(default_factory=list)  # skipped / rejected / not reviewed, with why
-    unmatched: list[str] = field(default_factory=list)  # image references that are not run images
-    ignored: Counter = field(default_factory=Counter)  # result types that carry no object shape
-
-
-def match_path(ref: str, relpaths: dict[str, Any], basenames: Counter) -> str | None:
+def match_path(ref: str, relpaths: Mapping[str, Any], basenames: Counter) -> str | None:
     """The run image a tool's image reference names: the path itself, a path ending in it (a local-files
     `?d=` parameter, a URL), else a base name unique in the run (Label Studio's upload prefix removed)."""
     if "?" in ref and "d" in parse_qs(urlparse(ref).query):
@@ -108,11 +92,27 @@ def _final_annotation(task: dict) -> tuple[dict | None, str]:
     return last, ""
 
 
-def read_labelstudio(tasks: list, sizes: dict[str, tuple[int, int]]) -> Corrections:
+def read_labelstudio(
+    tasks: list, sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None
+) -> Corrections:
     out = Corrections("Label Studio JSON")
     basenames = Counter(PurePosixPath(r).name for r in sizes)
+    clips = clips or {}
+    clip_names = Counter(PurePosixPath(c).name for c in clips)
     for k, task in enumerate(tasks):
         data = task.get("data") or {} if isinstance(task, dict) else {}
+        if "video" in data:  # a clip: its objects are video rectangles over its frames
+            ref = str(data.get("relpath") or data.get("video") or "")
+            clip = match_path(ref, clips, clip_names) if ref else None
+            if clip is None:
+                out.unmatched.append(ref or f"task {k} (no data.video)")
+                continue
+            ann, why = _final_annotation(task)
+            if ann is None:
+                out.left_out += [f"{r}: {why}" for r in clips[clip].frame_relpaths()]
+                continue
+            read_ls_video(ann, clips[clip], sizes, out)
+            continue
         ref = str(data.get("relpath") or data.get("image") or "")
         rel = match_path(ref, sizes, basenames) if ref else None
         if rel is None:
@@ -140,15 +140,17 @@ def read_labelstudio(tasks: list, sizes: dict[str, tuple[int, int]]) -> Correcti
     return out
 
 
-def read_cvat(path: Path, sizes: dict[str, tuple[int, int]]) -> Corrections:
+def read_cvat(path: Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None) -> Corrections:
     out = Corrections("CVAT XML")
     basenames = Counter(PurePosixPath(r).name for r in sizes)
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:
         raise UsageError(f"'{path}' is not valid XML ({e})") from None
-    if root.tag != "annotations" or (root.find("track") is not None and root.find("image") is None):
-        raise UsageError(f"'{path}' is not a CVAT for images 1.1 file", hint="export the task as 'CVAT for images 1.1'")
+    if root.tag != "annotations":
+        raise UsageError(f"'{path}' is not a CVAT XML file", hint="export the task as 'CVAT for images 1.1'")
+    if root.find("track") is not None or root.findtext("meta/task/mode") == "interpolation":
+        return read_cvat_video(root, path, clips or {}, sizes, cvat_shape)
     for im in root.iter("image"):
         rel = match_path(im.get("name", ""), sizes, basenames)
         if rel is None:
@@ -160,7 +162,7 @@ def read_cvat(path: Path, sizes: dict[str, tuple[int, int]]) -> Corrections:
         reviewed = Reviewed(rel, w, h)
         groups: dict[str, int] = {}
         for el in im:
-            mask = _cvat_shape(el, h, w)
+            mask = cvat_shape(el, h, w)
             if mask is None:
                 out.ignored[el.tag] += 1
                 continue
@@ -174,7 +176,7 @@ def read_cvat(path: Path, sizes: dict[str, tuple[int, int]]) -> Corrections:
     return out
 
 
-def _cvat_shape(el: ET.Element, h: int, w: int) -> np.ndarray | None:
+def cvat_shape(el: ET.Element, h: int, w: int) -> np.ndarray | None:
     if el.tag == "mask":
         counts = [int(c) for c in el.get("rle", "").split(",") if c.strip()]
         left, top, width, height = (int(float(el.get(k, "0"))) for k in ("left", "top", "width", "height"))
@@ -220,20 +222,22 @@ def read_coco_corrections(data: dict, sizes: dict[str, tuple[int, int]]) -> Corr
     return out
 
 
-def read_corrections(path: str | Path, sizes: dict[str, tuple[int, int]]) -> Corrections:
+def read_corrections(
+    path: str | Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None
+) -> Corrections:
     """Corrections from a file, its kind told by its content: a Label Studio JSON export (a list of tasks),
     a COCO instances file (a dict with images) or a CVAT XML."""
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"corrections file '{p}' not found")
     if p.suffix.lower() == ".xml":
-        return read_cvat(p, sizes)
+        return read_cvat(p, sizes, clips)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"'{p}' is neither JSON nor CVAT XML ({e})") from None
     if isinstance(data, list):
-        return read_labelstudio(data, sizes)
+        return read_labelstudio(data, sizes, clips)
     if isinstance(data, dict) and isinstance(data.get("images"), list):
         return read_coco_corrections(data, sizes)
     raise UsageError(

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.annotate.changes import ClassChanges, compare, total
+from autolabel.annotate.changes import ClassChanges, compare, pair, total
 from autolabel.annotate.corrections import Corrections, Reviewed, read_corrections
 from autolabel.annotate.reviewed import ReviewedRule, handed_over, select
 from autolabel.errors import UsageError
@@ -179,12 +179,14 @@ def import_corrections(
     check_export_dependencies(formats)
     with Run.open(run_dir) as run, RunLock(run.dir, what="importing corrections"):
         sizes = {r: (w, h) for r, w, h in run.images()}
-        corr = read_corrections(path, sizes)
-        per_image = {
-            res.relpath: _changes(run_labels(res, run.classes), corr.images[res.relpath].labels)
-            for res in run.results(relpaths=sorted(corr.images))
-        }
-        changed = {r for r, c in per_image.items() if _any_change(c)}
+        corr = read_corrections(path, sizes, run.clips)
+        per_image, relinked = {}, set()
+        for res in run.results(relpaths=sorted(corr.images)):
+            mine, theirs = run_labels(res, run.classes), corr.images[res.relpath]
+            per_image[res.relpath] = _changes(mine, theirs.labels)
+            if _ids_changed(mine, res.track_ids, theirs):
+                relinked.add(res.relpath)
+        changed = relinked | {r for r, c in per_image.items() if _any_change(c)}
         keep, unreviewed = select(rule, corr.source, sorted(corr.images), changed, handed_over(run.dir))
         corr.images = {r: corr.images[r] for r in keep}
         corr.left_out += unreviewed
@@ -219,6 +221,14 @@ def _changes(run: list[tuple[str, np.ndarray]], new: list[tuple[str, np.ndarray]
     out: dict[str, ClassChanges] = {}
     compare(run, new, out)
     return out
+
+
+def _ids_changed(mine: list[tuple[str, np.ndarray]], ids: np.ndarray | None, theirs: Reviewed) -> bool:
+    """A video frame whose objects kept their shapes but got other track ids (a track switch fixed)."""
+    if ids is None or theirs.track_ids is None:
+        return False
+    pairs = pair([m for _, m in mine], [m for _, m in theirs.labels])
+    return any(int(ids[i]) != theirs.track_ids[j] for i, j, _ in pairs)
 
 
 def _any_change(changes: dict[str, ClassChanges]) -> bool:
@@ -268,9 +278,12 @@ def _write_corrected(
             rv = corr.images.get(res.relpath)
             if rv is None:
                 yield res
-            else:  # a reviewed frame keeps its clip; its objects, drawn by hand, carry no track id
+            else:  # a reviewed frame keeps its clip, and its objects the track ids the tool gave them
                 fixed = _detections(rv, classes)
-                yield ImageResult(res.relpath, res.width, res.height, fixed, res.clip, res.frame_index, res.time)
+                tracks = None if rv.track_ids is None else np.asarray(rv.track_ids, dtype=np.int64)
+                yield ImageResult(
+                    res.relpath, res.width, res.height, fixed, res.clip, res.frame_index, res.time, tracks
+                )
 
     with RunLock(out, what="exporting"):
         return write_exports(ctx, formats, results())

@@ -85,15 +85,22 @@ def make_exporter(fmt: str) -> Exporter:
 
 
 def write_exports(
-    ctx: ExportContext, formats: Iterable[str], results: Iterable[ImageResult], skipped: set[str] | None = None
+    ctx: ExportContext,
+    formats: Iterable[str],
+    results: Iterable[ImageResult],
+    skipped: set[str] | None = None,
+    refused: dict[str, UsageError] | None = None,
 ) -> dict[str, str]:
     """Write every format in one pass over `results` (each image decided once); returns {format: where}
     (for a format that declined, e.g. a reviewed FiftyOne dataset kept, why; its name is added to `skipped`).
     Each format is staged and swapped in whole when complete; on any failure (or Ctrl-C) every staging
-    area is discarded and what was there before stays."""
+    area is discarded and what was there before stays. A format that refuses its input at `open` (a clear
+    UsageError) does not stop the others: they are written, then the refusal is raised naming what was
+    written (or put in `refused`, for the caller to raise after recording what was written)."""
     written: dict[str, str] = {}
     open_: list[Exporter] = []
     closed: list[str] = []
+    refusals: dict[str, UsageError] = {}
     try:
         for fmt in formats:
             exporter = make_exporter(fmt)
@@ -103,6 +110,10 @@ def write_exports(
                 written[fmt] = str(e)
                 if skipped is not None:
                     skipped.add(fmt)
+                continue
+            except UsageError as e:
+                exporter.abort()
+                refusals[fmt] = e
                 continue
             except BaseException:
                 exporter.abort()
@@ -131,7 +142,20 @@ def write_exports(
     finally:
         for exporter in open_:
             exporter.abort()
-    return {fmt: written[fmt] for fmt in formats if fmt in written}
+    out = {fmt: written[fmt] for fmt in formats if fmt in written}
+    if refused is not None:
+        refused.update(refusals)
+    elif refusals:
+        raise refusal_error(refusals, out)
+    return out
+
+
+def refusal_error(refusals: dict[str, UsageError], written: dict[str, str]) -> UsageError:
+    """One error for the formats that refused their input, naming those that were written all the same."""
+    lines = [f"{fmt}: {e.message}" for fmt, e in refusals.items()]
+    hints = [e.hint for e in refusals.values() if e.hint]
+    done = f"written all the same: {', '.join(written)}" if written else "nothing was written"
+    return UsageError("\n  ".join(lines), hint="; ".join([*hints, done]))
 
 
 @dataclass
@@ -217,7 +241,8 @@ def export_run(
         results = run.results(dec, relpaths=chosen, counts=report.decisions)
         results = _counted(results, report, dec, progress, formats, len(ctx.images))
         declined: set[str] = set()
-        report.written = write_exports(ctx, formats, results, declined)
+        refused: dict[str, UsageError] = {}
+        report.written = write_exports(ctx, formats, results, declined, refused)
         report.warnings = report.decisions.warnings(
             class_box_thresholds(dec), run.meta.candidate_floor, chosen=overrides.chosen()
         )
@@ -227,6 +252,8 @@ def export_run(
                 run.store.set_overrides(overrides.to_json())  # what later commands apply
                 run.meta = replace(run.meta, overrides=overrides.to_json())
             report.stale = stale_message(run, dec)
+        if refused:
+            raise refusal_error(refused, report.written)
     report.seconds = time.perf_counter() - t0
     return report
 

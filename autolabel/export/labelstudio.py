@@ -18,6 +18,7 @@ from xml.sax.saxutils import quoteattr
 
 from autolabel.errors import UsageError
 from autolabel.export.base import TOOL_MASKS, ExportContext
+from autolabel.export.labelstudio_video import ClipRegions, video_config
 from autolabel.fsutil import StreamedFile, head_lines, is_within, write_text_atomic
 from autolabel.masks import box_mask, external_polygons, mask_to_xyxy
 from autolabel.tool_rle import ls_encode
@@ -60,11 +61,13 @@ def document_root(ctx: ExportContext) -> Path | None:
     return root
 
 
-def image_ref(ctx: ExportContext, root: Path | None, relpath: str) -> str:
-    """What Label Studio loads the image from: an object's URI, else its local-files path."""
+def image_ref(ctx: ExportContext, root: Path | None, relpath: str, video: bool = False) -> str:
+    """What Label Studio loads the image (or, `video`, the clip) from: an object's URI, else its local-files
+    path."""
+    where_text = ctx.video_location(relpath) if video else ctx.location(relpath)
     if root is None:
-        return ctx.location(relpath)
-    where = Path(ctx.location(relpath)).resolve()
+        return where_text
+    where = Path(where_text).resolve()
     if not is_within(where, root):  # a video's frame, in the run directory
         raise UsageError(
             f"'{where}' is not inside --labelstudio-root '{root}'",
@@ -103,7 +106,7 @@ def label_results(result: ImageResult, classes: list[str], masks: str, tolerance
     return out
 
 
-def readme(ctx: ExportContext, root: Path | None) -> str:
+def readme(ctx: ExportContext, root: Path | None, clips: int = 0) -> str:
     version = ctx.info.get("model_version", "autolabel")
     if root is None:
         serve = f"""1. Start Label Studio as usual.
@@ -124,6 +127,14 @@ Import these pre-annotations into Label Studio:
 4. Import tasks.json (Data Manager → Import). Labels appear as predictions ("{version}").
    Or all in one step: autolabel push labelstudio RUN --url URL --token TOKEN
 5. Correct, then export JSON and: autolabel import RUN export.json
+""" + (VIDEO_NOTE if clips else "")
+
+
+VIDEO_NOTE = """
+Videos: video_tasks.json holds one task per clip, each tracked object a video rectangle (its id t<track id>).
+Make a second project with video_config.xml as its labeling interface, attach the same local storage and
+import video_tasks.json. Fix boxes and track switches there, export JSON and `autolabel import RUN` it: the
+track ids come back into COCO (attributes.track_id) and MOT.
 """
 
 
@@ -134,7 +145,9 @@ class LabelStudioExporter:
 
     def __init__(self) -> None:
         self.file: StreamedFile | None = None
-        self.n = 0
+        self.video: StreamedFile | None = None
+        self.clip: ClipRegions | None = None
+        self.n = self.clips = 0
 
     def open(self, ctx: ExportContext) -> None:
         masks = ctx.options.tool_masks
@@ -154,6 +167,12 @@ class LabelStudioExporter:
 
     def add(self, result: ImageResult) -> None:
         assert self.file is not None, "open() first"
+        if result.clip is not None:  # a video's frame: its clip becomes one video task
+            if self.clip is None or self.clip.clip.relpath != result.clip:
+                self._finish_clip()
+                self.clip = ClipRegions(self.ctx.clips[result.clip], self.ctx.classes)
+            self.clip.add(result)
+            return
         regions = label_results(result, self.ctx.classes, self.masks, self.ctx.polygon_tolerance)
         prediction: dict[str, Any] = {"model_version": self.model_version, "result": regions}
         scores = [r["score"] for r in regions if "score" in r]
@@ -166,14 +185,33 @@ class LabelStudioExporter:
         self.file.write(("," if self.n else "") + "\n" + json.dumps(task, ensure_ascii=False))
         self.n += 1
 
+    def _finish_clip(self) -> None:
+        if self.clip is None:
+            return
+        if self.video is None:
+            self.video = StreamedFile(self.dir / "video_tasks.json")
+            self.video.write("[")
+        ref = image_ref(self.ctx, self.root, self.clip.clip.relpath, video=True)
+        self.video.write(("," if self.clips else "") + "\n" + self.clip.task(ref, self.model_version))
+        self.clips += 1
+        self.clip = None
+
     def close(self) -> str:
         assert self.file is not None, "open() first"
+        self._finish_clip()
         self.file.write("\n]\n")
         self.file.commit()
+        if self.video is not None:
+            self.video.write("\n]\n")
+            self.video.commit()
+            write_text_atomic(self.dir / "video_config.xml", video_config(self.ctx.classes, PALETTE))
         write_text_atomic(self.dir / "config.xml", label_config(self.ctx.classes))
-        write_text_atomic(self.dir / "README.md", readme(self.ctx, self.root))
-        return f"{self.dir / 'tasks.json'} ({self.n} tasks; labeling config {self.dir / 'config.xml'})"
+        write_text_atomic(self.dir / "README.md", readme(self.ctx, self.root, self.clips))
+        videos = f"; {self.clips} video tasks {self.dir / 'video_tasks.json'}" if self.clips else ""
+        return f"{self.dir / 'tasks.json'} ({self.n} tasks; labeling config {self.dir / 'config.xml'}{videos})"
 
     def abort(self) -> None:
         if self.file is not None:
             self.file.discard()
+        if self.video is not None:
+            self.video.discard()

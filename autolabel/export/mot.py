@@ -2,9 +2,12 @@
 
 Layout, one sequence per clip::
 
-    mot/<clip relpath>/seqinfo.ini     # name, imDir, frameRate (of the sampled frames), seqLength, size
-    mot/<clip relpath>/img1/000001.jpg # the sampled frames in order (links to RUN/frames)
-    mot/<clip relpath>/gt/gt.txt       # frame, id, x, y, w, h, 1, class (class id + 1), 1
+    mot/<clip>/seqinfo.ini     # name, imDir, frameRate (of the sampled frames), seqLength, size
+    mot/<clip>/img1/000001.jpg # the sampled frames in order (links to RUN/frames)
+    mot/<clip>/gt/gt.txt       # frame, id, x, y, w, h, 1, class (class id + 1), 1
+
+`<clip>` is the clip's stem with its folders (`cams/road.mp4` → `cams_road`; `video.clip.sequence_names`),
+the sequence name MOT tools expect.
 
 Frame numbers count the sampled frames from 1 (as the images in img1); boxes are in pixels, top-left and
 size; ids are the clip's track ids. Still images of the run are not part of it. The folder is staged and
@@ -22,7 +25,7 @@ from autolabel.export.base import ExportContext, ExportSkipped
 from autolabel.export.yolo_writer import aside_path, recover_swap, swap_in
 from autolabel.fsutil import safe_join, write_text_atomic
 from autolabel.types import ImageResult
-from autolabel.video.clip import Clip, clip_of
+from autolabel.video.clip import Clip, clip_of, sequence_names
 from autolabel.video.mot import mot_gt_lines
 
 MARK = "MOTChallenge sequences written by autolabel"
@@ -51,6 +54,7 @@ class MotExporter:
             )
         self.staging = aside_path(self.real, "staging")
         self.staging.mkdir(parents=True)
+        self.names = sequence_names(ctx.clips)
 
     def add(self, result: ImageResult) -> None:
         assert self.staging is not None, "open() first"
@@ -60,7 +64,7 @@ class MotExporter:
             self._finish()
             self.clip, self.frames, self.lines = self.ctx.clips[result.clip], 0, []
         self.frames += 1
-        link = safe_join(self.staging, f"{result.clip}/img1/{self.frames:06d}.jpg")
+        link = safe_join(self.staging, f"{self.names[result.clip]}/img1/{self.frames:06d}.jpg")
         link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(Path(self.ctx.location(result.relpath)).resolve(), link)
         if result.track_ids is not None:  # a frame corrected by hand (`import`) has no track ids: no rows
@@ -69,9 +73,10 @@ class MotExporter:
     def _finish(self) -> None:
         if self.clip is None or self.staging is None:
             return
-        seq = safe_join(self.staging, self.clip.relpath)
+        name = self.names[self.clip.relpath]
+        seq = safe_join(self.staging, name)
         write_text_atomic(seq / "gt" / "gt.txt", "".join(line + "\n" for line in self.lines))
-        write_text_atomic(seq / "seqinfo.ini", seqinfo(self.clip, self.frames))
+        write_text_atomic(seq / "seqinfo.ini", seqinfo(self.clip, self.frames, name))
         self.sequences += 1
         self.clip = None
 
@@ -96,12 +101,11 @@ def _is_ours(mark: Path) -> bool:
         return False
 
 
-def seqinfo(clip: Clip, frames: int) -> str:
+def seqinfo(clip: Clip, frames: int, name: str) -> str:
     """`seqinfo.ini` of a clip's sequence; the frame rate is that of its sampled frames."""
     times = [t for _, t in clip.frames]
     span = times[-1] - times[0] if len(times) > 1 else 0.0
     rate = (len(times) - 1) / span if span > 0 else clip.fps
-    name = clip.relpath.replace("/", "_")
     return (
         f"[Sequence]\nname={name}\nimDir=img1\nframeRate={rate:.3f}\nseqLength={frames}\n"
         f"imWidth={clip.width}\nimHeight={clip.height}\nimExt=.jpg\n"

@@ -19,7 +19,7 @@ from autolabel.video.clip import clip_of
 MARK = "# YOLO dataset written by autolabel."  # the first line of every data.yaml autolabel writes
 
 
-def _place_media(src: Path | str, dst: Path, mode: str) -> None:
+def place_media(src: Path | str, dst: Path, mode: str) -> None:
     if isinstance(src, str):  # an object in a bucket: downloaded (it cannot be linked)
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(f".al-{os.getpid()}.tmp")
@@ -129,7 +129,7 @@ class YoloExporter:
         img_dst = safe_join(self.staging / "images" / split, name)
         label = safe_join(self.staging / "labels" / split, str(PurePosixPath(name).with_suffix(".txt")))
         src = self.ctx.location(result.relpath) if self.ctx.remote else Path(self.ctx.location(result.relpath))
-        _place_media(src, img_dst, self.options.media)
+        place_media(src, img_dst, self.options.media)
         lines = detections_to_yolo_lines(
             result.detections,
             result.width,

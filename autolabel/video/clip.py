@@ -3,9 +3,9 @@ a clip's frames sort together and in order among the run's images."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from autolabel.storage import join
@@ -62,3 +62,14 @@ def locate(relpath: str, source: str, clips: Mapping[str, Any], frames_dir: Path
     if frames_dir is not None and clip_of(relpath, clips) is not None:
         return str(frames_dir / relpath)
     return join(source, relpath)
+
+
+def sequence_names(clips: Iterable[str]) -> dict[str, str]:
+    """clip relpath → the name its sequence gets in MOT and CVAT exports: the clip's stem with its folders
+    (`cams/road.mp4` → `cams_road`), as MOT tools expect; the relpath with its extension
+    (`cams_road.mp4`) where two clips would share a stem."""
+    from collections import Counter
+
+    stems = {c: PurePosixPath(c).with_suffix("").as_posix().replace("/", "_") for c in clips}
+    taken = Counter(stems.values())
+    return {c: s if taken[s] == 1 else c.replace("/", "_") for c, s in stems.items()}

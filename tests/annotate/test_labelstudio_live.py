@@ -6,25 +6,15 @@ correction in the corrected dataset and in `eval`."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 from pycocotools import mask as mask_utils
 
 from autolabel.run.run import Run
 from tests.helpers import cli
-from tests.tools import run_tool, tool_python
-
-TOKEN = "autolabel-test-token"
-STARTUP_S = 240
+from tests.tools import TOKEN, run_tool
 
 READ_BACK = """
 import json, sys
@@ -57,66 +47,6 @@ ls.annotations.create(id=task, result=result, was_cancelled=False)
 data = b"".join(ls.projects.exports.download_sync(id=project, export_type="JSON"))
 open(sys.argv[5], "wb").write(data)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def label_studio(tmp_path: Path) -> Iterator[str]:
-    """A Label Studio on 127.0.0.1 serving local files under tmp_path; its URL."""
-    python = tool_python("labelstudio")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(tmp_path),
-        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-    }
-    cmd = [
-        str(Path(python).parent / "label-studio"),
-        "start",
-        "--no-browser",
-        "--internal-host",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--data-dir",
-        str(tmp_path / "ls-data"),
-        "--username",
-        "reviewer@example.com",
-        "--password",
-        "reviewer-pass-1",
-        "--user-token",
-        TOKEN,
-        "--enable-legacy-api-token",
-    ]
-    log = open(tmp_path / "label-studio.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("Label Studio did not start:\n" + (tmp_path / "label-studio.log").read_text()[-3000:])
-            time.sleep(1)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_push_review_export_import_eval_with_a_real_label_studio(

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import binary_fill_holes
 
-from tests.tools import run_tool, write_handmade
+from tests.tools import run_tool, tool_python, write_handmade
 
 SDK_DECODE = """
 import json, sys
@@ -32,7 +33,8 @@ import numpy as np
 import datumaro as dm
 from pycocotools import mask as mask_utils
 ds = dm.Dataset.import_from(sys.argv[1], sys.argv[2])
-out = {}
+import os
+out = {"_found": np.array([item.id for item in ds if os.path.isfile(item.media.path)])}
 for item in ds:
     h, w = item.media.size
     for k, a in enumerate(item.annotations):
@@ -68,15 +70,20 @@ def _dataset_dir(root: Path, data: Path, annotation: Path, name: str) -> Path:
 
 
 def test_datumaro_loads_the_cvat_xml_with_the_same_masks(tmp_path: Path) -> None:
+    """The export is laid out as a CVAT dataset (annotations.xml beside images/): datumaro finds the images
+    as it is, and its `datum` command line runs in the environment the Makefile builds."""
     out, results = write_handmade(tmp_path, ["cvat"])
-    ds = _dataset_dir(tmp_path / "dm", tmp_path / "data", out / "cvat" / "annotations.xml", "annotations.xml")
-    run_tool("datumaro", DATUMARO_LOAD, str(ds), "cvat", str(tmp_path / "dm.npz"))
+    run_tool("datumaro", DATUMARO_LOAD, str(out / "cvat"), "cvat", str(tmp_path / "dm.npz"))
     got = np.load(tmp_path / "dm.npz")
-    assert len(got.files) == 8
+    assert sorted(got["_found"].tolist()) == ["a/one", "b/two"]  # every image found on disk
+    assert len(got.files) == 8 + 1
     for res in results:
         stem = res.relpath.rsplit(".", 1)[0]
         for i, mask in enumerate(res.detections.masks):
             assert np.array_equal(got[f"{stem}|{i}"], mask)
+    datum = Path(tool_python("datumaro")).parent / "datum"
+    info = subprocess.run([str(datum), "dinfo", f"{out / 'cvat'}:cvat"], capture_output=True, text=True)
+    assert info.returncode == 0 and "length: 2" in info.stdout, info.stderr[-2000:]
 
 
 def test_datumaro_loads_the_coco_export_with_the_same_masks(tmp_path: Path) -> None:

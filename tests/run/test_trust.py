@@ -129,7 +129,7 @@ def test_an_interrupted_export_leaves_the_previous_complete_one(
     from autolabel.export import yolo_writer as yolo_mod
 
     calls = {"n": 0}
-    real = yolo_mod._place_media
+    real = yolo_mod.place_media
 
     def interrupt_midway(*a: object) -> None:
         calls["n"] += 1
@@ -137,13 +137,13 @@ def test_an_interrupted_export_leaves_the_previous_complete_one(
             raise KeyboardInterrupt
         real(*a)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(yolo_mod, "_place_media", interrupt_midway)
+    monkeypatch.setattr(yolo_mod, "place_media", interrupt_midway)
     with pytest.raises(KeyboardInterrupt):
         export_run(out, ["yolo"], ExportOptions(yolo=YoloOptions(split=(0.5, 0.3, 0.2), seed=3)))
     after = sorted(p.relative_to(out).as_posix() for p in (out / "yolo").rglob("*"))
     assert after == before  # the previous split, whole
     assert not list(out.glob(".yolo.*"))  # the half-built staging folder is gone at once
-    monkeypatch.setattr(yolo_mod, "_place_media", real)
+    monkeypatch.setattr(yolo_mod, "place_media", real)
     export_run(out, ["yolo"], ExportOptions(yolo=YoloOptions(split=(0.5, 0.3, 0.2), seed=3)))
     assert not list(out.glob(".yolo.*"))  # no staging leftovers
     assert "test: images/test" in (out / "yolo" / "data.yaml").read_text()

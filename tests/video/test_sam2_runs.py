@@ -76,7 +76,7 @@ def test_sam2_tracks_between_keyframes_and_stores_every_frame(setup: tuple[Path,
     assert set(first["track_id"]) & {t for c in carried for t in c["track_id"]}  # carried to later frames
     coco = json.loads((run / "coco" / "annotations.json").read_text())
     assert all("track_id" in a["attributes"] for a in coco["annotations"])
-    assert (run / "mot" / "clip.mkv" / "gt" / "gt.txt").exists()
+    assert (run / "mot" / "clip" / "gt" / "gt.txt").exists()
 
 
 def test_kill_9_mid_clip_resumes_at_a_saved_keyframe_byte_identical(setup: tuple[Path, Path], tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_kill_9_mid_clip_resumes_at_a_saved_keyframe_byte_identical(setup: tuple
     resumed_at = FRAMES - summary["processed"]
     assert resumed_at in (4, 8) and resumed_at <= done  # at a saved keyframe whose earlier frames were stored
     assert _rows(run) == _rows(ref)
-    for rel in ["coco/annotations.json", "mot/clip.mkv/gt/gt.txt"]:
+    for rel in ["coco/annotations.json", "mot/clip/gt/gt.txt"]:
         assert (run / rel).read_bytes() == (ref / rel).read_bytes(), rel
 
 

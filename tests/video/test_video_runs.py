@@ -99,14 +99,15 @@ def test_a_folder_of_clips_and_images_becomes_tracked_datasets(data: Path, tmp_p
     assert len(anns) == len(scene(7)[1]) == 2 and all(a["attributes"]["track_id"] > 0 for a in anns)
     assert coco.annToMask(anns[0]).sum() == anns[0]["area"]
 
-    idf1, switches = _mot_scores(run / "mot" / "cams" / "a.mkv" / "gt" / "gt.txt", N)
+    idf1, switches = _mot_scores(run / "mot" / "cams_a" / "gt" / "gt.txt", N)
     print(
         f"tracker: detect, end to end (JPEG frames, store, decisions, MOT export): IDF1 {idf1:.3f}, {switches} switch"
     )
     assert idf1 > 0.9 and switches <= 1
-    seqinfo = (run / "mot" / "cams" / "a.mkv" / "seqinfo.ini").read_text()
+    seqinfo = (run / "mot" / "cams_a" / "seqinfo.ini").read_text()
     assert "seqLength=36" in seqinfo and "frameRate=10.000" in seqinfo and "imWidth=160" in seqinfo
-    assert len(list((run / "mot" / "cams" / "a.mkv" / "img1").iterdir())) == N
+    assert "name=cams_a\n" in seqinfo  # the clip's stem, as MOT tools expect
+    assert len(list((run / "mot" / "cams_a" / "img1").iterdir())) == N
 
     _yolo_is_split_by_clip(run / "yolo")
     before = {p: p.read_bytes() for p in [run / "coco" / "annotations.json", *sorted((run / "mot").rglob("gt.txt"))]}
@@ -142,7 +143,7 @@ def test_kill_9_mid_clip_then_rerun_gives_byte_identical_exports(data: Path, tmp
     _label(ontology, data, run)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["already_done"] == done and summary["processed"] == N + M + 1 - done
-    for rel in ["coco/annotations.json", "mot/cams/a.mkv/gt/gt.txt", "mot/b.MKV/gt/gt.txt"]:
+    for rel in ["coco/annotations.json", "mot/cams_a/gt/gt.txt", "mot/b/gt/gt.txt"]:
         assert (run / rel).read_bytes() == (ref / rel).read_bytes(), rel
     labels = sorted(p.relative_to(run / "yolo").as_posix() for p in (run / "yolo" / "labels").rglob("*.txt"))
     assert labels and all((run / "yolo" / p).read_bytes() == (ref / "yolo" / p).read_bytes() for p in labels)
@@ -192,7 +193,7 @@ def test_a_changed_video_is_relabeled_and_a_deleted_one_leaves_the_run(data: Pat
     assert sorted(p.name for p in (run / "frames" / "b.MKV").iterdir()) == [f"{i:07d}.jpg" for i in range(6)]
     coco = json.loads((run / "coco" / "annotations.json").read_text())
     assert [v["file_name"] for v in coco["videos"]] == ["b.MKV"] and len(coco["images"]) == 7
-    assert not (run / "mot" / "cams").exists()
+    assert not (run / "mot" / "cams_a").exists()
 
 
 def test_fiftyone_gets_video_samples_whose_detections_carry_their_track(data: Path, tmp_path: Path) -> None:
@@ -210,7 +211,7 @@ def test_fiftyone_gets_video_samples_whose_detections_carry_their_track(data: Pa
     clip = videos.match(fo.ViewField("clip") == "cams/a.mkv").first()
     assert Path(clip.filepath) == (data / "cams" / "a.mkv").resolve() and len(clip.frames) == N
     assert clip.metadata.size_bytes == (data / "cams" / "a.mkv").stat().st_size and clip.metadata.frame_rate == 10
-    rows = np.loadtxt(run / "mot" / "cams" / "a.mkv" / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    rows = np.loadtxt(run / "mot" / "cams_a" / "gt" / "gt.txt", delimiter=",", ndmin=2)
     for number, frame in clip.frames.items():  # frame number = decoded index + 1 (every frame sampled here)
         ids = sorted(d.index for d in frame["autolabel"].detections)
         assert ids == sorted(rows[rows[:, 0] == number][:, 1].astype(int).tolist())
