@@ -118,8 +118,8 @@ def check_backend(name: str, role: str) -> str | None:
     """The problem with using backend `name` as the `role` ('detector' or 'segmenter'), or None."""
     try:
         get_spec(name, role)
-    except UsageError as e:
-        return e.message
+    except UsageError as e:  # a plugin's problem carries how plugins are found
+        return e.message + (f" — {e.hint}" if e.hint and ":" in name else "")
     return None
 
 
@@ -165,6 +165,20 @@ def default_model(name: str, kind: str) -> str | None:
     return get_spec(name, kind).default_model
 
 
+def _import_hint(module_name: str, e: ImportError) -> str:
+    """How plugins are found, when the plugin's own module is missing; else which package to install."""
+    missing = getattr(e, "name", None) or ""
+    if missing and (module_name == missing or module_name.startswith(missing + ".")):
+        return (
+            f"a plugin 'module:Class' is found by importing its module: put {module_name.split('.')[0]}.py (or its "
+            f"package folder) in the current directory ({os.getcwd()}), add its folder to PYTHONPATH, or "
+            "pip install the package that holds it"
+        )
+    if module_name.startswith("autolabel."):
+        return "install autolabel with its model extras: pip install 'autolabel[models]'"
+    return f"the plugin needs '{missing or e}': install it in this environment (pip install …)"
+
+
 def _load_class(target: str) -> Any:
     module_name, _, cls_name = target.partition(":")
     if not module_name or module_name.startswith(".") or "/" in module_name or not cls_name.isidentifier():
@@ -179,8 +193,7 @@ def _load_class(target: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as e:
         raise UsageError(
-            f"cannot import backend module '{module_name}': {e}",
-            hint="install autolabel with its model extras: pip install 'autolabel[models]'",
+            f"cannot import backend module '{module_name}': {e}", hint=_import_hint(module_name, e)
         ) from None
     cls = getattr(module, cls_name, None)
     if cls is None:

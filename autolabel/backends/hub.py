@@ -62,12 +62,24 @@ def _cached_snapshot(repo_id: str) -> str | None:
 
 
 def _hint(role: str, ref: str, option: str) -> str:
+    return models_hint([(role, ref, option)])
+
+
+def models_hint(missing: list[tuple[str, str, str]]) -> str:
+    """How to get each missing model (role, hub id, CLI option) onto an offline machine, and what is set."""
+    each = "; ".join(
+        f"the {role}: `hf download {ref} --local-dir models/{ref.split('/')[-1]}`, then `{option} "
+        f"models/{ref.split('/')[-1]}` (or `model:` in the ontology's {role} section)"
+        for role, ref, option in missing
+    )
+    if _offline():
+        cache = "HF_HUB_OFFLINE=1 is set already: only local directories and the Hugging Face cache are used."
+    else:
+        cache = "With the models already in the Hugging Face cache, set HF_HUB_OFFLINE=1 to skip the network."
+    demo = " ".join(f"{role.upper()}_MODEL=DIR" for role, _, _ in missing)
     return (
-        f"download it on a machine with internet (`hf download {ref} --local-dir models/{ref.split('/')[-1]}`, "
-        f"or `from_pretrained(...).save_pretrained(DIR)`), copy the directory here and point the {role} at it: "
-        f"`{option} DIR` on the command line or `model: DIR` in the ontology. "
-        "With the model already in the Hugging Face cache, set HF_HUB_OFFLINE=1 to skip the network. "
-        "For the demo: make demo DETECTOR_MODEL=DIR SEGMENTER_MODEL=DIR."
+        f"on a machine with internet download each model and copy its directory here — {each}. {cache} "
+        f"For the demo: make demo {demo}."
     )
 
 

@@ -139,16 +139,31 @@ def guard(fn: Callable[[], T]) -> T:
     raise AssertionError("unreachable")  # fail() always raises
 
 
-def threshold_overrides(box_threshold: float | None, thresholds: Path | None) -> ThresholdOverrides | None:
-    """Overrides given on the command line (None: the run's recorded ones apply)."""
+def threshold_overrides(
+    box_threshold: float | None, thresholds: Path | None, run_dir: Path | None = None
+) -> ThresholdOverrides | None:
+    """Overrides given on the command line (None: the run's recorded ones apply). With the run, a thresholds
+    file is checked against its classes too (every problem at once)."""
     from autolabel.config.thresholds import read_thresholds_file, tune_notes
     from autolabel.overrides import ThresholdOverrides
 
     if box_threshold is None and thresholds is None:
         return None
-    per_class, off = read_thresholds_file(thresholds) if thresholds else ({}, ())
+    classes = _run_classes(run_dir) if thresholds is not None and run_dir is not None else None
+    per_class, off = read_thresholds_file(thresholds, classes) if thresholds else ({}, ())
     notes = {c: n for c, n in tune_notes(thresholds).items() if c in per_class} if thresholds else {}
     return ThresholdOverrides(box_threshold, per_class, thresholds.name if thresholds else "", off, notes)
+
+
+def _run_classes(run_dir: Path) -> list[str] | None:
+    from autolabel.errors import UsageError
+    from autolabel.run.run import Run
+
+    try:
+        with Run.open(run_dir) as run:
+            return run.classes
+    except UsageError:  # not a run: the command says so itself
+        return None
 
 
 def export_options(

@@ -106,7 +106,7 @@ def export(
             tool_masks,
             labelstudio_root,
         )
-        given = threshold_overrides(box_threshold, thresholds)
+        given = threshold_overrides(box_threshold, thresholds, run_dir)
         opts = replace(
             opts,
             box_threshold=box_threshold,

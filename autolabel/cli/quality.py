@@ -96,7 +96,9 @@ def evaluate(
         from autolabel.fsutil import write_text_atomic
         from autolabel.quality.evaluate import evaluate_run, format_report
 
-        report = evaluate_run(run_dir, ground_truth(run_dir, gt), threshold_overrides(box_threshold, thresholds))
+        report = evaluate_run(
+            run_dir, ground_truth(run_dir, gt), threshold_overrides(box_threshold, thresholds, run_dir)
+        )
         typer.echo(f"decisions: {report.decisions}")
         warn_stale(run_dir)
         typer.echo(format_report(report))
@@ -218,7 +220,7 @@ def preview(
     def run() -> None:
         from autolabel.quality.preview import write_previews
 
-        overrides = threshold_overrides(box_threshold, thresholds)
+        overrides = threshold_overrides(box_threshold, thresholds, run_dir)
         sheet, count, applied = write_previews(run_dir, n, output, seed, overrides=overrides)
         typer.echo(f"decisions: {applied}\n{count} overlays; contact sheet: {sheet}")
         warn_stale(run_dir)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import yaml
@@ -22,8 +23,11 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
     return read_thresholds_file(path)[0]
 
 
-def read_thresholds_file(path: str | Path) -> tuple[dict[str, float], tuple[str, ...]]:
-    """({class name: box threshold}, prompts switched off). Every problem is reported together."""
+def read_thresholds_file(
+    path: str | Path, classes: list[str] | tuple[str, ...] | None = None
+) -> tuple[dict[str, float], tuple[str, ...]]:
+    """({class name: box threshold}, prompts switched off). Every problem is reported together, and with
+    the run's `classes` a class name it does not have (with the closest one it has)."""
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"thresholds file '{p}' not found")
@@ -48,6 +52,10 @@ def read_thresholds_file(path: str | Path) -> tuple[dict[str, float], tuple[str,
             problems.append(f"{p}: classes.{name}.box_threshold: must be a number in [0, 1], got {shown(t)}")
         else:
             out[str(name)] = float(t)
+        if classes is not None and str(name) not in classes:
+            close = difflib.get_close_matches(str(name), list(classes), n=1, cutoff=0.6)
+            mean = f"did you mean '{close[0]}'?" if close else f"the run's classes: {', '.join(classes)}"
+            problems.append(f"{p}: classes.{name}: not a class of the run; {mean}")
     if problems:
         raise UsageError("\n  ".join(problems))
     return out, off

@@ -22,21 +22,25 @@ def check_prompts(detector: Detector, plan: RunPlan) -> None:
 def preflight_models(plan: RunPlan) -> None:
     """Check every model reference resolves (local path, cached, or hub reachable) before importing torch
     and transformers (~10 s on a small CPU), so an offline user hears about every missing model at once."""
-    from autolabel.backends.hub import resolve_model
+    from autolabel.backends.hub import looks_like_path, models_hint, resolve_model
     from autolabel.errors import ModelLoadError
 
     problems: list[ModelLoadError] = []
+    missing: list[tuple[str, str, str]] = []
     for ref, role in ((plan.detector_model, "detector"), (plan.segmenter_model, "segmenter")):
         if ref:
             try:
                 resolve_model(ref, role, f"--{role}-model")
             except ModelLoadError as e:
                 problems.append(e)
+                if not looks_like_path(ref):
+                    missing.append((role, ref, f"--{role}-model"))
     if len(problems) == 1:
         raise problems[0]
     if problems:
         raise ModelLoadError(
-            "\n  ".join(["models cannot be loaded:"] + [e.message for e in problems]), hint=problems[0].hint
+            "\n  ".join(["models cannot be loaded:"] + [e.message for e in problems]),
+            hint=models_hint(missing) if missing else problems[0].hint,
         )
 
 

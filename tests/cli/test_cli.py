@@ -114,6 +114,9 @@ def test_offline_default_model_fails_fast_with_a_clear_message(tmp_path: Path) -
         assert time.perf_counter() - t < 60  # no minutes of retries
         assert r.returncode == 2, r.stderr
         assert "iSEE-Laboratory/llmdet_tiny" in r.stderr and "--detector-model" in r.stderr
+        assert "--segmenter-model" in r.stderr and "SEGMENTER_MODEL=DIR" in r.stderr  # both models, each's option
+        if env["HF_HUB_OFFLINE"] == "1":  # what is already set is said, not suggested
+            assert "HF_HUB_OFFLINE=1 is set already" in r.stderr and "set HF_HUB_OFFLINE=1 to" not in r.stderr
         assert not out.exists()  # nothing written
 
 
