@@ -67,7 +67,16 @@ def ls_encode(mask: np.ndarray) -> list[int]:
 
 def ls_decode(rle: list[int] | bytes, height: int, width: int) -> np.ndarray:
     """Label Studio brush RLE → boolean (height, width) mask (alpha > 0), as its SDK decodes it."""
-    bits = "".join(f"{b:08b}" for b in bytes(rle))
+    data = bytes(rle)
+    if len(data) >= 4 and int.from_bytes(data[:4], "big") == height * width * 4:
+        most = (61 + 14 * height * width * 4) // 8 + 2  # every value a run of one: 14 bits each
+        if len(data) > most:
+            raise UsageError(
+                f"a Label Studio brush mask holds {len(data)} bytes, more than a {height}×{width} mask can take "
+                f"({most}): junk after the mask",
+                hint="the export is damaged; export it again from Label Studio",
+            )
+    bits = "".join(f"{b:08b}" for b in data)
     pos = 0
 
     def read(k: int) -> int:
@@ -96,6 +105,11 @@ def ls_decode(rle: list[int] | bytes, height: int, width: int) -> np.ndarray:
             for k in range(i, j):
                 out[k] = read(word)
             i = j
+    if len(bits) - pos >= 8:
+        raise UsageError(
+            f"a Label Studio brush mask has {(len(bits) - pos) // 8} bytes after its mask: junk after the mask",
+            hint="the export is damaged; export it again from Label Studio",
+        )
     return out.reshape(height, width, 4)[:, :, 3] > 0
 
 

@@ -18,10 +18,10 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from autolabel.annotate.records import Corrections, Reviewed
+from autolabel.annotate.shapes import ShapeError, cvat_shape, label_of, ls_region, whole
 from autolabel.annotate.video_corrections import read_cvat_video, read_ls_video
 from autolabel.errors import UsageError
 from autolabel.masks import box_mask
-from autolabel.tool_rle import cvat_decode, ls_decode
 from autolabel.video.clip import Clip
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with this
@@ -48,33 +48,12 @@ def match_path(ref: str, relpaths: Mapping[str, Any], basenames: Counter) -> str
     return None
 
 
-def _polygon_mask(flat: list[float], height: int, width: int) -> np.ndarray:
-    """A polygon (pixel coordinates) rasterised as pycocotools does (as autolabel's polygons are written)."""
-    if len(flat) < 6:
-        return np.zeros((height, width), dtype=bool)
-    rle = mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in flat]], height, width))
-    return np.asarray(mask_utils.decode(rle), dtype=bool)
+def _id_order(v: Any) -> tuple[int, str]:
+    """Annotation ids sort as numbers when they are numbers (ids of mixed types do not crash the sort)."""
+    return (int(v), "") if isinstance(v, int) and not isinstance(v, bool) else (-1, str(v))
 
 
-def _ls_region(r: dict, height: int, width: int) -> tuple[str, np.ndarray] | None:
-    """One Label Studio result as (label, mask); None for results that are no shape (choices, text…)."""
-    kind, v = str(r.get("type", "")).lower(), r.get("value") or {}
-    if kind == "brushlabels" and v.get("format", "rle") == "rle":
-        return v["brushlabels"][0], ls_decode(v["rle"], height, width)
-    if kind == "polygonlabels":
-        flat = [c for x, y in v["points"] for c in (x * width / 100.0, y * height / 100.0)]
-        return v["polygonlabels"][0], _polygon_mask(flat, height, width)
-    if kind == "rectanglelabels":
-        x, y, w, h = (v[k] for k in ("x", "y", "width", "height"))
-        if v.get("rotation"):
-            t = np.deg2rad(v["rotation"])
-            pts = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
-            rot = pts @ np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]]) + (x, y)
-            flat = [c for px, py in rot for c in (px * width / 100.0, py * height / 100.0)]
-            return v["rectanglelabels"][0], _polygon_mask(flat, height, width)
-        px = (x * width / 100.0, y * height / 100.0, (x + w) * width / 100.0, (y + h) * height / 100.0)
-        return v["rectanglelabels"][0], box_mask(px, height, width)
-    return None
+FIX = "fix or remove that shape in the file (or export it again); nothing was imported"
 
 
 def _final_annotation(task: dict) -> tuple[dict | None, str]:
@@ -85,7 +64,7 @@ def _final_annotation(task: dict) -> tuple[dict | None, str]:
     kept = [a for a in anns if not a.get("was_cancelled")]
     if not kept:
         return None, "skipped in Label Studio"
-    last = max(kept, key=lambda a: (str(a.get("updated_at") or ""), a.get("id") or 0))
+    last = max(kept, key=lambda a: (str(a.get("updated_at") or ""), _id_order(a.get("id"))))
     reviews = [rv for rv in last.get("reviews") or [] if isinstance(rv, dict)]
     if (reviews and reviews[-1].get("accepted") is False) or last.get("review_result") == "rejected":
         return None, "rejected in review"
@@ -93,19 +72,24 @@ def _final_annotation(task: dict) -> tuple[dict | None, str]:
 
 
 def read_labelstudio(
-    tasks: list, sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None
+    tasks: list, sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None, where: str = ""
 ) -> Corrections:
     out = Corrections("Label Studio JSON")
     basenames = Counter(PurePosixPath(r).name for r in sizes)
     clips = clips or {}
     clip_names = Counter(PurePosixPath(c).name for c in clips)
+    task_of: dict[str, str] = {}
     for k, task in enumerate(tasks):
-        data = task.get("data") or {} if isinstance(task, dict) else {}
+        if not isinstance(task, dict):
+            raise UsageError(f"{where}: task {k} is not an object", hint="export JSON from Label Studio again")
+        raw = task.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        name = f"task {str(task.get('id', k))[:40]}"
         if "video" in data:  # a clip: its objects are video rectangles over its frames
             ref = str(data.get("relpath") or data.get("video") or "")
             clip = match_path(ref, clips, clip_names) if ref else None
             if clip is None:
-                out.unmatched.append(ref or f"task {k} (no data.video)")
+                out.unmatched.append(ref or f"{name} (no data.video)")
                 continue
             ann, why = _final_annotation(task)
             if ann is None:
@@ -116,28 +100,41 @@ def read_labelstudio(
         ref = str(data.get("relpath") or data.get("image") or "")
         rel = match_path(ref, sizes, basenames) if ref else None
         if rel is None:
-            out.unmatched.append(ref or f"task {k} (no data.image)")
+            out.unmatched.append(ref or f"{name} (no data.image)")
             continue
         ann, why = _final_annotation(task)
         if ann is None:
             out.left_out.append(f"{rel}: {why}")
             continue
-        w, h = sizes[rel]
-        reviewed = Reviewed(rel, w, h)
-        for r in ann.get("result") or []:
-            size = (r.get("original_width", w), r.get("original_height", h))
-            if size != (w, h):
-                raise UsageError(
-                    f"Label Studio result on '{rel}' is for a {size[0]}×{size[1]} image; the run's is {w}×{h}",
-                    hint="the task points at another picture than the run labeled",
-                )
-            region = _ls_region(r, h, w)
-            if region is None:
-                out.ignored[str(r.get("type"))] += 1
-            elif region[1].any():
-                reviewed.labels.append(region)
-        out.images[rel] = reviewed
+        if rel in task_of:  # the same image twice: the later task wins, and that is said
+            out.notes.append(f"{rel}: {name} replaces {task_of[rel]} (the same image twice; the later one counts)")
+        task_of[rel] = name
+        out.images[rel] = _ls_image(ann, rel, sizes[rel], out, f"{where}: {name} ('{rel}')")
     return out
+
+
+def _ls_image(ann: dict, rel: str, size: tuple[int, int], out: Corrections, where: str) -> Reviewed:
+    w, h = size
+    reviewed = Reviewed(rel, w, h)
+    results = ann.get("result") or []
+    for j, r in enumerate(results if isinstance(results, list) else [results]):
+        at = f"{where}, result {j} ({r.get('type') if isinstance(r, dict) else '?'})"
+        if not isinstance(r, dict):
+            raise UsageError(f"{at}: not an object", hint=FIX)
+        if (r.get("original_width", w), r.get("original_height", h)) != (w, h):
+            raise UsageError(
+                f"{at}: for a {r.get('original_width')}×{r.get('original_height')} image; the run's is {w}×{h}",
+                hint="the task points at another picture than the run labeled",
+            )
+        try:
+            region = ls_region(r, h, w)
+        except UsageError as e:
+            raise UsageError(f"{at}: {e.message}", hint=e.hint or FIX) from None
+        if region is None:
+            out.ignored[str(r.get("type"))[:40]] += 1
+        elif region[1].any():
+            reviewed.labels.append(region)
+    return reviewed
 
 
 def read_cvat(path: Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None) -> Corrections:
@@ -157,12 +154,20 @@ def read_cvat(path: Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str,
             out.unmatched.append(im.get("name", "?"))
             continue
         w, h = sizes[rel]
-        if (int(im.get("width", w)), int(im.get("height", h))) != (w, h):
+        try:
+            size = (whole(im.get("width", w), "width"), whole(im.get("height", h), "height"))
+        except ShapeError as e:
+            raise UsageError(f"{path}: image '{rel}': {e.message}", hint=FIX) from None
+        if size != (w, h):
             raise UsageError(f"CVAT image '{rel}' is {im.get('width')}×{im.get('height')}; the run's is {w}×{h}")
         reviewed = Reviewed(rel, w, h)
         groups: dict[str, int] = {}
-        for el in im:
-            mask = cvat_shape(el, h, w)
+        for j, el in enumerate(im):
+            try:
+                mask = cvat_shape(el, h, w)
+                label = label_of(el.get("label", ""), "label") if mask is not None else ""
+            except UsageError as e:
+                raise UsageError(f"{path}: image '{rel}', shape {j} (<{el.tag}>): {e.message}", hint=FIX) from None
             if mask is None:
                 out.ignored[el.tag] += 1
                 continue
@@ -171,35 +176,28 @@ def read_cvat(path: Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str,
                 reviewed.labels[groups[group]][1][mask] = True
                 continue
             groups[group] = len(reviewed.labels)
-            reviewed.labels.append((el.get("label", ""), mask))
+            reviewed.labels.append((label, mask))
         out.images[rel] = reviewed
     return out
-
-
-def cvat_shape(el: ET.Element, h: int, w: int) -> np.ndarray | None:
-    if el.tag == "mask":
-        counts = [int(c) for c in el.get("rle", "").split(",") if c.strip()]
-        left, top, width, height = (int(float(el.get(k, "0"))) for k in ("left", "top", "width", "height"))
-        return cvat_decode(counts, left, top, width, height, h, w)
-    if el.tag == "polygon":
-        flat = [float(c) for pt in el.get("points", "").split(";") for c in pt.split(",")]
-        return _polygon_mask(flat, h, w)
-    if el.tag == "box":
-        x0, y0, x1, y1 = (float(el.get(k, "0")) for k in ("xtl", "ytl", "xbr", "ybr"))
-        return box_mask([x0, y0, x1, y1], h, w)
-    return None
 
 
 def read_coco_corrections(data: dict, sizes: dict[str, tuple[int, int]]) -> Corrections:
     from autolabel.quality.groundtruth import ann_rle, coco_problems
 
     data.setdefault("annotations", [])
+    if not isinstance(data.get("categories"), list) or not isinstance(data["annotations"], list):
+        raise UsageError("a COCO file needs 'categories' and 'annotations' lists", hint="nothing was imported")
     problems = [p for p in coco_problems(data) if not p.startswith("no annotations at all")]  # all removed: fine
+    for c in data["categories"]:
+        try:
+            label_of(c.get("name"), f"categories (id {str(c.get('id'))[:20]})")
+        except UsageError as e:
+            problems.append(e.message)
     if problems:
         raise UsageError("; ".join(problems[:5]), hint="fix the COCO file; nothing was imported")
     out = Corrections("COCO")
     basenames = Counter(PurePosixPath(r).name for r in sizes)
-    names = {c["id"]: c["name"] for c in data["categories"]}
+    names = {c["id"]: c["name"].strip() for c in data["categories"]}
     by_image: dict[Any, list[dict]] = {}
     for a in data["annotations"]:
         by_image.setdefault(a["image_id"], []).append(a)
@@ -236,8 +234,10 @@ def read_corrections(
         data = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"'{p}' is neither JSON nor CVAT XML ({e})") from None
+    except RecursionError:
+        raise UsageError(f"'{p}' is JSON nested too deeply to be an annotation export") from None
     if isinstance(data, list):
-        return read_labelstudio(data, sizes, clips)
+        return read_labelstudio(data, sizes, clips, str(p))
     if isinstance(data, dict) and isinstance(data.get("images"), list):
         return read_coco_corrections(data, sizes)
     raise UsageError(

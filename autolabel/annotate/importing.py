@@ -47,12 +47,14 @@ class ImportReport:
     written: dict[str, str] = field(default_factory=dict)
     rule: str = "auto"  # what counted as reviewed (`--reviewed`)
     unreviewed: int = 0  # images of the file left out as not reviewed (CVAT/COCO: unchanged, not handed over)
+    notes: list[str] = field(default_factory=list)  # e.g. which of two tasks of one image counted
 
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "reviewed_images": self.reviewed,
             "reviewed_rule": self.rule,
+            "notes": self.notes,
             "unreviewed_images": self.unreviewed,
             "left_out": self.left_out,
             "unmatched": self.unmatched,
@@ -199,7 +201,7 @@ def import_corrections(
         report = ImportReport(
             corr.source, len(corr.images), corr.left_out, corr.unmatched, dict(corr.ignored), {}, new_classes
         )
-        report.rule, report.unreviewed = rule.describe(), len(unreviewed)
+        report.rule, report.unreviewed, report.notes = rule.describe(), len(unreviewed), corr.notes
         for rel in keep:
             for name, c in per_image[rel].items():
                 _add(report.changes.setdefault(name, ClassChanges()), c)

@@ -26,3 +26,4 @@ class Corrections:
     left_out: list[str] = field(default_factory=list)  # skipped / rejected / not reviewed, with why
     unmatched: list[str] = field(default_factory=list)  # image references that are not run images
     ignored: Counter = field(default_factory=Counter)  # result types that carry no object shape
+    notes: list[str] = field(default_factory=list)  # what the reader decided that a person should know

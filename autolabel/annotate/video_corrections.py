@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from autolabel.annotate.records import Corrections, Reviewed
+from autolabel.annotate.shapes import check_xy, label_of
 from autolabel.errors import UsageError
 from autolabel.masks import box_mask
 from autolabel.video.clip import Clip, sequence_names
@@ -69,11 +70,15 @@ def read_cvat_video(
             k = _int(el.get("frame"), f"{path}: track {tid}: frame")
             if not 0 <= k < len(frames):
                 raise UsageError(f"{path}: track {tid} has a shape on frame {k}; the clip has {len(frames)} frames")
-            mask = shape_of(el, h, w)
+            try:
+                mask = shape_of(el, h, w)
+                label = label_of(track.get("label", ""), "track label")
+            except UsageError as e:
+                raise UsageError(f"{path}: track {tid}, frame {k} (<{el.tag}>): {e.message}") from None
             if mask is None:
                 out.ignored[el.tag] += 1
             elif mask.any():
-                labels[k].append((track.get("label", ""), mask))
+                labels[k].append((label, mask))
                 ids[k].append(tid)
     for k, rel in enumerate(frames):
         out.images[rel] = Reviewed(rel, w, h, labels[k], ids[k])
@@ -109,13 +114,15 @@ def read_ls_video(ann: dict[str, Any], clip: Clip, sizes: dict[str, tuple[int, i
         m = _OUR_ID.match(str(r.get("id", "")))
         tid = int(m.group(1)) if m else fresh
         fresh += 0 if m else 1
-        value = r.get("value") or {}
-        label = (value.get("labels") or [""])[0]
+        raw = r.get("value")
+        value: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        label = label_of(value.get("labels"), f"Label Studio video task '{clip.relpath}', region {r.get('id')}")
         seq = sorted(_keyframes(value.get("sequence"), clip.relpath), key=lambda s: s["frame"])
         for k, (_, t) in enumerate(clip.frames):
             box = box_at(seq, ls_frame(t, clip.fps))
             if box is not None:
                 x, y, bw, bh = box
+                check_xy([x, x + bw], [y, y + bh], 100, 100, f"Label Studio video task '{clip.relpath}' box")
                 labels[k].append(
                     (label, box_mask([x * w / 100, y * h / 100, (x + bw) * w / 100, (y + bh) * h / 100], h, w))
                 )

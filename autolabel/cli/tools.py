@@ -89,6 +89,8 @@ def import_corrections(
                 f"over by `autolabel sample -f`): if a person checked them, import again with --reviewed all "
                 f"(or --reviewed FILE listing the checked images)"
             )
+        for note in report.notes:
+            typer.echo(f"note: {note}")
         if report.unmatched:
             typer.echo(f"not in the run ({len(report.unmatched)}): {', '.join(report.unmatched[:5])}")
         if report.new_classes:

@@ -26,12 +26,18 @@ def read_coco(path: str | Path) -> dict:
         raise UsageError(f"ground-truth file '{p}' not found")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-        if not isinstance(data["images"], list) or not isinstance(data["categories"], list):
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data["images"], list)
+            or not isinstance(data["categories"], list)
+        ):
             raise TypeError("images and categories must be lists")
         if not isinstance(data.setdefault("annotations", []), list):
             raise TypeError("annotations must be a list")
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"'{p}' is not a COCO instances file ({e})") from None
+    except RecursionError:
+        raise UsageError(f"'{p}' is JSON nested too deeply to be a COCO file") from None
     problems = coco_problems(data)
     if problems:
         raise UsageError(joined([f"{p}: {x}" for x in problems]), hint="fix the ground-truth file; nothing was scored")
@@ -85,6 +91,11 @@ def coco_problems(data: dict) -> list[str]:
     if len(cat_ids) != len(data["categories"]):
         out.append("categories: each needs a unique id and a name")
     ann_ids: set = set()
+    image_size = {
+        im["id"]: (im["width"], im["height"])
+        for im in data["images"]
+        if isinstance(im, dict) and isinstance(im.get("width"), int) and isinstance(im.get("height"), int)
+    }
     for k, a in enumerate(data["annotations"]):
         where = f"annotations[{k}]" + (f" (id {shown(a.get('id'))})" if isinstance(a, dict) else "")
         if not isinstance(a, dict):
@@ -98,13 +109,76 @@ def coco_problems(data: dict) -> list[str]:
         box = a.get("bbox")
         if not (isinstance(box, list) and len(box) == 4 and all(_is_num(v) for v in box) and box[2] >= 0 <= box[3]):
             out.append(f"{where}: bbox must be [x, y, width, height] (finite, width and height >= 0)")
-        out += [f"{where}: {x}" for x in _segmentation_problems(a.get("segmentation"))]
+        seg_problems = _segmentation_problems(a.get("segmentation"))
+        out += [f"{where}: {x}" for x in seg_problems]
+        size = image_size.get(a.get("image_id")) if isinstance(a.get("image_id"), (int, str)) else None
+        if size is not None and not seg_problems:
+            out += [f"{where}: {x}" for x in _extent_problems(a, *size)]
     if not data["annotations"] and data["images"]:
         out.append(
             "no annotations at all: nothing to compare with (an empty image needs no annotation, "
             "but a file without any is almost surely the wrong file)"
         )
     return out
+
+
+BOUND = 2.0  # coordinates may lie this many image sizes outside the image, no more (pycocotools crashes)
+
+
+def _extent_problems(a: dict, width: int, height: int) -> list[str]:
+    """Coordinates far outside the image, an RLE of another size or whose counts do not cover it: each would
+    make pycocotools allocate gigabytes, or write past its buffer (a crash, not an error)."""
+    lo_x, hi_x, lo_y, hi_y = -BOUND * width, (1 + BOUND) * width, -BOUND * height, (1 + BOUND) * height
+    out = []
+    box = a.get("bbox")
+    if isinstance(box, list) and len(box) == 4 and all(_is_num(v) for v in box):
+        x, y, w, h = box
+        if not (lo_x <= x and x + w <= hi_x and lo_y <= y and y + h <= hi_y):
+            out.append(f"bbox {box} lies far outside the {width}×{height} image")
+    seg = a.get("segmentation")
+    if isinstance(seg, list):
+        for k, poly in enumerate(seg):
+            if any(not lo_x <= v <= hi_x for v in poly[0::2]) or any(not lo_y <= v <= hi_y for v in poly[1::2]):
+                out.append(f"segmentation polygon {k} lies far outside the {width}×{height} image")
+    elif isinstance(seg, dict):
+        out += _rle_problems(seg, width, height)
+    return out
+
+
+def _rle_problems(seg: dict, width: int, height: int) -> list[str]:
+    if seg.get("size") != [height, width]:
+        return [f"RLE size {shown(seg.get('size'))} is not the image's [{height}, {width}]"]
+    counts = seg.get("counts")
+    if isinstance(counts, str):
+        counts = _string_counts(counts)
+    if not isinstance(counts, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+        return ["RLE counts must be whole numbers (a list, or COCO's compressed string)"]
+    if min(counts, default=0) < 0 or sum(counts) != width * height:
+        return [f"RLE counts cover {sum(counts)} pixels, not the image's {width}×{height}"]
+    return []
+
+
+def _string_counts(s: str) -> list[int] | None:
+    """The counts of COCO's compressed RLE string (pycocotools' rleFrString), None when it is not one."""
+    counts: list[int] = []
+    p = 0
+    while p < len(s):
+        x = k = 0
+        more = True
+        while more:
+            if p >= len(s) or not 48 <= ord(s[p]) <= 111:
+                return None
+            c = ord(s[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return counts
 
 
 def _segmentation_problems(seg: object) -> list[str]:
