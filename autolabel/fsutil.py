@@ -6,7 +6,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -89,6 +89,48 @@ def safe_join(root: str | Path, relpath: str) -> Path:
     if rel.is_absolute() or not rel.parts or any(part in ("..", ".", "") for part in rel.parts):
         raise UsageError(f"refusing to write '{relpath}' outside the output directory {root}")
     return Path(root).resolve().joinpath(*rel.parts)
+
+
+MAX_COMPONENT = 255  # bytes of one file or folder name (what file systems allow)
+
+
+def export_name(relpath: str) -> str:
+    """A name an export can always write for an image's relative path: backslashes (legal in Linux file
+    names, path separators elsewhere) become `_`, empty, `.` and `..` parts become `_`, `_`, `__`, and a part
+    over MAX_COMPONENT bytes is shortened with a hash of it. Ordinary paths are unchanged."""
+    import hashlib
+
+    parts = []
+    for part in relpath.split("/"):
+        p = part.replace("\\", "_")
+        if p in ("", ".", ".."):
+            p = "__" if p == ".." else "_"
+        if len(p.encode("utf-8")) > MAX_COMPONENT:
+            stem, dot, ext = p.rpartition(".") if len(p.rpartition(".")[2]) <= 10 else (p, "", "")
+            digest = hashlib.sha1(p.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+            keep = (stem or p).encode("utf-8")[: MAX_COMPONENT - 32].decode("utf-8", "ignore")
+            p = f"{keep}-{digest}{dot}{ext}"
+        parts.append(p)
+    return "/".join(parts)
+
+
+def export_names(relpaths: Iterable[str]) -> dict[str, str]:
+    """relpath → `export_name`, unique: a changed name that another path already has (`a\\b.jpg` next to
+    `a_b.jpg`) gets a hash of its path before its extension."""
+    import hashlib
+
+    paths = sorted(relpaths)
+    seen = {r for r in paths if export_name(r) == r}  # a path that is its own name keeps it
+    out = {}
+    for r in paths:
+        name = export_name(r)
+        if name != r and name in seen:
+            p = PurePosixPath(name)
+            digest = hashlib.sha1(r.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+            name = str(p.with_name(f"{p.stem}-{digest}{p.suffix}"))
+        seen.add(name)
+        out[r] = name
+    return out
 
 
 def is_within(child: str | Path, parent: str | Path) -> bool:

@@ -21,19 +21,31 @@ from autolabel.annotate.records import Corrections, Reviewed
 from autolabel.annotate.shapes import ShapeError, cvat_shape, label_of, ls_region, whole
 from autolabel.annotate.video_corrections import read_cvat_video, read_ls_video
 from autolabel.errors import UsageError
+from autolabel.fsutil import export_names
 from autolabel.masks import box_mask
 from autolabel.video.clip import Clip
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with this
 
 
-def match_path(ref: str, relpaths: Mapping[str, Any], basenames: Counter) -> str | None:
+def export_aliases(relpaths: Mapping[str, Any]) -> dict[str, str]:
+    """The names exports gave the run's images where they differ from the relative path (`export_name`)."""
+    return {a: r for r, a in export_names(relpaths).items() if a != r}
+
+
+def match_path(
+    ref: str, relpaths: Mapping[str, Any], basenames: Counter, aliases: Mapping[str, str] | None = None
+) -> str | None:
     """The run image a tool's image reference names: the path itself, a path ending in it (a local-files
     `?d=` parameter, a URL), else a base name unique in the run (Label Studio's upload prefix removed)."""
     if "?" in ref and "d" in parse_qs(urlparse(ref).query):
         ref = parse_qs(urlparse(ref).query)["d"][0]
     elif "://" in ref:
         ref = unquote(urlparse(ref).path)
+    if ref in relpaths:  # a name as it is (backslashes and all)
+        return ref
+    if aliases and ref in aliases:  # the name an export gave it (`fsutil.export_name`)
+        return aliases[ref]
     ref = ref.replace("\\", "/").lstrip("./")
     if ref in relpaths:
         return ref
@@ -140,6 +152,7 @@ def _ls_image(ann: dict, rel: str, size: tuple[int, int], out: Corrections, wher
 def read_cvat(path: Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None) -> Corrections:
     out = Corrections("CVAT XML")
     basenames = Counter(PurePosixPath(r).name for r in sizes)
+    aliases = export_aliases(sizes)
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:
@@ -149,7 +162,7 @@ def read_cvat(path: Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str,
     if root.find("track") is not None or root.findtext("meta/task/mode") == "interpolation":
         return read_cvat_video(root, path, clips or {}, sizes, cvat_shape)
     for im in root.iter("image"):
-        rel = match_path(im.get("name", ""), sizes, basenames)
+        rel = match_path(im.get("name", ""), sizes, basenames, aliases)
         if rel is None:
             out.unmatched.append(im.get("name", "?"))
             continue

@@ -30,7 +30,7 @@ from autolabel.export.base import TOOL_MASKS, ExportContext
 from autolabel.export.cvat_video import ClipTracks
 from autolabel.export.labelstudio import PALETTE
 from autolabel.export.yolo_writer import aside_path, place_media, recover_swap, swap_in
-from autolabel.fsutil import StreamedFile, head_lines, safe_join
+from autolabel.fsutil import StreamedFile, export_names, head_lines, safe_join
 from autolabel.masks import external_polygons
 from autolabel.tool_rle import cvat_encode
 from autolabel.types import ImageResult
@@ -116,6 +116,7 @@ class CvatExporter:
         self.staging.mkdir(parents=True)
         self.stills = sum(1 for r, _, _ in ctx.images if clip_of(r, ctx.clips) is None)
         self.names = sequence_names(ctx.clips)
+        self.image_names = export_names(r for r, _, _ in ctx.images)
         self.file = StreamedFile(self.staging / "annotations.xml")
         name = str(ctx.info.get("model_version", "autolabel"))
         self.file.write(f'<?xml version="1.0" encoding="utf-8"?>\n{MARK}\n<annotations>\n  <version>1.1</version>\n')
@@ -135,15 +136,16 @@ class CvatExporter:
             result, ctx.classes, ctx.options.tool_masks, ctx.polygon_tolerance, self.group
         )
         body = "".join(f"    {s}\n" for s in shapes)
+        name = self.image_names[result.relpath]  # where images/ holds it (the relative path, made writable)
         self.file.write(
-            f'  <image id="{self.n}" name={quoteattr(result.relpath)} width="{result.width}" '
+            f'  <image id="{self.n}" name={quoteattr(name)} width="{result.width}" '
             f'height="{result.height}">\n{body}  </image>\n'
         )
         self.n += 1
         if not ctx.remote:  # a bucket's images stay there: attach it to the CVAT task as cloud storage
             place_media(
                 Path(ctx.location(result.relpath)),
-                safe_join(self.staging / "images", result.relpath),
+                safe_join(self.staging / "images", name),
                 ctx.options.yolo.media,
             )
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from autolabel.errors import UsageError
 from autolabel.export.base import MULTIPART_MODES
+from autolabel.fsutil import export_names
 from autolabel.geometry import xyxy_to_cxcywh_norm
 from autolabel.masks import centre_polygons
 from autolabel.types import Detections
@@ -183,17 +184,21 @@ def _no_images_dirs(relpath: str, taken: set[str]) -> str:
 
 
 def yolo_image_names(relpaths: list[str]) -> dict[str, str]:
-    """Export names for images: the relative path, except (1) where two images would share a label file
+    """Export names for images: the relative path made writable (`fsutil.export_name`: no `..`, backslash,
+    empty or over-long parts), except (1) where two images would share a label file
     (`x.jpg` and `x.png` in one folder → both `x.txt`): those get their extension folded into the name;
     (2) folders named `images` are renamed `images_` (see `_no_images_dirs`)."""
+    safe = export_names(relpaths)
     stems: dict[str, list[str]] = {}
     for r in relpaths:
-        stems.setdefault(str(PurePosixPath(r).with_suffix("")), []).append(r)
+        stems.setdefault(str(PurePosixPath(safe[r]).with_suffix("")), []).append(r)
     out = {}
     for group in stems.values():
         for r in group:
-            p = PurePosixPath(r)
-            out[r] = r if len(group) == 1 else str(p.with_name(f"{p.stem}_{p.suffix.lstrip('.').lower()}{p.suffix}"))
+            p = PurePosixPath(safe[r])
+            out[r] = (
+                safe[r] if len(group) == 1 else str(p.with_name(f"{p.stem}_{p.suffix.lstrip('.').lower()}{p.suffix}"))
+            )
     taken = {str(PurePosixPath(v).with_suffix("")) for v in out.values()}
     for r, name in out.items():
         new = _no_images_dirs(name, taken)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autolabel.fsutil import atomic_write, safe_join
+from autolabel.fsutil import atomic_write, export_name, safe_join
 from autolabel.images import load_image
 from autolabel.overrides import ThresholdOverrides
 from autolabel.run.run import Run
@@ -98,7 +98,7 @@ def write_previews(
         for res in opened.results(opened.decisions(overrides), relpaths=rels[:n]):  # only the images drawn
             img = load_image(opened.location(res.relpath))
             overlay = render_overlay(img, res, opened.classes)
-            _save(safe_join(out, str(Path(res.relpath).with_suffix(".jpg"))), overlay)
+            _save(safe_join(out, str(Path(export_name(res.relpath)).with_suffix(".jpg"))), overlay)
             tiles.append(overlay)
             caps.append(f"{res.relpath} ({len(res.detections)})")
     sheet = out / "contact_sheet.jpg"

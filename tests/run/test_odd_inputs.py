@@ -103,3 +103,29 @@ def test_an_unreadable_folder_is_reported_not_skipped_silently(
     monkeypatch.setattr(os, "walk", walk)
     summary, _ = _label(fake_ontology_yaml, tmp_path / "in", tmp_path / "out", ("coco",))
     assert summary.skipped == [("locked/", "folder cannot be read: Permission denied")]
+
+
+def test_odd_but_legal_names_never_block_an_export(fake_ontology_yaml: Path, tmp_path: Path) -> None:
+    """A backslash name (`a\\..\\..\\x.png`, one legal Linux file name) used to make every export refuse
+    ("outside the output directory"); each format now writes it under a safe name and COCO keeps the original."""
+    import json
+
+    from autolabel.annotate.importing import import_corrections
+    from autolabel.fsutil import export_name
+
+    odd = "a\\..\\..\\x.png"
+    write_images(tmp_path / "in", [odd, "a_.._.._x.png", "plain.png"])  # the second collides once made safe
+    summary, written = _label(fake_ontology_yaml, tmp_path / "in", tmp_path / "out", ("coco", "yolo", "cvat"))
+    assert sorted(written) == ["coco", "cvat", "yolo"] and not summary.skipped
+    out = tmp_path / "out"
+    coco = json.loads((out / "coco" / "annotations.json").read_text())
+    assert odd in [im["file_name"] for im in coco["images"]]
+    labels = sorted(p.name for p in (out / "yolo" / "labels").rglob("*.txt"))
+    assert len(labels) == 3 and len(set(labels)) == 3
+    assert (out / "cvat" / "images" / export_name(odd)).is_file()
+    assert not list(tmp_path.glob("x.png")) and not (tmp_path / "in" / "x.png").exists()  # nothing escaped
+    report = import_corrections(out, out / "cvat" / "annotations.xml", [], reviewed="all")
+    assert report.reviewed == 3 and not report.unmatched  # the safe name matches its image back
+    assert export_name("photos//dbl.jpg") == "photos/_/dbl.jpg" and export_name("../x") == "__/x"
+    long = export_name("d/" + "y" * 300 + ".jpg").split("/")[1]
+    assert len(long.encode()) <= 255 and long.endswith(".jpg")
