@@ -2,10 +2,13 @@
 step, over Label Studio's REST API (the same endpoints label-studio-sdk calls; the SDK itself pins older
 NumPy and OpenCV and pulls in two dozen packages, so it is not a dependency).
 
-Creates the project (labeling config for the run's classes) unless one of that title exists, attaches a
-local-files storage on the labeled folder (so Label Studio can serve the images), and imports the tasks
-with their predictions: only tasks for images the project does not hold yet, so a second push adds
-nothing twice.
+Finds the run's project by the run itself (its id, `autolabel run <id>`, is kept in the project's
+description), else creates one (labeling config for the run's classes); `--project TITLE` names it. A
+project that holds another run, or whose labeling config cannot show the run's labels (no BrushLabels /
+PolygonLabels on the image, or a class missing), is refused, saying what differs, before anything is
+changed. Then it attaches a local-files storage on the labeled folder (so Label Studio can serve the
+images) and imports the tasks with their predictions: only tasks for images the project does not hold
+yet, so a second push adds nothing twice.
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ def _detail(body: str) -> str:
         return body[:300]
     errors = data.get("validation_errors") if isinstance(data, dict) else None
     if isinstance(errors, dict):
-        return "; ".join(str(m) for msgs in errors.values() for m in (msgs if isinstance(msgs, list) else [msgs]))
+        text = "; ".join(str(m) for msgs in errors.values() for m in (msgs if isinstance(msgs, list) else [msgs]))
+        return text[:300] + (" …" if len(text) > 300 else "")
     return str(data.get("detail", body))[:300] if isinstance(data, dict) else body[:300]
 
 
@@ -91,12 +95,74 @@ class PushReport:
     already: int
 
 
-def _project(client: LabelStudioClient, title: str, config: str) -> tuple[int, bool]:
-    for p in client.paged("/api/projects/", {"title": title}, "results"):
-        if p.get("title") == title:
-            return int(p["id"]), False
-    made = client.request("POST", "/api/projects/", {"title": title, "label_config": config})
-    return int(made["id"]), True
+MARK = "autolabel run "  # the project's description names the run it holds: `autolabel run <id> (<dir>)`
+
+
+def run_id(run_dir: Path, fingerprint: str) -> str:
+    """Who a project belongs to: the run directory (resolved) and what it labeled."""
+    import hashlib
+
+    return hashlib.sha1(f"{run_dir.resolve()}\n{fingerprint}".encode()).hexdigest()[:12]
+
+
+def _holder(project: dict) -> str | None:
+    text = str(project.get("description") or "")
+    return text[len(MARK) :].split(" ", 1)[0] if text.startswith(MARK) else None
+
+
+def _project(
+    client: LabelStudioClient, title: str | None, default: str, me: str, classes: list[str]
+) -> tuple[dict | None, str]:
+    """(the run's project or None to create one, the title a new one gets); refuses a project of another run
+    or whose labeling config does not fit, before anything is changed."""
+    projects = client.paged("/api/projects/", {}, "results")
+    if title is None:
+        mine = [p for p in projects if _holder(p) == me]
+        if mine:
+            return mine[0], ""
+        taken = {str(p.get("title")) for p in projects}
+        return None, default if default not in taken else f"{default} {me[:6]}"
+    named = [p for p in projects if p.get("title") == title]
+    if not named:
+        return None, title
+    project = next((p for p in named if _holder(p) == me), named[0])
+    other = _holder(project)
+    if other not in (None, me):
+        raise UsageError(
+            f"Label Studio project '{title}' holds another autolabel run ({project.get('description')})",
+            hint="push to another --project, or leave --project out (each run gets its own project)",
+        )
+    problem = config_misfit(str(project.get("label_config") or ""), classes)
+    if problem:
+        raise UsageError(
+            f"Label Studio project '{title}' cannot show this run's labels: {problem}",
+            hint="leave --project out (a project with the right labeling config is made), or paste "
+            "RUN/labelstudio/config.xml into its Labeling Interface",
+        )
+    return project, ""
+
+
+def config_misfit(config: str, classes: list[str]) -> str | None:
+    """What keeps a labeling config from showing the run's regions (BrushLabels and PolygonLabels named as
+    `-f labelstudio` writes them, on the image, with every class), or None."""
+    import xml.etree.ElementTree as ET
+
+    from autolabel.export.labelstudio import BRUSH, IMAGE, POLYGON
+
+    try:
+        root = ET.fromstring(config)
+    except ET.ParseError:
+        return "its labeling config is not XML"
+    if not any(el.tag == "Image" and el.get("name") == IMAGE for el in root.iter()):
+        return f'no <Image name="{IMAGE}"> (is it an image project?)'
+    for tag, name in (("BrushLabels", BRUSH), ("PolygonLabels", POLYGON)):
+        el = next((e for e in root.iter(tag) if e.get("name") == name and e.get("toName") == IMAGE), None)
+        if el is None:
+            return f'no <{tag} name="{name}" toName="{IMAGE}">'
+        missing = [c for c in classes if c not in {lab.get("value") for lab in el.iter("Label")}]
+        if missing:
+            return f"its {tag} lack the classes {', '.join(missing[:10])}"
+    return None
 
 
 def _storage(client: LabelStudioClient, project: int, path: Path) -> None:
@@ -125,14 +191,25 @@ def push_labelstudio(
     export_run(run_dir, ["labelstudio"], options or ExportOptions())
     folder = run_dir / "labelstudio"
     tasks = json.loads((folder / "tasks.json").read_text(encoding="utf-8"))
+    config = (folder / "config.xml").read_text(encoding="utf-8")
     client = LabelStudioClient(url, token)
-    title = project or f"autolabel {run_dir.resolve().name}"
-    pid, created = _project(client, title, (folder / "config.xml").read_text(encoding="utf-8"))
     from autolabel.run.run import Run
 
     with Run.open(run_dir) as run:
-        if not is_uri(run.source):  # a bucket is attached in Label Studio as S3 / GCS / Azure source storage
-            _storage(client, pid, run.input_root.resolve())
+        me, classes, source, root = run_id(run_dir, run.meta.fingerprint), run.classes, run.source, run.input_root
+    found, new_title = _project(client, project, f"autolabel {run_dir.resolve().name}", me, classes)
+    description = f"{MARK}{me} ({run_dir.resolve()})"
+    if found is None:
+        made = client.request(
+            "POST", "/api/projects/", {"title": new_title, "label_config": config, "description": description}
+        )
+        pid, created = int(made["id"]), True
+    else:
+        pid, created = int(found["id"]), False
+        if _holder(found) is None:  # a project made by hand, checked to fit: it now holds this run
+            client.request("PATCH", f"/api/projects/{pid}/", {"description": description})
+    if not is_uri(source):  # a bucket is attached in Label Studio as S3 / GCS / Azure source storage
+        _storage(client, pid, root.resolve())
     have = {
         t.get("data", {}).get("relpath") or t.get("data", {}).get("image")
         for t in client.paged("/api/tasks/", {"project": pid, "fields": "all"}, "tasks")

@@ -58,6 +58,7 @@ def test_push_review_export_import_eval_with_a_real_label_studio(
     assert "9 tasks imported, 0 already there" in r.stdout
     r = cli("push", "labelstudio", str(run_dir), "--url", label_studio, "--token", TOKEN, "--project", "cats")
     assert r.returncode == 0 and "0 tasks imported, 9 already there" in r.stdout  # idempotent
+    _pushes_never_mix_projects(labeled_run, label_studio, tmp_path)
 
     got = json.loads(run_tool("labelstudio", READ_BACK, label_studio, TOKEN, "cats", str(tmp_path / "back.npz")))
     masks = np.load(tmp_path / "back.npz")
@@ -106,3 +107,36 @@ def test_push_review_export_import_eval_with_a_real_label_studio(
     assert ev["images_matched"] == 1
     assert ev["per_class"]["ring"]["gt"] == 0 and ev["per_class"]["ring"]["precision"] == 0.0
     assert ev["per_class"]["square"]["recall"] == 1.0
+
+
+def _pushes_never_mix_projects(labeled_run: dict, url: str, tmp_path: Path) -> None:
+    """The run's project is found by the run (kept in its description), not by title; a project of another run,
+    or with a labeling config that cannot show the run's labels, is refused before anything changes."""
+    from autolabel.annotate.push import LabelStudioClient
+    from autolabel.api import label_folder
+    from tests.fakes import FakeDetector, FakeSegmenter
+
+    run_dir = labeled_run["run"]
+    r = cli("push", "labelstudio", str(run_dir), "--url", url, "--token", TOKEN)  # no --project: found by the run
+    assert r.returncode == 0 and "updated: 0 tasks imported, 9 already there" in r.stdout, r.stdout + r.stderr
+    other = tmp_path / "other" / run_dir.name  # another run of the same directory name
+    label_folder(
+        tmp_path / "ontology.yaml", labeled_run["input"], other, ["coco"], backends=(FakeDetector(), FakeSegmenter())
+    )
+    r = cli("push", "labelstudio", str(other), "--url", url, "--token", TOKEN)
+    assert r.returncode == 0 and "created: 9 tasks imported, 0 already there" in r.stdout, r.stdout + r.stderr
+    r = cli("push", "labelstudio", str(other), "--url", url, "--token", TOKEN, "--project", "cats")
+    assert r.returncode == 2 and "holds another autolabel run" in r.stderr
+    client = LabelStudioClient(url, TOKEN)
+    rect = '<View><Image name="image" value="$image"/><RectangleLabels name="box" toName="image">'
+    made = client.request(
+        "POST",
+        "/api/projects/",
+        {"title": "team2", "label_config": rect + '<Label value="zebra"/></RectangleLabels></View>'},
+    )
+    r = cli("push", "labelstudio", str(other), "--url", url, "--token", TOKEN, "--project", "team2")
+    assert r.returncode == 2 and "cannot show this run's labels: no <BrushLabels" in r.stderr, r.stderr
+    assert len(r.stderr) < 1000  # short
+    assert client.request("GET", "/api/storages/localfiles/", query={"project": made["id"]}) in ([], None)
+    tasks = client.request("GET", "/api/tasks/", query={"project": made["id"]})
+    assert not (tasks.get("tasks") if isinstance(tasks, dict) else tasks)  # nothing imported into it

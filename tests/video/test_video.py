@@ -214,7 +214,7 @@ def test_mot_sequence_keeps_a_frame_without_track_ids_in_its_place(tmp_path: Pat
         ids = None if i == 1 else np.arange(1, len(det) + 1)  # frame 1 corrected by hand: no track ids
         exporter.add(ImageResult(frame_relpath("c.mp4", i), 160, 120, det, "c.mp4", i, i / 10, ids))
     exporter.close()
-    seq = tmp_path / "mot" / "c.mp4"
+    seq = tmp_path / "mot" / "c"  # named by the clip's stem
     assert sorted(p.name for p in (seq / "img1").iterdir()) == ["000001.jpg", "000002.jpg", "000003.jpg"]
     rows = (seq / "gt" / "gt.txt").read_text().splitlines()
     assert {r.split(",")[0] for r in rows} == {"1", "3"} and "seqLength=3" in (seq / "seqinfo.ini").read_text()
