@@ -93,10 +93,12 @@ class S3Store:
         return out
 
     def fetch(self, key: str) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
             return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except NoCredentialsError:  # no retry brings them
+            raise PermissionError("no credentials found (AWS_ACCESS_KEY_ID / AWS_PROFILE / ~/.aws)") from None
         except ClientError as e:
             code = str(e.response.get("Error", {}).get("Code", ""))
             if code in ("NoSuchKey", "404", "NotFound"):

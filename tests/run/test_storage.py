@@ -199,3 +199,44 @@ def test_label_studio_tasks_of_a_bucket_run_reference_the_objects(
     assert tasks[0]["data"]["image"] == "s3://photos/in/" + sorted(NAMES)[0]
     notes = (out / "labelstudio" / "README.md").read_text()
     assert "the bucket of s3://photos/in" in notes and "LOCAL_FILES_DOCUMENT_ROOT" not in notes
+
+
+def test_a_source_that_goes_down_stops_the_run_and_a_rerun_resumes(
+    fake_ontology_yaml: Path, s3: dict, tmp_path: Path
+) -> None:
+    """An endpoint down (or credentials missing) on resume: the run stops after images failing in a row with
+    one error line, instead of trying and skipping every remaining object; the rerun resumes."""
+    import time
+
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"])
+    for p in write_images(tmp_path / "more", [f"m/{i:02d}.png" for i in range(12)]):
+        client.upload_file(str(p), "photos", "in/" + p.relative_to(tmp_path / "more").as_posix())
+    out = tmp_path / "run"
+    _label(fake_ontology_yaml, "s3://photos/in", out, s3, "--limit", "1")  # the manifest lists all 18
+    for down in ({"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}):
+        t = time.perf_counter()
+        r = cli(
+            "label",
+            str(fake_ontology_yaml),
+            "s3://photos/in",
+            "-o",
+            str(out),
+            "-f",
+            "coco",
+            "-q",
+            "-b",
+            "1",
+            env={
+                **s3,
+                **down,
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            },
+        )
+        assert r.returncode == 1, r.stderr
+        assert "error: the image source failed on" in r.stderr and "a rerun of the same command resumes" in r.stderr
+        assert r.stderr.count("error:") == 1 and time.perf_counter() - t < 120
+    s = _label(fake_ontology_yaml, "s3://photos/in", out, s3)
+    assert s["processed"] == 17 and not s["skipped"]  # the rest, now that the source is back

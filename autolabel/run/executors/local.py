@@ -158,6 +158,38 @@ class StoreWriter(threading.Thread):
             raise self.error
 
 
+MIN_OUTAGE = 8  # images in a row that the image source failed to give with a systematic error
+
+
+class SourceFailure(AutolabelError):
+    """The image source (a bucket, its endpoint, its credentials) failed on many images in a row."""
+
+    exit_code = 1
+
+
+class SourceOutage:
+    """Counts images in a row that could not be fetched for a reason that is not the image's (the endpoint is
+    down, credentials are missing or refused): past `limit`, the run stops instead of trying, and skipping,
+    every remaining image."""
+
+    SYSTEMATIC = ("cannot fetch after", "access denied", "no credentials")
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.count, self.last = limit, 0, ""
+
+    def image_done(self, why: str | None) -> None:
+        if not why or not why.startswith(self.SYSTEMATIC):
+            self.count = 0
+            return
+        self.count, self.last = self.count + 1, why
+        if self.count >= self.limit:
+            raise SourceFailure(
+                f"the image source failed on {self.count} images in a row: {self.last}",
+                hint="this is not one bad image: check the endpoint, network and credentials; finished images "
+                "are kept and a rerun of the same command resumes",
+            )
+
+
 def run_local(job: LabelJob, detector: Detector, segmenter: Segmenter | None) -> None:
     """Label the job's batches in this process: decode ahead, the three-stage pipeline, one writer."""
     batches, done, plan, settings, summary = job.batches, job.done, job.plan, job.settings, job.summary
@@ -171,6 +203,7 @@ def run_local(job: LabelJob, detector: Detector, segmenter: Segmenter | None) ->
             writer.put(item)
 
     pipe = Pipeline(plan, detector, segmenter, summary, emit, FailureStreak(settings.max_same_failures))
+    outage = SourceOutage(max(settings.max_same_failures * settings.batch_size, MIN_OUTAGE))
     loaded = prefetch([im for b in batches for im in b], settings, summary, stop)
     t0 = time.perf_counter()
     try:
@@ -179,6 +212,7 @@ def run_local(job: LabelJob, detector: Detector, segmenter: Segmenter | None) ->
             t = time.perf_counter()
             for _ in slice_:
                 info, img, why = next(loaded)
+                outage.image_done(why)
                 if img is None:
                     emit(Skipped(info.relpath, why or "unreadable"))
                 else:
