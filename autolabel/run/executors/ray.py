@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from autolabel.errors import MissingDependencyError, UsageError
+from autolabel.errors import AutolabelError, MissingDependencyError, UsageError
 from autolabel.inference.stages import InferenceCounts
 from autolabel.run.executors.local import StoreWriter
 from autolabel.run.executors.pipeline import FailureStreak
@@ -85,9 +85,29 @@ def run_ray(job: LabelJob, opts: RayOptions) -> None:
         started = _init_ray(ray, opts)
         try:
             _run(ray, job, opts)
+        except ray.exceptions.RayError as e:  # a raylet, an agent or the cluster itself went away
+            raise RayFailure(
+                f"Ray failed while labeling: {type(e).__name__}: {_first_line(e)}",
+                hint=f"finished images are kept and a rerun of the same command resumes; Ray's own messages are "
+                f"in {job.output_dir / RAY_LOG}",
+            ) from None
         finally:
             if started:
-                ray.shutdown()
+                try:
+                    ray.shutdown()
+                except Exception:  # a cluster already gone: nothing left to shut down
+                    logging.getLogger(__name__).debug("ray.shutdown failed", exc_info=True)
+
+
+class RayFailure(AutolabelError):
+    """Ray itself failed (a killed raylet or agent, a lost cluster): the run stops, finished images kept."""
+
+    exit_code = 1
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0][:300] if lines else "(no message)"
 
 
 def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
@@ -165,7 +185,10 @@ def _run(ray: Any, job: LabelJob, opts: RayOptions) -> None:
         raise
     finally:
         watch.stop()
-        ray.kill(counter)
+        try:
+            ray.kill(counter)
+        except Exception:  # the cluster is gone: so is the counter
+            logging.getLogger(__name__).debug("ray.kill failed", exc_info=True)
         _replicas(summary, replicas)
         summary.add_time("ray_pipeline", time.perf_counter() - t0)
         if len(arrivals) > workers:  # worker start (model loading) vs the steady state after every worker's first
