@@ -24,6 +24,7 @@ from autolabel.export.fiftyone_labels import (
     to_fiftyone_detections,
 )
 from autolabel.export.fiftyone_video import VideoDataset
+from autolabel.fsutil import RunLock
 from autolabel.storage import is_uri
 from autolabel.types import ImageResult
 
@@ -60,6 +61,25 @@ def was_edited(ds: Any) -> bool:
     return str(ds.max("last_modified_at")) != exported["last_modified_at"] or len(ds) != exported["samples"]
 
 
+def dataset_lock(name: str) -> RunLock:
+    """Hold the dataset `name` for this process (two exports into one dataset at once would delete each
+    other's staging): another export of it waits its turn (AUTOLABEL_FIFTYONE_LOCK_WAIT seconds, 120), then
+    is refused with the reason."""
+    import hashlib
+    import tempfile
+
+    where = Path(tempfile.gettempdir()) / "autolabel-locks" / f"fiftyone-{hashlib.sha1(name.encode()).hexdigest()[:16]}"
+    lock = RunLock(where, what="exporting", wait=float(os.environ.get("AUTOLABEL_FIFTYONE_LOCK_WAIT", "120")))
+    try:
+        lock.__enter__()
+    except UsageError as e:
+        raise UsageError(
+            f"FiftyOne dataset '{name}': {e.message.split(' into ')[0]} into it",
+            hint="wait for that export to finish, or choose another --dataset-name",
+        ) from None
+    return lock
+
+
 def default_dataset_name(run_dir: str | Path) -> str:
     """`autolabel-<run dir name>-<hash of its absolute path>`: two run directories of the same name in
     different places never share (and so never replace) each other's dataset."""
@@ -91,8 +111,22 @@ class FiftyOneExporter:
     def __init__(self) -> None:
         self.ds: Any = None
         self.video: VideoDataset | None = None
+        self.lock: RunLock | None = None
+
+    def _unlock(self) -> None:
+        if self.lock is not None:
+            self.lock.__exit__(None, None, None)
+            self.lock = None
 
     def open(self, ctx: ExportContext) -> None:
+        self.lock = dataset_lock(ctx.dataset_name)  # held until close or abort
+        try:
+            self._open(ctx)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open(self, ctx: ExportContext) -> None:
         fo = self.fo = import_fiftyone()
         self.ctx, name = ctx, ctx.dataset_name
         recover_dataset(fo, name)
@@ -136,6 +170,12 @@ class FiftyOneExporter:
             self.batch = []
 
     def close(self) -> str:
+        try:
+            return self._close()
+        finally:
+            self._unlock()
+
+    def _close(self) -> str:
         fo, ds, name = self.fo, self.ds, self.ctx.dataset_name
         if self.batch:
             ds.add_samples(self.batch, progress=False)
@@ -151,12 +191,15 @@ class FiftyOneExporter:
         return f"dataset '{name}'" + videos + (f", directory {target}" if target else "")
 
     def abort(self) -> None:
-        if self.ds is not None:
-            self.fo.delete_dataset(self.ds.name)
-            self.ds = None
-        if self.video is not None:
-            self.video.abort()
-            self.video = None
+        try:
+            if self.ds is not None:
+                self.fo.delete_dataset(self.ds.name)
+                self.ds = None
+            if self.video is not None:
+                self.video.abort()
+                self.video = None
+        finally:
+            self._unlock()
 
 
 FIFTYONE_FILES = {

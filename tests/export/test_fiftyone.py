@@ -123,3 +123,34 @@ def test_reexport_keeps_a_dataset_with_review_edits(labeled_run: dict[str, Path]
     assert len(fo.load_dataset("al-test-kept").match_tags("reject")) == 1  # the edit survived
     export_run(run, ["fiftyone"], ExportOptions(dataset_name="al-test-kept", replace_edited_dataset=True))
     assert len(fo.load_dataset("al-test-kept").match_tags("reject")) == 0
+
+
+def test_two_exports_into_one_dataset_take_turns_or_are_refused(
+    labeled_run: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs exporting to one --dataset-name at once deleted each other's staging (DatasetNotFoundError):
+    the second waits its turn, and past the wait is refused with the reason."""
+    import subprocess
+    import sys
+
+    from autolabel.errors import UsageError
+    from autolabel.export import ExportOptions, export_run
+    from tests.helpers import REPO
+
+    hold = "import sys, time; from autolabel.export.fiftyone import dataset_lock; dataset_lock('shared-ds'); "
+    hold += "print('held', flush=True); time.sleep(float(sys.argv[1]))"
+    holder = subprocess.Popen([sys.executable, "-c", hold, "30"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    monkeypatch.setenv("AUTOLABEL_FIFTYONE_LOCK_WAIT", "1")
+    with pytest.raises(
+        UsageError, match=r"FiftyOne dataset 'shared-ds': another autolabel process \(pid \d+\) is exporting into it"
+    ):
+        export_run(labeled_run["run"], ["fiftyone"], ExportOptions(dataset_name="shared-ds"))
+    holder.kill()
+    holder.wait()
+    short = subprocess.Popen([sys.executable, "-c", hold, "2"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert short.stdout is not None and short.stdout.readline().strip() == "held"
+    monkeypatch.setenv("AUTOLABEL_FIFTYONE_LOCK_WAIT", "60")
+    report = export_run(labeled_run["run"], ["fiftyone"], ExportOptions(dataset_name="shared-ds"))  # waits its turn
+    assert report.written["fiftyone"].startswith("dataset 'shared-ds'")
+    short.wait()
