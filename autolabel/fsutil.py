@@ -61,8 +61,11 @@ class StreamedFile:
 
     def discard(self) -> None:
         if self._f is not None:
-            self._cm.__exit__(RuntimeError, RuntimeError("discarded"), None)
             self._f = None
+            try:
+                self._cm.__exit__(RuntimeError, RuntimeError("discarded"), None)
+            except OSError:  # a full disk fails the close: the temporary file is removed all the same
+                pass
 
 
 def head_lines(path: str | Path, n: int = 1) -> list[str]:

@@ -6,6 +6,7 @@ backends; no model is loaded to export.
 from __future__ import annotations
 
 import errno
+import logging
 import importlib
 import importlib.util
 import time
@@ -140,8 +141,11 @@ def write_exports(
             + ("; --media symlink needs almost no space" if e.errno == errno.ENOSPC else ""),
         ) from None
     finally:
-        for exporter in open_:
-            exporter.abort()
+        for exporter in open_:  # each staging goes, even when another's clean-up fails (a full disk)
+            try:
+                exporter.abort()
+            except Exception:
+                logging.getLogger(__name__).warning("cleaning up the %s export failed", exporter.name, exc_info=True)
     out = {fmt: written[fmt] for fmt in formats if fmt in written}
     if refused is not None:
         refused.update(refusals)

@@ -201,3 +201,26 @@ def test_disk_full_during_a_copied_yolo_export_says_so_and_leaves_nothing_behind
         export_run(run, ["yolo"], ExportOptions(yolo=YoloOptions(media="copy")))
     assert "previous export is kept" in (e.value.hint or "") and "--media symlink" in (e.value.hint or "")
     assert _tree_digest(run / "yolo") == before and not list(run.glob(".yolo.*"))
+
+
+def test_a_full_disk_leaves_no_staging_even_when_another_clean_up_fails(
+    labeled_run: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full during `export --media copy`: the COCO clean-up failed too (closing its temporary file
+    flushes), which stopped the YOLO one and left `.yolo.staging-PID`; and it ended as `unexpected OSError`."""
+    import errno
+
+    from autolabel.export import ExportError
+    from autolabel.export import coco as coco_mod
+    from autolabel.export import yolo_writer
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run = labeled_run["run"]
+    monkeypatch.setattr(yolo_writer.YoloExporter, "add", full)
+    monkeypatch.setattr(coco_mod.CocoExporter, "abort", full)
+    with pytest.raises(ExportError, match="No space left on device") as e:
+        export_run(run, ["coco", "yolo"], ExportOptions(yolo=YoloOptions(media="copy")))
+    assert "--media symlink needs almost no space" in (e.value.hint or "")
+    assert not list(run.glob(".yolo.staging-*")) and not (run / "yolo").exists()
