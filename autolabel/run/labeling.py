@@ -35,7 +35,7 @@ from autolabel.run.executors.local import fixed_batches, run_local
 from autolabel.run.executors.tracked import run_tracked
 from autolabel.run.inputs import discover_input
 from autolabel.run.settings import LabelJob, RunSettings, RunSummary
-from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, store_path
+from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, quick_check, set_aside, store_path
 from autolabel.storage import MANIFEST, is_uri
 from autolabel.types import ImageInfo
 from autolabel.video.clip import Clip
@@ -89,6 +89,8 @@ def open_run(output_dir: Path, input_root: str, fp: str, settings: dict[str, Any
     """Check an existing run belongs to this input folder and these inference settings."""
     if not store_path(output_dir).exists():
         return OpenedRun(False, False, {})
+    if overwrite and quick_check(store_path(output_dir)):  # damaged pages: relabel it all (set aside first)
+        return OpenedRun(True, True, {})
     store = RunStore(store_path(output_dir))
     try:
         try:
@@ -117,7 +119,10 @@ def open_run(output_dir: Path, input_root: str, fp: str, settings: dict[str, Any
 
 
 def discard_run(output_p: Path) -> None:
-    """Clear the store and remove the previous run's exports (other class ids must not survive)."""
+    """Clear the store and remove the previous run's exports (other class ids must not survive). A damaged
+    store cannot be cleared: it is set aside (kept for salvage) and a new one made."""
+    if quick_check(store_path(output_p)):
+        set_aside(store_path(output_p))
     store = RunStore(store_path(output_p))
     try:
         store.clear()

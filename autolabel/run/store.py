@@ -140,6 +140,30 @@ def store_error(path: Path, e: BaseException) -> RunStoreError:
     )
 
 
+def quick_check(path: Path) -> list[str]:
+    """SQLite's page-level check of a store file: [] when intact, else what is damaged."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(20)").fetchall()]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        return [str(e)]
+    return [] if rows == ["ok"] else [line for r in rows for line in r.splitlines() if line.strip()]
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged store (and its WAL) out of the way, kept for salvage; returns where it went."""
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            os.replace(extra, aside.with_name(aside.name + suffix))
+    os.replace(path, aside)
+    return aside
+
+
 class RunStore:
     """A SQLite run store. Use one instance per thread (SQLite connections are not shared)."""
 
@@ -237,7 +261,7 @@ class RunStore:
         rows = self.conn.execute(
             "SELECT relpath, signature FROM images WHERE status = 'done' AND width > 0 AND height > 0"
         )  # a damaged row (no size) is not done: a rerun relabels it
-        return dict(rows.fetchall())
+        return dict(self._rows(rows))
 
     def put_result(self, result: CandidateResult, signature: str | None = None) -> None:
         self.conn.execute(
@@ -286,9 +310,18 @@ class RunStore:
     def count_done(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM images WHERE status = 'done'").fetchone()[0])
 
+    def _rows(self, rows: Iterable[Any]) -> Iterator[Any]:
+        """Rows of a query; a damaged page says so (with how to recover) instead of a raw SQLite error."""
+        try:
+            yield from rows
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
+            raise self.damaged(e) from None
+
     def iter_image_sizes(self) -> Iterator[tuple[str, int, int]]:
         """(relpath, width, height) of done images, sorted by relative path."""
-        yield from self.conn.execute("SELECT relpath, width, height FROM images WHERE status = 'done' ORDER BY relpath")
+        yield from self._rows(
+            self.conn.execute("SELECT relpath, width, height FROM images WHERE status = 'done' ORDER BY relpath")
+        )
 
     def iter_candidates(self, relpaths: Iterable[str] | None = None) -> Iterator[CandidateResult]:
         """Done images sorted by relative path, one at a time (masks stay RLE until an exporter needs one);
@@ -305,13 +338,27 @@ class RunStore:
                     "SELECT relpath, width, height, result FROM images WHERE status = 'done' AND relpath = ?", (r,)
                 )
             )
-        for relpath, w, h, text in rows:
+        for relpath, w, h, text in self._rows(rows):
             if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
                 raise RunStoreError(
                     f"{self.path}: the row of '{relpath}' is damaged (image size {w}x{h})",
                     hint="rerun the same `autolabel label` command: it relabels damaged rows, then export again",
                 )
             yield CandidateResult(relpath, w, h, candidates_from_json(text, w, h))
+
+    def damaged(self, e: BaseException) -> RunStoreError:
+        """What to say when reading the store failed: whether its pages are damaged, and how to recover."""
+        problems = quick_check(self.path)
+        if not problems:
+            return store_error(self.path, e)
+        return RunStoreError(
+            f"{self.path}: the run store is damaged ({problems[0]}"
+            + (f"; {len(problems) - 1} more problems" if len(problems) > 1 else "")
+            + f"; reading it failed with: {e})",
+            hint="rerun the same `autolabel label` command with --overwrite to relabel (the damaged store is kept "
+            f"beside it as {self.path.name}.damaged-…); to salvage the readable images first: "
+            f"sqlite3 {self.path} .recover | sqlite3 recovered.sqlite. Exports already written are untouched",
+        )
 
     def transaction(self) -> Any:
         return _Transaction(self.conn)

@@ -43,3 +43,38 @@ def test_a_store_from_a_newer_version_is_kept_and_not_overwritten(labeled_run: d
     with pytest.raises(RunStoreError, match="newer autolabel") as e:
         Run.open(labeled_run["run"])
     assert "upgrade" in (e.value.hint or "") and "would discard" in (e.value.hint or "")
+
+
+def _damage_pages(store: Path) -> None:
+    """Scramble two pages in the middle of a store (as a failing disk would), after a checkpoint."""
+    import sqlite3
+
+    con = sqlite3.connect(store)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    data = bytearray(store.read_bytes())
+    middle = len(data) // 4096 // 2
+    for page in (middle, middle + 1):
+        for i in range(page * 4096 + 100, page * 4096 + 4000, 7):
+            data[i] = (data[i] * 31 + 17) % 256
+    store.write_bytes(bytes(data))
+
+
+def test_damaged_pages_are_named_and_overwrite_recovers(fake_ontology_yaml: Path, tmp_path: Path) -> None:
+    """Damaged pages made `export` and `label` print a raw SQLite error or a garbled row (exit 1, 'a rerun
+    resumes': it does not), and `label --overwrite` could not clear the store."""
+    from tests.helpers import cli, write_images
+
+    write_images(tmp_path / "in", [f"im{i:03d}.png" for i in range(120)])
+    run = tmp_path / "run"
+    label = ["label", str(fake_ontology_yaml), str(tmp_path / "in"), "-o", str(run), "-f", "coco", "-q"]
+    assert cli(*label).returncode == 0
+    _damage_pages(run / "run.sqlite")
+    for args in (["export", str(run), "-f", "coco"], label):
+        r = cli(*args)
+        assert r.returncode == 2 and "the run store is damaged" in r.stderr, (args, r.stderr)
+        assert "--overwrite" in r.stderr and ".recover" in r.stderr and "unexpected" not in r.stderr
+    r = cli(*label, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert len(list(run.glob("run.sqlite.damaged-*"))) >= 1  # kept for salvage
+    assert cli("export", str(run), "-f", "coco").returncode == 0
