@@ -6,9 +6,9 @@ backends; no model is loaded to export.
 from __future__ import annotations
 
 import errno
-import logging
 import importlib
 import importlib.util
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace

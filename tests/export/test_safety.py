@@ -210,9 +210,8 @@ def test_a_full_disk_leaves_no_staging_even_when_another_clean_up_fails(
     flushes), which stopped the YOLO one and left `.yolo.staging-PID`; and it ended as `unexpected OSError`."""
     import errno
 
-    from autolabel.export import ExportError
+    from autolabel.export import ExportError, yolo_writer
     from autolabel.export import coco as coco_mod
-    from autolabel.export import yolo_writer
 
     def full(*_: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
