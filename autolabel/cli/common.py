@@ -110,6 +110,30 @@ def fail(message: str, hint: str | None, code: int) -> None:
     raise typer.Exit(code)
 
 
+def os_error(e: OSError) -> tuple[str, str, int]:
+    """(message, hint, exit code) of a file-system error no library code turned into a message: a full disk
+    (exit 1: a rerun resumes), a folder autolabel may not write (exit 2: the user's choice of path)."""
+    import errno
+
+    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on the disk{where}",
+            "free space and rerun the same command: finished images are kept, a file being written when the "
+            "disk filled (a frame, an export's staging) is written again",
+            1,
+        )
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        what = "read-only file system" if e.errno == errno.EROFS else "permission denied"
+        return (
+            f"cannot write{where}: {what}",
+            "choose a folder you can write (-o / --output), or fix its permissions; nothing else was changed",
+            2,
+        )
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"unexpected {type(e).__name__}: {first}", "set AUTOLABEL_DEBUG=1 for the traceback", 1
+
+
 def guard(fn: Callable[[], T]) -> T:
     """The one error boundary: library errors → `error:`/`hint:` lines and their exit code; Ctrl-C → 130;
     anything unexpected → one `error:` line and exit 1 (AUTOLABEL_DEBUG=1 shows the traceback)."""
@@ -127,6 +151,10 @@ def guard(fn: Callable[[], T]) -> T:
     except BrokenPipeError:  # `autolabel eval … | head`: the reader left; say nothing more (as `yes | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(EXIT_BROKEN_PIPE) from None
+    except OSError as e:
+        if os.environ.get("AUTOLABEL_DEBUG"):
+            raise
+        fail(*os_error(e))
     except Exception as e:
         if os.environ.get("AUTOLABEL_DEBUG"):
             raise

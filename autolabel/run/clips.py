@@ -10,6 +10,7 @@ The run store records each clip (`clips` table): its signature, frame rate, size
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ def extract_clips(
             except ImageError as e:
                 problems.append((v.relpath, e.message))
             except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+                    raise  # the run's disk, not the video: the command stops and says so
                 problems.append((v.relpath, f"cannot read the video: {e.strerror or e}"))
             else:
                 clips[v.relpath] = clip

@@ -116,7 +116,8 @@ def store_error(path: Path, e: BaseException) -> RunStoreError:
     if "full" in text or getattr(e, "errno", None) == 28:
         return RunStoreError(
             f"{path}: no space left on the disk ({e}); the run store is intact",
-            hint="free disk space, then rerun the same command: finished images are kept",
+            hint="free disk space, then rerun the same command: finished images are kept, and a frame or image "
+            "being written when the disk filled is written again",
         )
     if "readonly" in text or "read-only" in text or getattr(e, "errno", None) == 30:
         return RunStoreError(
@@ -285,12 +286,15 @@ class RunStore:
 
     def put_clip(self, relpath: str, signature: str, info: dict[str, Any]) -> None:
         """Record a video whose sampled frames were written (`run.clips`); its skipped row, if any, goes."""
-        with self.transaction():
-            self.conn.execute("DELETE FROM images WHERE relpath = ?", (relpath,))
-            self.conn.execute(
-                "INSERT OR REPLACE INTO clips (relpath, signature, info) VALUES (?, ?, ?)",
-                (relpath, signature, json.dumps(info, separators=(",", ":"))),
-            )
+        try:
+            with self.transaction():
+                self.conn.execute("DELETE FROM images WHERE relpath = ?", (relpath,))
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO clips (relpath, signature, info) VALUES (?, ?, ?)",
+                    (relpath, signature, json.dumps(info, separators=(",", ":"))),
+                )
+        except sqlite3.Error as e:  # a full disk: said, and a rerun extracts the clip again
+            raise store_error(self.path, e) from None
 
     def clips(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """relpath → (signature, info) of every recorded video."""

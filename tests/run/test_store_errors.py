@@ -78,3 +78,47 @@ def test_damaged_pages_are_named_and_overwrite_recovers(fake_ontology_yaml: Path
     assert r.returncode == 0, r.stderr
     assert len(list(run.glob("run.sqlite.damaged-*"))) >= 1  # kept for salvage
     assert cli("export", str(run), "-f", "coco").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("errno_name", "code", "said"),
+    [
+        ("ENOSPC", 1, "no space left on the disk (/r/frames/a.mp4/0000003.jpg)"),
+        ("EROFS", 2, "cannot write (/r/frames/a.mp4/0000003.jpg): read-only file system"),
+        ("EACCES", 2, "cannot write (/r/frames/a.mp4/0000003.jpg): permission denied"),
+    ],
+)
+def test_file_system_errors_are_said_with_the_right_exit_code(errno_name: str, code: int, said: str) -> None:
+    """A full disk while extracting frames, a read-only run (its `.lock`), an unwritable output: each said
+    (they were `unexpected …`, exit 1, or a video 'that cannot be read')."""
+    import errno
+
+    from autolabel.cli.common import os_error
+
+    message, hint, exit_code = os_error(OSError(getattr(errno, errno_name), "x", "/r/frames/a.mp4/0000003.jpg"))
+    assert (message, exit_code) == (said, code) and hint
+
+
+def test_a_full_disk_while_extracting_frames_stops_the_run_not_the_video(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from autolabel.run import clips as clips_mod
+    from autolabel.types import ImageInfo
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "frames" / "a.mp4" / "0000003.jpg"))
+
+    monkeypatch.setattr(clips_mod, "_clip", full)
+    store = RunStore(tmp_path / "run.sqlite")
+    video = ImageInfo("a.mp4", str(tmp_path / "a.mp4"), None)
+    with pytest.raises(OSError, match="No space left"):
+        clips_mod.extract_clips([video], tmp_path, _video_config(), store, "s")
+    store.close()
+
+
+def _video_config():  # type: ignore[no-untyped-def]
+    from autolabel.config.ontology import VideoConfig
+
+    return VideoConfig()
