@@ -8,6 +8,7 @@ Exit codes: 0 success; 2 bad input (ontology, arguments, model, output dir), not
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -57,4 +58,11 @@ app.add_typer(push_app, name="push")
 
 
 def main() -> None:
-    app(prog_name="autolabel")
+    from autolabel import interrupts
+
+    try:
+        app(prog_name="autolabel")
+    finally:
+        if interrupts.late():  # Ctrl-C after the command's work was done (and whole): still an interrupt
+            sys.stderr.write("interrupted (after the command finished: its output is complete)\n")
+            sys.exit(130)

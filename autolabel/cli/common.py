@@ -223,8 +223,14 @@ def export_options(
 
 
 def stop_on_sigterm() -> None:
-    """SIGTERM (a scheduler's stop) ends a command as cleanly as Ctrl-C."""
+    """SIGTERM (a scheduler's stop) ends a command as cleanly as Ctrl-C (deferred to an image boundary
+    where `interrupts.deferred` is in force)."""
     import signal
+
+    from autolabel import interrupts
+
+    if interrupts.is_deferring():
+        return
 
     def _terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

@@ -140,4 +140,6 @@ def export(
         for fmt, path in written.items():
             typer.echo(f"{fmt}: {path}")
 
-    guard(run)
+    from autolabel.interrupts import call_deferred
+
+    guard(lambda: call_deferred(run))

@@ -106,7 +106,9 @@ def import_corrections(
             typer.echo(f"{fmt}: {where}")
         typer.echo(f"report: {run_dir / REPORT}")
 
-    guard(run)
+    from autolabel.interrupts import call_deferred
+
+    guard(lambda: call_deferred(run))
 
 
 def _left_out(left_out: list[str]) -> str:

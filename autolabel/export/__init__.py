@@ -19,6 +19,7 @@ from autolabel.errors import AutolabelError, MissingDependencyError, UsageError
 from autolabel.export.base import ExportContext, Exporter, ExportOptions, ExportSkipped, YoloOptions
 from autolabel.export.records import decisions_digest, record_exports, stale_message
 from autolabel.fsutil import RunLock, remove_stale_temp_files
+from autolabel.interrupts import checkpoint
 from autolabel.overrides import shadowed
 from autolabel.progress import Progress
 from autolabel.run.run import Run
@@ -274,6 +275,7 @@ def _counted(
     bar.start(n_images, 0, f"export {','.join(formats)}")
     try:
         for res in results:
+            checkpoint()  # a deferred Ctrl-C stops here, between images
             for c in res.detections.class_id:
                 report.objects_per_class[dec.classes[int(c)]] += 1
             report.images += 1

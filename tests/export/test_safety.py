@@ -125,6 +125,43 @@ def test_sigkill_at_random_points_of_an_export_leaves_the_old_or_the_new_one_who
         _digest_of(run, 1)  # back to the old one for the next round
 
 
+def test_ctrl_c_at_any_point_of_an_export_ends_as_130_with_the_exports_whole(
+    fake_ontology_yaml: Path, tmp_path: Path
+) -> None:
+    """An interrupt that landed inside pycocotools ended as `unexpected TypeError … __array__()` (exit 1), and
+    one during the last images was lost (exit 0): Ctrl-C is now taken between images, or after the swap."""
+    import json
+
+    from autolabel.api import label_folder
+    from tests.fakes import FakeDetector, FakeSegmenter
+
+    write_images(tmp_path / "in", [f"im{i:03d}.png" for i in range(300)])
+    run = tmp_path / "run"
+    label_folder(fake_ontology_yaml, tmp_path / "in", run, ["coco"], backends=(FakeDetector(), FakeSegmenter()))
+    rng = random.Random(1)
+    interrupted = 0
+    for _ in range(8):
+        (run / ".lock").write_text("")
+        p = subprocess.Popen(
+            _export_cmd(run, 3, "coco,yolo"), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 60
+        while "exporting" not in ((run / ".lock").read_text() if (run / ".lock").exists() else ""):
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
+        if p.poll() is not None:  # finished before the signal: nothing to interrupt
+            p.communicate()
+            continue
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+        interrupted += 1
+        assert p.returncode == 130 and "interrupted" in err and "unexpected" not in err, (p.returncode, err)
+        json.loads((run / "coco" / "annotations.json").read_text())  # whole: the old one or the new one
+        assert not list(run.glob(".yolo.*")) and not list(run.glob("coco/.al-*"))
+    assert interrupted >= 4
+
+
 fo = pytest.importorskip("fiftyone")
 
 
