@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -169,9 +170,13 @@ class RunLock:
             with cls(run_dir, create=False):
                 pass
 
-    def __init__(self, run_dir: str | Path, create: bool = True, what: str = "labeling", wait: float = 0.0) -> None:
+    def __init__(
+        self, run_dir: str | Path, create: bool = True, what: str = "labeling", wait: float = 0.0, tidy: bool = False
+    ) -> None:
         self.path = Path(run_dir) / ".lock"
         self.create, self.what, self.wait = create, what, wait
+        self.tidy = tidy  # an output folder that is not a run: the lock file goes when released (if made here)
+        self._made = False
         self._fd: int | None = None
         self._key = ""
 
@@ -185,6 +190,7 @@ class RunLock:
             if self._key in _HELD:  # this process holds it already
                 _HELD[self._key] += 1
                 return self
+        self._made = self.create and not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if self.create else 0), FILE_MODE)
         deadline = time.monotonic() + self.wait
         while True:
@@ -223,5 +229,8 @@ class RunLock:
                 return
             del _HELD[self._key]
         if self._fd is not None:
-            os.close(self._fd)  # closing releases the flock; the file stays (harmless, reused next time)
+            if self.tidy and self._made:  # never leave a .lock in a folder autolabel does not own
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+            os.close(self._fd)  # closing releases the flock; a run's file stays (harmless, reused next time)
             self._fd = None

@@ -287,7 +287,7 @@ def _write_corrected(
                     res.relpath, res.width, res.height, fixed, res.clip, res.frame_index, res.time, tracks
                 )
 
-    with RunLock(out, what="exporting"):
+    with RunLock(out, what="exporting", tidy=True):
         return write_exports(ctx, formats, results())
 
 

@@ -9,6 +9,7 @@ import errno
 import importlib
 import importlib.util
 import logging
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -192,6 +193,8 @@ def run_context(run: Run, dec: DecisionSettings, options: ExportOptions) -> Expo
     from autolabel.export.fiftyone import default_dataset_name
 
     tolerance = dec.polygon_tolerance if options.polygon_tolerance is None else options.polygon_tolerance
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise UsageError(f"--polygon-tolerance {tolerance}: must be a finite number of pixels >= 0 (e.g. 1.0)")
     return ExportContext(
         out_dir=run.dir,
         classes=run.classes,

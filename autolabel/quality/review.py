@@ -224,7 +224,7 @@ def export_from_dataset(
         options=options,
         polygon_tolerance=options.polygon_tolerance or 0.0,
     )
-    with RunLock(out, what="exporting"):
+    with RunLock(out, what="exporting", tidy=True):
         return write_exports(ctx, formats, results_from_dataset(ds, index, classes))
 
 

@@ -158,12 +158,15 @@ def clip_frames(
     return frames, clips
 
 
-def forget_gone(run_dir: Path, gone: list[str], clips: set[str]) -> None:
-    """Images and videos no longer in the input folder leave the run (and the frames autolabel extracted)."""
+def forget_gone(run_dir: Path, gone: list[str], clips: set[str], listed: set[str] | None = None) -> None:
+    """Images and videos no longer in the input folder leave the run (and the frames autolabel extracted);
+    with `listed` (everything the input holds now), so do the skipped entries of files no longer there (an
+    object deleted from a bucket stays out of skipped.txt once the prefix is listed again)."""
     store = RunStore(store_path(run_dir))
     try:
         gone_clips = sorted(set(store.clips()) - clips)
-        store.forget(gone + gone_clips)
+        stale = sorted({r for r, _ in store.skipped()} - listed) if listed is not None else []
+        store.forget(gone + gone_clips + stale)
     finally:
         store.close()
     root = frames_root(run_dir)

@@ -198,7 +198,8 @@ def run_labeling(
         if models is None and len(done) < len(images):
             models = _models(plan, settings, backends)  # a video changed while it was being checked
         if settings.limit is None and not found.single_file:  # forget what was deleted from the input folder
-            forget_gone(output_p, sorted(set(opened.done) - {im.relpath for im in images}), set(clips))
+            listed = {im.relpath for im in images} | {v.relpath for v in found.videos} | {r for r, _ in problems}
+            forget_gone(output_p, sorted(set(opened.done) - {im.relpath for im in images}), set(clips), listed)
         if found.manifest is not None:  # a fresh listing of object storage: kept for reruns
             write_text_atomic(output_p / MANIFEST, found.manifest)
         summary = RunSummary(

@@ -85,6 +85,11 @@ def frames(path: str | Path, sampling: Sampling = Sampling()) -> Iterator[Frame]
     with container:
         if not container.streams.video:
             raise VideoError("no video stream (audio only?)")
+        if container.format.name.endswith("_pipe") or container.format.name in ("image2", "gif"):
+            raise VideoError(
+                f"not a video but an image ({container.format.long_name}) named like one: rename it to its "
+                "image extension to label it as an image"
+            )
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         kept, next_time, index = 0, 0.0, -1

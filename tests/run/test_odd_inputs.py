@@ -129,3 +129,30 @@ def test_odd_but_legal_names_never_block_an_export(fake_ontology_yaml: Path, tmp
     assert export_name("photos//dbl.jpg") == "photos/_/dbl.jpg" and export_name("../x") == "__/x"
     long = export_name("d/" + "y" * 300 + ".jpg").split("/")[1]
     assert len(long.encode()) <= 255 and long.endswith(".jpg")
+
+
+def test_small_traps_are_refused_cleanly(fake_ontology_yaml: Path, tmp_path: Path) -> None:
+    """`--polygon-tolerance inf` (an OpenCV error), a JPEG named .mp4 (taken as a one-frame clip), an import
+    into a folder autolabel then refuses (a `.lock` left behind in the user's folder)."""
+    import json
+
+    from autolabel.annotate.importing import import_corrections
+    from tests.helpers import cli
+
+    pytest.importorskip("av")
+    write_images(tmp_path / "in", ["a.png"])
+    scene().save(tmp_path / "in" / "photo.mp4", format="JPEG")
+    summary, _ = _label(fake_ontology_yaml, tmp_path / "in", tmp_path / "out")
+    (why,) = [w for r, w in summary.skipped if r == "photo.mp4"]
+    assert why.startswith("not a video but an image") and "rename it" in why
+    r = cli("export", str(tmp_path / "out"), "-f", "coco", "--polygon-tolerance", "inf")
+    assert r.returncode == 2 and "--polygon-tolerance inf: must be a finite number" in r.stderr, r.stderr
+    mine = tmp_path / "mine"
+    (mine / "coco").mkdir(parents=True)
+    (mine / "coco" / "annotations.json").write_text(json.dumps({"someone": "else's"}))
+    export_run(tmp_path / "out", ["coco"])
+    with pytest.raises(UsageError, match="not written by autolabel"):
+        import_corrections(
+            tmp_path / "out", tmp_path / "out" / "coco" / "annotations.json", ["coco"], mine, reviewed="all"
+        )
+    assert sorted(p.name for p in mine.iterdir()) == ["coco"]  # no .lock left in the user's folder

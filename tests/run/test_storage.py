@@ -97,6 +97,9 @@ def test_changed_and_missing_objects(fake_ontology_yaml: Path, s3: dict, tmp_pat
     assert s["skipped"] == [
         {"relpath": sorted(NAMES)[4], "reason": "object not found (deleted since it was listed? rerun with --relist)"}
     ]
+    r = cli("label", str(fake_ontology_yaml), "s3://photos/in", "-o", str(out), "-f", "coco", "-q", "--relist", env=s3)
+    assert r.returncode == 0, r.stderr  # listed again: the deleted object is no longer skipped (was exit 3)
+    assert sorted(NAMES)[4] not in (out / "skipped.txt").read_text()
     bigger = write_images(tmp_path / "other", ["x.png"], size=(200, 150))[0]
     client.upload_file(str(bigger), "photos", "in/" + sorted(NAMES)[0])  # another picture under the same key
     s = _label(fake_ontology_yaml, "s3://photos/in", out, s3, "--relist")
