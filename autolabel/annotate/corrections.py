@@ -9,7 +9,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -145,7 +145,7 @@ def _ls_image(ann: dict, rel: str, size: tuple[int, int], out: Corrections, wher
         if region is None:
             out.ignored[str(r.get("type"))[:40]] += 1
         elif region[1].any():
-            reviewed.labels.append(region)
+            reviewed.add(*region)
     return reviewed
 
 
@@ -154,44 +154,81 @@ def read_cvat(path: Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str,
     basenames = Counter(PurePosixPath(r).name for r in sizes)
     aliases = export_aliases(sizes)
     try:
-        root = ET.parse(path).getroot()
+        for im in _cvat_images(path):
+            _cvat_image(im, path, sizes, basenames, aliases, out)
+    except _VideoTask:
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError as e:
+            raise UsageError(f"'{path}' is not valid XML ({e})") from None
+        return read_cvat_video(root, path, clips or {}, sizes, cvat_shape)
+    return out
+
+
+class _VideoTask(Exception):
+    """The file is a CVAT for video task (tracks), not images."""
+
+
+def _cvat_images(path: Path) -> Iterator[ET.Element]:
+    """The `<image>` elements of a CVAT XML, streamed: each is dropped once read, so memory stays near one
+    image's shapes however large the file (a 200 MB export took 2.2 GB parsed whole)."""
+    try:
+        context = ET.iterparse(path, events=("start", "end"))
+        _, root = next(context)
+        if root.tag != "annotations":
+            raise UsageError(f"'{path}' is not a CVAT XML file", hint="export the task as 'CVAT for images 1.1'")
+        for event, el in context:
+            if (event == "start" and el.tag == "track") or (
+                event == "end" and el.tag == "mode" and (el.text or "").strip() == "interpolation"
+            ):
+                raise _VideoTask
+            if event == "end" and el.tag == "image":
+                yield el
+                root.clear()
     except ET.ParseError as e:
         raise UsageError(f"'{path}' is not valid XML ({e})") from None
-    if root.tag != "annotations":
-        raise UsageError(f"'{path}' is not a CVAT XML file", hint="export the task as 'CVAT for images 1.1'")
-    if root.find("track") is not None or root.findtext("meta/task/mode") == "interpolation":
-        return read_cvat_video(root, path, clips or {}, sizes, cvat_shape)
-    for im in root.iter("image"):
-        rel = match_path(im.get("name", ""), sizes, basenames, aliases)
-        if rel is None:
-            out.unmatched.append(im.get("name", "?"))
-            continue
-        w, h = sizes[rel]
+
+
+def _cvat_image(
+    im: ET.Element,
+    path: Path,
+    sizes: dict[str, tuple[int, int]],
+    basenames: Counter,
+    aliases: Mapping[str, str],
+    out: Corrections,
+) -> None:
+    rel = match_path(im.get("name", ""), sizes, basenames, aliases)
+    if rel is None:
+        out.unmatched.append(im.get("name", "?"))
+        return
+    w, h = sizes[rel]
+    try:
+        size = (whole(im.get("width", w), "width"), whole(im.get("height", h), "height"))
+    except ShapeError as e:
+        raise UsageError(f"{path}: image '{rel}': {e.message}", hint=FIX) from None
+    if size != (w, h):
+        raise UsageError(f"CVAT image '{rel}' is {im.get('width')}×{im.get('height')}; the run's is {w}×{h}")
+    reviewed = Reviewed(rel, w, h)
+    labels: list[tuple[str, np.ndarray]] = []
+    groups: dict[str, int] = {}
+    for j, el in enumerate(im):
         try:
-            size = (whole(im.get("width", w), "width"), whole(im.get("height", h), "height"))
-        except ShapeError as e:
-            raise UsageError(f"{path}: image '{rel}': {e.message}", hint=FIX) from None
-        if size != (w, h):
-            raise UsageError(f"CVAT image '{rel}' is {im.get('width')}×{im.get('height')}; the run's is {w}×{h}")
-        reviewed = Reviewed(rel, w, h)
-        groups: dict[str, int] = {}
-        for j, el in enumerate(im):
-            try:
-                mask = cvat_shape(el, h, w)
-                label = label_of(el.get("label", ""), "label") if mask is not None else ""
-            except UsageError as e:
-                raise UsageError(f"{path}: image '{rel}', shape {j} (<{el.tag}>): {e.message}", hint=FIX) from None
-            if mask is None:
-                out.ignored[el.tag] += 1
-                continue
-            group = el.get("group_id", "0")
-            if el.tag == "polygon" and group != "0" and group in groups:  # another part of the same object
-                reviewed.labels[groups[group]][1][mask] = True
-                continue
-            groups[group] = len(reviewed.labels)
-            reviewed.labels.append((label, mask))
-        out.images[rel] = reviewed
-    return out
+            mask = cvat_shape(el, h, w)
+            label = label_of(el.get("label", ""), "label") if mask is not None else ""
+        except UsageError as e:
+            raise UsageError(f"{path}: image '{rel}', shape {j} (<{el.tag}>): {e.message}", hint=FIX) from None
+        if mask is None:
+            out.ignored[el.tag] += 1
+            continue
+        group = el.get("group_id", "0")
+        if el.tag == "polygon" and group != "0" and group in groups:  # another part of the same object
+            labels[groups[group]][1][mask] = True
+            continue
+        groups[group] = len(labels)
+        labels.append((label, mask))
+    for label, mask in labels:
+        reviewed.add(label, mask)
+    out.images[rel] = reviewed
 
 
 def read_coco_corrections(data: dict, sizes: dict[str, tuple[int, int]]) -> Corrections:
@@ -228,7 +265,7 @@ def read_coco_corrections(data: dict, sizes: dict[str, tuple[int, int]]) -> Corr
             else:
                 x, y, bw, bh = a["bbox"]
                 mask = box_mask([x, y, x + bw, y + bh], h, w)
-            reviewed.labels.append((names[a["category_id"]], mask))
+            reviewed.add(names[a["category_id"]], mask)
         out.images[rel] = reviewed
     return out
 

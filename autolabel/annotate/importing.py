@@ -24,7 +24,7 @@ from autolabel.errors import UsageError
 from autolabel.export import ExportContext, ExportOptions, check_export_dependencies, model_version, write_exports
 from autolabel.export.coco import coco_categories
 from autolabel.fsutil import RunLock, is_within, write_text_atomic
-from autolabel.masks import box_mask, encode_rle, mask_to_xyxy
+from autolabel.masks import box_mask, mask_to_xyxy
 from autolabel.run.run import Run
 from autolabel.types import Detections, ImageResult
 
@@ -69,15 +69,14 @@ class ImportReport:
 
 
 def _detections(reviewed: Reviewed, classes: list[str]) -> Detections:
-    boxes = [mask_to_xyxy(m) for _, m in reviewed.labels]
+    labels = reviewed.labels  # decoded once, for this image
+    boxes = [mask_to_xyxy(m) for _, m in labels]
     return Detections(
         np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-        np.asarray([classes.index(c) for c, _ in reviewed.labels], dtype=np.int64),
+        np.asarray([classes.index(c) for c, _ in labels], dtype=np.int64),
         None,  # a human's label has no score
-        [c for c, _ in reviewed.labels],
-        np.stack([m for _, m in reviewed.labels])
-        if reviewed.labels
-        else np.zeros((0, reviewed.height, reviewed.width), dtype=bool),
+        [c for c, _ in labels],
+        np.stack([m for _, m in labels]) if labels else np.zeros((0, reviewed.height, reviewed.width), dtype=bool),
     )
 
 
@@ -127,7 +126,7 @@ def ground_truth_text(
             came = {key: v for key, v in old_imports[k].items() if key != "images"}
         entries[old_im["file_name"]] = (old_im["width"], old_im["height"], labels, came)
     for rel, rv in corr.images.items():
-        entries[rel] = (rv.width, rv.height, [(c, _annotation(m)) for c, m in rv.labels], origin)
+        entries[rel] = (rv.width, rv.height, [(c, _annotation(r)) for c, r in rv.rles], origin)
     images: list[dict[str, Any]] = []
     anns: list[dict[str, Any]] = []
     imports: list[dict] = []
@@ -156,11 +155,13 @@ def _count(images: list[dict[str, Any]], k: int) -> int:
     return sum(1 for im in images if im.get("autolabel_import") == k)
 
 
-def _annotation(mask: np.ndarray) -> dict[str, Any]:
-    box = mask_to_xyxy(mask)
-    assert box is not None
-    x0, y0, x1, y1 = (int(v) for v in box)
-    return {"segmentation": encode_rle(mask), "area": int(mask.sum()), "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0}
+def _annotation(rle: dict[str, Any]) -> dict[str, Any]:
+    """A COCO annotation of a label kept as RLE (`{"size", "counts": str}`): its area and tight box."""
+    from pycocotools import mask as mask_utils
+
+    coded = {"size": rle["size"], "counts": rle["counts"].encode()}
+    x, y, w, h = (int(v) for v in mask_utils.toBbox(coded))
+    return {"segmentation": rle, "area": int(mask_utils.area(coded)), "bbox": [x, y, w, h], "iscrowd": 0}
 
 
 def import_corrections(
@@ -195,7 +196,7 @@ def import_corrections(
         if not corr.images:
             why = f"{len(corr.left_out)} left out (not reviewed, skipped or rejected), {len(corr.unmatched)} unmatched"
             raise UsageError(f"'{path}' holds no reviewed image of this run ({why})", hint=_unmatched_hint(corr))
-        names = {c for rv in corr.images.values() for c, _ in rv.labels}
+        names = {c for rv in corr.images.values() for c, _ in rv.rles}
         new_classes = sorted(names - set(run.classes))
         classes = run.classes + new_classes
         report = ImportReport(

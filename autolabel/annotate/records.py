@@ -7,16 +7,36 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from autolabel.masks import encode_rle
+
 
 @dataclass
 class Reviewed:
-    """One image as the reviewers left it: (class name, full-image mask) per label."""
+    """One image as the reviewers left it: (class name, mask) per label, kept as COCO RLE (a large export of
+    many images stays small in memory); `labels` decodes them to full-image masks for one image at a time."""
 
     relpath: str
     width: int
     height: int
-    labels: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    rles: list[tuple[str, dict]] = field(default_factory=list)
     track_ids: list[int] | None = None  # a video frame's: the track id of each label (kept into COCO/MOT)
+
+    def add(self, label: str, mask: np.ndarray, track_id: int | None = None) -> None:
+        """One label (an empty mask, e.g. a polygon drawn outside the image, is no label)."""
+        if not mask.any():
+            return
+        self.rles.append((label, encode_rle(mask)))
+        if track_id is not None:
+            self.track_ids = [*(self.track_ids or []), track_id]
+
+    @property
+    def labels(self) -> list[tuple[str, np.ndarray]]:
+        from pycocotools import mask as mask_utils
+
+        return [
+            (c, np.asarray(mask_utils.decode({"size": r["size"], "counts": r["counts"].encode()}), dtype=bool))
+            for c, r in self.rles
+        ]
 
 
 @dataclass

@@ -60,8 +60,7 @@ def read_cvat_video(
     clip = _which_clip(root, path, clips)
     frames = clip.frame_relpaths()
     w, h = sizes[frames[0]]
-    labels: list[list[tuple[str, np.ndarray]]] = [[] for _ in frames]
-    ids: list[list[int]] = [[] for _ in frames]
+    reviewed = [Reviewed(rel, w, h, [], []) for rel in frames]
     for track in root.iter("track"):
         tid = _int(track.get("id"), f"{path}: <track id=…>")
         for el in track:
@@ -78,10 +77,8 @@ def read_cvat_video(
             if mask is None:
                 out.ignored[el.tag] += 1
             elif mask.any():
-                labels[k].append((label, mask))
-                ids[k].append(tid)
-    for k, rel in enumerate(frames):
-        out.images[rel] = Reviewed(rel, w, h, labels[k], ids[k])
+                reviewed[k].add(label, mask, tid)
+    out.images.update({rv.relpath: rv for rv in reviewed})
     return out
 
 
@@ -108,8 +105,7 @@ def read_ls_video(ann: dict[str, Any], clip: Clip, sizes: dict[str, tuple[int, i
     regions = [r for r in regions if r.get("type") == "videorectangle"]
     ours = [int(m.group(1)) for r in regions if (m := _OUR_ID.match(str(r.get("id", ""))))]
     fresh = max(ours, default=-1) + 1
-    labels: list[list[tuple[str, np.ndarray]]] = [[] for _ in frames]
-    ids: list[list[int]] = [[] for _ in frames]
+    reviewed = [Reviewed(rel, w, h, [], []) for rel in frames]
     for r in regions:
         m = _OUR_ID.match(str(r.get("id", "")))
         tid = int(m.group(1)) if m else fresh
@@ -123,12 +119,9 @@ def read_ls_video(ann: dict[str, Any], clip: Clip, sizes: dict[str, tuple[int, i
             if box is not None:
                 x, y, bw, bh = box
                 check_xy([x, x + bw], [y, y + bh], 100, 100, f"Label Studio video task '{clip.relpath}' box")
-                labels[k].append(
-                    (label, box_mask([x * w / 100, y * h / 100, (x + bw) * w / 100, (y + bh) * h / 100], h, w))
-                )
-                ids[k].append(tid)
-    for k, rel in enumerate(frames):
-        out.images[rel] = Reviewed(rel, w, h, labels[k], ids[k])
+                px = [x * w / 100, y * h / 100, (x + bw) * w / 100, (y + bh) * h / 100]
+                reviewed[k].add(label, box_mask(px, h, w), tid)
+    out.images.update({rv.relpath: rv for rv in reviewed})
 
 
 def _keyframes(seq: object, where: str) -> list[dict[str, Any]]:
