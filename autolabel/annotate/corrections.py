@@ -97,26 +97,19 @@ def read_labelstudio(
         raw = task.get("data")
         data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         name = f"task {str(task.get('id', k))[:40]}"
-        if "video" in data:  # a clip: its objects are video rectangles over its frames
-            ref = str(data.get("relpath") or data.get("video") or "")
-            clip = match_path(ref, clips, clip_names) if ref else None
-            if clip is None:
-                out.unmatched.append(ref or f"{name} (no data.video)")
-                continue
-            ann, why = _final_annotation(task)
-            if ann is None:
-                out.left_out += [f"{r}: {why}" for r in clips[clip].frame_relpaths()]
-                continue
-            read_ls_video(ann, clips[clip], sizes, out)
-            continue
-        ref = str(data.get("relpath") or data.get("image") or "")
-        rel = match_path(ref, sizes, basenames) if ref else None
+        video = "video" in data  # a clip: its objects are video rectangles over its frames
+        key, known, names = ("video", clips, clip_names) if video else ("image", sizes, basenames)
+        ref = str(data.get("relpath") or data.get(key) or "")
+        rel = match_path(ref, known, names) if ref else None
         if rel is None:
-            out.unmatched.append(ref or f"{name} (no data.image)")
+            out.unmatched.append(ref or f"{name} (no data.{key})")
             continue
         ann, why = _final_annotation(task)
         if ann is None:
-            out.left_out.append(f"{rel}: {why}")
+            out.left_out += [f"{r}: {why}" for r in (clips[rel].frame_relpaths() if video else [rel])]
+            continue
+        if video:
+            read_ls_video(ann, clips[rel], sizes, out)
             continue
         if rel in task_of:  # the same image twice: the later task wins, and that is said
             out.notes.append(f"{rel}: {name} replaces {task_of[rel]} (the same image twice; the later one counts)")

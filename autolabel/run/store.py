@@ -318,6 +318,8 @@ class RunStore:
         """Rows of a query; a damaged page says so (with how to recover) instead of a raw SQLite error."""
         try:
             yield from rows
+        except sqlite3.ProgrammingError:  # used after close (a generator finalised late): not damage
+            raise
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             raise self.damaged(e) from None
 
