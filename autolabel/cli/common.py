@@ -104,6 +104,9 @@ DEFAULT_FORMATS = "coco,yolo,fiftyone"
 
 
 def fail(message: str, hint: str | None, code: int) -> None:
+    from autolabel.cli.supervise import note_reported
+
+    note_reported()  # a supervising parent (label --ray) need not add its own line
     typer.echo(f"error: {message}", err=True)
     if hint:
         typer.echo(f"hint: {hint}", err=True)

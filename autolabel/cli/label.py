@@ -139,6 +139,14 @@ def label(
     ray_resource: RayResource = None,
 ) -> None:
     """Label every image under INPUT_DIR with the ONTOLOGY and write the exports. Reruns resume."""
+    from autolabel.cli import supervise
+
+    if ray and not supervise.is_child():  # Ray may end its driver process itself: watch it from here
+        from autolabel.api import default_output
+
+        raise typer.Exit(supervise.supervise(output if output is not None else default_output(input_dir)))
+    if supervise.is_child():
+        supervise.take_one_interrupt()
 
     def run() -> int:
         from autolabel.api import default_output, label_folder

@@ -196,3 +196,31 @@ def test_a_local_ray_run_never_joins_another_cluster_on_the_machine(
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert r.returncode == 0, r.stderr
     assert _done(tmp_path / "out") == len(NAMES)
+
+
+def test_a_killed_raylet_ends_the_run_with_an_error_line_and_a_rerun_resumes(
+    fake_ontology_yaml: Path, data: Path, tmp_path: Path
+) -> None:
+    """Ray ends its driver process itself when the raylet dies (raw Ray lines, exit 1, no `error:` line
+    before): the watching parent now says what happened and that a rerun resumes; the rerun completes and
+    its exports equal a one-process run's."""
+    import psutil
+
+    run = tmp_path / "ray"
+    args = label_args(fake_ontology_yaml, data, run, "--ray", "--workers", "1")
+    p = _start(args, {"AUTOLABEL_FAKE_DELAY": "0.4"})
+    _wait_for(run, 2, p)
+    raylets = [c for c in psutil.Process(p.pid).children(recursive=True) if "raylet" in " ".join(c.cmdline())[:300]]
+    raylets = [c for c in raylets if c.name() == "raylet" or c.cmdline()[0].endswith("/raylet")]
+    assert raylets, "the run's raylet"
+    for c in raylets:
+        c.kill()
+    _, err = p.communicate(timeout=180)
+    assert p.returncode == 1, err[-2000:]
+    assert "error: the labeling process ended without a word" in err and "a rerun of the same command resumes" in err
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert _done(run) == 12
+    r = cli(*label_args(fake_ontology_yaml, data, tmp_path / "local"))
+    assert r.returncode == 0, r.stderr
+    assert exports(run) == exports(tmp_path / "local")
