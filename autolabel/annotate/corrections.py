@@ -9,7 +9,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -84,7 +84,7 @@ def _final_annotation(task: dict) -> tuple[dict | None, str]:
 
 
 def read_labelstudio(
-    tasks: list, sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None, where: str = ""
+    tasks: Iterable[Any], sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None, where: str = ""
 ) -> Corrections:
     out = Corrections("Label Studio JSON")
     basenames = Counter(PurePosixPath(r).name for r in sizes)
@@ -263,6 +263,45 @@ def read_coco_corrections(data: dict, sizes: dict[str, tuple[int, int]]) -> Corr
     return out
 
 
+def _first_char(p: Path) -> str:
+    with p.open("rb") as f:
+        head = f.read(4096).decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
+    return head[:1]
+
+
+def json_array_items(path: Path, chunk: int = 1 << 20) -> Iterator[Any]:
+    """The items of a JSON file holding one array, parsed one at a time from a growing buffer, so memory
+    stays near one item (a Label Studio export of many tasks is never held whole)."""
+    decoder = json.JSONDecoder()
+    with path.open(encoding="utf-8") as f:
+        buf, pos, eof = f.read(chunk).lstrip("\ufeff"), 0, False
+        pos = buf.index("[") + 1
+        while True:
+            while True:  # skip white space and commas (read more when the buffer runs out)
+                while pos < len(buf) and buf[pos] in " \t\r\n,":
+                    pos += 1
+                if pos < len(buf) or eof:
+                    break
+                more = f.read(chunk)
+                buf, pos, eof = buf[pos:] + more, 0, not more
+            if pos >= len(buf):
+                raise UsageError(f"'{path}' ends before its list of tasks is closed (a cut-off export?)")
+            if buf[pos] == "]":
+                return
+            try:
+                item, end = decoder.raw_decode(buf, pos)
+            except json.JSONDecodeError as e:
+                if eof:
+                    raise UsageError(f"'{path}' is not valid JSON ({e.msg} at character {e.pos})") from None
+                more = f.read(max(chunk, len(buf)))  # an item longer than the buffer: read (doubling) more
+                buf, pos, eof = buf[pos:] + more, 0, not more
+                continue
+            except RecursionError:
+                raise UsageError(f"'{path}' is JSON nested too deeply to be an annotation export") from None
+            yield item
+            buf, pos = buf[end:], 0
+
+
 def read_corrections(
     path: str | Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None
 ) -> Corrections:
@@ -273,6 +312,8 @@ def read_corrections(
         raise UsageError(f"corrections file '{p}' not found")
     if p.suffix.lower() == ".xml":
         return read_cvat(p, sizes, clips)
+    if _first_char(p) == "[":  # a Label Studio export: tasks streamed one at a time
+        return read_labelstudio(json_array_items(p), sizes, clips, str(p))
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

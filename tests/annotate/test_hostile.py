@@ -18,6 +18,7 @@ from autolabel.annotate.importing import import_corrections
 from autolabel.errors import UsageError
 from autolabel.export import ExportOptions, export_run
 from autolabel.quality.evaluate import evaluate_run
+from autolabel.run.run import Run
 from autolabel.tool_rle import ls_encode
 from tests.helpers import cli
 
@@ -270,3 +271,35 @@ def test_a_large_cvat_xml_is_read_in_little_memory(labeled_run: dict, tmp_path: 
     tracemalloc.stop()
     assert len(corr.images) == len(sizes) and corr.ignored["tag"] == 200 * 400 * len(sizes)
     assert peak < 40e6, peak  # parsed whole: over 300 MB
+
+
+def test_a_large_label_studio_export_is_read_task_by_task(labeled_run: dict, tmp_path: Path) -> None:
+    """A Label Studio export (a list of tasks) is parsed one task at a time: peak memory near one task, not
+    the file; a cut-off export is a clear error."""
+    import tracemalloc
+
+    from autolabel.annotate.corrections import read_corrections
+
+    run = labeled_run["run"]
+    tasks = _submit(_ls_tasks(run), "c.jpg", lambda result: None)
+    task = next(t for t in tasks if t["data"]["relpath"] == "c.jpg")
+    filler = {"type": "choices", "value": {"choices": ["x" * 40] * 400}}  # a result with no shape: cheap to read
+    task["annotations"][0]["result"] += [filler] * 10
+    path = tmp_path / "big.json"
+    with path.open("w") as f:
+        f.write("[")
+        for k in range(150):
+            f.write(("," if k else "") + json.dumps({**task, "id": k}))
+        f.write("]")
+    assert path.stat().st_size > 20e6
+    with Run.open(run) as opened:
+        sizes = {r: (w, h) for r, w, h in opened.images()}
+    tracemalloc.start()
+    corr = read_corrections(path, sizes)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert list(corr.images) == ["c.jpg"] and corr.ignored["choices"] == 1500
+    assert peak < 15e6, peak  # the whole file parsed: several times its 24 MB
+    path.write_text(path.read_text()[:-5000])
+    with pytest.raises(UsageError, match=r"ends before its list of tasks is closed|not valid JSON"):
+        read_corrections(path, sizes)
