@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from autolabel.annotate.jsonstream import first_char, json_array_items
 from autolabel.annotate.records import Corrections, Reviewed
 from autolabel.annotate.shapes import ShapeError, cvat_shape, label_of, ls_region, whole
 from autolabel.annotate.video_corrections import read_cvat_video, read_ls_video
@@ -263,45 +264,6 @@ def read_coco_corrections(data: dict, sizes: dict[str, tuple[int, int]]) -> Corr
     return out
 
 
-def _first_char(p: Path) -> str:
-    with p.open("rb") as f:
-        head = f.read(4096).decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
-    return head[:1]
-
-
-def json_array_items(path: Path, chunk: int = 1 << 20) -> Iterator[Any]:
-    """The items of a JSON file holding one array, parsed one at a time from a growing buffer, so memory
-    stays near one item (a Label Studio export of many tasks is never held whole)."""
-    decoder = json.JSONDecoder()
-    with path.open(encoding="utf-8") as f:
-        buf, pos, eof = f.read(chunk).lstrip("\ufeff"), 0, False
-        pos = buf.index("[") + 1
-        while True:
-            while True:  # skip white space and commas (read more when the buffer runs out)
-                while pos < len(buf) and buf[pos] in " \t\r\n,":
-                    pos += 1
-                if pos < len(buf) or eof:
-                    break
-                more = f.read(chunk)
-                buf, pos, eof = buf[pos:] + more, 0, not more
-            if pos >= len(buf):
-                raise UsageError(f"'{path}' ends before its list of tasks is closed (a cut-off export?)")
-            if buf[pos] == "]":
-                return
-            try:
-                item, end = decoder.raw_decode(buf, pos)
-            except json.JSONDecodeError as e:
-                if eof:
-                    raise UsageError(f"'{path}' is not valid JSON ({e.msg} at character {e.pos})") from None
-                more = f.read(max(chunk, len(buf)))  # an item longer than the buffer: read (doubling) more
-                buf, pos, eof = buf[pos:] + more, 0, not more
-                continue
-            except RecursionError:
-                raise UsageError(f"'{path}' is JSON nested too deeply to be an annotation export") from None
-            yield item
-            buf, pos = buf[end:], 0
-
-
 def read_corrections(
     path: str | Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str, Clip] | None = None
 ) -> Corrections:
@@ -312,7 +274,7 @@ def read_corrections(
         raise UsageError(f"corrections file '{p}' not found")
     if p.suffix.lower() == ".xml":
         return read_cvat(p, sizes, clips)
-    if _first_char(p) == "[":  # a Label Studio export: tasks streamed one at a time
+    if first_char(p) == "[":  # a Label Studio export: tasks streamed one at a time
         return read_labelstudio(json_array_items(p), sizes, clips, str(p))
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
