@@ -35,7 +35,8 @@ from autolabel.run.executors.local import fixed_batches, run_local
 from autolabel.run.executors.tracked import run_tracked
 from autolabel.run.inputs import discover_input
 from autolabel.run.settings import LabelJob, RunSettings, RunSummary
-from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, quick_check, set_aside, store_path
+from autolabel.run.store import STORE_NAME, RunMeta, RunStore, file_signature, store_path
+from autolabel.run.store_health import quick_check, set_aside
 from autolabel.storage import MANIFEST, is_uri
 from autolabel.types import ImageInfo
 from autolabel.video.clip import Clip

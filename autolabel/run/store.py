@@ -20,9 +20,7 @@ from typing import Any
 import numpy as np
 
 from autolabel.errors import RunStoreError
-from autolabel.run.store_health import quick_check, set_aside, store_error
-
-__all__ = ["RunMeta", "RunStore", "quick_check", "set_aside", "store_error", "store_path"]
+from autolabel.run.store_health import quick_check, store_error
 from autolabel.types import CANDIDATES_FORMAT, CandidateResult, Candidates, RleMasks
 
 STORE_NAME = "run.sqlite"

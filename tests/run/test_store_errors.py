@@ -9,7 +9,8 @@ import pytest
 
 from autolabel.errors import RunStoreError
 from autolabel.run.run import Run
-from autolabel.run.store import RunStore, store_error, store_path
+from autolabel.run.store import RunStore, store_path
+from autolabel.run.store_health import store_error
 
 
 @pytest.mark.parametrize(

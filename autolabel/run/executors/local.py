@@ -23,7 +23,8 @@ from autolabel.images import load_image
 from autolabel.progress import Progress
 from autolabel.run.executors.pipeline import FailureStreak, Pipeline
 from autolabel.run.settings import LabelJob, RunSettings, RunSummary
-from autolabel.run.store import RunStore, store_error, store_path
+from autolabel.run.store import RunStore, store_path
+from autolabel.run.store_health import store_error
 from autolabel.types import Done, ImageInfo, Outcome, Skipped
 
 _Loaded = tuple[ImageInfo, "np.ndarray | None", str | None]
