@@ -25,6 +25,17 @@ COCO_MASKS = ("polygon", "rle")
 MEDIA_MODES = ("symlink", "hardlink", "copy")
 MULTIPART_MODES = ("merge", "largest")
 TOOL_MASKS = ("rle", "polygon")  # annotation tools: their own mask RLE (brush / CVAT mask), or polygons
+PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c")
+
+
+def coord(v: float) -> str:
+    """A pixel coordinate as the annotation tools' XML holds it (CVAT)."""
+    return f"{float(v):.2f}"
+
+
+def percent(v: float, size: int) -> float:
+    """A pixel coordinate in percent of the image side (Label Studio)."""
+    return round(float(v) * 100.0 / size, 4)
 
 
 @dataclass(frozen=True)

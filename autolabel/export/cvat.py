@@ -26,9 +26,8 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from autolabel.errors import UsageError
-from autolabel.export.base import TOOL_MASKS, ExportContext
-from autolabel.export.cvat_video import ClipTracks
-from autolabel.export.labelstudio import PALETTE
+from autolabel.export.base import TOOL_MASKS, ExportContext, coord
+from autolabel.export.cvat_video import ClipTracks, cvat_labels
 from autolabel.export.yolo_writer import aside_path, place_media, recover_swap, swap_in
 from autolabel.fsutil import StreamedFile, export_names, head_lines, safe_join
 from autolabel.masks import external_polygons
@@ -39,16 +38,8 @@ from autolabel.video.clip import clip_of, sequence_names
 MARK = "<!-- CVAT for images 1.1, written by autolabel -->"  # the second line of every file we write
 
 
-def _n(v: float) -> str:
-    return f"{float(v):.2f}"
-
-
 def cvat_meta(classes: list[str], size: int, name: str) -> str:
-    labels = "".join(
-        f"<label><name>{escape(c)}</name><color>{PALETTE[i % len(PALETTE)]}</color><type>any</type>"
-        "<attributes></attributes></label>"
-        for i, c in enumerate(classes)
-    )
+    labels = cvat_labels(classes)
     return (
         f"  <meta><task><name>{escape(name)}</name><size>{size}</size><mode>annotation</mode>"
         f"<overlap>0</overlap><labels>{labels}</labels></task></meta>\n"
@@ -68,7 +59,7 @@ def image_shapes(
         mask = det.masks[i] if det.masks is not None else None
         if mask is None:
             x0, y0, x1, y1 = det.xyxy[i]
-            out.append(f'<box {common} xtl="{_n(x0)}" ytl="{_n(y0)}" xbr="{_n(x1)}" ybr="{_n(y1)}"></box>')
+            out.append(f'<box {common} xtl="{coord(x0)}" ytl="{coord(y0)}" xbr="{coord(x1)}" ybr="{coord(y1)}"></box>')
         elif masks == "rle":
             enc = cvat_encode(np.asarray(mask, dtype=bool))
             if enc is None:
@@ -83,7 +74,7 @@ def image_shapes(
             grouped = f' group_id="{group}"' if len(polys) > 1 else ""
             group += len(polys) > 1
             for poly in polys:
-                points = ";".join(f"{_n(x)},{_n(y)}" for x, y in poly)
+                points = ";".join(f"{coord(x)},{coord(y)}" for x, y in poly)
                 out.append(f'<polygon {common}{grouped} points="{points}"></polygon>')
     return out, group
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from autolabel.export.labelstudio import PALETTE
+from autolabel.export.base import PALETTE, coord
 from autolabel.fsutil import safe_join, write_text_atomic
 from autolabel.masks import external_polygons
 from autolabel.types import Detections, ImageResult
@@ -23,8 +23,13 @@ from autolabel.video.clip import Clip
 MARK = "<!-- CVAT for video 1.1, written by autolabel -->"
 
 
-def _n(v: float) -> str:
-    return f"{float(v):.2f}"
+def cvat_labels(classes: list[str]) -> str:
+    """The `<labels>` content of a CVAT task's meta: every class with its colour."""
+    return "".join(
+        f"<label><name>{escape(c)}</name><color>{PALETTE[i % len(PALETTE)]}</color><type>any</type>"
+        "<attributes></attributes></label>"
+        for i, c in enumerate(classes)
+    )
 
 
 def track_shape(det: Detections, i: int, tolerance: float) -> tuple[str, str] | None:
@@ -32,11 +37,11 @@ def track_shape(det: Detections, i: int, tolerance: float) -> tuple[str, str] | 
     box; None for an empty mask."""
     if det.masks is None:
         x0, y0, x1, y1 = det.xyxy[i]
-        return "box", f'xtl="{_n(x0)}" ytl="{_n(y0)}" xbr="{_n(x1)}" ybr="{_n(y1)}"'
+        return "box", f'xtl="{coord(x0)}" ytl="{coord(y0)}" xbr="{coord(x1)}" ybr="{coord(y1)}"'
     polys = external_polygons(det.masks[i], tolerance)
     if not polys:
         return None
-    return "polygon", 'points="' + ";".join(f"{_n(x)},{_n(y)}" for x, y in polys[0]) + '"'
+    return "polygon", 'points="' + ";".join(f"{coord(x)},{coord(y)}" for x, y in polys[0]) + '"'
 
 
 @dataclass
@@ -89,11 +94,7 @@ class ClipTracks:
 
     def xml(self) -> str:
         n = len(self.frames)
-        labels = "".join(
-            f"<label><name>{escape(c)}</name><color>{PALETTE[i % len(PALETTE)]}</color><type>any</type>"
-            "<attributes></attributes></label>"
-            for i, c in enumerate(self.classes)
-        )
+        labels = cvat_labels(self.classes)
         lines = [
             '<?xml version="1.0" encoding="utf-8"?>',
             MARK,

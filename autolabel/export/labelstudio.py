@@ -14,11 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from xml.sax.saxutils import quoteattr
 
 from autolabel.errors import UsageError
-from autolabel.export.base import TOOL_MASKS, ExportContext
-from autolabel.export.labelstudio_video import ClipRegions, video_config
+from autolabel.export.base import TOOL_MASKS, ExportContext, percent
+from autolabel.export.labelstudio_video import ClipRegions, label_tags, video_config
 from autolabel.fsutil import StreamedFile, head_lines, is_within, write_text_atomic
 from autolabel.masks import box_mask, external_polygons, mask_to_xyxy
 from autolabel.tool_rle import ls_encode
@@ -26,15 +25,11 @@ from autolabel.types import ImageResult
 
 MARK = "# Label Studio import written by autolabel."  # the first line of labelstudio/README.md
 IMAGE, BRUSH, POLYGON = "image", "mask", "polygon"  # the tag names of the labeling config
-PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c")
 
 
 def label_config(classes: list[str]) -> str:
     """The labeling config: the image, brush labels and polygon labels for every class."""
-    labels = "".join(
-        f"    <Label value={quoteattr(c)} background={quoteattr(PALETTE[i % len(PALETTE)])}/>\n"
-        for i, c in enumerate(classes)
-    )
+    labels = label_tags(classes)
     return (
         "<View>\n"
         f'  <Image name="{IMAGE}" value="$image" zoom="true" zoomControl="true"/>\n'
@@ -77,10 +72,6 @@ def image_ref(ctx: ExportContext, root: Path | None, relpath: str, video: bool =
     return "/data/local-files/?d=" + quote(where.relative_to(root).as_posix(), safe="/")
 
 
-def _pct(v: float, size: int) -> float:
-    return round(float(v) * 100.0 / size, 4)
-
-
 def label_results(result: ImageResult, classes: list[str], masks: str, tolerance: float) -> list[dict[str, Any]]:
     """Label Studio results (regions) for one image's labels."""
     det, w, h = result.detections, result.width, result.height
@@ -99,7 +90,7 @@ def label_results(result: ImageResult, classes: list[str], masks: str, tolerance
             out.append({"id": f"r{i}", "type": "brushlabels", "from_name": BRUSH, **common, "value": value})
             continue
         for k, poly in enumerate(external_polygons(mask, tolerance)):  # one region per part: LS has no
-            points = [[_pct(x, w), _pct(y, h)] for x, y in poly]  # multi-part polygons
+            points = [[percent(x, w), percent(y, h)] for x, y in poly]  # multi-part polygons
             value = {"points": points, "closed": True, "polygonlabels": [label]}
             rid = f"r{i}" + (f"p{k}" if k else "")
             out.append({"id": rid, "type": "polygonlabels", "from_name": POLYGON, **common, "value": value})
@@ -204,7 +195,7 @@ class LabelStudioExporter:
         if self.video is not None:
             self.video.write("\n]\n")
             self.video.commit()
-            write_text_atomic(self.dir / "video_config.xml", video_config(self.ctx.classes, PALETTE))
+            write_text_atomic(self.dir / "video_config.xml", video_config(self.ctx.classes))
         write_text_atomic(self.dir / "config.xml", label_config(self.ctx.classes))
         write_text_atomic(self.dir / "README.md", readme(self.ctx, self.root, self.clips))
         videos = f"; {self.clips} video tasks {self.dir / 'video_tasks.json'}" if self.clips else ""

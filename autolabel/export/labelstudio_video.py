@@ -13,17 +13,23 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from autolabel.export.base import PALETTE, percent
 from autolabel.types import ImageResult
 from autolabel.video.clip import Clip
 
 VIDEO, BOX, LABELS = "video", "box", "videoLabels"  # the tag names of the video labeling config
 
 
-def video_config(classes: list[str], palette: tuple[str, ...]) -> str:
-    labels = "".join(
-        f"    <Label value={quoteattr(c)} background={quoteattr(palette[i % len(palette)])}/>\n"
+def label_tags(classes: list[str]) -> str:
+    """The `<Label>` lines of a labeling config: every class with its colour."""
+    return "".join(
+        f"    <Label value={quoteattr(c)} background={quoteattr(PALETTE[i % len(PALETTE)])}/>\n"
         for i, c in enumerate(classes)
     )
+
+
+def video_config(classes: list[str]) -> str:
+    labels = label_tags(classes)
     return (
         "<View>\n"
         f'  <Labels name="{LABELS}" toName="{VIDEO}" allowEmpty="true">\n{labels}  </Labels>\n'
@@ -75,10 +81,10 @@ class ClipRegions:
                     "frame": frame,
                     "enabled": True,
                     "rotation": 0,
-                    "x": _pct(x0, w),
-                    "y": _pct(y0, h),
-                    "width": _pct(x1 - x0, w),
-                    "height": _pct(y1 - y0, h),
+                    "x": percent(x0, w),
+                    "y": percent(y0, h),
+                    "width": percent(x1 - x0, w),
+                    "height": percent(y1 - y0, h),
                     "time": round((frame - 1) / self.clip.fps, 6),
                 }
             )
@@ -110,10 +116,6 @@ class ClipRegions:
             prediction["score"] = min(scores)
         data = {VIDEO: video_ref, "fps": self.clip.fps, "relpath": self.clip.relpath}
         return json.dumps({"data": data, "predictions": [prediction]}, ensure_ascii=False)
-
-
-def _pct(v: float, size: int) -> float:
-    return round(v * 100.0 / size, 4)
 
 
 def _with_gaps(sequence: list[dict[str, Any]], clip: Clip) -> list[dict[str, Any]]:
