@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,48 +88,62 @@ def _same_source(recorded: str, source: str) -> bool:
 
 
 def open_run(output_dir: Path, input_root: str, fp: str, settings: dict[str, Any], overwrite: bool) -> OpenedRun:
-    """Check an existing run belongs to this input folder and these inference settings."""
-    if not store_path(output_dir).exists():
+    """Check an existing run belongs to this input folder and these inference settings. With `overwrite`,
+    a store that cannot be read (damaged, another version) is discarded instead."""
+    path = store_path(output_dir)
+    if not path.exists():
         return OpenedRun(False, False, {})
-    if overwrite and quick_check(store_path(output_dir)):  # damaged pages: relabel it all (set aside first)
-        return OpenedRun(True, True, {})
-    store = RunStore(store_path(output_dir))
     try:
-        try:
-            meta = store.get_meta()
-        except RunStoreError:
-            if overwrite:
-                return OpenedRun(True, True, {})
-            raise
-        if meta is None:
-            return OpenedRun(True, False, store.done_signatures())
-        problems = []
-        same = _same_source(meta.input_root, input_root)
-        if not same:
-            problems.append(f"input folder: {meta.input_root} → {input_root}")
-        problems += diff_settings(meta.settings, settings) if meta.fingerprint != fp else []
-        if problems and not overwrite:
-            what = "another input folder" if not same else "other settings"
-            raise RunStoreError(
-                f"'{output_dir}' holds a run of {what}; what differs:\n  " + "\n  ".join(problems),
-                hint="choose another --output directory, or rerun with --overwrite to discard that run "
-                "(thresholds, NMS and clean-up are not in this list: change them freely)",
-            )
-        return OpenedRun(True, bool(problems), {} if problems else store.done_signatures())
+        store = RunStore(path)
+    except RunStoreError:
+        if overwrite and quick_check(path):  # damaged pages: relabel it all (the file is set aside first)
+            return OpenedRun(True, True, {})
+        raise
+    try:
+        return _compare_run(store, output_dir, input_root, fp, settings, overwrite)
+    except RunStoreError:
+        if overwrite:
+            return OpenedRun(True, True, {})
+        raise
     finally:
         store.close()
+
+
+def _compare_run(
+    store: RunStore, output_dir: Path, input_root: str, fp: str, settings: dict[str, Any], overwrite: bool
+) -> OpenedRun:
+    meta = store.get_meta()
+    if meta is None:
+        return OpenedRun(True, False, store.done_signatures())
+    problems = []
+    same = _same_source(meta.input_root, input_root)
+    if not same:
+        problems.append(f"input folder: {meta.input_root} → {input_root}")
+    problems += diff_settings(meta.settings, settings) if meta.fingerprint != fp else []
+    if problems and not overwrite:
+        what = "another input folder" if not same else "other settings"
+        raise RunStoreError(
+            f"'{output_dir}' holds a run of {what}; what differs:\n  " + "\n  ".join(problems),
+            hint="choose another --output directory, or rerun with --overwrite to discard that run "
+            "(thresholds, NMS and clean-up are not in this list: change them freely)",
+        )
+    return OpenedRun(True, bool(problems), {} if problems else store.done_signatures())
 
 
 def discard_run(output_p: Path) -> None:
     """Clear the store and remove the previous run's exports (other class ids must not survive). A damaged
     store cannot be cleared: it is set aside (kept for salvage) and a new one made."""
-    if quick_check(store_path(output_p)):
-        set_aside(store_path(output_p))
-    store = RunStore(store_path(output_p))
+    path = store_path(output_p)
     try:
-        store.clear()
-    finally:
-        store.close()
+        store = RunStore(path)
+        try:
+            store.clear()
+        finally:
+            store.close()
+    except (RunStoreError, sqlite3.DatabaseError):
+        if not quick_check(path):  # not damage (a full disk, permissions): said as it is
+            raise
+        set_aside(path)
     for name in EXPORT_NAMES:
         p = output_p / name
         if p.is_dir() and not p.is_symlink():
