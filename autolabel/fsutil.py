@@ -110,7 +110,9 @@ def export_name(relpath: str) -> str:
         if p in ("", ".", ".."):
             p = "__" if p == ".." else "_"
         if len(p.encode("utf-8")) > MAX_COMPONENT:
-            stem, dot, ext = p.rpartition(".") if len(p.rpartition(".")[2]) <= 10 else (p, "", "")
+            stem, dot, ext = p.rpartition(".")
+            if len(ext) > 10:  # no extension to keep
+                stem, dot, ext = p, "", ""
             digest = hashlib.sha1(p.encode("utf-8", "surrogatepass")).hexdigest()[:10]
             keep = (stem or p).encode("utf-8")[: MAX_COMPONENT - 32].decode("utf-8", "ignore")
             p = f"{keep}-{digest}{dot}{ext}"
@@ -123,11 +125,10 @@ def export_names(relpaths: Iterable[str]) -> dict[str, str]:
     `a_b.jpg`) gets a hash of its path before its extension."""
     import hashlib
 
-    paths = sorted(relpaths)
-    seen = {r for r in paths if export_name(r) == r}  # a path that is its own name keeps it
+    names = {r: export_name(r) for r in sorted(relpaths)}
+    seen = {r for r, name in names.items() if name == r}  # a path that is its own name keeps it
     out = {}
-    for r in paths:
-        name = export_name(r)
+    for r, name in names.items():
         if name != r and name in seen:
             p = PurePosixPath(name)
             digest = hashlib.sha1(r.encode("utf-8", "surrogatepass")).hexdigest()[:8]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -49,3 +51,13 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = (rb - lt).clip(0).prod(axis=2)
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+REACH = 2.0  # image sizes a coordinate may lie outside its image (drawn past the edge); no further
+
+
+def within_reach(xs: Sequence[float], ys: Sequence[float], width: int, height: int) -> bool:
+    """Every x within [-REACH·width, (1 + REACH)·width] and every y likewise: farther out, pycocotools'
+    rasteriser allocates gigabytes or crashes, and no hand-drawn shape lies there."""
+    lo_x, hi_x, lo_y, hi_y = -REACH * width, (1 + REACH) * width, -REACH * height, (1 + REACH) * height
+    return all(lo_x <= x <= hi_x for x in xs) and all(lo_y <= y <= hi_y for y in ys)

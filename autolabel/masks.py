@@ -16,6 +16,17 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
+def coded_rle(rle: dict) -> dict:
+    """A compressed RLE as JSON holds it (`counts` text) → as pycocotools takes it (`counts` bytes)."""
+    counts = rle["counts"]
+    return {"size": rle["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """`encode_rle`'s output (or any compressed RLE) → (H, W) bool."""
+    return np.asarray(mask_utils.decode(coded_rle(rle)), dtype=bool)
+
+
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two boolean masks of the same shape (1.0 when both are empty)."""
     union = np.logical_or(a, b).sum()

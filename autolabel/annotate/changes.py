@@ -27,6 +27,11 @@ class ClassChanges:
     removed: int = 0  # run label deleted
     added: int = 0  # drawn by a reviewer where the run had nothing
 
+    def add(self, other: ClassChanges) -> None:
+        """Add another count (another image's, another class's) to this one."""
+        for k in ("predicted", "unchanged", "edited", "reclassified", "removed", "added"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
     @property
     def correction_rate(self) -> float | None:
         return (self.predicted - self.unchanged) / self.predicted if self.predicted else None
@@ -87,8 +92,7 @@ def compare(
 def total(changes: dict[str, ClassChanges]) -> ClassChanges:
     out = ClassChanges()
     for c in changes.values():
-        for k in ("predicted", "unchanged", "edited", "reclassified", "removed", "added"):
-            setattr(out, k, getattr(out, k) + getattr(c, k))
+        out.add(c)
     return out
 
 

@@ -138,7 +138,7 @@ def _ls_image(ann: dict, rel: str, size: tuple[int, int], out: Corrections, wher
             raise UsageError(f"{at}: {e.message}", hint=e.hint or FIX) from None
         if region is None:
             out.ignored[str(r.get("type"))[:40]] += 1
-        elif region[1].any():
+        else:
             reviewed.add(*region)
     return reviewed
 
@@ -155,7 +155,7 @@ def read_cvat(path: Path, sizes: dict[str, tuple[int, int]], clips: Mapping[str,
             root = ET.parse(path).getroot()
         except ET.ParseError as e:
             raise UsageError(f"'{path}' is not valid XML ({e})") from None
-        return read_cvat_video(root, path, clips or {}, sizes, cvat_shape)
+        return read_cvat_video(root, path, clips or {}, sizes)
     return out
 
 

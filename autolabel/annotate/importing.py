@@ -24,7 +24,7 @@ from autolabel.errors import UsageError
 from autolabel.export import ExportContext, ExportOptions, check_export_dependencies, model_version, write_exports
 from autolabel.export.coco import coco_categories
 from autolabel.fsutil import RunLock, is_within, write_text_atomic
-from autolabel.masks import box_mask, mask_to_xyxy
+from autolabel.masks import box_mask, coded_rle, mask_to_xyxy
 from autolabel.run.run import Run
 from autolabel.types import Detections, ImageResult
 
@@ -159,7 +159,7 @@ def _annotation(rle: dict[str, Any]) -> dict[str, Any]:
     """A COCO annotation of a label kept as RLE (`{"size", "counts": str}`): its area and tight box."""
     from pycocotools import mask as mask_utils
 
-    coded = {"size": rle["size"], "counts": rle["counts"].encode()}
+    coded = coded_rle(rle)
     x, y, w, h = (int(v) for v in mask_utils.toBbox(coded))
     return {"segmentation": rle, "area": int(mask_utils.area(coded)), "bbox": [x, y, w, h], "iscrowd": 0}
 
@@ -185,9 +185,10 @@ def import_corrections(
         corr = read_corrections(path, sizes, run.clips)
         per_image, relinked = {}, set()
         for res in run.results(relpaths=sorted(corr.images)):
-            mine, theirs = run_labels(res, run.classes), corr.images[res.relpath]
-            per_image[res.relpath] = _changes(mine, theirs.labels)
-            if _ids_changed(mine, res.track_ids, theirs):
+            mine, rv = run_labels(res, run.classes), corr.images[res.relpath]
+            theirs = rv.labels  # decoded once, for this image
+            per_image[res.relpath] = _changes(mine, theirs)
+            if _ids_changed(mine, res.track_ids, theirs, rv.track_ids):
                 relinked.add(res.relpath)
         changed = relinked | {r for r, c in per_image.items() if _any_change(c)}
         keep, unreviewed = select(rule, corr.source, sorted(corr.images), changed, handed_over(run.dir))
@@ -205,12 +206,11 @@ def import_corrections(
         report.rule, report.unreviewed, report.notes = rule.describe(), len(unreviewed), corr.notes
         for rel in keep:
             for name, c in per_image[rel].items():
-                _add(report.changes.setdefault(name, ClassChanges()), c)
+                report.changes.setdefault(name, ClassChanges()).add(c)
         gt, gt_text = run.dir / GROUND_TRUTH, ""
         if ground_truth:  # made (and checked) before anything is written: a refused import changes nothing
             origin = {"file": str(Path(path).resolve()), "source": corr.source, "reviewed": rule.describe()}
             gt_text, report.ground_truth_images = ground_truth_text(gt, corr, classes, origin)
-            gt_text.encode("utf-8")  # a lone surrogate in a label fails here, not half-way
         if formats:
             report.written = _write_corrected(run, corr, classes, formats, out_dir, options, reviewed_only)
         if ground_truth:
@@ -226,21 +226,21 @@ def _changes(run: list[tuple[str, np.ndarray]], new: list[tuple[str, np.ndarray]
     return out
 
 
-def _ids_changed(mine: list[tuple[str, np.ndarray]], ids: np.ndarray | None, theirs: Reviewed) -> bool:
+def _ids_changed(
+    mine: list[tuple[str, np.ndarray]],
+    ids: np.ndarray | None,
+    theirs: list[tuple[str, np.ndarray]],
+    their_ids: list[int] | None,
+) -> bool:
     """A video frame whose objects kept their shapes but got other track ids (a track switch fixed)."""
-    if ids is None or theirs.track_ids is None:
+    if ids is None or their_ids is None:
         return False
-    pairs = pair([m for _, m in mine], [m for _, m in theirs.labels])
-    return any(int(ids[i]) != theirs.track_ids[j] for i, j, _ in pairs)
+    pairs = pair([m for _, m in mine], [m for _, m in theirs])
+    return any(int(ids[i]) != their_ids[j] for i, j, _ in pairs)
 
 
 def _any_change(changes: dict[str, ClassChanges]) -> bool:
     return any(c.edited or c.reclassified or c.removed or c.added for c in changes.values())
-
-
-def _add(into: ClassChanges, c: ClassChanges) -> None:
-    for k in ("predicted", "unchanged", "edited", "reclassified", "removed", "added"):
-        setattr(into, k, getattr(into, k) + getattr(c, k))
 
 
 def _write_corrected(

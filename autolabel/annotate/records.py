@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autolabel.masks import encode_rle
+from autolabel.masks import decode_rle, encode_rle
 
 
 @dataclass
@@ -27,16 +27,13 @@ class Reviewed:
             return
         self.rles.append((label, encode_rle(mask)))
         if track_id is not None:
-            self.track_ids = [*(self.track_ids or []), track_id]
+            if self.track_ids is None:
+                self.track_ids = []
+            self.track_ids.append(track_id)
 
     @property
     def labels(self) -> list[tuple[str, np.ndarray]]:
-        from pycocotools import mask as mask_utils
-
-        return [
-            (c, np.asarray(mask_utils.decode({"size": r["size"], "counts": r["counts"].encode()}), dtype=bool))
-            for c, r in self.rles
-        ]
+        return [(c, decode_rle(r)) for c, r in self.rles]
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A NaN, infinite or huge coordinate makes pycocotools' `frPyObjects` crash the process (a segfault) or
 allocate gigabytes; a brush RLE with junk after the mask makes the decoder read hundreds of megabytes. So:
-coordinates must be finite and within `BOUND` image sizes of the image, RLE bytes 0–255 with no more data
+coordinates must be finite and within `geometry.REACH` image sizes of the image, RLE bytes 0–255 with no more data
 than the mask can take, counts whole and adding up. A bad shape raises `ShapeError` saying what is wrong;
 the readers add the file, task or image and the shape.
 """
@@ -18,10 +18,10 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from autolabel.errors import UsageError
+from autolabel.geometry import REACH, within_reach
 from autolabel.masks import box_mask
 from autolabel.tool_rle import cvat_decode, ls_decode
 
-BOUND = 2.0  # coordinates may lie this many image sizes outside the image (drawn past the edge), no more
 MAX_NAME = 200  # characters of a class name
 
 
@@ -49,9 +49,8 @@ def whole(v: Any, what: str) -> int:
 
 
 def check_xy(xs: list[float], ys: list[float], width: int, height: int, what: str) -> None:
-    lo_x, hi_x, lo_y, hi_y = -BOUND * width, (1 + BOUND) * width, -BOUND * height, (1 + BOUND) * height
-    if any(not lo_x <= x <= hi_x for x in xs) or any(not lo_y <= y <= hi_y for y in ys):
-        raise ShapeError(f"{what} lies far outside the {width}×{height} image (more than {BOUND:g} image sizes)")
+    if not within_reach(xs, ys, width, height):
+        raise ShapeError(f"{what} lies far outside the {width}×{height} image (more than {REACH:g} image sizes)")
 
 
 def label_of(v: Any, what: str) -> str:

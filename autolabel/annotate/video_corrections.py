@@ -11,19 +11,15 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-
 from autolabel.annotate.records import Corrections, Reviewed
-from autolabel.annotate.shapes import check_xy, label_of
+from autolabel.annotate.shapes import check_xy, cvat_shape, label_of
 from autolabel.errors import UsageError
 from autolabel.masks import box_mask
 from autolabel.video.clip import Clip, sequence_names
-
-ShapeReader = Callable[[ET.Element, int, int], "np.ndarray | None"]
 
 
 def _which_clip(root: ET.Element, path: Path, clips: Mapping[str, Clip]) -> Clip:
@@ -51,7 +47,6 @@ def read_cvat_video(
     path: Path,
     clips: Mapping[str, Clip],
     sizes: dict[str, tuple[int, int]],
-    shape_of: ShapeReader,
 ) -> Corrections:
     """A CVAT for video 1.1 file: its tracks' shapes inside view, per sampled frame, with their track ids."""
     out = Corrections("CVAT XML")
@@ -70,13 +65,13 @@ def read_cvat_video(
             if not 0 <= k < len(frames):
                 raise UsageError(f"{path}: track {tid} has a shape on frame {k}; the clip has {len(frames)} frames")
             try:
-                mask = shape_of(el, h, w)
+                mask = cvat_shape(el, h, w)
                 label = label_of(track.get("label", ""), "track label")
             except UsageError as e:
                 raise UsageError(f"{path}: track {tid}, frame {k} (<{el.tag}>): {e.message}") from None
             if mask is None:
                 out.ignored[el.tag] += 1
-            elif mask.any():
+            else:
                 reviewed[k].add(label, mask, tid)
     out.images.update({rv.relpath: rv for rv in reviewed})
     return out

@@ -67,9 +67,8 @@ def review(
     def run() -> None:
         from autolabel.quality.review import ViewSettings, launch, prepare_dataset
 
-        echo = typer.echo
         ds = prepare_dataset(
-            run_dir, dataset_name, refresh, ViewSettings(low_margin, tiny_fraction, overlap_iou), echo=echo
+            run_dir, dataset_name, refresh, ViewSettings(low_margin, tiny_fraction, overlap_iou), echo=typer.echo
         )
         typer.echo(f"dataset '{ds.name}': {len(ds)} images")
         warn_stale(run_dir, skip=("fiftyone",))

@@ -65,12 +65,7 @@ def supervise(run_dir: Path) -> int:
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while True:
-            try:
-                code = proc.wait()
-                break
-            except KeyboardInterrupt:  # pragma: no cover - the handler above replaces it
-                continue
+        code = proc.wait()  # a signal meanwhile runs `forward`; the wait goes on (PEP 475)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

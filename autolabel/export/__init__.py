@@ -255,7 +255,7 @@ def export_run(
             class_box_thresholds(dec), run.meta.candidate_floor, chosen=overrides.chosen()
         )
         if relpaths is None and out_dir is None:  # the run's own exports: they set and record its decisions
-            record_exports(run, [f for f in report.written if f not in declined], dec, report.applied, report.written)
+            record_exports(run, [f for f in report.written if f not in declined], dec, report.applied)
             if overrides != run.overrides:
                 run.store.set_overrides(overrides.to_json())  # what later commands apply
                 run.meta = replace(run.meta, overrides=overrides.to_json())

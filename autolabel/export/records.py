@@ -27,17 +27,16 @@ def decisions_digest(dec: DecisionSettings) -> str:
 class Stale:
     format: str  # `yolo`, `fiftyone`
     applied: str  # the decisions it was written with (`ontology + --box-threshold 0.8`)
-    where: str  # the folder or dataset
 
 
-def record_exports(run: Run, formats: list[str], dec: DecisionSettings, applied: str, where: dict[str, str]) -> None:
+def record_exports(run: Run, formats: list[str], dec: DecisionSettings, applied: str) -> None:
     """Record that `formats` were just written whole with `dec` (described as `applied`)."""
     if not formats:
         return
     records = dict(run.store.get_value(KEY) or {})
     digest = decisions_digest(dec)
     for fmt in formats:
-        records[fmt] = {"decisions": digest, "applied": applied, "where": where.get(fmt, "")}
+        records[fmt] = {"decisions": digest, "applied": applied}
     run.store.set_value(KEY, records)
 
 
@@ -46,7 +45,7 @@ def stale_exports(run: Run, dec: DecisionSettings | None = None) -> list[Stale]:
     records = run.store.get_value(KEY) or {}
     digest = decisions_digest(dec if dec is not None else run.decisions())
     return [
-        Stale(fmt, str(r.get("applied", "?")), str(r.get("where", "")))
+        Stale(fmt, str(r.get("applied", "?")))
         for fmt, r in sorted(records.items())
         if isinstance(r, dict) and r.get("decisions") != digest
     ]

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from autolabel.errors import UsageError, joined, shown
-from autolabel.geometry import box_iou
+from autolabel.geometry import box_iou, within_reach
+from autolabel.masks import coded_rle
 from autolabel.quality.matching import ClassMatches, greedy_match
 from autolabel.types import Detections, RleMasks
 
@@ -122,23 +123,19 @@ def coco_problems(data: dict) -> list[str]:
     return out
 
 
-BOUND = 2.0  # coordinates may lie this many image sizes outside the image, no more (pycocotools crashes)
-
-
 def _extent_problems(a: dict, width: int, height: int) -> list[str]:
     """Coordinates far outside the image, an RLE of another size or whose counts do not cover it: each would
     make pycocotools allocate gigabytes, or write past its buffer (a crash, not an error)."""
-    lo_x, hi_x, lo_y, hi_y = -BOUND * width, (1 + BOUND) * width, -BOUND * height, (1 + BOUND) * height
     out = []
     box = a.get("bbox")
     if isinstance(box, list) and len(box) == 4 and all(_is_num(v) for v in box):
         x, y, w, h = box
-        if not (lo_x <= x and x + w <= hi_x and lo_y <= y and y + h <= hi_y):
+        if not within_reach([x, x + w], [y, y + h], width, height):
             out.append(f"bbox {box} lies far outside the {width}×{height} image")
     seg = a.get("segmentation")
     if isinstance(seg, list):
         for k, poly in enumerate(seg):
-            if any(not lo_x <= v <= hi_x for v in poly[0::2]) or any(not lo_y <= v <= hi_y for v in poly[1::2]):
+            if not within_reach(poly[0::2], poly[1::2], width, height):
                 out.append(f"segmentation polygon {k} lies far outside the {width}×{height} image")
     elif isinstance(seg, dict):
         out += _rle_problems(seg, width, height)
@@ -228,10 +225,7 @@ def ann_rle(ann: dict, height: int, width: int) -> dict | None:
         return mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
     if isinstance(seg.get("counts"), list):
         return mask_utils.frPyObjects(seg, height, width)
-    return {
-        "size": seg["size"],
-        "counts": seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"],
-    }
+    return coded_rle(seg)
 
 
 def load_ground_truth(
