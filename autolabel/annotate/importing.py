@@ -19,7 +19,7 @@ import numpy as np
 
 from autolabel.annotate.changes import ClassChanges, compare, pair, total
 from autolabel.annotate.corrections import Corrections, Reviewed, read_corrections
-from autolabel.annotate.reviewed import ReviewedRule, handed_over, select
+from autolabel.annotate.reviewed import NOT_REVIEWED, ReviewedRule, handed_over, select
 from autolabel.errors import UsageError
 from autolabel.export import ExportContext, ExportOptions, check_export_dependencies, model_version, write_exports
 from autolabel.export.coco import coco_categories
@@ -295,4 +295,9 @@ def _write_corrected(
 def _unmatched_hint(corr: Corrections) -> str:
     if corr.unmatched:
         return f"image references not in the run, e.g. {corr.unmatched[0]!r}: export from the project of this run"
+    if any(x.endswith(NOT_REVIEWED) for x in corr.left_out):
+        return (
+            "nobody changed an image of the file and none was handed over by `autolabel sample -f`: if people "
+            "checked them, import with --reviewed all (or --reviewed FILE listing the checked images)"
+        )
     return "review (submit) some tasks first, then export again"

@@ -182,6 +182,11 @@ def test_only_what_a_person_reviewed_becomes_ground_truth(labeled_run: dict, tmp
     assert f"groundtruth.json: {len(gt['images'])} images" in r.stdout
     with pytest.raises(UsageError, match="--reviewed 'sometimes'"):
         import_corrections(run_dir, xml, [], reviewed="sometimes")
+    untouched = _cvat_edited(run_dir, tmp_path / "untouched.xml", ())  # nobody changed anything
+    (run_dir / "sample" / "handed_over.json").unlink()
+    with pytest.raises(UsageError, match="holds no reviewed image") as e:
+        import_corrections(run_dir, untouched, [])
+    assert "--reviewed all" in (e.value.hint or "")
 
 
 def test_a_reimport_replaces_only_the_images_it_holds(labeled_run: dict, tmp_path: Path) -> None:
