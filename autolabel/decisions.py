@@ -187,8 +187,17 @@ def decide(
     return decide_kept(c, width, height, s, counts)[0]
 
 
+# Why a candidate is not exported (`decide_kept(..., reasons=)`): the first decision that dropped it.
+KEPT, BELOW, PROMPT_OFF, EMPTY_MASK, SIZE, NMS, DEDUP, NEGATIVE, OVER_MAX, IS_NEGATIVE = range(10)
+
+
 def decide_kept(
-    c: Candidates, width: int, height: int, s: DecisionSettings, counts: DecisionCounts | None = None
+    c: Candidates,
+    width: int,
+    height: int,
+    s: DecisionSettings,
+    counts: DecisionCounts | None = None,
+    reasons: np.ndarray | None = None,
 ) -> tuple[Detections, np.ndarray]:
     """Stored candidates of one image → the Detections to export, ordered by descending score, and the
     index of each among the candidates.
@@ -196,8 +205,10 @@ def decide_kept(
     Order: per-class threshold (negatives: `negative_threshold`) → mask clean-up and tight boxes (empty
     masks dropped) → size limits → class-wise NMS → cross-class de-duplication → negative-prompt
     suppression → `max_detections`. Without scores (Florence-2) thresholds do not apply and earlier
-    candidates win ties.
+    candidates win ties. `reasons` (an int array, one per candidate) receives why each was dropped
+    (`BELOW` … `OVER_MAX`; `IS_NEGATIVE` for a negative prompt's candidate, `KEPT` for the exported).
     """
+    why = reasons if reasons is not None else np.zeros(len(c), dtype=np.int64)
     counts = counts if counts is not None else DecisionCounts()
     n_pos = len(s.prompt_class)
     counts.candidates += int((c.prompt_index < n_pos).sum())
@@ -213,17 +224,22 @@ def decide_kept(
         )
         keep = c.score >= thr
         counts.below_threshold += int((~keep & ~negative).sum())
+    why[:] = np.where(negative, IS_NEGATIVE, np.where(keep, KEPT, BELOW))
     if s.prompts_off:
         off = np.isin(c.prompt_index, [s.prompts.index(p) for p in s.prompts_off])
         counts.prompts_off += int((keep & off).sum())
+        why[keep & off & ~negative] = PROMPT_OFF
         keep &= ~off
-    sub, threshold_kept = _subset(c, keep), keep
+    sub = _subset(c, keep)
+    sub_idx = np.flatnonzero(keep)
     class_id, negative = class_id[keep], negative[keep]
     xyxy, masks, ok = _clean(sub, s.cleanup)
     counts.empty_masks += int((~ok & ~negative).sum())
+    why[sub_idx[~ok & ~negative]] = EMPTY_MASK
     area = box_area(xyxy)
     size_ok = (area > 0) & (area >= s.min_box_area) & (area <= s.max_box_fraction * width * height)
     counts.bad_size += int((ok & ~size_ok & ~negative).sum())
+    why[sub_idx[ok & ~size_ok & ~negative]] = SIZE
     ok &= size_ok
     order = np.flatnonzero(ok)
     if sub.score is not None:
@@ -235,11 +251,14 @@ def decide_kept(
     pos = ~negative
     keep = pos & greedy_suppress(iou, class_id, s.nms_iou)
     counts.nms_removed += int((pos & ~keep).sum())
+    at = sub_idx[order]  # candidate index of each instance from here on
+    why[at[pos & ~keep]] = NMS
     if s.cross_class_iou is not None:
         sub_iou = iou[np.ix_(keep, keep)]
         dedup = greedy_suppress(sub_iou, None, s.cross_class_iou)
         idx = np.flatnonzero(keep)
         counts.dedup_removed += int((~dedup).sum())
+        why[at[idx[~dedup]]] = DEDUP
         keep[idx[~dedup]] = False
     counts.negatives_detected += int(negative.sum())
     if negative.any():
@@ -248,10 +267,12 @@ def decide_kept(
         hit = (iou >= s.negative_iou) & earlier & negative[None, :]
         suppressed = keep & hit.any(axis=1)
         counts.negative_suppressed += int(suppressed.sum())
+        why[at[suppressed]] = NEGATIVE
         keep &= ~suppressed
     idx = np.flatnonzero(keep)
     if len(idx) > s.max_detections:
         counts.over_max += len(idx) - s.max_detections
+        why[at[idx[s.max_detections :]]] = OVER_MAX
         idx = idx[: s.max_detections]
     counts.kept += len(idx)
     _count_classes(counts, s, c, class_id_all, class_id[idx])
@@ -263,7 +284,7 @@ def decide_kept(
         prompt=prompts,
         masks=None if masks is None else masks[idx],
     )
-    return det, np.flatnonzero(threshold_kept)[order][idx]
+    return det, at[idx]
 
 
 def _count_classes(

@@ -87,7 +87,8 @@ def evaluate(
     thresholds: ThresholdsFile = None,
 ) -> None:
     """COCO bbox and segm mAP, AP50, per-class AP and recall of the labels the run exports (its recorded
-    decisions), or of other thresholds (--box-threshold, --thresholds) to compare before exporting."""
+    decisions), or of other thresholds (--box-threshold, --thresholds) to compare before exporting; every
+    miss and false positive by cause (under the threshold, NMS, dedup, wrong class…) with the fix."""
 
     def run() -> None:
         import json
@@ -104,6 +105,11 @@ def evaluate(
         path = json_out or run_dir / "eval.json"
         write_text_atomic(path, json.dumps(report.to_json(), indent=2) + "\n")
         typer.echo(f"report: {path}")
+        from autolabel.quality.breakdown import plot_breakdown
+
+        png = path.with_name(path.stem + "_errors.png")
+        if report.errors and plot_breakdown(report.errors, png):
+            typer.echo(f"errors by cause: {png}")
 
     guard(run)
 

@@ -19,6 +19,7 @@ import numpy as np
 from autolabel.errors import UsageError
 from autolabel.masks import encode_rle
 from autolabel.overrides import ThresholdOverrides
+from autolabel.quality.breakdown import Breakdown, ClassErrors, format_breakdown
 from autolabel.quality.groundtruth import (
     describe_ground_truth,
     load_ground_truth,
@@ -45,11 +46,14 @@ class EvalReport:
     gt_boxes_as_masks: int = 0  # GT annotations without segmentation, evaluated in segm as their box
     ground_truth: str = ""  # which file, how many images from which import (what people checked)
     overall: dict[str, dict[str, float | None]] = field(default_factory=dict)  # micro / macro P, R, F1 and mAP
+    errors: dict[str, ClassErrors] = field(default_factory=dict)  # per class: misses and false positives by cause
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return asdict(self)
+        out = asdict(self)
+        out["errors"] = {k: v.to_json() for k, v in self.errors.items()}
+        return out
 
 
 def _fill_gt_defaults(gt_data: dict) -> int:
@@ -132,10 +136,14 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path, overrides: ThresholdO
         dec = run.decisions(overrides)  # what the run exports, unless other thresholds are asked for
         report.decisions = run.applied(overrides).describe()
         preds, matches = _Predictions(), {c: ClassMatches() for c in dec.classes}
+        breakdown, cands = Breakdown(dec), {c.relpath: c for c in run.candidates(same)}
         for res in run.results(dec, relpaths=same):
             report.images_matched += 1
             preds.add(res.detections, matched[res.relpath]["id"], classes, gt_names)
             match_detections(res.detections, gt[res.relpath], dec.classes, 0.5, matches)
+            c = cands.pop(res.relpath)
+            breakdown.add(res.detections, c.candidates, c.width, c.height, gt[res.relpath])
+        report.errors = {k: v for k, v in breakdown.finish().items() if k in gt_names}
     prf: dict[str, dict[str, float | None]] = {}
     for c in shared:
         p, r, _, n = matches[c].at(-1.0)
@@ -272,6 +280,8 @@ def format_report(r: EvalReport) -> str:
     ):
         if items:
             lines.append(f"{label}: {len(items)} — {', '.join(items[:10])}{' …' if len(items) > 10 else ''}")
+    if r.errors:
+        lines += format_breakdown(r.errors)
     if r.gt_boxes_as_masks:
         lines.append(
             f"ground-truth annotations without segmentation, evaluated in segm as their box: {r.gt_boxes_as_masks}"

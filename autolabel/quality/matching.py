@@ -13,20 +13,28 @@ def greedy_match(
     """Detections (rows of `iou`, already sorted by descending score) take, in order, the unmatched
     ground truth they overlap most, as COCO evaluation does. Returns (true_positive, ignored) bool
     arrays over detections; `ignored` marks detections that only cover crowd regions."""
+    taken_by, ignored = greedy_assign(iou, iou_threshold, gt_crowd)
+    return taken_by >= 0, ignored
+
+
+def greedy_assign(
+    iou: np.ndarray, iou_threshold: float, gt_crowd: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """As `greedy_match`, but returns the ground truth each detection took (-1: none) and `ignored`."""
     n_det, n_gt = iou.shape
     crowd = np.zeros(n_gt, dtype=bool) if gt_crowd is None else np.asarray(gt_crowd, dtype=bool)
     taken = np.zeros(n_gt, dtype=bool)
-    tp = np.zeros(n_det, dtype=bool)
+    took = np.full(n_det, -1, dtype=np.int64)
     ignored = np.zeros(n_det, dtype=bool)
     for d in range(n_det):
         free = ~taken & ~crowd & (iou[d] >= iou_threshold)
         if free.any():
             g = int(np.argmax(np.where(free, iou[d], -1.0)))
             taken[g] = True
-            tp[d] = True
+            took[d] = g
         elif (crowd & (iou[d] >= iou_threshold)).any():
             ignored[d] = True
-    return tp, ignored
+    return took, ignored
 
 
 def f_score(precision: np.ndarray | float, recall: np.ndarray | float, beta: float) -> np.ndarray:
