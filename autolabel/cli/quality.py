@@ -94,7 +94,8 @@ def evaluate(
         import json
 
         from autolabel.fsutil import write_text_atomic
-        from autolabel.quality.evaluate import evaluate_run, format_report
+        from autolabel.quality.eval_text import format_report
+        from autolabel.quality.evaluate import evaluate_run
 
         report = evaluate_run(
             run_dir, ground_truth(run_dir, gt), threshold_overrides(box_threshold, thresholds, run_dir)

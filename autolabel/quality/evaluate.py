@@ -19,8 +19,9 @@ import numpy as np
 from autolabel.errors import UsageError
 from autolabel.masks import encode_rle
 from autolabel.overrides import ThresholdOverrides
-from autolabel.quality.breakdown import Breakdown, ClassErrors, format_breakdown
+from autolabel.quality.breakdown import Breakdown, ClassErrors
 from autolabel.quality.groundtruth import (
+    GtImage,
     describe_ground_truth,
     load_ground_truth,
     match_detections,
@@ -47,6 +48,7 @@ class EvalReport:
     ground_truth: str = ""  # which file, how many images from which import (what people checked)
     overall: dict[str, dict[str, float | None]] = field(default_factory=dict)  # micro / macro P, R, F1 and mAP
     errors: dict[str, ClassErrors] = field(default_factory=dict)  # per class: misses and false positives by cause
+    image_counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # per image: tp, labels, objects
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -99,10 +101,53 @@ class _Predictions:
                 self.coco["segm"].append({**base, "segmentation": rle})
 
 
-def evaluate_run(run_dir: str | Path, gt_path: str | Path, overrides: ThresholdOverrides | None = None) -> EvalReport:
-    """COCO bbox (and segm, when the run has masks) metrics of the run against the GT file, and each
-    class's precision/recall/F1 at the run's thresholds. Each image is decided once."""
-    gt_data = read_coco(gt_path)
+class Scorer:
+    """Labels of the hand-labeled images, one image at a time (`add`), scored against the ground truth:
+    COCO mAP, each class's precision/recall/F1 at `operating` (keeping scores >= it; -1: every label) and
+    each image's (true positives, labels, objects) over the classes evaluated."""
+
+    def __init__(self, gt_data: dict, gt: dict[str, GtImage], classes: tuple[str, ...], operating: float = -1.0):
+        self.gt_data, self.gt, self.classes, self.operating = gt_data, gt, classes, operating
+        self.gt_names = {c["name"]: c["id"] for c in gt_data["categories"]}
+        self.shared = [c for c in classes if c in self.gt_names]
+        self.preds, self.matches = _Predictions(), {c: ClassMatches() for c in classes}
+        self.image_counts: dict[str, tuple[int, int, int]] = {}
+
+    def add(self, relpath: str, det: Detections, image_id: int) -> None:
+        self.preds.add(det, image_id, list(self.classes), self.gt_names)
+        one = {c: ClassMatches() for c in self.classes}
+        match_detections(det, self.gt[relpath], self.classes, 0.5, one)
+        counts = [0, 0, 0]
+        for c in self.classes:
+            self.matches[c].extend(one[c])
+            if c in self.gt_names:
+                _, _, tp, n = one[c].at(self.operating)
+                counts = [counts[0] + tp, counts[1] + n, counts[2] + one[c].n_gt]
+        self.image_counts[relpath] = (counts[0], counts[1], counts[2])
+
+    def finish(self, report: EvalReport, img_ids: list[int]) -> None:
+        prf: dict[str, dict[str, float | None]] = {}
+        for c in self.shared:
+            p, r, _, n = self.matches[c].at(self.operating)
+            precision = p if n else None  # no prediction: n/a, not 0
+            recall = r if self.matches[c].n_gt else None  # no ground truth: n/a, not 0
+            f1 = float(f_score(p, r, 1.0)) if precision is not None and recall is not None else None
+            prf[c] = {"precision": precision, "recall": recall, "f1": f1}
+        _coco_metrics(report, self.gt_data, self.preds, img_ids, self.shared, self.gt_names, prf)
+        report.overall = overall_scores(report, [self.matches[c] for c in self.shared], self.operating)
+        report.image_counts = self.image_counts
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    gt_path: str | Path,
+    overrides: ThresholdOverrides | None = None,
+    gt_data: dict | None = None,
+) -> EvalReport:
+    """COCO bbox (and segm, when the run has masks) metrics of the run against the GT file (or `gt_data`,
+    a COCO dict already read), each class's precision/recall/F1 at the run's thresholds and every error
+    by cause. Each image is decided once."""
+    gt_data = read_coco(gt_path) if gt_data is None else gt_data
     report = EvalReport(
         gt_boxes_as_masks=_fill_gt_defaults(gt_data), ground_truth=describe_ground_truth(gt_data, gt_path)
     )
@@ -111,58 +156,58 @@ def evaluate_run(run_dir: str | Path, gt_path: str | Path, overrides: ThresholdO
         gt_names = {c["name"]: c["id"] for c in gt_data["categories"]}
         report.classes_only_in_gt = sorted(set(gt_names) - set(classes))
         report.classes_only_in_run = [c for c in classes if c not in gt_names]
-        shared = [c for c in classes if c in gt_names]
-        if not shared:
+        if not any(c in gt_names for c in classes):
             raise UsageError(
                 "no class name of the run appears in the ground truth",
                 hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(gt_names))}",
             )
         sizes = run.images()
-        matched = match_images(gt_data["images"], [r for r, _, _ in sizes])
-        report.images_only_in_run = [r for r, _, _ in sizes if r not in matched]
-        matched_ids = {im["id"] for im in matched.values()}
-        report.images_only_in_gt = sorted(im["file_name"] for im in gt_data["images"] if im["id"] not in matched_ids)
-        report.size_mismatch = [
-            r for r, w, h in sizes if r in matched and (matched[r]["width"], matched[r]["height"]) != (w, h)
-        ]
-        mismatched = set(report.size_mismatch)
-        same = [r for r in matched if r not in mismatched]
-        if not same:
-            raise UsageError(
-                "no image of the run matches the ground truth by file name",
-                hint="GT file_name must be the path relative to the labeled folder (or a unique base name)",
-            )
+        matched, same = _matched_images(report, gt_data, sizes)
         gt = load_ground_truth(gt_data, sizes, classes)
         dec = run.decisions(overrides)  # what the run exports, unless other thresholds are asked for
         report.decisions = run.applied(overrides).describe()
-        preds, matches = _Predictions(), {c: ClassMatches() for c in dec.classes}
+        scorer = Scorer(gt_data, gt, dec.classes)
         breakdown, cands = Breakdown(dec), {c.relpath: c for c in run.candidates(same)}
         for res in run.results(dec, relpaths=same):
             report.images_matched += 1
-            preds.add(res.detections, matched[res.relpath]["id"], classes, gt_names)
-            match_detections(res.detections, gt[res.relpath], dec.classes, 0.5, matches)
+            scorer.add(res.relpath, res.detections, matched[res.relpath]["id"])
             c = cands.pop(res.relpath)
             breakdown.add(res.detections, c.candidates, c.width, c.height, gt[res.relpath])
         report.errors = {k: v for k, v in breakdown.finish().items() if k in gt_names}
-    prf: dict[str, dict[str, float | None]] = {}
-    for c in shared:
-        p, r, _, n = matches[c].at(-1.0)
-        precision = p if n else None  # no prediction: n/a, not 0
-        recall = r if matches[c].n_gt else None  # no ground truth: n/a, not 0
-        f1 = float(f_score(p, r, 1.0)) if precision is not None and recall is not None else None
-        prf[c] = {"precision": precision, "recall": recall, "f1": f1}
-    img_ids = sorted(matched[r]["id"] for r in same)
-    _coco_metrics(report, gt_data, preds, img_ids, shared, gt_names, prf)
-    report.overall = overall_scores(report, [matches[c] for c in shared])
+    scorer.finish(report, sorted(matched[r]["id"] for r in same))
     return report
 
 
-def overall_scores(report: EvalReport, matches: list[ClassMatches]) -> dict[str, dict[str, float | None]]:
+def _matched_images(
+    report: EvalReport, gt_data: dict, sizes: list[tuple[str, int, int]]
+) -> tuple[dict[str, dict], list[str]]:
+    """The run images the ground truth covers (relpath → GT image) and those of the same size; the rest
+    is reported."""
+    matched = match_images(gt_data["images"], [r for r, _, _ in sizes])
+    report.images_only_in_run = [r for r, _, _ in sizes if r not in matched]
+    matched_ids = {im["id"] for im in matched.values()}
+    report.images_only_in_gt = sorted(im["file_name"] for im in gt_data["images"] if im["id"] not in matched_ids)
+    report.size_mismatch = [
+        r for r, w, h in sizes if r in matched and (matched[r]["width"], matched[r]["height"]) != (w, h)
+    ]
+    mismatched = set(report.size_mismatch)
+    same = [r for r in matched if r not in mismatched]
+    if not same:
+        raise UsageError(
+            "no image of the run matches the ground truth by file name",
+            hint="GT file_name must be the path relative to the labeled folder (or a unique base name)",
+        )
+    return matched, same
+
+
+def overall_scores(
+    report: EvalReport, matches: list[ClassMatches], operating: float = -1.0
+) -> dict[str, dict[str, float | None]]:
     """All classes in one row: micro (every object counts once), macro (every class counts once, over the
     classes with ground truth or predictions), and the COCO mAP of each IoU type."""
     tp = pred = gt = 0
     for m in matches:
-        _, _, t, n = m.at(-1.0)
+        _, _, t, n = m.at(operating)
         tp, pred, gt = tp + t, pred + n, gt + m.n_gt
     p, r = (tp / pred if pred else None), (tp / gt if gt else None)
     micro: dict[str, float | None] = {"precision": p, "recall": r, "f1": _f1(p, r), "tp": tp, "pred": pred, "gt": gt}
@@ -242,48 +287,3 @@ def _empty_res(coco_gt: Any) -> Any:
     res.dataset = {"images": coco_gt.dataset["images"], "categories": coco_gt.dataset["categories"], "annotations": []}
     res.createIndex()
     return res
-
-
-def format_report(r: EvalReport) -> str:
-    lines = [f"ground truth: {r.ground_truth}"] if r.ground_truth else []
-    lines.append(f"images matched: {r.images_matched}")
-    for t, m in r.metrics.items():
-        lines.append(
-            f"{t:5}  mAP {m['mAP']:.3f}  AP50 {m['AP50']:.3f}  AP75 {m['AP75']:.3f}  recall(AR100) {m['AR100']:.3f}"
-        )
-    lines.append(
-        f"{'class':20} {'gt':>6} {'pred':>6} {'bbox AP':>8} {'segm AP':>8} {'P':>6} {'R':>6} {'F1':>6}"
-        "   (P/R/F1 at the run's thresholds, IoU 0.5)"
-    )
-
-    def fmt(v: Any) -> str:
-        return "n/a" if v is None else f"{v:.3f}"
-
-    for c, v in r.per_class.items():
-        seg = fmt(v["segm_AP"]) if "segm_AP" in v else "-"
-        lines.append(
-            f"{c:20} {int(v['gt'] or 0):>6} {int(v['pred'] or 0):>6} {fmt(v.get('bbox_AP')):>8} {seg:>8} "
-            f"{fmt(v.get('precision')):>6} {fmt(v.get('recall')):>6} {fmt(v.get('f1')):>6}"
-        )
-    for kind, v in r.overall.items():
-        lines.append(
-            f"{'all (' + kind + ')':20} {'':>6} {'':>6} {fmt(v.get('bbox_mAP')):>8} "
-            f"{fmt(v['segm_mAP']) if 'segm_mAP' in v else '-':>8} "
-            f"{fmt(v.get('precision')):>6} {fmt(v.get('recall')):>6} {fmt(v.get('f1')):>6}"
-        )
-    for label, items in (
-        ("classes only in the ground truth (not evaluated)", r.classes_only_in_gt),
-        ("classes only in the run (not evaluated)", r.classes_only_in_run),
-        ("run images without ground truth", r.images_only_in_run),
-        ("ground-truth images not in the run", r.images_only_in_gt),
-        ("images whose size differs from the ground truth (skipped)", r.size_mismatch),
-    ):
-        if items:
-            lines.append(f"{label}: {len(items)} — {', '.join(items[:10])}{' …' if len(items) > 10 else ''}")
-    if r.errors:
-        lines += format_breakdown(r.errors)
-    if r.gt_boxes_as_masks:
-        lines.append(
-            f"ground-truth annotations without segmentation, evaluated in segm as their box: {r.gt_boxes_as_masks}"
-        )
-    return "\n".join(lines)

@@ -57,6 +57,11 @@ class ClassMatches:
         self.tp += [bool(t) for t in tp[~ignored]]
         self.n_gt += n_gt
 
+    def extend(self, other: ClassMatches) -> None:
+        self.scores += other.scores
+        self.tp += other.tp
+        self.n_gt += other.n_gt
+
     def curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(thresholds, precision, recall) at every distinct score, highest threshold first: keeping
         the detections scoring >= thresholds[k] gives precision[k] and recall[k]."""

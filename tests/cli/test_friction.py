@@ -45,7 +45,8 @@ def test_labeler_knows_its_classes_and_supervision_gets_names(fake_ontology_yaml
 
 def test_eval_says_n_a_where_there_is_nothing_to_measure(labeled_run: dict[str, Path], tmp_path: Path) -> None:
     from autolabel.export import ExportOptions, export_run
-    from autolabel.quality.evaluate import evaluate_run, format_report
+    from autolabel.quality.eval_text import format_report
+    from autolabel.quality.evaluate import evaluate_run
 
     export_run(labeled_run["run"], ["coco"], ExportOptions(coco_masks="rle"))
     gt = json.loads((labeled_run["run"] / "coco" / "annotations.json").read_text())

@@ -9,7 +9,8 @@ import numpy as np
 
 from autolabel.decisions import DecisionSettings, decide
 from autolabel.quality.breakdown import Breakdown, ClassErrors, fix_for
-from autolabel.quality.evaluate import evaluate_run, format_report
+from autolabel.quality.eval_text import format_report
+from autolabel.quality.evaluate import evaluate_run
 from autolabel.quality.groundtruth import GtImage
 from autolabel.types import Candidates
 from tests.quality.test_review import gt_from_run

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from autolabel.export import ExportOptions, export_run
-from autolabel.quality.evaluate import evaluate_run, format_report
+from autolabel.quality.eval_text import format_report
+from autolabel.quality.evaluate import evaluate_run
 from autolabel.quality.preview import write_previews
 from tests.helpers import REPO
 

@@ -272,7 +272,8 @@ def test_tune_cli_writes_yaml_curves_and_export_applies_them(tmp_path: Path) -> 
 
 
 def test_eval_reports_precision_recall_f1_and_ap_by_category_id(tmp_path: Path) -> None:
-    from autolabel.quality.evaluate import evaluate_run, format_report
+    from autolabel.quality.eval_text import format_report
+    from autolabel.quality.evaluate import evaluate_run
 
     cands, gt = synthetic_candidates(2, 6)
     make_run(tmp_path / "run", cands)
