@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from autolabel.cli.compare import compare
 from autolabel.cli.export import export
 from autolabel.cli.label import backends, label, validate
 from autolabel.cli.quality import evaluate, preview, review, sample, tune
@@ -50,6 +51,7 @@ app.command()(export)
 app.command()(review)
 app.command("eval")(evaluate)
 app.command()(tune)
+app.command()(compare)
 app.command()(sample)
 app.command()(preview)
 app.command()(backends)

@@ -55,6 +55,14 @@ BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per d
 Limit = Annotated[
     int | None, typer.Option("--limit", min=1, help="Label only the first N images (sorted by path) for a quick look.")
 ]
+ImagesFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--images",
+        help="Label only the images listed in this file (paths relative to INPUT_DIR, one per line, e.g. "
+        "RUN/sample.txt): try another detector on the hand-labeled images in minutes, then `autolabel compare`.",
+    ),
+]
 DeviceOpt = Annotated[Device, typer.Option(help="auto picks cuda, then mps, then cpu.")]
 PrecisionOpt = Annotated[
     Precision,
@@ -120,6 +128,7 @@ def label(
     labelstudio_root: LabelStudioRoot = None,
     batch_size: BatchSize = 4,
     limit: Limit = None,
+    images: ImagesFile = None,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     detector: DetectorOpt = None,
@@ -172,6 +181,7 @@ def label(
             relist=relist,
             max_image_pixels=pixels,
             limit=limit,
+            images=read_list(images),
             ray=ray_opts,
         )
         opts = export_options(
@@ -189,6 +199,22 @@ def label(
     code = guard(run)
     if code:
         raise typer.Exit(code)
+
+
+def read_list(path: Path | None) -> tuple[str, ...] | None:
+    """The relative paths of a `--images` file (blank lines and `#` comments skipped)."""
+    from autolabel.errors import UsageError
+
+    if path is None:
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--images '{path}' cannot be read ({e})") from None
+    paths = tuple(x.strip() for x in lines if x.strip() and not x.lstrip().startswith("#"))
+    if not paths:
+        raise UsageError(f"--images '{path}' lists no image", hint="one path per line, relative to INPUT_DIR")
+    return paths
 
 
 def parse_resources(items: list[str] | None) -> tuple[tuple[str, float], ...]:

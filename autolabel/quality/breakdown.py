@@ -141,7 +141,7 @@ class Breakdown:
         cside = _det_side(cands.xyxy[pos], None if cands.masks is None else cands.masks[pos], cnames)
         cg = _iou(cside, g, crowd)
         for j in np.flatnonzero(~taken & ~crowd):
-            self._miss(j, g.names[j], det, dnames, dg, cands, pos, cnames, cg, why)
+            self._miss(int(j), g.names[int(j)], det, dnames, dg, cands, pos, cnames, cg, why)
 
     def _false_positives(
         self,
@@ -194,7 +194,7 @@ class Breakdown:
         same_det = np.asarray([n == name for n in dnames], dtype=bool)
         covered = dg[:, j] >= IOU if len(dnames) else np.zeros(0, dtype=bool)
         if dropped:
-            i = dropped[0]
+            i = int(dropped[0])
             cause = DROPPED.get(int(why[pos[i]]), "no candidate")
             prompt = dec.prompts[int(cands.prompt_index[pos[i]])]
             if cause == "below threshold" and cands.score is not None:

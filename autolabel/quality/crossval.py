@@ -26,6 +26,7 @@ class Expected:
     low: float = 0.0
     high: float = 0.0
     per_class: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # precision, recall, F
+    counts: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # true positives, labels, objects
 
 
 def folds_of(relpaths: list[str], k: int) -> list[list[str]]:
@@ -63,6 +64,9 @@ def _f(total: np.ndarray, beta: float) -> tuple[float, float, float]:
 def _summary(per_image: np.ndarray, classes: tuple[str, ...], beta: float, k: int) -> Expected:
     out = Expected(folds=k)
     out.per_class = {name: _f(per_image[:, j].sum(axis=0), beta) for j, name in enumerate(classes)}
+    for j, name in enumerate(classes):
+        tp, n, g = (float(v) for v in per_image[:, j].sum(axis=0))
+        out.counts[name] = (tp, n, g)
     out.f = _f(per_image.sum(axis=(0, 1)), beta)[2]
     rng = np.random.default_rng(0)
     draws = [

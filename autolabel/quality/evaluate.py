@@ -48,7 +48,7 @@ class EvalReport:
     ground_truth: str = ""  # which file, how many images from which import (what people checked)
     overall: dict[str, dict[str, float | None]] = field(default_factory=dict)  # micro / macro P, R, F1 and mAP
     errors: dict[str, ClassErrors] = field(default_factory=dict)  # per class: misses and false positives by cause
-    image_counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # per image: tp, labels, objects
+    image_counts: dict[int | str, tuple[int, int, int]] = field(default_factory=dict)  # GT image id: tp, labels, gt
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -58,7 +58,7 @@ class EvalReport:
         return out
 
 
-def _fill_gt_defaults(gt_data: dict) -> int:
+def fill_gt_defaults(gt_data: dict) -> int:
     """pycocotools needs `iscrowd` and `area`; a GT without masks on some annotations is evaluated in segm
     as its box. Returns how many annotations were given their box as mask."""
     anns = gt_data["annotations"]
@@ -111,7 +111,7 @@ class Scorer:
         self.gt_names = {c["name"]: c["id"] for c in gt_data["categories"]}
         self.shared = [c for c in classes if c in self.gt_names]
         self.preds, self.matches = _Predictions(), {c: ClassMatches() for c in classes}
-        self.image_counts: dict[str, tuple[int, int, int]] = {}
+        self.image_counts: dict[int | str, tuple[int, int, int]] = {}
 
     def add(self, relpath: str, det: Detections, image_id: int) -> None:
         self.preds.add(det, image_id, list(self.classes), self.gt_names)
@@ -123,7 +123,7 @@ class Scorer:
             if c in self.gt_names:
                 _, _, tp, n = one[c].at(self.operating)
                 counts = [counts[0] + tp, counts[1] + n, counts[2] + one[c].n_gt]
-        self.image_counts[relpath] = (counts[0], counts[1], counts[2])
+        self.image_counts[image_id] = (counts[0], counts[1], counts[2])
 
     def finish(self, report: EvalReport, img_ids: list[int]) -> None:
         prf: dict[str, dict[str, float | None]] = {}
@@ -149,7 +149,7 @@ def evaluate_run(
     by cause. Each image is decided once."""
     gt_data = read_coco(gt_path) if gt_data is None else gt_data
     report = EvalReport(
-        gt_boxes_as_masks=_fill_gt_defaults(gt_data), ground_truth=describe_ground_truth(gt_data, gt_path)
+        gt_boxes_as_masks=fill_gt_defaults(gt_data), ground_truth=describe_ground_truth(gt_data, gt_path)
     )
     with Run.open(run_dir) as run:
         classes = run.classes

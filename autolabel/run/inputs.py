@@ -27,10 +27,15 @@ class Found:
 
 
 def discover_input(
-    input_path: str | Path, limit: int | None = None, run_dir: Path | None = None, relist: bool = False
+    input_path: str | Path,
+    limit: int | None = None,
+    run_dir: Path | None = None,
+    relist: bool = False,
+    only: tuple[str, ...] | None = None,
 ) -> Found:
     """The images of a folder, of one image file (its folder is the root), or of an object-storage prefix:
-    listed once, then read from the run's manifest (`relist` lists again, to find new or changed objects)."""
+    listed once, then read from the run's manifest (`relist` lists again, to find new or changed objects).
+    `only`: just these relative paths (a video by its path, or by one of its frames')."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
     if is_uri(input_path):
@@ -39,6 +44,8 @@ def discover_input(
         found = _from_disk(Path(input_path))
     if not found.images and not found.videos:
         raise UsageError(f"no images or videos found under '{input_path}'", hint=_NONE_FOUND_HINT)
+    if only is not None:
+        _keep_only(found, only, str(input_path))
     if limit is not None:
         found.images = found.images[:limit]
         found.videos = found.videos[: max(0, limit - len(found.images))]
@@ -67,3 +74,21 @@ def _from_storage(uri: str, run_dir: Path | None, relist: bool) -> Found:
     images = [ImageInfo(o["relpath"], join(uri, o["relpath"]), signature(o)) for o in objects]
     fresh = manifest_text(uri, objects) if kept is None else None
     return Found(uri, images, manifest=fresh)
+
+
+def _keep_only(found: Found, only: tuple[str, ...], where: str) -> None:
+    """Keep the listed images (and the videos a listed frame belongs to); a listed path that is not there
+    is an error naming it."""
+    wanted = {p.replace("\\", "/").lstrip("./") for p in only}
+    found.images = [im for im in found.images if im.relpath in wanted]
+    frames = {p.rsplit("/", 1)[0] for p in wanted if "/" in p}
+    found.videos = [v for v in found.videos if v.relpath in wanted or v.relpath in frames]
+    found.problems = [(r, why) for r, why in found.problems if r in wanted]
+    known = {im.relpath for im in found.images} | {v.relpath for v in found.videos} | {r for r, _ in found.problems}
+    missing = sorted(p for p in wanted if p not in known and p.rsplit("/", 1)[0] not in known)
+    if missing:
+        raise UsageError(
+            f"--images: {len(missing)} listed paths are not under '{where}': {', '.join(missing[:5])}"
+            + (" …" if len(missing) > 5 else ""),
+            hint="list paths relative to the input folder, one per line (as `autolabel sample` writes them)",
+        )

@@ -184,7 +184,7 @@ def run_labeling(
     if settings.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {settings.batch_size}")
     output_p = Path(output_dir)
-    found = discover_input(input_path, settings.limit, output_p, settings.relist)
+    found = discover_input(input_path, settings.limit, output_p, settings.relist, settings.images)
     input_root, images, problems = found.source, found.images, found.problems
     if not is_uri(input_root):
         check_output_dir(Path(input_root), output_p)
@@ -213,7 +213,7 @@ def run_labeling(
         done = _unchanged(images, opened.done)
         if models is None and len(done) < len(images):
             models = _models(plan, settings, backends)  # a video changed while it was being checked
-        if settings.limit is None and not found.single_file:  # forget what was deleted from the input folder
+        if settings.limit is None and settings.images is None and not found.single_file:  # forget deleted files
             listed = {im.relpath for im in images} | {v.relpath for v in found.videos} | {r for r, _ in problems}
             forget_gone(output_p, sorted(set(opened.done) - {im.relpath for im in images}), set(clips), listed)
         if found.manifest is not None:  # a fresh listing of object storage: kept for reruns

@@ -39,6 +39,7 @@ class RunSettings:
     decode_workers: int = 2
     prefetch_bytes: int = 512 * 2**20  # decoded images held ahead of the model (at least one batch)
     limit: int | None = None  # label only the first N images (sorted by relative path)
+    images: tuple[str, ...] | None = None  # label only these relative paths (`--images FILE`)
     max_same_failures: int = MAX_SAME_FAILURES
     ray: RayOptions | None = None  # None: the one-process executor
 
