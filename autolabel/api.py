@@ -7,6 +7,9 @@ summary = labeler.label_folder("data/images", "runs/data", formats=["coco", "yol
 
 from autolabel.api import label_folder
 summary, written = label_folder("ontology.yaml", "data/images", "runs/data", formats=["coco", "yolo"])
+
+import autolabel
+result = autolabel.train("runs/data", model="yolo11n-seg.pt", epochs=50)   # result.student, result.teacher
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +33,9 @@ from autolabel.progress import Progress
 from autolabel.run.labeling import SUMMARY_NAME, run_labeling
 from autolabel.run.settings import RunSettings, RunSummary
 from autolabel.types import Detections, RleMasks
+
+if TYPE_CHECKING:
+    from autolabel.student.train import TrainResult
 
 LOCK_WAIT = 3600.0  # label's own export waits for a concurrent `export` of the run to finish
 
@@ -232,3 +238,13 @@ class Labeler:
             backends=(self.detector, self.segmenter),
         )
         return summary
+
+
+def train(run_dir: str | Path, **options: Any) -> TrainResult:
+    """Train an ultralytics YOLO student on a run's labels and score it on the held-out hand labels, as
+    `autolabel train` does. Keywords: the fields of `autolabel.student.train.TrainOptions` (model, epochs,
+    imgsz, batch, device, name, gt, hold_out, conf, extra). Returns the weights, the student's and the
+    teacher's `EvalReport` on the held-out images."""
+    from autolabel.student.train import TrainOptions, train_run
+
+    return train_run(run_dir, TrainOptions(**options), echo=lambda _m: None)

@@ -18,6 +18,7 @@ from autolabel.cli.export import export
 from autolabel.cli.label import backends, label, validate
 from autolabel.cli.quality import evaluate, preview, review, sample, tune
 from autolabel.cli.tools import import_corrections, push_app
+from autolabel.cli.train import train
 
 app = typer.Typer(
     add_completion=False,
@@ -52,6 +53,7 @@ app.command()(review)
 app.command("eval")(evaluate)
 app.command()(tune)
 app.command()(compare)
+app.command()(train)
 app.command()(sample)
 app.command()(preview)
 app.command()(backends)
