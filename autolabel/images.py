@@ -94,8 +94,6 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXE
     Grayscale, palette, LA/RGBA (alpha dropped), CMYK, 16-bit and float inputs are converted.
     Raises ImageError with a reason for empty, truncated, unreadable, non-image or too-large files.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     from autolabel.storage import fetch, is_uri
 
     try:
@@ -103,11 +101,28 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXE
             data = fetch(str(path))
             if not data:
                 raise ImageError("empty object (0 bytes)")
-            source: Any = io.BytesIO(data)
-        else:
-            source = Path(path)
-            if source.stat().st_size == 0:
-                raise ImageError("empty file (0 bytes)")
+            return _decode(io.BytesIO(data), max_pixels)
+        source = Path(path)
+        if source.stat().st_size == 0:
+            raise ImageError("empty file (0 bytes)")
+        return _decode(source, max_pixels)
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except OSError as e:
+        raise ImageError(f"cannot decode: {e}") from None
+
+
+def decode_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """`load_image` for bytes already read (an upload, a download)."""
+    if not data:
+        raise ImageError("empty image (0 bytes)")
+    return _decode(io.BytesIO(data), max_pixels)
+
+
+def _decode(source: Any, max_pixels: int | None) -> np.ndarray:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
         Image.MAX_IMAGE_PIXELS = max_pixels
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

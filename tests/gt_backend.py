@@ -80,3 +80,63 @@ class GroundTruthEngine:
                 )
             )
         return out
+
+
+class NoisyGroundTruthEngine(GroundTruthEngine):
+    """The ground truth as a weaker detector would see it (a stand-in with known noise, never the product):
+    each true object is missed with probability AUTOLABEL_GT_MISS (0.3); found ones score uniformly in
+    [AUTOLABEL_GT_TP_LOW (0.3), 0.95]; AUTOLABEL_GT_FP (2.0) false positives per image on average, boxes and
+    rectangle masks on random places with a random prompt, score in [0.1, AUTOLABEL_GT_FP_HIGH (0.7)]. The
+    draws depend on the image and AUTOLABEL_GT_SEED only: two seeds are two independent detectors."""
+
+    def __init__(
+        self,
+        gt_json: str,
+        images_dir: str,
+        seed: int = 0,
+        miss: float = 0.3,
+        fp: float = 2.0,
+        tp_low: float = 0.3,
+        fp_high: float = 0.7,
+    ) -> None:
+        super().__init__(gt_json, images_dir)
+        self.seed, self.miss, self.fp, self.tp_low, self.fp_high = seed, miss, fp, tp_low, fp_high
+
+    @classmethod
+    def from_config(cls, cfg: Any, device: str, dtype: Any) -> NoisyGroundTruthEngine:
+        env = os.environ
+        return cls(
+            env["AUTOLABEL_GT_JSON"],
+            env["AUTOLABEL_GT_IMAGES"],
+            int(env.get("AUTOLABEL_GT_SEED", "0")),
+            float(env.get("AUTOLABEL_GT_MISS", "0.3")),
+            float(env.get("AUTOLABEL_GT_FP", "2.0")),
+            float(env.get("AUTOLABEL_GT_TP_LOW", "0.3")),
+            float(env.get("AUTOLABEL_GT_FP_HIGH", "0.7")),
+        )
+
+    def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
+        out = []
+        for img, pb in zip(images, super().detect(images, prompts, min_score)):
+            rng = np.random.default_rng([self.seed, int(_key(img)[:12], 16)])
+            h, w = img.shape[:2]
+            n = len(pb.prompt_index)
+            kept = rng.random(n) >= self.miss
+            scores = rng.uniform(self.tp_low, 0.95, n)
+            n_fp = int(rng.poisson(self.fp))
+            x0, y0 = rng.uniform(0, 0.8, n_fp) * w, rng.uniform(0, 0.8, n_fp) * h
+            bw, bh = rng.uniform(0.05, 0.3, n_fp) * w, rng.uniform(0.05, 0.3, n_fp) * h
+            fp_boxes = np.stack([x0, y0, np.minimum(x0 + bw, w), np.minimum(y0 + bh, h)], axis=1).reshape(-1, 4)
+            fp_masks = np.zeros((n_fp, h, w), dtype=bool)
+            for i, (a, b, c, d) in enumerate(fp_boxes.astype(int)):
+                fp_masks[i, b : max(d, b + 1), a : max(c, a + 1)] = True
+            masks = pb.masks if pb.masks is not None else np.zeros((n, h, w), dtype=bool)
+            out.append(
+                PromptBoxes(
+                    np.concatenate([pb.xyxy[kept], fp_boxes]),
+                    np.concatenate([scores[kept], rng.uniform(0.1, self.fp_high, n_fp)]),
+                    np.concatenate([pb.prompt_index[kept], rng.integers(0, len(prompts), n_fp)]).astype(np.int64),
+                    masks=np.concatenate([masks[kept], fp_masks]),
+                )
+            )
+        return out

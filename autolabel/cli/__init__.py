@@ -17,6 +17,7 @@ from autolabel.cli.compare import compare
 from autolabel.cli.export import export
 from autolabel.cli.label import backends, label, validate
 from autolabel.cli.quality import evaluate, preview, review, sample, tune
+from autolabel.cli.serve import serve_app
 from autolabel.cli.tools import import_corrections, push_app
 from autolabel.cli.train import train
 
@@ -59,6 +60,7 @@ app.command()(preview)
 app.command()(backends)
 app.command("import")(import_corrections)
 app.add_typer(push_app, name="push")
+app.add_typer(serve_app, name="serve")
 
 
 def main() -> None:
