@@ -66,11 +66,12 @@ class GroundTruthEngine:
             boxes = np.zeros((len(sel), 4))
             for i, (a, _) in enumerate(sel):
                 seg = a["segmentation"]
-                rle = (
-                    mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-                    if isinstance(seg, list)
-                    else mask_utils.frPyObjects(seg, h, w)
-                )
+                if isinstance(seg, list):
+                    rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+                elif isinstance(seg["counts"], str):  # compressed RLE
+                    rle = {"size": seg["size"], "counts": seg["counts"].encode()}
+                else:
+                    rle = mask_utils.frPyObjects(seg, h, w)
                 masks[i] = mask_utils.decode(rle).astype(bool)
                 x, y, bw, bh = a["bbox"]
                 boxes[i] = [x, y, x + bw, y + bh]

@@ -115,6 +115,8 @@ def label_studio(tmp_path: Path) -> Iterator[str]:
         "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
         "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(tmp_path),
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "ML_BLOCK_LOCAL_IP": "false",  # the ML backend under test listens on 127.0.0.1 too: Label Studio
+        "USE_DEFAULT_BANNED_SUBNETS": "false",  # refuses loopback backends (and their webhook) otherwise
     }
     cmd = [
         str(Path(python).parent / "label-studio"),
