@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from autolabel.cli.compare import compare
+from autolabel.cli.compare import compare, report
 from autolabel.cli.export import export
 from autolabel.cli.label import backends, label, validate
 from autolabel.cli.quality import evaluate, preview, review, sample, tune
@@ -54,6 +54,7 @@ app.command()(review)
 app.command("eval")(evaluate)
 app.command()(tune)
 app.command()(compare)
+app.command()(report)
 app.command()(train)
 app.command()(sample)
 app.command()(preview)

@@ -250,3 +250,12 @@ def warn_stale(run_dir: Path, skip: tuple[str, ...] = ()) -> None:
         msg = stale_message(run, skip=skip)
     if msg:
         typer.echo(f"warning: {msg}", err=True)
+
+
+def refresh_report(run_dir: Path) -> None:
+    """A run with a report (`autolabel report`) gets it refreshed after a label or export, and its path said."""
+    if not (run_dir / "report.html").is_file():
+        return
+    from autolabel.quality.report_html import write_report
+
+    typer.echo(f"report: {write_report(run_dir)}")

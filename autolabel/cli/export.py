@@ -29,6 +29,7 @@ from autolabel.cli.common import (
     ToolMasksOpt,
     export_options,
     guard,
+    refresh_report,
     stop_on_sigterm,
     threshold_overrides,
 )
@@ -139,6 +140,8 @@ def export(
             written = report.written
         for fmt, path in written.items():
             typer.echo(f"{fmt}: {path}")
+        if run_dir is not None and from_fiftyone is None:
+            refresh_report(run_dir)
 
     from autolabel.interrupts import call_deferred
 

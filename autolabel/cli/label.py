@@ -30,6 +30,7 @@ from autolabel.cli.common import (
     ToolMasksOpt,
     export_options,
     guard,
+    refresh_report,
     stop_on_sigterm,
 )
 
@@ -191,6 +192,7 @@ def label(
         summary, written = label_folder(ont, input_dir, out, fmts, settings, opts, **bars)
         if not quiet:
             print_summary(summary, written, out)
+            refresh_report(out)
         if summary.interrupted:
             typer.echo("interrupted: rerun the same command to resume (finished images are kept)", err=True)
             return EXIT_INTERRUPTED

@@ -109,8 +109,11 @@ def evaluate(
         from autolabel.quality.breakdown import plot_breakdown
 
         png = path.with_name(path.stem + "_errors.png")
-        if report.errors and plot_breakdown(report.errors, png):
-            typer.echo(f"errors by cause: {png}")
+        if any(e.misses or e.false_positives for e in report.errors.values()):
+            if plot_breakdown(report.errors, png):
+                typer.echo(f"errors by cause: {png}")
+        elif png.is_file():  # an earlier eval's picture would contradict this one
+            png.unlink()
 
     guard(run)
 

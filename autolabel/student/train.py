@@ -53,6 +53,12 @@ class TrainResult:
 
 
 def train_run(run_dir: str | Path, opts: TrainOptions, echo: Callable[[str], None] = print) -> TrainResult:
+    import importlib.util
+
+    from autolabel.errors import MissingDependencyError
+
+    if importlib.util.find_spec("ultralytics") is None:
+        raise MissingDependencyError("autolabel train needs ultralytics", hint="pip install 'autolabel[train]'")
     run_dir = Path(run_dir)
     if not opts.name or "/" in opts.name or opts.name in (".", ".."):
         raise UsageError(f"--name '{opts.name}': a plain folder name, e.g. yolo11n-e50")

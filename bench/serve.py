@@ -1,0 +1,120 @@
+"""`autolabel serve` on this machine, over loopback HTTP, as Label Studio calls it:
+
+1. interactive latency: a box drawn by a person → the segmenter's mask (`/predict` with a context), real-size
+   SAM 2.1-hiera-tiny architecture (random weights), 640×480 images, median and p90 of 20 requests;
+2. load: 200 concurrent `/predict` requests (50 at a time) for 20 new images of mixed sizes, with the real-size
+   Grounding DINO-T + SAM 2.1-tiny architectures: wall time, forward passes (requests are batched), and
+   the process's peak RSS before and after.
+
+    python -m bench.serve [--requests 200] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.labeling import K_PROMPTS, build_real_size, ontology
+from tests.helpers import scene
+
+CONFIG_LABELS = [q.replace(" ", "_") for q in K_PROMPTS]
+
+
+def _server(ont: Path, root: Path) -> tuple[Any, Any, str]:
+    from autolabel.api import Labeler
+    from autolabel.serve.backend import Backend
+    from autolabel.serve.engine import Engine
+    from autolabel.serve.http import Server
+    from autolabel.serve.sources import Sources
+
+    engine = Engine(Labeler(ont, device="cpu"), None, batch_size=8)
+    server = Server(("127.0.0.1", 0), Backend(engine, Sources(document_root=root)), None, 2**26)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, engine, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    import urllib.request
+
+    req = urllib.request.Request(url + "/predict", data=json.dumps(body).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return dict(json.loads(r.read()))
+
+
+def run(requests: int, work: Path) -> dict[str, Any]:
+    from autolabel.export.labelstudio import label_config
+
+    models = build_real_size(work / "models")
+    ont = ontology(models, 0.3)
+    images = work / "in"
+    images.mkdir()
+    for k in range(20):
+        scene(320 + 16 * k, 240 + 12 * k, seed=k).save(images / f"img{k}.jpg", quality=90)
+    scene(640, 480, seed=99).save(images / "big.jpg", quality=90)
+    config = label_config(CONFIG_LABELS)
+    server, engine, url = _server(ont, work)
+
+    def task(name: str, tid: int) -> dict[str, Any]:
+        return {"id": tid, "data": {"image": f"/data/local-files/?d=in/{name}"}}
+
+    box = {"x": 5, "y": 5, "width": 40, "height": 40, "rectanglelabels": ["red_box"]}
+    ctx = {"result": [{"original_width": 640, "original_height": 480, "type": "rectanglelabels", "value": box}]}
+    latencies = []
+    for i in range(21):
+        t = time.perf_counter()
+        _post(url, {"tasks": [task("big.jpg", 1)], "label_config": config, "params": {"context": ctx}})
+        if i:  # the first warms the model up
+            latencies.append(time.perf_counter() - t)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(
+            pool.map(
+                lambda i: _post(url, {"tasks": [task(f"img{i % 20}.jpg", i)], "label_config": config}), range(requests)
+            )
+        )
+    wall = time.perf_counter() - t
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    stats = engine.stats.to_json()
+    server.shutdown()
+    server.server_close()
+    engine.close()
+    lat = sorted(latencies)
+    return {
+        "interactive_box_to_mask_s": {"median": statistics.median(lat), "p90": lat[int(0.9 * len(lat)) - 1]},
+        "load": {
+            "requests": requests,
+            "answered": sum(1 for a in answers if "results" in a),
+            "wall_s": round(wall, 2),
+            "forward_passes": stats["forward_passes"],
+            "images_through_models": stats["images"],
+            "peak_rss_mb_before": round(rss0 / 1024, 1),
+            "peak_rss_mb_after": round(rss1 / 1024, 1),
+        },
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(a.requests, Path(tmp))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if a.json:
+        a.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
