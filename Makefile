@@ -16,7 +16,7 @@ ifdef SEGMENTER_MODEL
 DEMO_ARGS += --segmenter-model $(SEGMENTER_MODEL)
 endif
 
-.PHONY: demo test bench browser install install-dev tools lint clean
+.PHONY: demo test bench browser install install-dev tools lint docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -e '.[models,fiftyone,ray,cloud,video,dev]' $(OPENCV_PINS) 'opencv-python>=4.8,<5'
+	$(PIP) install -e '.[models,fiftyone,ray,cloud,video,train,docs,dev]' $(OPENCV_PINS) 'opencv-python>=4.8,<5'
 	$(PIP) install --force-reinstall --no-deps $(OPENCV_PINS)
 	$(PIP) check
 	touch $@
@@ -59,8 +59,13 @@ TOOLS_ENV := AUTOLABEL_REQUIRE_TOOLS=1 AUTOLABEL_LABELSTUDIO_PYTHON=$(abspath $(
 demo: $(VENV)/.installed
 	$(VENV)/bin/autolabel label ontologies/example.yaml examples/images -o $(DEMO_OUT) $(DEMO_ARGS)
 
-test: $(VENV)/.installed-dev tools
+test: $(VENV)/.installed-dev tools docs
 	$(TOOLS_ENV) $(PY) -m pytest -q -n 2 --dist loadfile
+
+# the documentation site (docs/, mkdocs.yml): offline, strict (a warning, a broken link or anchor fails it);
+# the command-line reference is generated from the Typer app, the API reference from the docstrings
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
 
 # speed/memory ratios with real-size random-weight architectures and the tiny models (minutes on CPU)
 BENCH_ARGS ?=
@@ -72,6 +77,9 @@ bench: $(VENV)/.installed-dev
 	$(PY) -m bench.ray_sim
 	$(PY) -m bench.driver_commit
 	$(PY) -m bench.video_memory
+	$(PY) -m bench.serve
+	$(PY) -m bench.report
+	$(PY) -m bench.student
 
 # headless Chromium for the optional App screenshot test (Debian/Ubuntu, as root)
 browser:
@@ -85,4 +93,4 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) $(LABELSTUDIO_VENV) $(DATUMARO_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LABELSTUDIO_VENV) $(DATUMARO_VENV) runs .pytest_cache site
