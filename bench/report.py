@@ -7,12 +7,13 @@ nine images, repeated under other names), the report written from an even sample
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.common import emit
 
 
 def big_run(work: Path, n: int) -> Path:
@@ -56,10 +57,7 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         result = run(a.images, Path(tmp))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.json:
-        a.json.write_text(text + "\n")
+    emit(result, a.json)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.common import emit
 from bench.labeling import K_PROMPTS, build_real_size, ontology
 from tests.helpers import scene
 
@@ -125,10 +126,7 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         result = run(a.requests, Path(tmp))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.json:
-        a.json.write_text(text + "\n")
+    emit(result, a.json)
 
 
 if __name__ == "__main__":

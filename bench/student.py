@@ -26,6 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.common import emit
+
 COCO128 = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-sample" / "coco128_train2017"
 
 
@@ -179,10 +181,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(tmp) / "ultralytics"))
         result = run(a.data, a.epochs, a.imgsz, a.classes, Path(tmp), a.threshold)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.json:
-        a.json.write_text(text + "\n")
+    emit(result, a.json)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,13 @@ def live(labeled_run: dict[str, Path], fake_ontology_yaml: Path) -> Iterator[Liv
     yield from start(labeled_run, fake_ontology_yaml)
 
 
+def box_context(w: int, h: int, label: str) -> dict[str, Any]:
+    """What Label Studio sends when a person draws a box (10 %, 10 %, 50 % × 60 % of the image)."""
+    value = {"x": 10, "y": 10, "width": 50, "height": 60, "rectanglelabels": [label]}
+    item = {"original_width": w, "original_height": h, "image_rotation": 0, "type": "rectanglelabels"}
+    return {"result": [{**item, "from_name": "box", "to_name": "image", "value": value}]}
+
+
 def masks_of(result: list[dict[str, Any]]) -> list[np.ndarray]:
     return [ls_decode(r["value"]["rle"], r["original_height"], r["original_width"]) for r in result]
 
@@ -141,17 +148,7 @@ def test_a_box_drawn_by_a_person_becomes_the_segmenters_mask(live: Live) -> None
     img = np.asarray(Image.open(live.root / "in" / "g.png").convert("RGB"))
     h, w = img.shape[:2]
     box = [w * 0.1, h * 0.1, w * 0.6, h * 0.7]
-    context = {
-        "result": [
-            {
-                "original_width": w,
-                "original_height": h,
-                "image_rotation": 0,
-                "type": "rectanglelabels",
-                "value": {"x": 10, "y": 10, "width": 50, "height": 60, "rectanglelabels": ["ring"]},
-            }
-        ]
-    }
+    context = box_context(w, h, "ring")
     status, body = live.predict([live.task("g.png")], context)
     assert status == 200
     (region,) = body["results"][0]["result"]

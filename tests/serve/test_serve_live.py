@@ -18,7 +18,7 @@ from autolabel.api import Labeler
 from autolabel.run.run import Run
 from tests.fakes import FakeDetector, FakeSegmenter
 from tests.helpers import scene
-from tests.serve.test_serve import CONFIG, start
+from tests.serve.test_serve import CONFIG, box_context, start
 from tests.tools import TOKEN, run_tool
 
 READ_BACK = """
@@ -101,20 +101,7 @@ def test_label_studio_gets_the_runs_labels_fresh_labels_and_interactive_masks(
         )
         img = np.asarray(Image.open(labeled_run["input"] / "g.png").convert("RGB"))
         h, w = img.shape[:2]
-        box = {"x": 10, "y": 10, "width": 50, "height": 60, "rectanglelabels": ["square"]}
-        context = {
-            "result": [
-                {
-                    "original_width": w,
-                    "original_height": h,
-                    "image_rotation": 0,
-                    "type": "rectanglelabels",
-                    "from_name": "box",
-                    "to_name": "image",
-                    "value": box,
-                }
-            ]
-        }
+        context = box_context(w, h, "square")
         answer = api(
             label_studio, "POST", f"/api/ml/{ml['id']}/interactive-annotating", {"task": task["id"], "context": context}
         )
