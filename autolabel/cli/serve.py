@@ -89,7 +89,13 @@ def serve_labelstudio(
         labeler = Labeler(ont, device=device.value, precision=precision.value, batch_size=batch_size)
         engine = Engine(labeler, run, batch_size)
         sources = Sources(root_of(document_root), labelstudio_url, labelstudio_token, int(max_body_mb * 2**20))
-        server = Server((host, port), Backend(engine, sources), token, int(max_body_mb * 2**20))
+        try:
+            server = Server((host, port), Backend(engine, sources), token, int(max_body_mb * 2**20))
+        except OSError as e:
+            engine.close()
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {e.strerror or e}", hint="another --port (0 picks a free one)"
+            ) from None
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
         def stop(*_: object) -> None:

@@ -242,6 +242,15 @@ def test_the_command_refuses_open_addresses_and_stops_cleanly_on_sigterm(
         [*args, "--host", "0.0.0.0", "--allow-remote"], capture_output=True, text=True, env=env, timeout=120
     )
     assert r.returncode == 2 and "needs a token" in r.stderr
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        r = subprocess.run(
+            [*args, "--port", str(busy.getsockname()[1])], capture_output=True, text=True, env=env, timeout=120
+        )
+    assert r.returncode == 2 and "cannot listen on 127.0.0.1" in r.stderr and "--port" in r.stderr
     root = labeled_run["input"].parent
     proc = subprocess.Popen(
         [*args, "--run", str(labeled_run["run"]), "--port", "0", "--document-root", str(root)],
