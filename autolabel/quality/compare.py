@@ -23,7 +23,7 @@ from autolabel.errors import UsageError
 from autolabel.quality.choose import HandLabels
 from autolabel.quality.crossval import cross_validate
 from autolabel.quality.evaluate import EvalReport, evaluate_run
-from autolabel.quality.groundtruth import load_ground_truth, match_images, read_coco
+from autolabel.quality.groundtruth import load_ground_truth, read_coco, restrict, same_size_matches
 from autolabel.quality.matching import f_score
 from autolabel.quality.predictions import evaluate_predictions, read_predictions
 from autolabel.run.run import Run
@@ -100,7 +100,7 @@ def compare(sources: list[Path], gt: Path | None = None, operating: float = 0.25
     for s in found:
         _coverage(s, gt_data)
     shared_ids, classes = _shared(found, gt_data, notes)
-    data = _restricted(gt_data, shared_ids, classes)
+    data = restrict(gt_data, shared_ids, classes)
     entries = []
     for s in found:
         if s.kind == "run":
@@ -156,10 +156,8 @@ def _coverage(s: _Source, gt_data: dict) -> None:
         s.covers, s.classes = set(preds.covers), set(preds.classes)
         return
     with Run.open(s.path) as run:
-        sizes = run.images()
-        matched = match_images(gt_data["images"], [r for r, _, _ in sizes])
-        same = {r: (w, h) for r, w, h in sizes}
-        s.covers = {im["id"] for r, im in matched.items() if (im["width"], im["height"]) == same[r]}
+        same, _ = same_size_matches(gt_data["images"], run.images())
+        s.covers = {im["id"] for im in same.values()}
         s.classes = set(run.classes)
 
 
@@ -180,20 +178,6 @@ def _shared(found: list[_Source], gt_data: dict, notes: list[str]) -> tuple[set[
     if not classes:
         raise UsageError("the sources share no class of the ground truth", hint="use the same ontology classes")
     return ids, classes
-
-
-def _restricted(gt_data: dict, ids: set[Any], classes: set[str]) -> dict:
-    """The ground truth cut down to the shared images and classes (the file itself when nothing is cut)."""
-    cats = [c for c in gt_data["categories"] if c["name"] in classes]
-    if len(ids) == len(gt_data["images"]) and len(cats) == len(gt_data["categories"]):
-        return gt_data
-    keep = {c["id"] for c in cats}
-    return {
-        **gt_data,
-        "images": [im for im in gt_data["images"] if im["id"] in ids],
-        "categories": cats,
-        "annotations": [a for a in gt_data["annotations"] if a["image_id"] in ids and a["category_id"] in keep],
-    }
 
 
 def _run_entry(s: _Source, gt_path: Path, data: dict, classes: set[str]) -> Entry:

@@ -25,8 +25,8 @@ from autolabel.quality.groundtruth import (
     describe_ground_truth,
     load_ground_truth,
     match_detections,
-    match_images,
     read_coco,
+    same_size_matches,
 )
 from autolabel.quality.matching import ClassMatches, f_score
 from autolabel.run.run import Run
@@ -162,7 +162,8 @@ def evaluate_run(
                 hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(gt_names))}",
             )
         sizes = run.images()
-        matched, same = _matched_images(report, gt_data, sizes)
+        matched = _matched_images(report, gt_data, sizes)
+        same = list(matched)
         gt = load_ground_truth(gt_data, sizes, classes)
         dec = run.decisions(overrides)  # what the run exports, unless other thresholds are asked for
         report.decisions = run.applied(overrides).describe()
@@ -178,26 +179,19 @@ def evaluate_run(
     return report
 
 
-def _matched_images(
-    report: EvalReport, gt_data: dict, sizes: list[tuple[str, int, int]]
-) -> tuple[dict[str, dict], list[str]]:
-    """The run images the ground truth covers (relpath → GT image) and those of the same size; the rest
-    is reported."""
-    matched = match_images(gt_data["images"], [r for r, _, _ in sizes])
-    report.images_only_in_run = [r for r, _, _ in sizes if r not in matched]
-    matched_ids = {im["id"] for im in matched.values()}
+def _matched_images(report: EvalReport, gt_data: dict, sizes: list[tuple[str, int, int]]) -> dict[str, dict]:
+    """The run images the ground truth covers at the same size (relpath → GT image); the rest is reported."""
+    same, other = same_size_matches(gt_data["images"], sizes)
+    report.size_mismatch = list(other)
+    report.images_only_in_run = [r for r, _, _ in sizes if r not in same and r not in other]
+    matched_ids = {im["id"] for im in [*same.values(), *other.values()]}
     report.images_only_in_gt = sorted(im["file_name"] for im in gt_data["images"] if im["id"] not in matched_ids)
-    report.size_mismatch = [
-        r for r, w, h in sizes if r in matched and (matched[r]["width"], matched[r]["height"]) != (w, h)
-    ]
-    mismatched = set(report.size_mismatch)
-    same = [r for r in matched if r not in mismatched]
     if not same:
         raise UsageError(
             "no image of the run matches the ground truth by file name",
             hint="GT file_name must be the path relative to the labeled folder (or a unique base name)",
         )
-    return matched, same
+    return same
 
 
 def overall_scores(

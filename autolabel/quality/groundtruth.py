@@ -208,6 +208,35 @@ def match_images(gt_images: list[dict], run_relpaths: list[str]) -> dict[str, di
     return out
 
 
+def same_size_matches(
+    gt_images: list[dict], sizes: list[tuple[str, int, int]]
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The run images (relpath, width, height) the ground truth covers: at the same size (relpath → GT image),
+    and at another size (not comparable: reported, never scored), each in the order of `sizes`."""
+    matched = match_images(gt_images, [r for r, _, _ in sizes])
+    same: dict[str, dict] = {}
+    other: dict[str, dict] = {}
+    for r, w, h in sizes:
+        if r in matched:
+            (same if (matched[r]["width"], matched[r]["height"]) == (w, h) else other)[r] = matched[r]
+    return same, other
+
+
+def restrict(data: dict, ids: set, classes: set[str] | None = None) -> dict:
+    """COCO data cut down to the images `ids` (and the categories named in `classes`); `data` itself when
+    nothing is cut."""
+    cats = [c for c in data["categories"] if classes is None or c["name"] in classes]
+    if len(ids) == len(data["images"]) and len(cats) == len(data["categories"]):
+        return data
+    keep = {c["id"] for c in cats}
+    return {
+        **data,
+        "images": [im for im in data["images"] if im["id"] in ids],
+        "categories": cats,
+        "annotations": [a for a in data["annotations"] if a["image_id"] in ids and a["category_id"] in keep],
+    }
+
+
 @dataclass
 class GtImage:
     """Ground truth of one image for the run's classes: class name → (RLEs or None, xyxy, crowd)."""
@@ -240,16 +269,13 @@ def load_ground_truth(
             "no class name of the run appears in the ground truth",
             hint=f"run classes: {', '.join(classes)}; GT: {', '.join(sorted(set(names.values())))}",
         )
-    by_rel = {r: (w, h) for r, w, h in sizes}
-    matched = match_images(images, list(by_rel))
+    matched, _ = same_size_matches(images, sizes)
     by_id: dict[int, list[dict]] = {}
     for a in anns:
         by_id.setdefault(a["image_id"], []).append(a)
     out: dict[str, GtImage] = {}
     for rel, im in matched.items():
-        w, h = by_rel[rel]
-        if (im["width"], im["height"]) != (w, h):
-            continue
+        w, h = im["width"], im["height"]
         gi = GtImage()
         for name in classes:
             sel = [a for a in by_id.get(im["id"], []) if names.get(a["category_id"]) == name]

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autolabel.quality.evaluate import EvalReport, Scorer, evaluate_run, fill_gt_defaults
-from autolabel.quality.groundtruth import describe_ground_truth, load_ground_truth, match_images, read_coco
+from autolabel.quality.groundtruth import (
+    describe_ground_truth,
+    load_ground_truth,
+    read_coco,
+    restrict,
+    same_size_matches,
+)
 from autolabel.run.run import Run
 from autolabel.types import Detections, RleMasks
 
@@ -26,13 +32,9 @@ def score_student(run_dir: Any, data: StudentData, weights: Any, opts: TrainOpti
     gt_data = read_coco(data.gt_path)
     with Run.open(run_dir) as run:
         sizes = [s for s in run.images() if s[0] in data.held_out]
-    matched = match_images(gt_data["images"], [r for r, _, _ in sizes])
-    ids = {matched[r]["id"] for r, _, _ in sizes if r in matched}
-    held = {
-        **gt_data,
-        "images": [im for im in gt_data["images"] if im["id"] in ids],
-        "annotations": [a for a in gt_data["annotations"] if a["image_id"] in ids],
-    }
+    matched, _ = same_size_matches(gt_data["images"], sizes)  # an image of another size is not comparable
+    ids = {im["id"] for im in matched.values()}
+    held = restrict(gt_data, ids)
     teacher = evaluate_run(run_dir, data.gt_path, gt_data=copy.deepcopy(held))
     student = EvalReport(
         gt_boxes_as_masks=fill_gt_defaults(held),
@@ -46,7 +48,7 @@ def score_student(run_dir: Any, data: StudentData, weights: Any, opts: TrainOpti
     model = YOLO(str(weights))
     for rel, w, h in sizes:
         if rel not in matched:
-            continue
+            continue  # not a hand-labeled image of this size
         det = predict(model, data.held_out[rel], opts, w, h, len(data.classes))
         scorer.add(rel, det, matched[rel]["id"])
         student.images_matched += 1

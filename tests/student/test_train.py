@@ -123,3 +123,18 @@ def test_the_python_api_returns_the_student_and_teacher_scores(
     assert result.teacher is not None and result.student is not None
     assert result.teacher.overall["micro"]["f1"] == 1.0 and result.student.images_matched == 3
     assert result.weights.is_file() and not result.resumed
+
+
+def test_a_hand_labeled_image_of_another_size_is_held_out_but_not_scored(
+    labeled_run: dict, tmp_path: Path, env: dict[str, str]
+) -> None:
+    run = labeled_run["run"]
+    gt = hand_labels(run, tmp_path)
+    data = json.loads(gt.read_text())
+    first = data["images"][0]
+    first["width"] += 1  # the hand labels of an image of another size cannot be compared
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] != first["id"]]
+    gt.write_text(json.dumps(data))
+    r = cli("train", str(run), *TINY, "--epochs", "1", "--gt", str(gt), env=env)
+    assert r.returncode == 0, r.stderr[-3000:]  # was: KeyError, exit 1
+    assert "3 hand-labeled images held out" in r.stdout and "on 2 held-out hand-labeled images" in r.stdout
