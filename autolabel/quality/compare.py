@@ -25,7 +25,7 @@ from autolabel.quality.crossval import cross_validate
 from autolabel.quality.evaluate import EvalReport, evaluate_run
 from autolabel.quality.groundtruth import load_ground_truth, read_coco, restrict, same_size_matches
 from autolabel.quality.matching import f_score
-from autolabel.quality.predictions import evaluate_predictions, read_predictions
+from autolabel.quality.predictions import Predictions, evaluate_predictions, read_predictions
 from autolabel.run.run import Run
 from autolabel.run.store import store_path
 
@@ -88,6 +88,7 @@ class _Source:
     kind: str
     covers: set[Any] = field(default_factory=set)  # ground-truth image ids it has labels for
     classes: set[str] = field(default_factory=set)
+    predictions: Predictions | None = None  # a predictions file, read (and checked) once
 
 
 def compare(sources: list[Path], gt: Path | None = None, operating: float = 0.25) -> Comparison:
@@ -106,7 +107,7 @@ def compare(sources: list[Path], gt: Path | None = None, operating: float = 0.25
         if s.kind == "run":
             entries.append(_run_entry(s, gt_path, data, classes))
         else:
-            report = evaluate_predictions(s.path, gt_path, copy.deepcopy(data), operating)
+            report = evaluate_predictions(s.path, gt_path, copy.deepcopy(data), operating, s.predictions)
             entries.append(Entry(s.name, str(s.path), s.kind, report))
     objects = sum(1 for a in data["annotations"] if not a.get("iscrowd"))
     out = Comparison(entries[0].report.ground_truth, entries, len(shared_ids), objects, sorted(classes), notes)
@@ -152,8 +153,8 @@ def _ground_truth(found: list[_Source], gt: Path | None) -> tuple[Path, list[str
 
 def _coverage(s: _Source, gt_data: dict) -> None:
     if s.kind == "predictions":
-        preds = read_predictions(s.path, gt_data)
-        s.covers, s.classes = set(preds.covers), set(preds.classes)
+        s.predictions = read_predictions(s.path, gt_data)
+        s.covers, s.classes = set(s.predictions.covers), set(s.predictions.classes)
         return
     with Run.open(s.path) as run:
         same, _ = same_size_matches(gt_data["images"], run.images())
@@ -168,8 +169,9 @@ def _shared(found: list[_Source], gt_data: dict, notes: list[str]) -> tuple[set[
     for s in found:
         if s.covers - ids:
             notes.append(f"{s.name}: {len(s.covers - ids)} hand-labeled images left out (not in every source)")
-        if (s.classes & gt_classes) - classes:
-            notes.append(f"{s.name}: classes left out (not in every source): {', '.join(sorted(s.classes - classes))}")
+        left_out = (s.classes & gt_classes) - classes
+        if left_out:
+            notes.append(f"{s.name}: classes left out (not in every source): {', '.join(sorted(left_out))}")
     if not ids:
         raise UsageError(
             "the sources share no hand-labeled image",

@@ -129,18 +129,24 @@ def _detections(anns: list[dict], gt_data: dict) -> dict[int | str, Detections]:
 
 
 def evaluate_predictions(
-    path: str | Path, gt_path: str | Path, gt_data: dict | None = None, operating: float = 0.25
+    path: str | Path,
+    gt_path: str | Path,
+    gt_data: dict | None = None,
+    operating: float = 0.25,
+    preds: Predictions | None = None,
 ) -> EvalReport:
     """COCO metrics of a predictions file on the hand-labeled images it covers (all of its labels), and
-    precision/recall/F1 of its labels scoring `operating` or more (ultralytics' default confidence)."""
+    precision/recall/F1 of its labels scoring `operating` or more (ultralytics' default confidence).
+    `gt_data`: the ground truth already read (or cut down); `preds`: the file already read, against the
+    whole ground truth (it may label images `gt_data` leaves out)."""
     gt_data = read_coco(gt_path) if gt_data is None else gt_data
+    preds = read_predictions(path, gt_data) if preds is None else preds
     report = EvalReport(
         gt_boxes_as_masks=fill_gt_defaults(gt_data),
         ground_truth=describe_ground_truth(gt_data, gt_path),
-        decisions=f"labels scoring >= {operating:g} (mAP: every label)",
+        decisions=f"{preds.form}; labels scoring >= {operating:g} (mAP: every label)",
     )
-    preds = read_predictions(path, gt_data)
-    covered = [im for im in gt_data["images"] if im["id"] in preds.covers]
+    covered = [im for im in gt_data["images"] if im["id"] in preds.covers]  # in gt_data, labeled or not
     if not covered:
         raise UsageError(f"'{path}' has no label of a hand-labeled image", hint="check its image ids / file names")
     sizes = [(im["file_name"], im["width"], im["height"]) for im in covered]

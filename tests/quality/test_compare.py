@@ -120,3 +120,19 @@ def test_compare_cli_and_label_only_the_listed_images(
         str(tmp_path / "typo.txt"),
     )
     assert r.returncode == 2 and "not-there.png" in r.stderr
+
+
+def test_a_results_list_labeling_more_images_than_are_shared_is_compared_on_the_shared_ones(
+    labeled_run: dict, tmp_path: Path
+) -> None:
+    a, b, gt = two_runs(labeled_run, tmp_path)
+    data = json.loads(gt.read_text())
+    data["images"].append({"id": 999, "file_name": "elsewhere.png", "width": 5, "height": 5})
+    data["annotations"].append({"id": 9999, "image_id": 999, "category_id": 1, "bbox": [0, 0, 2, 2]})
+    (tmp_path / "more.json").write_text(json.dumps(data))
+    listed = [dict(x, score=0.9) for x in data["annotations"]]  # labels of every hand-labeled image, 999 too
+    (tmp_path / "list.json").write_text(json.dumps(listed))
+    result = compare([a, tmp_path / "list.json"], tmp_path / "more.json")  # was: "image_id 999 is neither…"
+    assert result.images == 9 and any("list: 1 hand-labeled images left out" in n for n in result.notes)
+    assert result.entries[1].report.overall["micro"]["f1"] == 1.0
+    assert "COCO results list" in result.entries[1].report.decisions
