@@ -125,7 +125,7 @@ def test_compare_cli_and_label_only_the_listed_images(
 def test_a_results_list_labeling_more_images_than_are_shared_is_compared_on_the_shared_ones(
     labeled_run: dict, tmp_path: Path
 ) -> None:
-    a, b, gt = two_runs(labeled_run, tmp_path)
+    a, _, gt = two_runs(labeled_run, tmp_path)
     data = json.loads(gt.read_text())
     data["images"].append({"id": 999, "file_name": "elsewhere.png", "width": 5, "height": 5})
     data["annotations"].append({"id": 9999, "image_id": 999, "category_id": 1, "bbox": [0, 0, 2, 2]})
