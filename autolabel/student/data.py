@@ -26,6 +26,7 @@ class StudentData:
     data_yaml: Path
     classes: list[str]
     has_masks: bool
+    export: Path  # the run's YOLO export the lists point into
     train: list[Path]
     val: list[Path]
     held_out: dict[str, Path] = field(default_factory=dict)  # run relpath → its exported image
@@ -56,7 +57,8 @@ def fresh_export(run_dir: Path, echo: Callable[[str], None]) -> None:
 
 
 def prepare(run_dir: Path, save_dir: Path, gt: Path | None, hold_out: bool) -> StudentData:
-    """The student's data.yaml in `save_dir`: the export's images, without the held-out hand-labeled ones."""
+    """What the student in `save_dir` learns from: the export's images, without the held-out hand-labeled
+    ones. Nothing is written (`write` does, once the training folder may be used)."""
     yolo = (run_dir / "yolo").absolute()
     with Run.open(run_dir) as run:
         classes, has_masks = run.classes, run.meta.has_masks
@@ -79,21 +81,26 @@ def prepare(run_dir: Path, save_dir: Path, gt: Path | None, hold_out: bool) -> S
             f"no image left to train on in {yolo} (the hand-labeled ones are held out)",
             hint="label more images, or train on the hand-labeled ones too: --no-hold-out",
         )
-    save_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(save_dir / "train.txt", "".join(f"{p}\n" for p in train))
-    write_text_atomic(save_dir / "val.txt", "".join(f"{p}\n" for p in val))
+    learned = hashlib.sha1((digest + "\n" + "\n".join(sorted(held))).encode()).hexdigest()[:12]
+    return StudentData(save_dir / "data.yaml", classes, has_masks, yolo, train, val, held, gt_path, learned)
+
+
+def write(data: StudentData) -> None:
+    """The student's data.yaml (beside its train.txt and val.txt): the export's folder, the image lists."""
+    folder = data.data_yaml.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "train.txt", "".join(f"{p}\n" for p in data.train))
+    write_text_atomic(folder / "val.txt", "".join(f"{p}\n" for p in data.val))
     lines = [
         "# the run's YOLO export without the held-out hand-labeled images (written by autolabel train)",
-        f"path: {json.dumps(str(yolo))}",
-        f"train: {json.dumps(str((save_dir / 'train.txt').absolute()))}",
-        f"val: {json.dumps(str((save_dir / 'val.txt').absolute()))}",
-        f"nc: {len(classes)}",
+        f"path: {json.dumps(str(data.export))}",
+        f"train: {json.dumps(str((folder / 'train.txt').absolute()))}",
+        f"val: {json.dumps(str((folder / 'val.txt').absolute()))}",
+        f"nc: {len(data.classes)}",
         "names:",
-        *(f"  {i}: {json.dumps(n, ensure_ascii=False)}" for i, n in enumerate(classes)),
+        *(f"  {i}: {json.dumps(n, ensure_ascii=False)}" for i, n in enumerate(data.classes)),
     ]
-    write_text_atomic(save_dir / "data.yaml", "\n".join(lines) + "\n")
-    learned = hashlib.sha1((digest + "\n" + "\n".join(sorted(held))).encode()).hexdigest()[:12]
-    return StudentData(save_dir / "data.yaml", classes, has_masks, train, val, held, gt_path, learned)
+    write_text_atomic(data.data_yaml, "\n".join(lines) + "\n")
 
 
 def _images(folder: Path) -> set[Path]:

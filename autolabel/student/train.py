@@ -19,7 +19,7 @@ from typing import Any
 from autolabel.errors import UsageError
 from autolabel.fsutil import write_text_atomic
 from autolabel.quality.evaluate import EvalReport
-from autolabel.student.data import StudentData, fresh_export, prepare
+from autolabel.student.data import StudentData, fresh_export, prepare, write
 from autolabel.student.scores import score_student
 
 MARKER = "autolabel_train.json"
@@ -74,13 +74,14 @@ def train_run(run_dir: str | Path, opts: TrainOptions, echo: Callable[[str], Non
         )
     fresh_export(run_dir, echo)
     data = prepare(run_dir, save_dir, opts.gt, opts.hold_out)
-    last = save_dir / "weights" / "last.pt"
-    resumed = bool(marker) and last.is_file() and _resumable(save_dir, last, echo)
-    if marker and marker.get("learns_from") != data.digest:
+    if marker and marker.get("learns_from") != data.digest:  # before anything in the folder is touched
         raise UsageError(
             f"'{save_dir}' was trained on other labels (the run's decisions or hand labels changed since)",
             hint="train under another --name (nothing was mixed)",
         )
+    write(data)
+    last = save_dir / "weights" / "last.pt"
+    resumed = bool(marker) and last.is_file() and _resumable(save_dir, last, echo)
     if not resumed:
         model = resolve_model(opts.model, data.has_masks)
         write_text_atomic(save_dir / MARKER, json.dumps({"learns_from": data.digest, "model": model}) + "\n")

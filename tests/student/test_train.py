@@ -138,3 +138,24 @@ def test_a_hand_labeled_image_of_another_size_is_held_out_but_not_scored(
     r = cli("train", str(run), *TINY, "--epochs", "1", "--gt", str(gt), env=env)
     assert r.returncode == 0, r.stderr[-3000:]  # was: KeyError, exit 1
     assert "3 hand-labeled images held out" in r.stdout and "on 2 held-out hand-labeled images" in r.stdout
+
+
+def test_a_training_refused_for_other_labels_leaves_its_folder_as_it_was(
+    labeled_run: dict, tmp_path: Path, env: dict[str, str]
+) -> None:
+    run = labeled_run["run"]
+    gt = hand_labels(run, tmp_path)
+    folder = run / "train" / "student"
+    (folder / "weights").mkdir(parents=True)
+    files = {
+        folder / "autolabel_train.json": json.dumps({"learns_from": "other labels", "model": "x.yaml"}),
+        folder / "weights" / "last.pt": "a checkpoint torch cannot read",
+        folder / "train.txt": "what it was trained on\n",
+        folder / "results.csv": "epoch,loss\n1,0.5\n2,0.4\n",
+    }
+    for path, text in files.items():
+        path.write_text(text)
+    r = cli("train", str(run), *TINY, "--epochs", "1", "--gt", str(gt), env=env)
+    assert r.returncode == 2 and "was trained on other labels" in r.stderr
+    assert {p: p.read_text() for p in files} == files  # was: last.pt set aside, train.txt rewritten
+    assert sorted(p.name for p in folder.rglob("*")) == sorted({"weights", *(p.name for p in files)})
