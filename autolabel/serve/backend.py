@@ -25,6 +25,7 @@ from autolabel.serve.sources import BadSource, Refused, Sources
 from autolabel.types import Detections, RleMasks
 
 MAX_TASKS = 1000
+MAX_CONFIGS = 64  # labeling configs kept read (one per project, usually)
 
 
 class Backend:
@@ -47,6 +48,8 @@ class Backend:
     def _target(self, config: Any) -> Target:
         key = config if isinstance(config, str) else ""
         if key not in self._targets:
+            if len(self._targets) >= MAX_CONFIGS:  # a client sending ever new configs cannot grow it
+                self._targets.clear()
             try:
                 self._targets[key] = read_config(config, self.engine.classes)
             except UsageError as e:
@@ -81,15 +84,20 @@ class Backend:
                 )
         return {"results": results, "model_version": self.engine.model_version}
 
-    def _image_ref(self, task: dict[str, Any], target: Target) -> str:
+    def located(self, task: dict[str, Any], target: Target) -> tuple[str, str]:
+        """Where the task's image is (see `Sources.located`)."""
         data = task.get("data")
         ref = data.get(target.image_key) if isinstance(data, dict) else None
         if not isinstance(ref, str):
             raise BadSource(f"task {task.get('id')}: no image under data.{target.image_key}")
-        return ref
+        return self.sources.located(ref)
+
+    def image(self, task: dict[str, Any], target: Target) -> np.ndarray:
+        """The task's image, read (and checked) from where Label Studio serves it."""
+        return self.sources.read(*self.located(task, target))
 
     def labels(self, task: dict[str, Any], target: Target) -> tuple[Detections, int, int]:
-        kind, where = self.sources.located(self._image_ref(task, target))
+        kind, where = self.located(task, target)
         rel = self.engine.relpath(kind, where)
         sig = self.engine.signature(kind, where) if rel is not None else None
         if rel is not None:

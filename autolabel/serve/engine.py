@@ -68,6 +68,9 @@ class _Job:
     future: Future[Any] = field(default_factory=Future)
 
 
+STOP = _Job(None, None)  # queued by close(): the model thread ends after the jobs before it
+
+
 class Engine:
     def __init__(self, labeler: Labeler, run_dir: Path | None = None, batch_size: int = 8) -> None:
         self.labeler, self.run_dir, self.batch_size = labeler, run_dir, batch_size
@@ -87,37 +90,33 @@ class Engine:
                 self.dec, self.source = run.decisions(), run.source
                 self.done = run.store.done_signatures()
         self.model_version = f"autolabel-{fp[:10]}-{decisions_digest(self.dec)[:6]}"
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._queue: queue.Queue[_Job] = queue.Queue()
         self._store_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="autolabel-models", daemon=True)
         self._thread.start()
 
     # ---- the model thread
     def _loop(self) -> None:
+        held: _Job | None = None  # a job that ended the last batch, run next
         while True:
-            job = self._queue.get()
-            if job is None:
+            job = held or self._queue.get()
+            held = None
+            if job is STOP:
                 return
             if job.call is not None:
                 self._run(job)
                 continue
-            batch = [job]
-            deadline = time.monotonic() + LINGER
+            batch, deadline = [job], time.monotonic() + LINGER
             while len(batch) < self.batch_size:
                 try:
                     nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-                if nxt is None or nxt.call is not None:
-                    self._label(batch)
-                    batch = []
-                    if nxt is None:
-                        return
-                    self._run(nxt)
+                if nxt is STOP or nxt.call is not None:  # the batch so far goes first
+                    held = nxt
                     break
                 batch.append(nxt)
-            if batch:
-                self._label(batch)
+            self._label(batch)
 
     def _run(self, job: _Job) -> None:
         try:
@@ -209,5 +208,5 @@ class Engine:
             return None
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._queue.put(STOP)
         self._thread.join(timeout=60)

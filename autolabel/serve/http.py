@@ -123,34 +123,28 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def _json(data: bytes) -> dict[str, Any]:
-    if _too_deep(data):
-        raise Refused(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels", 400)
     try:
         body = json.loads(data)
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        raise Refused(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels", 400) from None
+    except ValueError as e:
         raise Refused(f"the body is not JSON ({str(e)[:200]})", 400) from None
     if not isinstance(body, dict):
         raise Refused("the body must be a JSON object", 400)
+    if _deeper_than(body, MAX_JSON_DEPTH):
+        raise Refused(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels", 400)
     return body
 
 
-def _too_deep(data: bytes) -> bool:
-    depth = 0
-    in_string = escaped = False
-    for ch in data:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == 0x5C:
-                escaped = True
-            elif ch == 0x22:
-                in_string = False
-        elif ch == 0x22:
-            in_string = True
-        elif ch in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return True
-        elif ch in (0x5D, 0x7D):
-            depth -= 1
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` deep (walked once, without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
     return False

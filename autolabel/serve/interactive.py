@@ -9,8 +9,8 @@ import numpy as np
 
 from autolabel.masks import box_mask
 from autolabel.serve.labelconfig import Target, regions
-from autolabel.serve.sources import BadSource, Refused
-from autolabel.types import Detections
+from autolabel.serve.sources import Refused
+from autolabel.types import Detections, RleMasks
 
 if TYPE_CHECKING:
     from autolabel.serve.backend import Backend
@@ -53,7 +53,7 @@ def _size(item: dict[str, Any], img: np.ndarray) -> tuple[int, int]:
 
 
 def _box(b: Backend, task: dict[str, Any], target: Target, item: dict[str, Any]) -> tuple[Detections, int, int]:
-    img = b.sources.read(*b.sources.located(b._image_ref(task, target)))
+    img = b.image(task, target)
     h, w = img.shape[:2]
     v = item["value"]
     try:
@@ -112,10 +112,7 @@ def _text(b: Backend, task: dict[str, Any], target: Target, item: dict[str, Any]
     prompt = (text[0] if isinstance(text, list) and text else text) if text else None
     if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > 500:
         raise Refused("the text prompt is empty (or over 500 characters)", 400)
-    try:
-        img = b.sources.read(*b.sources.located(b._image_ref(task, target)))
-    except BadSource:
-        raise
+    img = b.image(task, target)
     h, w = img.shape[:2]
     lab = b.engine.labeler
     threshold = float(lab.ontology.detector.box_threshold)
@@ -131,7 +128,7 @@ def _text(b: Backend, task: dict[str, Any], target: Target, item: dict[str, Any]
     keep = np.ones(len(pb.xyxy), dtype=bool) if pb.scores is None else pb.scores >= threshold
     label = next((c for c in target.label_of if c.casefold() == prompt.strip().casefold()), None)
     name = label or _chosen(b, item, target)
-    dense = None if masks is None else np.asarray(masks if not hasattr(masks, "dense") else masks.dense(), dtype=bool)
+    dense = None if masks is None else np.asarray(masks.dense() if isinstance(masks, RleMasks) else masks, dtype=bool)
     det = Detections(
         xyxy=np.asarray(pb.xyxy, dtype=np.float64)[keep].reshape(-1, 4),
         class_id=np.zeros(int(keep.sum()), dtype=np.int64),

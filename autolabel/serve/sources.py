@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class Sources:
         if parts.scheme not in ("", "http", "https"):
             raise BadSource(f"image reference '{url[:200]}': scheme '{parts.scheme}' is not served")
         if parts.path.rstrip("/").endswith("/data/local-files"):
-            return "file", str(self._local(parse_qs(parts.query).get("d", [""])[0]))
+            return "file", str(self._local(parse_qs(parts.query).get("d", [""])[0]))  # parse_qs unquotes
         if parts.scheme:
             return "http", url
         if not parts.path.startswith("/"):
@@ -76,7 +76,6 @@ class Sources:
                 "a local-files image, and no document root: pass --document-root (Label Studio's "
                 "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)"
             )
-        rel = unquote(rel) if "%" in rel else rel
         pure = PurePosixPath(rel.replace("\\", "/"))
         if not rel or pure.is_absolute() or ".." in pure.parts or "\x00" in rel:
             raise BadSource(f"local file '{rel[:200]}' is outside the document root")

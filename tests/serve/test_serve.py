@@ -144,6 +144,17 @@ def test_a_new_image_is_labeled_stored_in_the_run_and_exported(live: Live) -> No
     assert "new.png" in {im["file_name"] for im in coco["images"]}
 
 
+def test_a_file_name_with_a_percent_sign_is_read_as_named(live: Live) -> None:
+    from urllib.parse import quote
+
+    scene(seed=8).save(live.root / "in" / "odd%41.png")  # not oddA.png: the URL is decoded once
+    task = {"id": 1, "data": {"image": "/data/local-files/?d=" + quote("in/odd%41.png")}}
+    status, body = live.predict([task])
+    assert status == 200 and body["results"][0]["result"], body
+    with Run.open(live.run) as run:
+        assert "odd%41.png" in {r for r, _, _ in run.images()}
+
+
 def test_a_box_drawn_by_a_person_becomes_the_segmenters_mask(live: Live) -> None:
     img = np.asarray(Image.open(live.root / "in" / "g.png").convert("RGB"))
     h, w = img.shape[:2]
