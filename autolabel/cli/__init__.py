@@ -13,10 +13,10 @@ from typing import Annotated
 
 import typer
 
-from autolabel.cli.compare import compare, report
+from autolabel.cli.compare import compare
 from autolabel.cli.export import export
 from autolabel.cli.label import backends, label, validate
-from autolabel.cli.quality import evaluate, preview, review, sample, tune
+from autolabel.cli.quality import evaluate, preview, report, review, sample, tune
 from autolabel.cli.serve import serve_app
 from autolabel.cli.tools import import_corrections, push_app
 from autolabel.cli.train import train

@@ -235,3 +235,19 @@ def preview(
         warn_stale(run_dir)
 
     guard(run)
+
+
+def report(
+    run_dir: RunDir,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="[default: RUN_DIR/report.html]")] = None,
+) -> None:
+    """One self-contained HTML page about the run: settings and decisions, per-class counts and score
+    histograms with the thresholds, tune and eval results with the error breakdown, example images with
+    their masks, skipped images, time per stage, and a strip of frames per track for videos."""
+
+    def run() -> None:
+        from autolabel.quality.report_html import write_report
+
+        typer.echo(f"report: {write_report(run_dir, output)}")
+
+    guard(run)

@@ -54,16 +54,16 @@ class ClassErrors:
     fix: str = ""
 
     def miss(self, cause: str, prompt: str) -> None:
-        self.misses[cause] = self.misses.get(cause, 0) + 1
-        if prompt:
-            by = self.per_prompt.setdefault(prompt, {})
-            by[f"miss: {cause}"] = by.get(f"miss: {cause}", 0) + 1
+        self._count(self.misses, "miss", cause, prompt)
 
     def false(self, cause: str, prompt: str) -> None:
-        self.false_positives[cause] = self.false_positives.get(cause, 0) + 1
+        self._count(self.false_positives, "false", cause, prompt)
+
+    def _count(self, table: dict[str, int], side: str, cause: str, prompt: str) -> None:
+        table[cause] = table.get(cause, 0) + 1
         if prompt:
             by = self.per_prompt.setdefault(prompt, {})
-            by[f"false: {cause}"] = by.get(f"false: {cause}", 0) + 1
+            by[f"{side}: {cause}"] = by.get(f"{side}: {cause}", 0) + 1
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -58,9 +58,7 @@ def choose(m: ClassMatches, beta: float, floor: float) -> float | None:
 def pooled(matches: dict[str, ClassMatches]) -> ClassMatches:
     out = ClassMatches()
     for m in matches.values():
-        out.scores += m.scores
-        out.tp += m.tp
-        out.n_gt += m.n_gt
+        out.extend(m)
     return out
 
 

@@ -63,11 +63,11 @@ def _f(total: np.ndarray, beta: float) -> tuple[float, float, float]:
 
 def _summary(per_image: np.ndarray, classes: tuple[str, ...], beta: float, k: int) -> Expected:
     out = Expected(folds=k)
-    out.per_class = {name: _f(per_image[:, j].sum(axis=0), beta) for j, name in enumerate(classes)}
+    totals = per_image.sum(axis=0)  # (classes, [tp, detections, gt])
     for j, name in enumerate(classes):
-        tp, n, g = (float(v) for v in per_image[:, j].sum(axis=0))
-        out.counts[name] = (tp, n, g)
-    out.f = _f(per_image.sum(axis=(0, 1)), beta)[2]
+        tp, n, g = (float(v) for v in totals[j])
+        out.counts[name], out.per_class[name] = (tp, n, g), _f(totals[j], beta)
+    out.f = _f(totals.sum(axis=0), beta)[2]
     rng = np.random.default_rng(0)
     draws = [
         _f(per_image[rng.integers(0, len(per_image), len(per_image))].sum(axis=(0, 1)), beta)[2]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,5 +181,4 @@ def histogram(values: list[float]) -> list[int]:
 def class_counts(data: ReportData) -> list[tuple[str, int, int, int]]:
     """(class, candidates, kept, under its threshold) in the sample."""
     c = data.counts
-    kept = Counter({k: v for k, v in c.class_kept.items()})
-    return [(n, c.class_candidates.get(n, 0), kept.get(n, 0), c.class_below.get(n, 0)) for n in data.classes]
+    return [(n, c.class_candidates.get(n, 0), c.class_kept.get(n, 0), c.class_below.get(n, 0)) for n in data.classes]
