@@ -168,11 +168,10 @@ def evaluate_run(
         dec = run.decisions(overrides)  # what the run exports, unless other thresholds are asked for
         report.decisions = run.applied(overrides).describe()
         scorer = Scorer(gt_data, gt, dec.classes)
-        breakdown, cands = Breakdown(dec), {c.relpath: c for c in run.candidates(same)}
-        for res in run.results(dec, relpaths=same):
+        breakdown = Breakdown(dec)
+        for c, res in run.results_with_candidates(dec, relpaths=same):
             report.images_matched += 1
             scorer.add(res.relpath, res.detections, matched[res.relpath]["id"])
-            c = cands.pop(res.relpath)
             breakdown.add(res.detections, c.candidates, c.width, c.height, gt[res.relpath])
         report.errors = {k: v for k, v in breakdown.finish().items() if k in gt_names}
     scorer.finish(report, sorted(matched[r]["id"] for r in same))

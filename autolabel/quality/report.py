@@ -89,13 +89,12 @@ def _scan(run: Run, dec: Any, sample: list[str], data: ReportData) -> list[tuple
     """Counts and scores of the sample; per class the image of its lowest-scored and of its largest label."""
     low: dict[str, tuple[float, str]] = {}
     big: dict[str, tuple[float, str]] = {}
-    for c in run.candidates(sample):
+    for c, res in run.results_with_candidates(dec, relpaths=sample, counts=data.counts):
         cands = c.candidates
         if cands.score is not None:
             for p, s in zip(cands.prompt_index, cands.score):
                 if p < len(dec.prompt_class):
                     data.candidate_scores.setdefault(dec.classes[dec.prompt_class[int(p)]], []).append(float(s))
-    for res in run.results(dec, relpaths=sample, counts=data.counts):
         det = res.detections
         area = (det.xyxy[:, 2] - det.xyxy[:, 0]) * (det.xyxy[:, 3] - det.xyxy[:, 1]) if len(det) else []
         for i in range(len(det)):

@@ -139,32 +139,43 @@ class Run:
         """Images with `decisions` applied (default: the run's own), one at a time, sorted by relative
         path; only `relpaths` when given. `counts` adds up what the decisions removed. The frames of a
         video are decided per track (`run.tracking`): a clip is read whole before its first frame comes."""
+        for _, res in self.results_with_candidates(decisions, relpaths, counts):
+            yield res
+            if on_image is not None:
+                on_image()
+
+    def results_with_candidates(
+        self,
+        decisions: DecisionSettings | None = None,
+        relpaths: Iterable[str] | None = None,
+        counts: DecisionCounts | None = None,
+    ) -> Iterator[tuple[CandidateResult, ImageResult]]:
+        """As `results`, each decided image with the stored candidates it was decided from (read once)."""
         dec = decisions if decisions is not None else self.decisions()
         counts = counts if counts is not None else DecisionCounts()
         wanted = None if relpaths is None else set(relpaths)
         if wanted is not None:  # a frame is decided with its whole clip: its track needs the other frames
             touched = {c for r in wanted if (c := clip_of(r, self.clips)) is not None}
             relpaths = sorted(wanted.union(*(self.clips[c].frame_relpaths() for c in touched)))
-        for res in self._decided(dec, relpaths, counts):
+        for cand, res in self._decided(dec, relpaths, counts):
             if wanted is None or res.relpath in wanted:
-                yield res
-                if on_image is not None:
-                    on_image()
+                yield cand, res
 
     def _decided(
         self, dec: DecisionSettings, relpaths: Iterable[str] | None, counts: DecisionCounts
-    ) -> Iterator[ImageResult]:
+    ) -> Iterator[tuple[CandidateResult, ImageResult]]:
         group: list[CandidateResult] = []  # the frames of the clip being read
         clip = ""
         for c in self.candidates(relpaths):
             this = clip_of(c.relpath, self.clips)
             if group and this != clip:
-                yield from decide_clip(group, self.clips[clip], dec, counts)
+                yield from zip(group, decide_clip(group, self.clips[clip], dec, counts), strict=True)
                 group = []
             if this is None:
-                yield ImageResult(c.relpath, c.width, c.height, decide(c.candidates, c.width, c.height, dec, counts))
+                res = ImageResult(c.relpath, c.width, c.height, decide(c.candidates, c.width, c.height, dec, counts))
+                yield c, res
             else:
                 group.append(c)
                 clip = this
         if group:
-            yield from decide_clip(group, self.clips[clip], dec, counts)
+            yield from zip(group, decide_clip(group, self.clips[clip], dec, counts), strict=True)
