@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from autolabel.errors import UsageError
+from autolabel.fusion import FusionSettings, fuse
 from autolabel.geometry import box_area, box_iou
 from autolabel.masks import MaskCleanup, clean_mask
 from autolabel.types import Candidates, Detections, RleMasks
@@ -42,14 +43,19 @@ class DecisionSettings:
     track_low: float = 0.1
     track_max_missed: int = 30
     scene_cut: float | None = 0.5  # a frame whose colours change this much from the last starts new tracks
+    fusion: FusionSettings | None = None  # an ensemble (`detector:` a list): how its sources' candidates fuse
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.fusion is None:  # a single detector's settings read as they always have
+            d.pop("fusion")
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> DecisionSettings:
         d = dict(d)
         d["cleanup"] = MaskCleanup(**d.get("cleanup", {}))
+        d["fusion"] = FusionSettings.from_json(d["fusion"]) if d.get("fusion") else None
         for k in ("classes", "prompt_class", "prompts", "class_thresholds", "prompts_off"):
             d[k] = tuple(d.get(k, ()))
         return cls(**d)
@@ -199,6 +205,30 @@ def decide_kept(
     counts: DecisionCounts | None = None,
     reasons: np.ndarray | None = None,
 ) -> tuple[Detections, np.ndarray]:
+    """Stored candidates of one image → the Detections to export and the index of each among the
+    candidates (see `decide_single`). An ensemble's candidates are fused first (`fusion.fuse`): the
+    decisions then run on one candidate per object, and a candidate merged into an object shares its
+    fate in `reasons` (one under its source's threshold is `BELOW`)."""
+    if s.fusion is None or c.source is None:
+        return decide_single(c, width, height, s, counts, reasons)
+    n_pos = len(s.prompt_class)
+    class_id = np.asarray((*s.prompt_class, -1), dtype=np.int64)[np.minimum(c.prompt_index, n_pos)]
+    fused, group, best = fuse(c, class_id, s.fusion)
+    why = np.zeros(len(fused), dtype=np.int64)
+    det, at = decide_single(fused, width, height, s, counts, why)
+    if reasons is not None:
+        reasons[:] = np.where(group >= 0, why[np.maximum(group, 0)], BELOW)
+    return det, best[at]
+
+
+def decide_single(
+    c: Candidates,
+    width: int,
+    height: int,
+    s: DecisionSettings,
+    counts: DecisionCounts | None = None,
+    reasons: np.ndarray | None = None,
+) -> tuple[Detections, np.ndarray]:
     """Stored candidates of one image → the Detections to export, ordered by descending score, and the
     index of each among the candidates.
 
@@ -299,11 +329,4 @@ def _count_classes(
 
 
 def _subset(c: Candidates, keep: np.ndarray) -> Candidates:
-    idx = np.flatnonzero(keep)
-    return Candidates(
-        xyxy=c.xyxy[idx],
-        score=None if c.score is None else c.score[idx],
-        prompt_index=c.prompt_index[idx],
-        masks=None if c.masks is None else c.masks[idx],
-        mask_score=None if c.mask_score is None else c.mask_score[idx],
-    )
+    return c.select(np.flatnonzero(keep))

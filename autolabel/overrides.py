@@ -21,6 +21,8 @@ class ThresholdOverrides:
     source: str = ""  # where `class_thresholds` came from (a file name)
     prompts_off: tuple[str, ...] = ()  # prompts switched off (`prompts: {lorry: off}` in a thresholds file)
     notes: dict[str, str] = field(default_factory=dict)  # class → why `autolabel tune` chose its threshold
+    fusion_methods: dict[str, str] = field(default_factory=dict)  # an ensemble: class → mean | max (tune's)
+    calibration: tuple[tuple[float, float], ...] = ()  # an ensemble: each detector's (a, b) (tune's)
 
     def chosen(self) -> dict[str, str]:
         """class → who set its threshold on purpose and why (a thresholds file, tune's note): such a class is
@@ -33,9 +35,36 @@ class ThresholdOverrides:
         return out
 
     def __bool__(self) -> bool:
-        return self.box_threshold is not None or bool(self.class_thresholds) or bool(self.prompts_off)
+        return bool(
+            self.box_threshold is not None
+            or self.class_thresholds
+            or self.prompts_off
+            or self.fusion_methods
+            or self.calibration
+        )
 
     def apply(self, dec: DecisionSettings) -> DecisionSettings:
+        out = self._apply_thresholds(dec)
+        if not self.fusion_methods and not self.calibration:
+            return out
+        f = dec.fusion
+        if f is None:
+            raise UsageError(
+                f"{self.source or 'the thresholds file'}: fusion settings are for an ensemble (`detector:` a list); "
+                "this run has one detector",
+                hint="remove its `fusion:` section and the classes' `fusion:` keys",
+            )
+        if self.calibration and len(self.calibration) != len(f.sources):
+            raise UsageError(
+                f"{self.source}: fusion.calibration has {len(self.calibration)} pairs; the run has "
+                f"{len(f.sources)} detectors: {', '.join(f.sources)}"
+            )
+        k = {c: j for j, c in enumerate(dec.classes)}
+        chosen = {k[c]: m for c, m in self.fusion_methods.items() if c in k}
+        fused = replace(f.with_class_score(len(dec.classes), chosen), calibration=self.calibration or f.calibration)
+        return replace(out, fusion=fused)
+
+    def _apply_thresholds(self, dec: DecisionSettings) -> DecisionSettings:
         ontology_prompts = dec.prompts[: len(dec.prompt_class)]
         unknown = [p for p in self.prompts_off if p not in ontology_prompts]
         if unknown:
@@ -55,10 +84,18 @@ class ThresholdOverrides:
             parts.append(f"{self.source or 'class thresholds'} ({n} class threshold{'s' if n != 1 else ''})")
         if self.prompts_off:
             parts.append(f"prompts off: {', '.join(self.prompts_off)}")
+        if self.fusion_methods or self.calibration:
+            parts.append("ensemble fusion and calibration")
         return " + ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) if self else {}
+        if not self:
+            return {}
+        d = asdict(self)
+        if not self.fusion_methods and not self.calibration:  # a single detector's overrides read as before
+            d.pop("fusion_methods")
+            d.pop("calibration")
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ThresholdOverrides:
@@ -68,6 +105,8 @@ class ThresholdOverrides:
             str(d.get("source", "")),
             tuple(d.get("prompts_off") or ()),
             {str(k): str(v) for k, v in (d.get("notes") or {}).items()},
+            {str(k): str(v) for k, v in (d.get("fusion_methods") or {}).items()},
+            tuple((float(a), float(b)) for a, b in d.get("calibration") or ()),
         )
 
 

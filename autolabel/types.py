@@ -201,6 +201,12 @@ class Candidates:
     - `track_id`, `keyframe`: a video frame tracked at inference (`tracker: sam2`): int64 (N,) object ids of
       the clip, and bool (N,) whether the detector saw the object on this frame (its score is that
       detection's; elsewhere the object's last keyframe score). None otherwise.
+    - `source`: int64 (N,) which detector of an ensemble (`detector:` a list) found each candidate, in the
+      ontology's order; None for a single detector.
+    - `presence`: float64 (N,) SAM 3's image-level presence score of the candidate's prompt (its `score` is
+      the per-query score times it); None for other models.
+    - `verified`: float64 (N,) a verifier's probability that the candidate is its class, NaN where it was
+      not asked; None for a run without a verifier.
     """
 
     xyxy: np.ndarray
@@ -210,26 +216,64 @@ class Candidates:
     mask_score: np.ndarray | None = None
     track_id: np.ndarray | None = None
     keyframe: np.ndarray | None = None
+    source: np.ndarray | None = None
+    presence: np.ndarray | None = None
+    verified: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(-1, 4)
         self.prompt_index = np.asarray(self.prompt_index, dtype=np.int64).reshape(-1)
         n = len(self.xyxy)
-        if self.score is not None:
-            self.score = np.asarray(self.score, dtype=np.float64).reshape(-1)
-        if self.mask_score is not None:
-            self.mask_score = np.asarray(self.mask_score, dtype=np.float64).reshape(-1)
+        for name in ("score", "mask_score", "presence", "verified"):
+            if getattr(self, name) is not None:
+                setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64).reshape(-1))
         if self.track_id is not None:
             self.track_id = np.asarray(self.track_id, dtype=np.int64).reshape(-1)
+        if self.source is not None:
+            self.source = np.asarray(self.source, dtype=np.int64).reshape(-1)
         if self.keyframe is not None:
             self.keyframe = np.asarray(self.keyframe, dtype=bool).reshape(-1)
-        for name in ("score", "prompt_index", "masks", "mask_score", "track_id", "keyframe"):
+        for name in CANDIDATE_ARRAYS:
             v = getattr(self, name)
             if v is not None and len(v) != n:
                 raise ValueError(f"Candidates: {n} boxes but {len(v)} {name}")
 
     def __len__(self) -> int:
         return len(self.xyxy)
+
+    def select(self, idx: np.ndarray) -> Candidates:
+        """The candidates at `idx` (an index array), every per-candidate array with them."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+
+        def at(v: Any) -> Any:
+            return None if v is None else v[idx]
+
+        return Candidates(
+            self.xyxy[idx],
+            at(self.score),
+            self.prompt_index[idx],
+            at(self.masks),
+            at(self.mask_score),
+            at(self.track_id),
+            at(self.keyframe),
+            at(self.source),
+            at(self.presence),
+            at(self.verified),
+        )
+
+
+# the per-candidate arrays of `Candidates` besides `xyxy` (each None or one value per candidate)
+CANDIDATE_ARRAYS = (
+    "score",
+    "prompt_index",
+    "masks",
+    "mask_score",
+    "track_id",
+    "keyframe",
+    "source",
+    "presence",
+    "verified",
+)
 
 
 @dataclass

@@ -120,3 +120,24 @@ class LowResDetector(FakeDetector):
         return [
             PromptBoxes(pb.xyxy / s, pb.scores, pb.prompt_index, unmatched=pb.unmatched) for pb, s in zip(out, scales)
         ]
+
+
+class FakeEngine(FakeDetector):
+    """FakeDetector's boxes with masks of its own (an engine, like SAM 3): each mask fills its box, so a
+    test can tell them from FakeSegmenter's (the drawing's pixels inside the box)."""
+
+    kind = "engine"
+    segments = True
+
+    @classmethod
+    def from_config(cls, cfg: Any, device: str, dtype: Any) -> FakeEngine:
+        return cls()
+
+    def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
+        out = []
+        for img, pb in zip(images, super().detect(images, prompts, min_score)):
+            masks = np.zeros((len(pb.xyxy), *img.shape[:2]), dtype=bool)
+            for i, (x0, y0, x1, y1) in enumerate(pb.xyxy.astype(int)):
+                masks[i, y0:y1, x0:x1] = True
+            out.append(PromptBoxes(pb.xyxy, pb.scores, pb.prompt_index, masks=masks, unmatched=pb.unmatched))
+        return out

@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -88,7 +88,10 @@ class NoisyGroundTruthEngine(GroundTruthEngine):
     each true object is missed with probability AUTOLABEL_GT_MISS (0.3); found ones score uniformly in
     [AUTOLABEL_GT_TP_LOW (0.3), 0.95]; AUTOLABEL_GT_FP (2.0) false positives per image on average, boxes and
     rectangle masks on random places with a random prompt, score in [0.1, AUTOLABEL_GT_FP_HIGH (0.7)]. The
-    draws depend on the image and AUTOLABEL_GT_SEED only: two seeds are two independent detectors."""
+    draws depend on the image and the seed only (AUTOLABEL_GT_SEED plus the `seed` option): two seeds are two
+    independent detectors (an ensemble gives each its own `seed`)."""
+
+    OPTIONS: ClassVar[dict[str, Any]] = {"seed": 0}
 
     def __init__(
         self,
@@ -109,7 +112,7 @@ class NoisyGroundTruthEngine(GroundTruthEngine):
         return cls(
             env["AUTOLABEL_GT_JSON"],
             env["AUTOLABEL_GT_IMAGES"],
-            int(env.get("AUTOLABEL_GT_SEED", "0")),
+            int(env.get("AUTOLABEL_GT_SEED", "0")) + int(getattr(cfg, "options", {}).get("seed", 0)),
             float(env.get("AUTOLABEL_GT_MISS", "0.3")),
             float(env.get("AUTOLABEL_GT_FP", "2.0")),
             float(env.get("AUTOLABEL_GT_TP_LOW", "0.3")),

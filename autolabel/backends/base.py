@@ -21,6 +21,8 @@ class PromptBoxes:
     - `prompt_index`: int (N,) index into the prompt list the detector was given.
     - `masks`: RleMasks (or bool (N, H, W)) when the backend also segments (SAM 3), else None.
     - `unmatched`: phrases/queries the model produced that map to no prompt, by text.
+    - `presence`: float (N,) SAM 3's presence score of each box's prompt (its score includes it), else None.
+    - `source`: int (N,) which detector of an ensemble found each box, else None.
     """
 
     xyxy: np.ndarray
@@ -28,6 +30,8 @@ class PromptBoxes:
     prompt_index: np.ndarray
     masks: RleMasks | np.ndarray | None = None
     unmatched: dict[str, int] = field(default_factory=dict)
+    presence: np.ndarray | None = None
+    source: np.ndarray | None = None
 
     @classmethod
     def empty(cls, with_scores: bool = True) -> PromptBoxes:
@@ -54,7 +58,16 @@ class PromptBoxes:
             np.concatenate([np.asarray(p.prompt_index, dtype=np.int64).reshape(-1) for p in parts]),
             RleMasks.concatenate(masks) if all(isinstance(m, RleMasks) for m in masks) else None,  # type: ignore[arg-type]
             unmatched,
+            _joined([p.presence for p in parts]),
+            _joined([p.source for p in parts]),
         )
+
+
+def _joined(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+    """Per-row arrays of several parts, joined when every part has one."""
+    if any(a is None for a in arrays):
+        return None
+    return np.concatenate([np.asarray(a).reshape(-1) for a in arrays])
 
 
 @dataclass

@@ -175,7 +175,7 @@ def threshold_overrides(
 ) -> ThresholdOverrides | None:
     """Overrides given on the command line (None: the run's recorded ones apply). With the run, a thresholds
     file is checked against its classes too (every problem at once)."""
-    from autolabel.config.thresholds import read_thresholds_file, tune_notes
+    from autolabel.config.thresholds import read_fusion, read_thresholds_file, tune_notes
     from autolabel.overrides import ThresholdOverrides
 
     if box_threshold is None and thresholds is None:
@@ -183,7 +183,9 @@ def threshold_overrides(
     classes = _run_classes(run_dir) if thresholds is not None and run_dir is not None else None
     per_class, off = read_thresholds_file(thresholds, classes) if thresholds else ({}, ())
     notes = {c: n for c, n in tune_notes(thresholds).items() if c in per_class} if thresholds else {}
-    return ThresholdOverrides(box_threshold, per_class, thresholds.name if thresholds else "", off, notes)
+    methods, calibration = read_fusion(thresholds) if thresholds else ({}, ())
+    name = thresholds.name if thresholds else ""
+    return ThresholdOverrides(box_threshold, per_class, name, off, notes, methods, calibration)
 
 
 def _run_classes(run_dir: Path) -> list[str] | None:

@@ -115,6 +115,8 @@ def export(
             thresholds_source=given.source if given else "",
             thresholds_notes=given.notes if given else None,
             prompts_off=given.prompts_off if given else (),
+            fusion_methods=given.fusion_methods if given else None,
+            calibration=given.calibration if given else (),
             reset_thresholds=reset_thresholds,
         )
         if from_fiftyone:

@@ -146,7 +146,10 @@ def tune(
             report = tune_run(opened, ground_truth(run_dir, gt), metric, iou)
         typer.echo(format_tune(report))
         path = output or run_dir / "thresholds.yaml"
-        write_text_atomic(path, thresholds_yaml(report.thresholds(), {c.name: c.note for c in report.classes}))
+        notes = {c.name: c.note for c in report.classes}
+        f = report.fusion
+        text = thresholds_yaml(report.thresholds(), notes, f.methods if f else None, f.calibration if f else ())
+        write_text_atomic(path, text)
         write_text_atomic(path.with_suffix(".json"), json.dumps(report.to_json(), indent=2) + "\n")
         png = path.with_name(path.stem + "_pr.png")
         if plot_curves(report, png):

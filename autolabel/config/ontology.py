@@ -16,17 +16,23 @@ Class ids are 0-based in order of first appearance in `ontology:` (COCO category
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from autolabel.masks import MaskCleanup
 
-TOP_KEYS = ("ontology", "negatives", "classes", "detector", "segmenter", "postprocess", "masks", "video")
+TOP_KEYS = ("ontology", "negatives", "classes", "detector", "segmenter", "postprocess", "masks", "video", "fusion")
 REMOVED_KEYS = {
     "detector.text_threshold": "removed: a box's score is its best prompt's token score and box_threshold alone "
     "decides (a box that fires on no prompt is dropped and counted); delete this line",
 }
+
+
+def did_you_mean(key: str, valid: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,23 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
+class FusionConfig:
+    """An ensemble (`detector:` a list of two or more detector sections): how the candidates of its
+    sources become one object each. Decisions, re-run at export; see `autolabel.fusion`."""
+
+    iou: float = num(0.5, 0.0, 1.0)  # mask IoU (box IoU without masks) at which two sources saw one object
+    score: str = "mean"  # mean: weighted mean over all sources (agreement lifts) | max: the best source's
+    mask: str = "best"  # best: the best-scored member's mask | vote: the pixels most members' weight covers
+    weights: tuple[float, ...] = ()  # per source, in the list's order; () → every source weighs 1
+    box_threshold: float = num(0.3, 0.0, 1.0)  # on the fused score: every class's default threshold
+    source_thresholds: tuple[float, ...] = ()  # a source's own box_threshold, when given: cut before fusion
+
+
+SCORE_METHODS = ("mean", "max")
+MASK_METHODS = ("best", "vote")
+
+
+@dataclass(frozen=True)
 class Ontology:
     """A validated ontology. `prompts[i]` maps to class `prompt_class[i]` (index into `classes`)."""
 
@@ -156,6 +179,12 @@ class Ontology:
     masks: MasksConfig = field(default_factory=MasksConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     source: str = "<memory>"
+    sources: tuple[DetectorConfig, ...] = ()  # an ensemble's detectors (`detector` is the first); () for one
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+    @property
+    def ensemble(self) -> bool:
+        return len(self.sources) > 1
 
     @property
     def all_prompts(self) -> tuple[str, ...]:
@@ -163,14 +192,19 @@ class Ontology:
         return self.prompts + self.negatives
 
     def candidate_floor(self) -> float:
-        """The lowest score stored as a candidate: candidate_threshold or any lower class threshold."""
+        """The lowest score stored as a candidate: candidate_threshold or any lower class threshold (an
+        ensemble's fused scores start at 0: a source that found nothing counts 0)."""
+        if self.ensemble:
+            return 0.0
         return min(
             [self.detector.candidate_threshold] + [self.box_threshold_of_class(c) for c in range(len(self.classes))]
         )
 
     def box_threshold_of_class(self, class_id: int) -> float:
         t = self.class_box_threshold[class_id]
-        return self.detector.box_threshold if t is None else t
+        if t is None:
+            return self.fusion.box_threshold if self.ensemble else self.detector.box_threshold
+        return t
 
     def with_overrides(self, **sections: dict[str, Any]) -> Ontology:
         """Replace fields of sections, e.g. `with_overrides(detector={"model": "/models/gd"})`; None values
@@ -180,10 +214,15 @@ class Ontology:
             values = {k: v for k, v in values.items() if v is not None}
             if values:
                 changes[name] = replace(getattr(self, name), **values)
+        if "detector" in changes and self.ensemble:  # `--detector-model` and the like: the first source
+            changes["sources"] = (changes["detector"], *self.sources[1:])
         return replace(self, **changes) if changes else self
 
     def canonical(self) -> dict[str, Any]:
         """Everything that changes results, as plain JSON data (for fingerprints and run metadata)."""
         d = asdict(self)
         d.pop("source")
+        if not self.ensemble:
+            d.pop("sources")
+            d.pop("fusion")
         return json.loads(json.dumps(d))

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from autolabel.backends import default_model, get_spec, resolved_options
-from autolabel.config.ontology import Ontology
+from autolabel.config.ontology import DetectorConfig, Ontology
 from autolabel.decisions import DecisionSettings
+from autolabel.fusion import FusionSettings
 from autolabel.types import CANDIDATES_FORMAT
 
 
@@ -23,8 +24,15 @@ class RunPlan:
     ontology: Ontology
     detector_model: str | None
     segmenter_model: str | None
-    engine: bool  # the detector makes masks itself (SAM 3): no separate segmenter
+    engine: bool  # the detector makes masks itself (SAM 3): no separate segmenter (an ensemble: every one)
     decisions: DecisionSettings
+    source_models: tuple[str | None, ...] = ()  # an ensemble: each detector's model (the first is detector_model)
+    source_engines: tuple[bool, ...] = ()  # an ensemble: which detectors make masks themselves
+
+    @property
+    def sources(self) -> tuple[DetectorConfig, ...]:
+        """The detectors that run: an ensemble's list, or the one detector."""
+        return self.ontology.sources or (self.ontology.detector,)
 
     @property
     def segments(self) -> bool:
@@ -54,14 +62,17 @@ class RunPlan:
 
 def make_plan(ontology: Ontology) -> RunPlan:
     """Resolve backends and default model ids once."""
-    det_spec = get_spec(ontology.detector.backend, "detector")
+    specs = [get_spec(d.backend, "detector") for d in ontology.sources or (ontology.detector,)]
+    models = tuple(d.model or sp.default_model for d, sp in zip(ontology.sources or (ontology.detector,), specs))
+    engines = tuple(sp.kind == "engine" for sp in specs)
     seg_backend = ontology.segmenter.backend
-    engine = det_spec.kind == "engine"
-    det_model = ontology.detector.model or det_spec.default_model
+    engine = all(engines)
     seg_model = None
     if seg_backend != "none" and not engine:
         seg_model = ontology.segmenter.model or default_model(seg_backend, "segmenter")
-    return RunPlan(ontology, det_model, seg_model, engine, decision_settings(ontology))
+    if not ontology.ensemble:
+        return RunPlan(ontology, models[0], seg_model, engine, decision_settings(ontology))
+    return RunPlan(ontology, models[0], seg_model, engine, decision_settings(ontology), models, engines)
 
 
 def decision_settings(ontology: Ontology) -> DecisionSettings:
@@ -85,7 +96,17 @@ def decision_settings(ontology: Ontology) -> DecisionSettings:
         track_low=ontology.video.track_low,
         track_max_missed=ontology.video.track_max_missed,
         scene_cut=ontology.video.scene_cut,
+        fusion=fusion_settings(ontology),
     )
+
+
+def fusion_settings(ontology: Ontology) -> FusionSettings | None:
+    """An ensemble's fusion decisions (None for a single detector)."""
+    if not ontology.ensemble:
+        return None
+    f = ontology.fusion
+    names = tuple(f"{d.backend}:{d.model}" if d.model else d.backend for d in ontology.sources)
+    return FusionSettings(names, f.iou, f.score, f.mask, f.weights, (), (), f.source_thresholds)
 
 
 def inference_settings(plan: RunPlan, identities: bool = True) -> dict[str, Any]:
@@ -114,6 +135,25 @@ def inference_settings(plan: RunPlan, identities: bool = True) -> dict[str, Any]
     if identities:
         out["detector.model_identity"] = model_identity(plan.detector_model) if plan.detector_model else None
         out["segmenter.model_identity"] = model_identity(plan.segmenter_model) if plan.segmenter_model else None
+    if ont.ensemble:
+        out["ensemble"] = [_source_settings(d, m, identities) for d, m in zip(ont.sources, plan.source_models)]
+    return out
+
+
+def _source_settings(det: DetectorConfig, model: str | None, identities: bool) -> dict[str, Any]:
+    """What one detector of an ensemble contributes to the stored candidates."""
+    from autolabel.backends.hub import model_identity
+
+    out = {
+        "backend": det.backend,
+        "model": model,
+        "candidate_threshold": det.candidate_threshold,
+        "max_candidates": det.max_candidates,
+        "options": resolved_options(det.backend, "detector", det.options),
+        "tiling": asdict(det.tiling) if det.tiling else None,
+    }
+    if identities:
+        out["model_identity"] = model_identity(model) if model else None
     return out
 
 

@@ -4,7 +4,13 @@
       car: {box_threshold: 0.42}
       truck: {box_threshold: 0.31}
 
-`autolabel tune` writes it; `autolabel export RUN --thresholds FILE` applies it (no model loaded).
+`autolabel tune` writes it; `autolabel export RUN --thresholds FILE` applies it (no model loaded). For an
+ensemble tune also writes how each class fuses its detectors and each detector's score calibration:
+
+    classes:
+      car: {box_threshold: 0.42, fusion: max}
+    fusion:
+      calibration: [[5.1, -2.3], [9.8, -1.2]]   # per detector in the ontology's order: sigmoid(a·score + b)
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ def read_thresholds_file(
     data = read_yaml(p, UsageError)  # UTF-8, duplicate keys refused
     if (
         not isinstance(data, dict)
-        or not set(data) <= {"classes", "prompts"}
+        or not set(data) <= {"classes", "prompts", "fusion"}
         or not isinstance(data.get("classes", {}), dict)
     ):
         raise UsageError(
@@ -43,10 +49,11 @@ def read_thresholds_file(
             hint="e.g.\n  classes:\n    car: {box_threshold: 0.4}\n  prompts:\n    lorry: off",
         )
     off, problems = _prompts_off(p, data.get("prompts"))
+    problems += _fusion_problems(p, data)
     out: dict[str, float] = {}
     for name, v in data.get("classes", {}).items():
         t = v.get("box_threshold") if isinstance(v, dict) else None
-        if not isinstance(v, dict) or set(v) != {"box_threshold"}:
+        if not isinstance(v, dict) or "box_threshold" not in v or not set(v) <= {"box_threshold", "fusion"}:
             problems.append(f"{p}: classes.{name}: expected {{box_threshold: x}}, got {shown(v)}")
         elif isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
             problems.append(f"{p}: classes.{name}.box_threshold: must be a number in [0, 1], got {shown(t)}")
@@ -59,6 +66,42 @@ def read_thresholds_file(
     if problems:
         raise UsageError("\n  ".join(problems))
     return out, off
+
+
+def _fusion_problems(p: Path, data: dict) -> list[str]:
+    from autolabel.fusion import SCORES
+
+    out = []
+    for name, v in data.get("classes", {}).items():
+        if isinstance(v, dict) and "fusion" in v and v["fusion"] not in SCORES:
+            out.append(f"{p}: classes.{name}.fusion: must be one of {', '.join(SCORES)}, got {shown(v['fusion'])}")
+    f = data.get("fusion")
+    if f is None:
+        return out
+    cal = f.get("calibration") if isinstance(f, dict) else None
+    ok = isinstance(f, dict) and set(f) == {"calibration"} and isinstance(cal, list)
+    ok = ok and all(
+        isinstance(ab, list) and len(ab) == 2 and all(_finite(x) for x in ab)
+        for ab in cal  # type: ignore[union-attr]
+    )
+    if not ok:
+        out.append(f"{p}: fusion: expected {{calibration: [[a, b], ...]}} (one pair per detector), got {shown(f)}")
+    return out
+
+
+def _finite(x: object) -> bool:
+    import math
+
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def read_fusion(path: str | Path) -> tuple[dict[str, str], tuple[tuple[float, float], ...]]:
+    """An ensemble's choices in a thresholds file (checked by `read_thresholds_file` first): ({class: mean |
+    max}, per-detector calibration (a, b), () when the file has none)."""
+    data = read_yaml(Path(path), UsageError)
+    methods = {str(n): str(v["fusion"]) for n, v in data.get("classes", {}).items() if "fusion" in v}
+    cal = (data.get("fusion") or {}).get("calibration") or []
+    return methods, tuple((float(a), float(b)) for a, b in cal)
 
 
 def tune_notes(path: str | Path) -> dict[str, str]:
@@ -87,15 +130,28 @@ def _prompts_off(p: Path, m: object) -> tuple[tuple[str, ...], list[str]]:
     return tuple(str(k) for k in m), []
 
 
-def thresholds_yaml(per_class: dict[str, float], notes: dict[str, str] | None = None) -> str:
+def thresholds_yaml(
+    per_class: dict[str, float],
+    notes: dict[str, str] | None = None,
+    methods: dict[str, str] | None = None,
+    calibration: tuple[tuple[float, float], ...] = (),
+) -> str:
+    """The file `tune` writes: per-class thresholds (and an ensemble's fusion per class and calibration)."""
     lines = [
         "# per-class box thresholds (autolabel export RUN --thresholds THIS_FILE, or paste into the ontology)",
         "classes:",
     ]
     for name, t in per_class.items():
         note = (notes or {}).get(name)
+        fusion = f", fusion: {methods[name]}" if methods and name in methods else ""
         lines.append(
-            f"  {yaml.safe_dump(name, default_style=None).splitlines()[0]}: {{box_threshold: {t:.4f}}}"
+            f"  {yaml.safe_dump(name, default_style=None).splitlines()[0]}: {{box_threshold: {t:.4f}{fusion}}}"
             + (f"  # {note}" if note else "")
         )
+    if calibration:
+        pairs = ", ".join(f"[{a:.6g}, {b:.6g}]" for a, b in calibration)
+        lines += [
+            "fusion:  # each detector's score calibration, in the ontology's order: sigmoid(a·score + b)",
+            f"  calibration: [{pairs}]",
+        ]
     return "\n".join(lines) + "\n"

@@ -3,12 +3,12 @@ reported together; the result is the frozen `Ontology` of `ontology.py`."""
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
+from autolabel.config import ensemble
 from autolabel.config.ontology import (
     REMOVED_KEYS,
     TOP_KEYS,
@@ -21,17 +21,13 @@ from autolabel.config.ontology import (
     SegmenterConfig,
     TilingConfig,
     VideoConfig,
+    did_you_mean,
     field_range,
 )
 from autolabel.errors import shown
 from autolabel.types import normalize_prompt
 
 BOX_THRESHOLD = Range(0.0, 1.0)  # per-class thresholds: the range of detector.box_threshold (tested)
-
-
-def _did_you_mean(key: str, valid: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
 
 
 class Validator:
@@ -51,16 +47,21 @@ class Validator:
             return None
         for k in data:
             if k not in TOP_KEYS:
-                self.err(str(k), "unknown key" + _did_you_mean(str(k), TOP_KEYS))
+                self.err(str(k), "unknown key" + did_you_mean(str(k), TOP_KEYS))
         prompts, prompt_class, classes = self.mapping(data.get("ontology"))
         negatives = self.negatives(data.get("negatives"), prompts)
         thresholds = self.class_settings(data.get("classes"), classes)
-        det = self.section(data.get("detector"), "detector", DetectorConfig)
+        det, sources = ensemble.detectors(self, data.get("detector"))
+        fusion = ensemble.fusion(
+            self, data.get("fusion"), sources, ensemble.source_thresholds(data.get("detector"), sources)
+        )
         seg = self.section(data.get("segmenter"), "segmenter", SegmenterConfig)
         post = self.section(data.get("postprocess"), "postprocess", PostprocessConfig)
         masks = self.section(data.get("masks"), "masks", MasksConfig)
         video = self.video(data.get("video"), seg)
-        self.backends(det, seg)
+        self.backends(sources or (det,), seg)
+        if sources and video.tracker == "sam2":
+            self.err("video.tracker", "sam2 follows one detector's objects; with an ensemble use tracker: detect")
         if self.problems:
             return None
         return Ontology(
@@ -75,6 +76,8 @@ class Validator:
             masks,
             video,
             self.source,
+            sources,
+            fusion,
         )
 
     def video(self, m: Any, seg: SegmenterConfig) -> VideoConfig:
@@ -95,15 +98,16 @@ class Validator:
             self.err("video", "give either stride or fps, not both")
         return replace(out, tracker=tracker if tracker in TRACKERS else "auto")
 
-    def backends(self, det: DetectorConfig, seg: SegmenterConfig) -> None:
+    def backends(self, dets: tuple[DetectorConfig, ...], seg: SegmenterConfig) -> None:
         """Unknown backend names (and plugins that do not import or have the wrong kind) are reported
         with the other problems, before any model is loaded."""
         from autolabel.backends import check_backend
 
-        for key, name, role in (
-            ("detector.backend", det.backend, "detector"),
+        keys = ["detector.backend"] if len(dets) == 1 else [f"detector[{i}].backend" for i in range(len(dets))]
+        for key, name, role in [
+            *((k, d.backend, "detector") for k, d in zip(keys, dets)),
             ("segmenter.backend", seg.backend, "segmenter"),
-        ):
+        ]:
             problem = check_backend(name, role)
             if problem:
                 self.err(key, problem)
@@ -179,19 +183,20 @@ class Validator:
         for name, settings in m.items():
             key = f"classes.{name}"
             if name not in class_id:
-                self.err(key, "no prompt maps to this class" + (_did_you_mean(str(name), classes) if classes else ""))
+                self.err(key, "no prompt maps to this class" + (did_you_mean(str(name), classes) if classes else ""))
                 continue
             if not isinstance(settings, dict):
                 self.err(key, f"must be a mapping such as {{box_threshold: 0.3}}, got {shown(settings)}")
                 continue
             for k, val in settings.items():
                 if k != "box_threshold":
-                    self.err(f"{key}.{k}", "unknown key" + _did_you_mean(str(k), ("box_threshold",)))
+                    self.err(f"{key}.{k}", "unknown key" + did_you_mean(str(k), ("box_threshold",)))
                     continue
                 out[class_id[name]] = self.number(f"{key}.{k}", val, BOX_THRESHOLD)
         return out
 
     def section(self, m: Any, name: str, cls: Callable[..., Any]) -> Any:
+        """A section mapping → `cls`; `name` is its key in messages (`detector[1]` in an ensemble)."""
         defaults = cls()
         if m is None:
             return defaults
@@ -201,21 +206,22 @@ class Validator:
             self.err(name, f"must be a mapping, got {type(m).__name__}")
             return defaults
         fields = {k: v for k, v in asdict(defaults).items() if k != "options"}
-        backend_options = self.backend_options(name, m.get("backend", getattr(defaults, "backend", None)))
+        role = name.split("[")[0]
+        backend_options = self.backend_options(role, m.get("backend", getattr(defaults, "backend", None)))
         values: dict[str, Any] = {}
         options: dict[str, Any] = {}
         for k, val in m.items():
             key = f"{name}.{k}"
-            if key in REMOVED_KEYS:
-                self.err(key, REMOVED_KEYS[key])
-            elif k == "tiling" and name == "detector":
+            if f"{role}.{k}" in REMOVED_KEYS:
+                self.err(key, REMOVED_KEYS[f"{role}.{k}"])
+            elif k == "tiling" and role == "detector":
                 values[k] = self.tiling(val)
             elif k in fields:
                 values[k] = self.value(key, k, val, fields[k], cls)
             elif k in backend_options:
                 options[k] = self.option(key, val, backend_options[k])
             else:
-                self.err(key, "unknown key" + _did_you_mean(str(k), list(fields) + list(backend_options)))
+                self.err(key, "unknown key" + did_you_mean(str(k), list(fields) + list(backend_options)))
         if "options" in asdict(defaults):
             values["options"] = {
                 **{k: v[0] if isinstance(v, tuple) else v for k, v in backend_options.items()},
@@ -265,7 +271,7 @@ class Validator:
             elif k == "whole_image":
                 self.err(key, f"must be true or false, got {shown(val)}")
             else:
-                self.err(key, "unknown key" + _did_you_mean(str(k), list(asdict(d))))
+                self.err(key, "unknown key" + did_you_mean(str(k), list(asdict(d))))
         return replace(d, **out)
 
     def value(self, key: str, k: str, val: Any, default: Any, cls: Any) -> Any:

@@ -59,6 +59,8 @@ class ExportOptions:
     thresholds_source: str = ""  # where class_thresholds came from (shown in `decisions: …`)
     thresholds_notes: dict[str, str] | None = None  # class → why `autolabel tune` chose its threshold
     prompts_off: tuple[str, ...] = ()  # decision override: prompts whose candidates are dropped
+    fusion_methods: dict[str, str] | None = None  # decision override (an ensemble): class → mean | max
+    calibration: tuple[tuple[float, float], ...] = ()  # decision override (an ensemble): each detector's (a, b)
     reset_thresholds: bool = False  # drop the overrides recorded by earlier exports: the ontology's again
     tool_masks: str = "rle"  # Label Studio / CVAT regions: the tool's own mask RLE, or polygon
     labelstudio_root: str | None = None  # LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; default: the input's parent
@@ -68,15 +70,16 @@ class ExportOptions:
         keeps them; `reset_thresholds` goes back to the ontology's."""
         if self.reset_thresholds:
             return ThresholdOverrides()
-        if self.box_threshold is None and not self.class_thresholds and not self.prompts_off:
-            return recorded
-        return ThresholdOverrides(
+        given = ThresholdOverrides(
             self.box_threshold,
             dict(self.class_thresholds or {}),
             self.thresholds_source,
             self.prompts_off,
             dict(self.thresholds_notes or {}),
+            dict(self.fusion_methods or {}),
+            self.calibration,
         )
+        return given if given else recorded
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from autolabel.backends.base import Detector, PromptChecker, Segmenter
+from autolabel.config.ontology import DetectorConfig
 from autolabel.config.plan import RunPlan
 from autolabel.errors import UsageError
 
@@ -15,8 +16,11 @@ Models = tuple[Detector, Segmenter | None]  # (detector or engine, segmenter; No
 def check_prompts(detector: Detector, plan: RunPlan) -> None:
     """A prompt the text encoder cannot take is a usage error before the first image, not a model
     error on every image."""
-    if isinstance(detector, PromptChecker):
-        detector.check_prompts(list(plan.ontology.all_prompts))
+    from autolabel.inference.ensemble import Ensemble
+
+    for part in detector.parts if isinstance(detector, Ensemble) else [detector]:
+        if isinstance(part, PromptChecker):
+            part.check_prompts(list(plan.ontology.all_prompts))
 
 
 def preflight_models(plan: RunPlan) -> None:
@@ -27,7 +31,10 @@ def preflight_models(plan: RunPlan) -> None:
 
     problems: list[ModelLoadError] = []
     missing: list[tuple[str, str, str]] = []
-    for ref, role in ((plan.detector_model, "detector"), (plan.segmenter_model, "segmenter")):
+    refs = [(m, "detector") for m in plan.source_models or (plan.detector_model,)] + [
+        (plan.segmenter_model, "segmenter")
+    ]
+    for ref, role in refs:
         if ref:
             try:
                 resolve_model(ref, role, f"--{role}-model")
@@ -74,22 +81,28 @@ def load_detector(plan: RunPlan, device: str = "auto", precision: str = "auto") 
 
 
 def _detector(plan: RunPlan, device: str, dtype: Any) -> Detector:
+    """The plan's detector, or an ensemble of its detectors (each loaded once, in the list's order)."""
     from autolabel.backends import load_backend
+    from autolabel.inference.ensemble import Ensemble
 
-    ont = plan.ontology
-    return with_tiling(
-        cast(Detector, load_backend(ont.detector.backend, "detector", ont.detector, device, dtype)), plan
-    )
+    parts = [
+        with_tiling(cast(Detector, load_backend(d.backend, "detector", d, device, dtype)), plan, d)
+        for d in plan.sources
+    ]
+    if not plan.ontology.ensemble:
+        return parts[0]
+    return Ensemble(parts, [d.candidate_threshold for d in plan.sources])
 
 
-def with_tiling(detector: Detector, plan: RunPlan) -> Detector:
-    """The detector, run on tiles when the ontology asks for `detector.tiling`."""
+def with_tiling(detector: Detector, plan: RunPlan, cfg: DetectorConfig | None = None) -> Detector:
+    """The detector, run on tiles when its section (`cfg`, else the plan's detector) asks for `tiling`."""
+    from autolabel.inference.ensemble import Ensemble
     from autolabel.inference.tiling import TiledDetector
 
-    t = plan.ontology.detector.tiling
-    if t is None or isinstance(detector, TiledDetector):
+    t = (cfg or plan.ontology.detector).tiling
+    if t is None or isinstance(detector, (TiledDetector, Ensemble)):
         return detector
-    if plan.engine:
+    if detector.kind == "engine":
         raise UsageError(
             "detector.tiling works with box detectors, not with engines that make masks (SAM 3)",
             hint="remove detector.tiling, or use a detector + segmenter pipeline",

@@ -1,15 +1,17 @@
 """What tuned thresholds can be expected to give on *unseen* images: k-fold cross-validation over the
-hand-labeled images (tune on k-1 folds, score the held-out fold), pooled out-of-fold counts, and a 95 %
-interval by resampling images. The in-sample optimum always looks better than what a new folder gets."""
+hand-labeled images (tune on k-1 folds — thresholds, and an ensemble's fusion —, score the held-out fold),
+pooled out-of-fold counts, and a 95 % interval by resampling images. The in-sample optimum always looks
+better than what a new folder gets."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from autolabel.quality.choose import HandLabels, collect, tune_thresholds
+from autolabel.quality.choose import HandLabels, collect
+from autolabel.quality.fusion_tune import tuned_decisions
 from autolabel.quality.matching import f_score
 
 FOLDS = 5
@@ -45,8 +47,7 @@ def cross_validate(h: HandLabels, k: int = FOLDS) -> Expected:
     everything = {c.relpath for c in cands}
     for fold in folds_of(sorted(everything), k):
         held = set(fold)
-        chosen, _, _ = tune_thresholds(h.only(everything - held))
-        tuned = replace(dec, class_thresholds=tuple(chosen[c] for c in dec.classes))
+        tuned = tuned_decisions(h.only(everything - held))
         for c in cands:
             if c.relpath in held:
                 m = collect([c], h.gt, tuned, h.iou)

@@ -16,6 +16,7 @@ from typing import Any
 from autolabel.errors import UsageError
 from autolabel.quality.choose import THIN, HandLabels, collect, tune_thresholds
 from autolabel.quality.crossval import Expected, cross_validate
+from autolabel.quality.fusion_tune import FusionChoice, tune_fusion
 from autolabel.quality.groundtruth import describe_ground_truth, load_ground_truth, read_coco
 from autolabel.quality.matching import ClassMatches, f_score
 from autolabel.run.run import Run
@@ -60,6 +61,7 @@ class TuneReport:
     expected: Expected = field(default_factory=Expected)  # on unseen images (cross-validated)
     ground_truth: str = ""  # which file, how many images from which import
     classes_only_in_gt: list[str] = field(default_factory=list)  # hand-labeled classes the run has not (not tuned)
+    fusion: FusionChoice | None = None  # an ensemble: calibration and fusion per class
 
     def thresholds(self) -> dict[str, float]:
         return {c.name: c.new for c in self.classes}
@@ -76,6 +78,7 @@ class TuneReport:
             "overall_threshold": self.overall,
             "expected_on_unseen_images": asdict(self.expected),
             "classes": [asdict(c) for c in self.classes],
+            **({"fusion": asdict(self.fusion)} if self.fusion is not None else {}),
         }
 
 
@@ -89,7 +92,13 @@ def tune_run(run: Run, gt_path: str | Path, metric: str = "f1", iou: float = 0.5
     gt = load_ground_truth(gt_data, run.images(), dec.classes)
     cands = list(run.candidates(gt))
     hand = HandLabels(cands, gt, dec, floor, beta, iou)
-    chosen, matches, overall = tune_thresholds(hand)
+    fusion = None
+    if dec.fusion is not None:
+        fused, fusion, (chosen, matches, overall) = tune_fusion(hand)
+        hand = replace(hand, dec=replace(fused, class_thresholds=dec.class_thresholds))
+        dec = hand.dec
+    else:
+        chosen, matches, overall = tune_thresholds(hand)
     results, curves = [], {}
     for k, name in enumerate(dec.classes):
         m, new = matches[name], chosen[name]
@@ -106,7 +115,16 @@ def tune_run(run: Run, gt_path: str | Path, metric: str = "f1", iou: float = 0.5
     expected = cross_validate(hand)
     only_gt = sorted({c["name"] for c in gt_data["categories"]} - set(dec.classes))
     return TuneReport(
-        metric, iou, len(gt), results, curves, overall, expected, describe_ground_truth(gt_data, gt_path), only_gt
+        metric,
+        iou,
+        len(gt),
+        results,
+        curves,
+        overall,
+        expected,
+        describe_ground_truth(gt_data, gt_path),
+        only_gt,
+        fusion,
     )
 
 
@@ -163,6 +181,8 @@ def format_tune(r: TuneReport) -> str:
                 f"  prompt {p.prompt!r}: precision {p.precision:.3f}, recall {p.recall:.3f} alone, adds "
                 f"{p.adds:+.3f} recall, {p.detections} detections"
             )
+    if r.fusion is not None:
+        lines += _fusion_lines(r)
     if r.overall is not None:
         lines.append(f"all classes pooled: {r.overall:.4f} (what classes with little evidence are shrunk toward)")
     e = r.expected
@@ -172,6 +192,19 @@ def format_tune(r: TuneReport) -> str:
             f"{r.metric} {e.f:.3f} (95 % interval {e.low:.3f}–{e.high:.3f}); the table above is in-sample"
         )
     return "\n".join(lines)
+
+
+def _fusion_lines(r: TuneReport) -> list[str]:
+    """An ensemble: each source's calibration and each class's fusion, with the F of each method."""
+    f = r.fusion
+    assert f is not None
+    lines = ["ensemble: scores calibrated per detector (p = sigmoid(a·score + b)), fusion chosen per class"]
+    for s, ((a, b), (true, n)) in enumerate(zip(f.calibration, f.labels_by_source)):
+        lines.append(f"  detector {s}: a {a:.2f}, b {b:.2f} (fitted on {n} candidates, {true} true)")
+    for name, method in f.methods.items():
+        others = ", ".join(f"{m} {v:.3f}" for m, v in f.f_by_method.get(name, {}).items())
+        lines.append(f"  {name}: {method} ({r.metric}: {others})")
+    return lines
 
 
 def plot_curves(r: TuneReport, path: str | Path) -> bool:

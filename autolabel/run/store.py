@@ -80,6 +80,12 @@ def candidates_to_json(c: Candidates) -> str:
     }
     if c.track_id is not None and c.keyframe is not None:  # a frame tracked at inference (tracker: sam2)
         payload.update(track_id=c.track_id.tolist(), keyframe=[int(k) for k in c.keyframe.tolist()])
+    if c.source is not None:  # an ensemble: which detector found each candidate
+        payload["source"] = c.source.tolist()
+    if c.presence is not None:  # SAM 3's presence score of each candidate's prompt
+        payload["presence"] = [round(v, 6) for v in c.presence.tolist()]
+    if c.verified is not None:  # the verifier's answer; null where it was not asked
+        payload["verified"] = [None if v != v else round(v, 6) for v in c.verified.tolist()]
     return json.dumps(payload, separators=(",", ":"))
 
 
@@ -101,6 +107,9 @@ def candidates_from_json(text: str, width: int, height: int) -> Candidates:
         mask_score=d.get("mask_score"),
         track_id=d.get("track_id"),
         keyframe=d.get("keyframe"),
+        source=d.get("source"),
+        presence=d.get("presence"),
+        verified=None if d.get("verified") is None else np.asarray(d["verified"], dtype=np.float64),
     )
 
 
