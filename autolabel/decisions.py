@@ -18,6 +18,7 @@ from autolabel.fusion import FusionSettings, fuse
 from autolabel.geometry import box_area, box_iou
 from autolabel.masks import MaskCleanup, clean_mask
 from autolabel.types import Candidates, Detections, RleMasks
+from autolabel.verification import VerifierSettings, rejected
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,13 @@ class DecisionSettings:
     track_max_missed: int = 30
     scene_cut: float | None = 0.5  # a frame whose colours change this much from the last starts new tracks
     fusion: FusionSettings | None = None  # an ensemble (`detector:` a list): how its sources' candidates fuse
+    verifier: VerifierSettings | None = None  # a verifier: its doubtful band and the answer that keeps
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        if self.fusion is None:  # a single detector's settings read as they always have
-            d.pop("fusion")
+        for k in ("fusion", "verifier"):  # a run without them reads as it always has
+            if d[k] is None:
+                d.pop(k)
         return d
 
     @classmethod
@@ -56,6 +59,7 @@ class DecisionSettings:
         d = dict(d)
         d["cleanup"] = MaskCleanup(**d.get("cleanup", {}))
         d["fusion"] = FusionSettings.from_json(d["fusion"]) if d.get("fusion") else None
+        d["verifier"] = VerifierSettings(**d["verifier"]) if d.get("verifier") else None
         for k in ("classes", "prompt_class", "prompts", "class_thresholds", "prompts_off"):
             d[k] = tuple(d.get(k, ()))
         return cls(**d)
@@ -91,6 +95,7 @@ class DecisionCounts:
     over_max: int = 0
     track_dropped: int = 0  # video frames: detections of tracks dropped as a whole (or weak, in no track)
     prompts_off: int = 0  # candidates of prompts switched off
+    verifier_rejected: int = 0  # doubtful candidates (over their threshold) the verifier answered no
     class_candidates: dict[str, int] = field(default_factory=dict)  # per class: candidates seen
     class_kept: dict[str, int] = field(default_factory=dict)  # per class: kept
     class_best: dict[str, float] = field(default_factory=dict)  # per class: the best candidate score
@@ -194,7 +199,7 @@ def decide(
 
 
 # Why a candidate is not exported (`decide_kept(..., reasons=)`): the first decision that dropped it.
-KEPT, BELOW, PROMPT_OFF, EMPTY_MASK, SIZE, NMS, DEDUP, NEGATIVE, OVER_MAX, IS_NEGATIVE = range(10)
+KEPT, BELOW, PROMPT_OFF, EMPTY_MASK, SIZE, NMS, DEDUP, NEGATIVE, OVER_MAX, IS_NEGATIVE, VERIFIER_NO = range(11)
 
 
 def decide_kept(
@@ -260,6 +265,11 @@ def decide_single(
         counts.prompts_off += int((keep & off).sum())
         why[keep & off & ~negative] = PROMPT_OFF
         keep &= ~off
+    if s.verifier is not None:
+        no = keep & rejected(c, n_pos, s.verifier)
+        counts.verifier_rejected += int(no.sum())
+        why[no] = VERIFIER_NO
+        keep &= ~no
     sub = _subset(c, keep)
     sub_idx = np.flatnonzero(keep)
     class_id, negative = class_id[keep], negative[keep]

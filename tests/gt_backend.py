@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -143,4 +144,43 @@ class NoisyGroundTruthEngine(GroundTruthEngine):
                     masks=np.concatenate([masks[kept], fp_masks]),
                 )
             )
+        return out
+
+
+class OracleVerifier:
+    """A verifier that knows the ground truth (a stand-in with a known error rate, never the product): a
+    box whose best IoU with a true object of the asked class reaches 0.5 is a yes, else a no; each answer is
+    flipped with probability AUTOLABEL_ORACLE_ERROR (0.1), drawn from the image and box. Every question
+    asked is appended to AUTOLABEL_ORACLE_LOG when set (what a rerun asks again)."""
+
+    kind = "verifier"
+
+    def __init__(self, gt: GroundTruthEngine, error: float, log: str | None) -> None:
+        self.gt, self.error, self.log = gt, error, log
+        self.stats = ForwardStats()
+
+    @classmethod
+    def from_config(cls, cfg: Any, device: str, dtype: Any) -> OracleVerifier:
+        env = os.environ
+        gt = GroundTruthEngine(env["AUTOLABEL_GT_JSON"], env["AUTOLABEL_GT_IMAGES"])
+        return cls(gt, float(env.get("AUTOLABEL_ORACLE_ERROR", "0.1")), env.get("AUTOLABEL_ORACLE_LOG"))
+
+    def verify(self, image: np.ndarray, boxes: np.ndarray, questions: Sequence[str]) -> np.ndarray:
+        from autolabel.geometry import box_iou
+
+        names = list(self.gt.cats.values())
+        truth = self.gt.detect([image], names, 0.0)[0]
+        out = np.zeros(len(boxes))
+        with self.stats.timed():
+            for i, (box, q) in enumerate(zip(boxes, questions)):
+                name = next(n for n in sorted(names, key=len, reverse=True) if re.search(rf"\b{re.escape(n)}\b", q))
+                mine = truth.xyxy[truth.prompt_index == names.index(name)]
+                yes = bool(len(mine)) and float(box_iou(np.asarray([box]), mine).max()) >= 0.5
+                rng = np.random.default_rng([int(_key(image)[:12], 16), *np.asarray(box, dtype=np.int64).tolist()])
+                if rng.random() < self.error:
+                    yes = not yes
+                out[i] = 0.9 if yes else 0.1
+        if self.log:
+            with open(self.log, "a") as f:
+                f.write("".join(f"{_key(image)[:12]} {b.round(1).tolist()}\n" for b in boxes))
         return out

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from autolabel.backends.base import Detector, Segmenter, check_backend_object, option_values
+from autolabel.backends.base import Detector, Segmenter, Verifier, check_backend_object, option_values
 from autolabel.errors import UsageError
 
 
@@ -90,6 +90,13 @@ BACKENDS: dict[str, BackendSpec] = {
             "SAM-HQ (transformers SamHQModel): SAM with a high-quality output token; finer mask edges",
         ),
         BackendSpec("none", "segmenter", "", None, "no segmenter: a box-only dataset"),
+        BackendSpec(
+            "vlm",
+            "verifier",
+            "autolabel.backends.vlm:VlmVerifier",
+            "HuggingFaceTB/SmolVLM-256M-Instruct",
+            "a vision-language model (transformers AutoModelForImageTextToText) answering yes/no per crop",
+        ),
     ]
 }
 
@@ -99,7 +106,7 @@ def backend_names(kind: str) -> list[str]:
     return [n for n, s in BACKENDS.items() if s.kind in kinds]
 
 
-KINDS = ("detector", "segmenter", "engine")
+KINDS = ("detector", "segmenter", "engine", "verifier")
 
 
 def plugin_kind(cls: Any) -> str:
@@ -207,7 +214,7 @@ def _load_class(target: str) -> Any:
     return cls
 
 
-def load_backend(name: str, kind: str, cfg: Any, device: str, dtype: Any) -> Detector | Segmenter | None:
+def load_backend(name: str, kind: str, cfg: Any, device: str, dtype: Any) -> Detector | Segmenter | Verifier | None:
     """Instantiate a detector, engine or segmenter from its config (None for segmenter 'none'); one
     missing a method its kind needs is a UsageError naming the method."""
     spec = get_spec(name, kind)

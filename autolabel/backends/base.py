@@ -177,12 +177,29 @@ class PromptChecker(Protocol):
         ...
 
 
+@runtime_checkable
+class Verifier(Protocol):
+    """Answers a yes/no question about boxes of one image (a vision-language model, or a plugin)."""
+
+    stats: ForwardStats
+
+    def verify(self, image: np.ndarray, boxes: np.ndarray, questions: Sequence[str]) -> np.ndarray:
+        """image: RGB uint8 (H, W, 3); boxes: (K, 4) xyxy pixels; one question per box → P(yes), float (K,)."""
+        ...
+
+
 REQUIRED = {  # what each kind must have, checked when a backend (plugin or not) is loaded
     "detector": ("detect", "stats", "has_scores"),
     "engine": ("detect", "stats", "has_scores"),
     "segmenter": ("segment", "stats"),
+    "verifier": ("verify", "stats"),
 }
-STAGED = {"detector": ("prepare", "detect_prepared"), "engine": (), "segmenter": ("prepare", "segment_raw", "finish")}
+STAGED = {
+    "detector": ("prepare", "detect_prepared"),
+    "engine": (),
+    "segmenter": ("prepare", "segment_raw", "finish"),
+    "verifier": (),
+}
 
 
 def check_backend_object(obj: object, kind: str, name: str) -> None:

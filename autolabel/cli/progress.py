@@ -119,6 +119,13 @@ def print_summary(summary: RunSummary, exports: dict[str, Any], run_dir: Any = N
             f"time per stage: {stages}; forward passes: detector {summary.detector_passes}, "
             f"segmenter {summary.segmenter_passes}"
         )
+    if summary.verifier:
+        v = summary.verifier
+        con.print(
+            f"verifier: {v['asked']} doubtful candidates asked on {v['images']} images in {v['seconds']:.1f}s "
+            f"({v['forward_passes']} forward passes)"
+            + (f"; answers of another verifier cleared on {v['cleared']} images" if v["cleared"] else "")
+        )
     if summary.replicas:
         util = ", ".join(f"{r['utilisation']:.2f}" for r in summary.replicas)
         con.print(f"Ray model replicas: {len(summary.replicas)}, steady-state model time ÷ wall: {util}")

@@ -23,7 +23,18 @@ from typing import Any
 
 from autolabel.masks import MaskCleanup
 
-TOP_KEYS = ("ontology", "negatives", "classes", "detector", "segmenter", "postprocess", "masks", "video", "fusion")
+TOP_KEYS = (
+    "ontology",
+    "negatives",
+    "classes",
+    "detector",
+    "segmenter",
+    "postprocess",
+    "masks",
+    "video",
+    "fusion",
+    "verifier",
+)
 REMOVED_KEYS = {
     "detector.text_threshold": "removed: a box's score is its best prompt's token score and box_threshold alone "
     "decides (a box that fires on no prompt is dropped and counted); delete this line",
@@ -160,6 +171,23 @@ class FusionConfig:
     source_thresholds: tuple[float, ...] = ()  # a source's own box_threshold, when given: cut before fusion
 
 
+@dataclass(frozen=True)
+class VerifierConfig:
+    """A vision-language model asked about the doubtful candidates: those scoring in [low, high) (of an
+    ontology prompt) are cropped and asked `question`; its P(yes) is stored per candidate (not in the run's
+    fingerprint: adding or changing a verifier keeps the candidates). `low`, `high` and `min_yes` are
+    decisions too: a doubtful candidate whose answer is under `min_yes` is not exported."""
+
+    backend: str = "vlm"
+    model: str | None = None  # None → the backend's default hub id
+    question: str = "Is this {a} {class}? Answer yes or no."  # {class}, {prompt}; {a}: 'a' or 'an'
+    low: float = num(0.2, 0.0, 1.0)
+    high: float = num(0.5, 0.0, 1.0)
+    min_yes: float = num(0.5, 0.0, 1.0)
+    batch_size: int = num(16, 1, integer=True)  # crops per forward pass
+    options: dict[str, Any] = field(default_factory=dict)  # the backend's own options (`autolabel backends`)
+
+
 SCORE_METHODS = ("mean", "max")
 MASK_METHODS = ("best", "vote")
 
@@ -181,6 +209,7 @@ class Ontology:
     source: str = "<memory>"
     sources: tuple[DetectorConfig, ...] = ()  # an ensemble's detectors (`detector` is the first); () for one
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    verifier: VerifierConfig | None = None
 
     @property
     def ensemble(self) -> bool:
@@ -225,4 +254,6 @@ class Ontology:
         if not self.ensemble:
             d.pop("sources")
             d.pop("fusion")
+        if self.verifier is None:
+            d.pop("verifier")
         return json.loads(json.dumps(d))

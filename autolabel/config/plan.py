@@ -17,6 +17,7 @@ from autolabel.config.ontology import DetectorConfig, Ontology
 from autolabel.decisions import DecisionSettings
 from autolabel.fusion import FusionSettings
 from autolabel.types import CANDIDATES_FORMAT
+from autolabel.verification import VerifierSettings
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,23 @@ class RunPlan:
     decisions: DecisionSettings
     source_models: tuple[str | None, ...] = ()  # an ensemble: each detector's model (the first is detector_model)
     source_engines: tuple[bool, ...] = ()  # an ensemble: which detectors make masks themselves
+
+    @property
+    def verifier_model(self) -> str | None:
+        """The verifier's model reference (its backend's default hub id unless the ontology names one)."""
+        v = self.ontology.verifier
+        if v is None:
+            return None
+        return v.model or get_spec(v.backend, "verifier").default_model
+
+    def verifier_identity(self) -> str:
+        """What makes the verifier's stored answers: its backend, model, question and options (not the
+        band: a wider band asks more candidates, it does not change an answer)."""
+        v = self.ontology.verifier
+        if v is None:
+            return ""
+        what = {"backend": v.backend, "model": self.verifier_model, "question": v.question, "options": v.options}
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def sources(self) -> tuple[DetectorConfig, ...]:
@@ -77,7 +95,7 @@ def make_plan(ontology: Ontology) -> RunPlan:
 
 def decision_settings(ontology: Ontology) -> DecisionSettings:
     """The decision settings an ontology asks for."""
-    post, det = ontology.postprocess, ontology.detector
+    post, det, v = ontology.postprocess, ontology.detector, ontology.verifier
     return DecisionSettings(
         classes=tuple(ontology.classes),
         prompt_class=tuple(ontology.prompt_class),
@@ -97,6 +115,7 @@ def decision_settings(ontology: Ontology) -> DecisionSettings:
         track_max_missed=ontology.video.track_max_missed,
         scene_cut=ontology.video.scene_cut,
         fusion=fusion_settings(ontology),
+        verifier=None if v is None else VerifierSettings(v.low, v.high, v.min_yes),
     )
 
 

@@ -20,12 +20,20 @@ from autolabel.config.ontology import (
     Range,
     SegmenterConfig,
     TilingConfig,
+    VerifierConfig,
     VideoConfig,
     did_you_mean,
     field_range,
 )
 from autolabel.errors import shown
 from autolabel.types import normalize_prompt
+
+
+def check_backend_name(name: str, role: str) -> str | None:
+    from autolabel.backends import check_backend
+
+    return check_backend(name, role)
+
 
 BOX_THRESHOLD = Range(0.0, 1.0)  # per-class thresholds: the range of detector.box_threshold (tested)
 
@@ -59,6 +67,7 @@ class Validator:
         post = self.section(data.get("postprocess"), "postprocess", PostprocessConfig)
         masks = self.section(data.get("masks"), "masks", MasksConfig)
         video = self.video(data.get("video"), seg)
+        verifier = self.verifier(data.get("verifier"))
         self.backends(sources or (det,), seg)
         if sources and video.tracker == "sam2":
             self.err("video.tracker", "sam2 follows one detector's objects; with an ensemble use tracker: detect")
@@ -78,6 +87,7 @@ class Validator:
             self.source,
             sources,
             fusion,
+            verifier,
         )
 
     def video(self, m: Any, seg: SegmenterConfig) -> VideoConfig:
@@ -97,6 +107,21 @@ class Validator:
         if out.fps is not None and out.stride != 1:
             self.err("video", "give either stride or fps, not both")
         return replace(out, tracker=tracker if tracker in TRACKERS else "auto")
+
+    def verifier(self, m: Any) -> VerifierConfig | None:
+        if m is None:
+            return None
+        v: VerifierConfig = self.section(m, "verifier", VerifierConfig)
+        if v.low > v.high:
+            self.err("verifier", f"low ({v.low}) must not be above high ({v.high}): [low, high) is the doubtful band")
+        problem = check_backend_name(v.backend, "verifier")
+        if problem:
+            self.err("verifier.backend", problem)
+        try:
+            v.question.format(**{"class": "x", "prompt": "x", "a": "a"})
+        except (KeyError, IndexError, ValueError) as e:
+            self.err("verifier.question", f"may use {{class}}, {{prompt}} and {{a}} only ({e})")
+        return v
 
     def backends(self, dets: tuple[DetectorConfig, ...], seg: SegmenterConfig) -> None:
         """Unknown backend names (and plugins that do not import or have the wrong kind) are reported
@@ -231,7 +256,7 @@ class Validator:
 
     def backend_options(self, section: str, backend: Any) -> dict[str, Any]:
         """The options a backend declares ({name: default}); {} for unknown backends (reported elsewhere)."""
-        if section not in ("detector", "segmenter") or not isinstance(backend, str):
+        if section not in ("detector", "segmenter", "verifier") or not isinstance(backend, str):
             return {}
         from autolabel.backends import backend_options
 
@@ -275,7 +300,7 @@ class Validator:
         return replace(d, **out)
 
     def value(self, key: str, k: str, val: Any, default: Any, cls: Any) -> Any:
-        if k in ("backend", "model"):
+        if k in ("backend", "model", "question"):
             if val is None and k != "backend":
                 return None
             if not isinstance(val, str) or not val.strip():

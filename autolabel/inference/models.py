@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from autolabel.backends.base import Detector, PromptChecker, Segmenter
+from autolabel.backends.base import Detector, PromptChecker, Segmenter, Verifier
 from autolabel.config.ontology import DetectorConfig
 from autolabel.config.plan import RunPlan
 from autolabel.errors import UsageError
@@ -32,16 +32,18 @@ def preflight_models(plan: RunPlan) -> None:
     problems: list[ModelLoadError] = []
     missing: list[tuple[str, str, str]] = []
     refs = [(m, "detector") for m in plan.source_models or (plan.detector_model,)] + [
-        (plan.segmenter_model, "segmenter")
+        (plan.segmenter_model, "segmenter"),
+        (plan.verifier_model, "verifier"),
     ]
     for ref, role in refs:
+        option = "verifier.model (ontology)" if role == "verifier" else f"--{role}-model"
         if ref:
             try:
-                resolve_model(ref, role, f"--{role}-model")
+                resolve_model(ref, role, option)
             except ModelLoadError as e:
                 problems.append(e)
                 if not looks_like_path(ref):
-                    missing.append((role, ref, f"--{role}-model"))
+                    missing.append((role, ref, option))
     if len(problems) == 1:
         raise problems[0]
     if problems:
@@ -67,6 +69,17 @@ def load_models(plan: RunPlan, device: str = "auto", precision: str = "auto") ->
             "Segmenter | None", load_backend(ont.segmenter.backend, "segmenter", ont.segmenter, dev, dtype)
         )
     return detector, segmenter
+
+
+def load_verifier(plan: RunPlan, device: str = "auto", precision: str = "auto") -> Verifier:
+    """The plan's verifier (its ontology section must be set)."""
+    from autolabel.backends import load_backend
+    from autolabel.backends.torch_utils import resolve_device, resolve_dtype
+
+    v = plan.ontology.verifier
+    assert v is not None
+    dev = resolve_device(device)
+    return cast(Verifier, load_backend(v.backend, "verifier", v, dev, resolve_dtype(precision, dev)))
 
 
 def load_detector(plan: RunPlan, device: str = "auto", precision: str = "auto") -> Detector:

@@ -35,6 +35,7 @@ DROPPED = {
     d.DEDUP: "dedup",
     d.NEGATIVE: "negative prompt",
     d.OVER_MAX: "max detections",
+    d.VERIFIER_NO: "verifier said no",
 }
 MISS_CAUSES = (*DROPPED.values(), "dropped with its track", "wrong class", "mislocalised", "no candidate")
 FALSE_CAUSES = ("background", "duplicate", "wrong class", "mislocalised")

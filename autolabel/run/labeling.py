@@ -224,6 +224,8 @@ def run_labeling(
             changed=sum(1 for im in images if im.relpath in opened.done and im.relpath not in done),
         )
         _label(images, done, plan, settings, models, output_p, summary, progress or Progress(), clips)
+        if plan.ontology.verifier is not None and not summary.interrupted:
+            summary.verifier = _verify(output_p, plan, images, settings, backends)
     summary.wall_seconds = time.perf_counter() - t_start
     write_text_atomic(output_p / SUMMARY_NAME, json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
@@ -242,6 +244,23 @@ def _models(plan: RunPlan, settings: RunSettings, backends: Models | None) -> Mo
     detector = with_tiling(detector, plan)
     check_prompts(detector, plan)
     return detector, segmenter
+
+
+def _verify(
+    output_p: Path, plan: RunPlan, images: list[ImageInfo], settings: RunSettings, backends: Models | None
+) -> dict[str, Any]:
+    """The verifier's pass over the doubtful candidates (loaded only when one is unanswered)."""
+    from autolabel.inference.models import load_verifier
+    from autolabel.run.verify import verify_run
+
+    counts = verify_run(
+        output_p,
+        plan,
+        images,
+        lambda: load_verifier(plan, settings.device, settings.precision),
+        settings.max_image_pixels,
+    )
+    return counts.to_json()
 
 
 def _start(output_p: Path, discard: bool, meta: RunMeta, problems: list[tuple[str, str]]) -> None:

@@ -60,6 +60,7 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     detector_passes: int = 0
     segmenter_passes: int = 0
+    verifier: dict[str, Any] = field(default_factory=dict)  # a verifier's pass: crops asked, images, seconds
     replicas: list[dict[str, float]] = field(default_factory=list)  # Ray: per model replica, its steady state
     ray_log: str = ""  # Ray: where its own messages went
     wall_seconds: float = 0.0
