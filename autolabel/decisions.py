@@ -46,10 +46,11 @@ class DecisionSettings:
     scene_cut: float | None = 0.5  # a frame whose colours change this much from the last starts new tracks
     fusion: FusionSettings | None = None  # an ensemble (`detector:` a list): how its sources' candidates fuse
     verifier: VerifierSettings | None = None  # a verifier: its doubtful band and the answer that keeps
+    min_presence: float | None = None  # SAM 3: candidates whose prompt's presence score is under this go
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("fusion", "verifier"):  # a run without them reads as it always has
+        for k in ("fusion", "verifier", "min_presence"):  # a run without them reads as it always has
             if d[k] is None:
                 d.pop(k)
         return d
@@ -258,6 +259,8 @@ def decide_single(
             np.asarray((*s.class_thresholds, 0.0))[np.where(negative, len(s.classes), class_id)],
         )
         keep = c.score >= thr
+        if s.min_presence is not None and c.presence is not None:
+            keep &= c.presence >= s.min_presence
         counts.below_threshold += int((~keep & ~negative).sum())
     why[:] = np.where(negative, IS_NEGATIVE, np.where(keep, KEPT, BELOW))
     if s.prompts_off:

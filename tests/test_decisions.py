@@ -132,3 +132,34 @@ def test_scoreless_candidates_skip_thresholds_and_keep_order() -> None:
     c = Candidates(xyxy=[[0, 0, 4, 4], [0, 0, 4, 4], [6, 6, 9, 9]], score=None, prompt_index=[1, 1, 0])
     det = decide(c, 10, 10, S)
     assert det.confidence is None and det.xyxy.tolist() == [[0, 0, 4, 4], [6, 6, 9, 9]]
+
+
+def test_min_presence_drops_candidates_of_concepts_sam3_says_are_absent() -> None:
+    from autolabel.decisions import BELOW, KEPT, DecisionSettings, decide_kept
+    from autolabel.run.store import candidates_from_json, candidates_to_json
+    from autolabel.types import Candidates
+
+    c = Candidates(
+        xyxy=[[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]],
+        score=[0.6, 0.6, 0.6],
+        prompt_index=[0, 1, 1],
+        presence=[0.9, 0.3, 0.3],
+        source=[0, 1, 1],
+        verified=[np.nan, 0.8, np.nan],
+    )
+    back = candidates_from_json(candidates_to_json(c), 60, 60)  # every array survives the store
+    assert back.presence is not None and back.source is not None and back.verified is not None
+    np.testing.assert_allclose(back.presence, c.presence)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(back.source, c.source)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(np.isnan(back.verified), [True, False, True])
+    s = DecisionSettings(classes=("a", "b"), prompt_class=(0, 1), prompts=("a", "b"), class_thresholds=(0.5, 0.5))
+    why = np.zeros(3, dtype=np.int64)
+    assert len(decide_kept(back, 60, 60, s, reasons=why)[0]) == 3
+    from dataclasses import replace
+
+    det, _ = decide_kept(back, 60, 60, replace(s, min_presence=0.5), reasons=why)
+    assert len(det) == 1 and list(why) == [KEPT, BELOW, BELOW]
+    assert (
+        "min_presence" not in s.to_json()
+        and DecisionSettings.from_json(replace(s, min_presence=0.5).to_json()).min_presence == 0.5
+    )

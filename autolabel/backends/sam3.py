@@ -1,18 +1,21 @@
 """SAM 3 as an engine: text → instance masks in one model, replacing detector + segmenter.
 
-The vision backbone runs once per batch of images; every prompt then reuses those features (one
-text + DETR-decoder pass per prompt for the whole batch). Kept masks go from SAM 3's low-res
-probabilities straight to full-size RLE, upsampled only around each mask (`instances`).
+The vision backbone runs once per batch of images and the text encoder once per run (the prompts do not
+change); the DETR encoder/decoder then takes every (image, prompt) pair of the batch in one pass — up to
+`prompts_per_pass` prompts at a time, which bounds its memory (each pair holds the image's features).
+Kept masks go from SAM 3's low-res probabilities straight to full-size RLE, upsampled only around each
+mask (`instances`). Each candidate keeps SAM 3's presence score (is the concept in the image at all?)
+beside its score (query × presence), so decisions can use it apart (`detector.min_presence`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from autolabel.backends.base import ForwardStats, PromptBoxes
+from autolabel.backends.base import ForwardStats, Options, PromptBoxes, option_values
 from autolabel.backends.torch_utils import check_token_limit, load_backend_model, sync_fn
 from autolabel.backends.upsample import UPSAMPLE_CHUNK, logits_to_rles
 from autolabel.geometry import clip_xyxy
@@ -26,11 +29,13 @@ def instances(out: Any, min_score: float, sizes: Sequence[tuple[int, int]]) -> l
     """transformers' `post_process_instance_segmentation`, one image and a few masks at a time: the
     same scores (query × presence), kept queries and scaled boxes; each kept mask's probabilities are
     upsampled only around the mask and straight to RLE (never the (queries, H, W) int64 stack of the
-    batch). Returns (xyxy, scores, RleMasks) per image as NumPy/RLE."""
+    batch). Returns (xyxy, scores, RleMasks, presence) per output row as NumPy/RLE."""
     import torch
 
     scores = out.pred_logits.sigmoid()
+    presence = torch.ones(scores.shape[0], device=scores.device)
     if getattr(out, "presence_logits", None) is not None:
+        presence = out.presence_logits.sigmoid().reshape(scores.shape[0], -1)[:, 0]
         scores = scores * out.presence_logits.sigmoid()
     results = []
     for b, (h, w) in enumerate(sizes):
@@ -41,51 +46,91 @@ def instances(out: Any, min_score: float, sizes: Sequence[tuple[int, int]]) -> l
         for start in range(0, len(low), UPSAMPLE_CHUNK):
             chunk = low[start : start + UPSAMPLE_CHUNK].sigmoid().float()
             rles += logits_to_rles(chunk, h, w, MASK_PROBABILITY)
-        results.append((boxes.float().cpu().numpy(), scores[b][keep].float().cpu().numpy(), RleMasks(rles, h, w)))
+        kept = scores[b][keep].float().cpu().numpy()
+        results.append((boxes.float().cpu().numpy(), kept, RleMasks(rles, h, w), float(presence[b])))
     return results
+
+
+def repeat_vision(vision: Any, n: int) -> Any:
+    """The vision features of a batch with each image repeated `n` times in a row (image-major pairs)."""
+    import torch
+
+    def rep(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return v.repeat_interleave(n, dim=0)
+        if isinstance(v, (tuple, list)):
+            return type(v)(rep(x) for x in v)
+        return v
+
+    return type(vision)(**{k: rep(v) for k, v in vision.items()})
 
 
 class Sam3Engine:
     kind = "engine"
     BACKEND, MODEL_CLASS, DEFAULT_MODEL = "sam3", "Sam3Model", DEFAULT_MODEL
+    OPTIONS: ClassVar[Options] = {"prompts_per_pass": 16}
     has_scores = True
     segments = True
 
-    def __init__(self, processor: Any, model: Any, device: str, dtype: Any) -> None:
+    def __init__(self, processor: Any, model: Any, device: str, dtype: Any, prompts_per_pass: int = 16) -> None:
         self.processor, self.model = processor, model
         self.device, self.dtype = device, dtype
+        self.prompts_per_pass = max(1, int(prompts_per_pass))
         self.stats = ForwardStats()
         self._sync = sync_fn(device)
+        self._text: tuple[tuple[str, ...], Any, Any] | None = None  # (prompts, text features, attention mask)
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam3Engine:
         processor, model = load_backend_model(cls, cfg, "detector", "AutoModel", device, dtype)
-        return cls(processor, model, device, dtype)
+        opts = option_values(cls.OPTIONS, cfg.options)
+        return cls(processor, model, device, dtype, int(opts["prompts_per_pass"]))
 
     def check_prompts(self, prompts: Sequence[str]) -> None:
         """SAM 3's CLIP text encoder takes 32 tokens; a longer prompt would be cut silently."""
         limit = int(getattr(self.processor.tokenizer, "model_max_length", 32) or 32)
         check_token_limit(self.BACKEND, self.processor.tokenizer, prompts, limit)
 
+    def text_features(self, prompts: Sequence[str]) -> tuple[Any, Any]:
+        """(text features (K, L, D), attention mask (K, L)) of the prompts: encoded once, then reused."""
+        import torch
+
+        if self._text is None or self._text[0] != tuple(prompts):
+            text = self.processor(text=list(prompts), return_tensors="pt")
+            mask = text["attention_mask"].to(self.device)
+            with torch.inference_mode(), self.stats.timed(self._sync):
+                feats = self.model.get_text_features(
+                    input_ids=text["input_ids"].to(self.device), attention_mask=mask, return_dict=True
+                )
+            self._text = (tuple(prompts), feats, mask)
+        return self._text[1], self._text[2]
+
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         import torch
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         enc = self.processor.image_processor(images=list(images), return_tensors="pt")
         sizes = [tuple(img.shape[:2]) for img in images]
         with torch.inference_mode(), self.stats.timed(self._sync):
             vision = self.model.get_vision_features(pixel_values=enc["pixel_values"].to(self.device, self.dtype))
+        feats, mask = self.text_features(prompts)
         parts: list[list[PromptBoxes]] = [[] for _ in images]
-        for k, prompt in enumerate(prompts):
-            text = self.processor(text=[prompt] * len(images), return_tensors="pt")
+        for start in range(0, len(prompts), self.prompts_per_pass):
+            ks = list(range(start, min(start + self.prompts_per_pass, len(prompts))))
+            text = BaseModelOutputWithPooling(pooler_output=feats.pooler_output[ks].repeat(len(images), 1, 1))
             with torch.inference_mode(), self.stats.timed(self._sync):
                 out = self.model(
-                    vision_embeds=vision,
-                    input_ids=text["input_ids"].to(self.device),
-                    attention_mask=text["attention_mask"].to(self.device),
+                    vision_embeds=repeat_vision(vision, len(ks)) if len(ks) > 1 else vision,
+                    text_embeds=text,
+                    attention_mask=mask[ks].repeat(len(images), 1),
                 )
-            for b, (xyxy, scores, masks) in enumerate(instances(out, min_score, sizes)):
-                (h, w), pidx = sizes[b], np.full(len(scores), k, dtype=np.int64)
-                parts[b].append(PromptBoxes(clip_xyxy(xyxy.reshape(-1, 4), w, h), scores, pidx, masks=masks))
+            pair_sizes = [sizes[b] for b in range(len(images)) for _ in ks]
+            for j, (xyxy, scores, masks, presence) in enumerate(instances(out, min_score, pair_sizes)):
+                b, k = divmod(j, len(ks))
+                (h, w), n = sizes[b], len(scores)
+                pb = PromptBoxes(clip_xyxy(xyxy.reshape(-1, 4), w, h), scores, np.full(n, ks[k]), masks=masks)
+                pb.presence = np.full(n, presence)
+                parts[b].append(pb)
         out_boxes = []
         for b, (h, w) in enumerate(sizes):
             merged = PromptBoxes.merge(parts[b]) if parts[b] else PromptBoxes.empty()

@@ -288,12 +288,12 @@ def validate(ontology: Annotated[Path, typer.Argument(help="Ontology YAML to che
 
 
 def backends() -> None:
-    """List the detector, segmenter and engine backends, their default models and their own options."""
+    """List the detector, segmenter, engine and verifier backends, their default models and their own options."""
     from autolabel.backends import BACKENDS, backend_options
 
     for spec in BACKENDS.values():
         typer.echo(f"{spec.name:18} {spec.kind:10} {spec.default_model or '-':38} {spec.summary}")
-        role = "segmenter" if spec.kind == "segmenter" else "detector"
+        role = spec.kind if spec.kind in ("segmenter", "verifier") else "detector"
         for k, v in backend_options(spec.name, role).items():
             default, choices = v if isinstance(v, tuple) else (v, None)
             typer.echo(

@@ -97,6 +97,9 @@ class DetectorConfig:
         300, 1, integer=True
     )  # inference: at most this many candidates per image, highest scores first
     tiling: TilingConfig | None = None  # inference: also detect on overlapping tiles (small objects)
+    min_presence: float | None = num(
+        None, 0.0, 1.0, nullable=True
+    )  # decision (SAM 3): drop candidates whose prompt's presence score (concept in the image?) is under this
     options: dict[str, Any] = field(default_factory=dict)  # the backend's own options (`autolabel backends`)
 
 

@@ -116,6 +116,7 @@ def decision_settings(ontology: Ontology) -> DecisionSettings:
         scene_cut=ontology.video.scene_cut,
         fusion=fusion_settings(ontology),
         verifier=None if v is None else VerifierSettings(v.low, v.high, v.min_yes),
+        min_presence=det.min_presence,
     )
 
 

@@ -118,6 +118,7 @@ def test_segmenter_masks_match_transformers_post_process_masks(tiny_models: dict
 
 
 def test_sam3_instances_match_transformers_post_process_instance_segmentation(tiny_models: dict[str, Path]) -> None:
+    """Every (image, prompt) pair of the batch in one decoder pass, post-processed as transformers does."""
     import torch
 
     from autolabel.backends.sam3 import MASK_PROBABILITY, Sam3Engine
@@ -127,18 +128,57 @@ def test_sam3_instances_match_transformers_post_process_instance_segmentation(ti
     outs = _capture(eng.model)
     ours = eng.detect(images, ["cat", "red box"], min_score=0.2)
     decoder = [o for o in outs if getattr(o, "pred_masks", None) is not None]
-    assert len(decoder) == 2
-    for k, out in enumerate(decoder):
-        theirs = eng.processor.post_process_instance_segmentation(
-            out, threshold=0.2, mask_threshold=MASK_PROBABILITY, target_sizes=[(120, 160), (130, 90)]
-        )
-        for b, t in enumerate(theirs):
-            mine = ours[b].prompt_index == k
-            assert mine.sum() == len(t["scores"]) > 0
-            assert np.allclose(ours[b].scores[mine], t["scores"].numpy())
+    assert len(decoder) == 1 and decoder[0].pred_masks.shape[0] == 4  # 2 images × 2 prompts, one pass
+    sizes = [(120, 160), (120, 160), (130, 90), (130, 90)]  # image-major pairs
+    theirs = eng.processor.post_process_instance_segmentation(
+        decoder[0], threshold=0.2, mask_threshold=MASK_PROBABILITY, target_sizes=sizes
+    )
+    for j, t in enumerate(theirs):
+        b, k = divmod(j, 2)
+        mine = ours[b].prompt_index == k
+        assert mine.sum() == len(t["scores"]) > 0
+        assert np.allclose(ours[b].scores[mine], t["scores"].numpy())
+        h, w = images[b].shape[:2]
+        assert np.allclose(ours[b].xyxy[mine], np.clip(t["boxes"].numpy(), 0, [w, h, w, h]))
+        assert (ours[b].masks[np.flatnonzero(mine)].dense() == t["masks"].numpy().astype(bool)).all()
+        presence = decoder[0].presence_logits.sigmoid().reshape(4, -1)[j, 0].item()
+        assert ours[b].presence is not None and np.allclose(ours[b].presence[mine], presence)
+
+
+def test_sam3_all_prompts_in_one_pass_equal_one_pass_per_prompt(tiny_models: dict[str, Path]) -> None:
+    """The batched pairs give what one text + decoder pass per prompt gave (the previous way, with the
+    model's own text encoding per call), and the text encoder runs once per run."""
+    import torch
+
+    from autolabel.backends.sam3 import Sam3Engine, instances
+
+    eng = Sam3Engine.from_config(DetectorConfig(backend="sam3", model=str(tiny_models["sam3"])), "cpu", torch.float32)
+    images = [np.array(scene(160, 120, seed=2)), np.array(scene(100, 80, seed=3))]
+    prompts = ["cat", "red box", "a dog on the grass", "ring"]
+    batched = eng.detect(images, prompts, min_score=0.1)
+    passes = eng.stats.passes
+    eng.detect(images, prompts, min_score=0.1)
+    assert eng.stats.passes - passes == 2  # vision + one decoder pass; the text features were kept
+    enc = eng.processor.image_processor(images=images, return_tensors="pt")
+    with torch.inference_mode():
+        vision = eng.model.get_vision_features(pixel_values=enc["pixel_values"])
+    for k, prompt in enumerate(prompts):
+        text = eng.processor(text=[prompt] * 2, return_tensors="pt")
+        with torch.inference_mode():
+            out = eng.model(vision_embeds=vision, input_ids=text["input_ids"], attention_mask=text["attention_mask"])
+        for b, (xyxy, scores, masks, _p) in enumerate(instances(out, 0.1, [im.shape[:2] for im in images])):
+            mine = batched[b].prompt_index == k
+            assert np.allclose(batched[b].scores[mine], scores, atol=1e-5)
             h, w = images[b].shape[:2]
-            assert np.allclose(ours[b].xyxy[mine], np.clip(t["boxes"].numpy(), 0, [w, h, w, h]))
-            assert (ours[b].masks[np.flatnonzero(mine)].dense() == t["masks"].numpy().astype(bool)).all()
+            assert np.allclose(batched[b].xyxy[mine], np.clip(xyxy, 0, [w, h, w, h]), atol=1e-3)
+            assert [r["counts"] for r in batched[b].masks[np.flatnonzero(mine)].rles] == [
+                r["counts"] for r in masks.rles
+            ]
+    one = Sam3Engine(eng.processor, eng.model, "cpu", torch.float32, prompts_per_pass=1)
+    single = one.detect(images, prompts, min_score=0.1)
+    for a, c in zip(batched, single):
+        order_a, order_c = np.lexsort((a.scores, a.prompt_index)), np.lexsort((c.scores, c.prompt_index))
+        assert np.allclose(a.scores[order_a], c.scores[order_c], atol=1e-5)
 
 
 def test_new_backends_through_the_cli(tiny_models: dict[str, Path], tmp_path: Path) -> None:

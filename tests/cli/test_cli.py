@@ -153,6 +153,7 @@ def test_bad_arguments_exit_2_and_write_nothing(
 def test_backends_lists_registry() -> None:
     r = cli("backends")
     assert r.returncode == 0 and "grounding_dino" in r.stdout and "facebook/sam2.1-hiera-tiny" in r.stdout
+    assert "option verifier.context" in r.stdout and "option detector.prompts_per_pass: default 16" in r.stdout
 
 
 def test_seed_001_pipeline_grounding_dino_sam_and_box_only(tiny_models: dict[str, Path], tmp_path: Path) -> None:
