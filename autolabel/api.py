@@ -145,6 +145,10 @@ class Labeler:
         )
         self.detector, self.segmenter = with_tiling(detector, self.plan), segmenter
         check_prompts(self.detector, self.plan)
+        if self.ontology.examples:  # example images relative to the current directory, or absolute
+            from autolabel.inference.examples import give_examples, load_examples
+
+            give_examples(self.detector, load_examples(self.ontology, None))
 
     @property
     def classes(self) -> tuple[str, ...]:

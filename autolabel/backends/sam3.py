@@ -69,6 +69,7 @@ class Sam3Engine:
     kind = "engine"
     BACKEND, MODEL_CLASS, DEFAULT_MODEL = "sam3", "Sam3Model", DEFAULT_MODEL
     OPTIONS: ClassVar[Options] = {"prompts_per_pass": 16}
+    EXAMPLES = True  # takes example boxes as exemplar (geometry) prompts (`set_examples`)
     has_scores = True
     segments = True
 
@@ -79,6 +80,8 @@ class Sam3Engine:
         self.stats = ForwardStats()
         self._sync = sync_fn(device)
         self._text: tuple[tuple[str, ...], Any, Any] | None = None  # (prompts, text features, attention mask)
+        self._examples: dict[int, tuple[Any, Any]] = {}  # prompt index → exemplar features (G, D), mask (G,)
+        self._text_off: set[int] = set()
 
     @classmethod
     def from_config(cls, cfg: Any, device: str, dtype: Any) -> Sam3Engine:
@@ -102,8 +105,57 @@ class Sam3Engine:
                 feats = self.model.get_text_features(
                     input_ids=text["input_ids"].to(self.device), attention_mask=mask, return_dict=True
                 )
-            self._text = (tuple(prompts), feats, mask)
+            self._text = (tuple(prompts), *self._with_examples(feats.pooler_output, mask))
         return self._text[1], self._text[2]
+
+    def set_examples(self, examples: dict[int, list[tuple[np.ndarray, np.ndarray]]], text_off: set[int]) -> None:
+        """Example boxes per prompt index: [(RGB uint8 image, xyxy pixel box), ...]. Each example's box is
+        encoded on its own image by SAM 3's geometry encoder (as SAM 3 encodes an exemplar box on the image
+        it is drawn on), and a prompt's exemplar tokens follow its text tokens, as SAM 3 joins a text and
+        exemplar boxes; prompts in `text_off` keep their exemplars alone."""
+        self._examples = {k: self.exemplar_tokens(items) for k, items in examples.items()}
+        self._text_off, self._text = set(text_off), None
+
+    def exemplar_tokens(self, items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Any, Any]:
+        """(tokens (G, D), mask (G,)) of a prompt's example boxes, each on its own image."""
+        import torch
+
+        tokens, masks = [], []
+        for image, box in items:
+            enc = self.processor(images=[image], input_boxes=[[[float(v) for v in box]]], return_tensors="pt")
+            boxes = enc["input_boxes"].to(self.device, self.dtype)
+            with torch.inference_mode(), self.stats.timed(self._sync):
+                vision = self.model.get_vision_features(pixel_values=enc["pixel_values"].to(self.device, self.dtype))
+                geo = self.model.geometry_encoder(
+                    box_embeddings=boxes,
+                    box_mask=torch.ones(boxes.shape[:2], dtype=torch.bool, device=self.device),
+                    box_labels=torch.ones(boxes.shape[:2], dtype=torch.long, device=self.device),
+                    img_feats=vision.fpn_hidden_states[:-1],
+                    img_pos_embeds=vision.fpn_position_encoding[:-1],
+                )
+            tokens.append(geo.last_hidden_state[0])
+            masks.append(geo.attention_mask[0])
+        return torch.cat(tokens), torch.cat(masks)
+
+    def _with_examples(self, text: Any, mask: Any) -> tuple[Any, Any]:
+        """Prompt features (K, L + G, D) and mask: each prompt's text tokens, then its exemplar tokens (padded,
+        masked, to the longest); text features unchanged without examples."""
+        import torch
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        if not self._examples:
+            return BaseModelOutputWithPooling(pooler_output=text), mask
+        g = max(len(m) for _, m in self._examples.values())
+        k, _, d = text.shape
+        geo = torch.zeros(k, g, d, dtype=text.dtype, device=text.device)
+        geo_mask = torch.zeros(k, g, dtype=mask.dtype, device=mask.device)
+        mask = mask.clone()
+        for p, (tokens, m) in self._examples.items():
+            geo[p, : len(m)], geo_mask[p, : len(m)] = tokens.to(text.dtype), m.to(mask.dtype)
+            if p in self._text_off:
+                mask[p] = 0
+        feats = torch.cat([text, geo], dim=1)
+        return BaseModelOutputWithPooling(pooler_output=feats), torch.cat([mask, geo_mask], dim=1)
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[str], min_score: float) -> list[PromptBoxes]:
         import torch

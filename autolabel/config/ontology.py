@@ -34,6 +34,7 @@ TOP_KEYS = (
     "video",
     "fusion",
     "verifier",
+    "examples",
 )
 REMOVED_KEYS = {
     "detector.text_threshold": "removed: a box's score is its best prompt's token score and box_threshold alone "
@@ -191,6 +192,16 @@ class VerifierConfig:
     options: dict[str, Any] = field(default_factory=dict)  # the backend's own options (`autolabel backends`)
 
 
+@dataclass(frozen=True)
+class Examples:
+    """Example boxes of one prompt (`examples:` in the ontology): each an image (relative to the labeled
+    folder, or absolute) and an xyxy pixel box on it. `text: false` finds the prompt by its examples alone."""
+
+    prompt: str
+    boxes: tuple[tuple[str, tuple[float, float, float, float]], ...]
+    text: bool = True
+
+
 SCORE_METHODS = ("mean", "max")
 MASK_METHODS = ("best", "vote")
 
@@ -213,6 +224,7 @@ class Ontology:
     sources: tuple[DetectorConfig, ...] = ()  # an ensemble's detectors (`detector` is the first); () for one
     fusion: FusionConfig = field(default_factory=FusionConfig)
     verifier: VerifierConfig | None = None
+    examples: tuple[Examples, ...] = ()
 
     @property
     def ensemble(self) -> bool:
@@ -259,4 +271,6 @@ class Ontology:
             d.pop("fusion")
         if self.verifier is None:
             d.pop("verifier")
+        if not self.examples:
+            d.pop("examples")
         return json.loads(json.dumps(d))

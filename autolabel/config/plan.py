@@ -155,6 +155,10 @@ def inference_settings(plan: RunPlan, identities: bool = True) -> dict[str, Any]
     if identities:
         out["detector.model_identity"] = model_identity(plan.detector_model) if plan.detector_model else None
         out["segmenter.model_identity"] = model_identity(plan.segmenter_model) if plan.segmenter_model else None
+    if ont.examples:
+        out["examples"] = [
+            {"prompt": e.prompt, "boxes": [list(b) for b in e.boxes], "text": e.text} for e in ont.examples
+        ]
     if ont.ensemble:
         out["ensemble"] = [_source_settings(d, m, identities) for d, m in zip(ont.sources, plan.source_models)]
     return out

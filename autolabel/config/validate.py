@@ -9,6 +9,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from autolabel.config import ensemble
+from autolabel.config import examples as config_examples
 from autolabel.config.ontology import (
     REMOVED_KEYS,
     TOP_KEYS,
@@ -68,6 +69,7 @@ class Validator:
         masks = self.section(data.get("masks"), "masks", MasksConfig)
         video = self.video(data.get("video"), seg)
         verifier = self.verifier(data.get("verifier"))
+        examples = config_examples.examples(self, data.get("examples"), prompts, sources or (det,))
         self.backends(sources or (det,), seg)
         if sources and video.tracker == "sam2":
             self.err("video.tracker", "sam2 follows one detector's objects; with an ensemble use tracker: detect")
@@ -88,6 +90,7 @@ class Validator:
             sources,
             fusion,
             verifier,
+            examples,
         )
 
     def video(self, m: Any, seg: SegmenterConfig) -> VideoConfig:

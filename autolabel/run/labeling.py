@@ -21,6 +21,7 @@ from autolabel.config.ontology import Ontology
 from autolabel.config.plan import RunPlan, diff_settings, fingerprint, inference_settings, make_plan
 from autolabel.errors import RunStoreError, UsageError
 from autolabel.fsutil import RunLock, is_within, write_text_atomic
+from autolabel.inference.examples import Loaded
 from autolabel.inference.models import (
     Models,
     check_prompts,
@@ -191,6 +192,12 @@ def run_labeling(
     RunLock.check(output_p)  # before any model is loaded: a busy directory is refused at once
     plan = make_plan(ontology)
     fp_settings = inference_settings(plan)
+    examples = None
+    if ontology.examples:  # read and checked before any model is loaded; what they are is fingerprinted
+        from autolabel.inference.examples import example_signatures, load_examples
+
+        fp_settings["examples.images"] = example_signatures(ontology, input_root)
+        examples = load_examples(ontology, input_root)
     meta = RunMeta(
         fingerprint(fp_settings),
         input_root,
@@ -204,7 +211,7 @@ def run_labeling(
     clip_settings = plan.clip_settings()
     pending = len(_unchanged(images, opened.done)) < len(images)
     pending = pending or videos_pending(found.videos, output_p, opened.done, fresh, clip_settings)
-    models = _models(plan, settings, backends) if pending else None  # a finished run loads none
+    models = _models(plan, settings, backends, examples) if pending else None  # a finished run loads none
     output_p.mkdir(parents=True, exist_ok=True)
     with RunLock(output_p):
         _start(output_p, opened.discard, meta, problems)
@@ -212,7 +219,7 @@ def run_labeling(
         images = sorted(images + frames, key=lambda im: im.relpath)
         done = _unchanged(images, opened.done)
         if models is None and len(done) < len(images):
-            models = _models(plan, settings, backends)  # a video changed while it was being checked
+            models = _models(plan, settings, backends, examples)  # a video changed while it was being checked
         if settings.limit is None and settings.images is None and not found.single_file:  # forget deleted files
             listed = {im.relpath for im in images} | {v.relpath for v in found.videos} | {r for r, _ in problems}
             forget_gone(output_p, sorted(set(opened.done) - {im.relpath for im in images}), set(clips), listed)
@@ -231,9 +238,13 @@ def run_labeling(
     return summary
 
 
-def _models(plan: RunPlan, settings: RunSettings, backends: Models | None) -> Models | None:
-    """The models of a local run (checked prompts, tiling); for Ray (None) the workers load them, the
-    driver only checks they can be loaded."""
+def _models(
+    plan: RunPlan, settings: RunSettings, backends: Models | None, examples: Loaded | None = None
+) -> Models | None:
+    """The models of a local run (checked prompts, tiling, examples given); for Ray (None) the workers load
+    them, the driver only checks they can be loaded."""
+    if settings.ray is not None and examples is not None:
+        raise UsageError("example boxes (`examples:`) are not sent to Ray workers yet", hint="label without --ray")
     if settings.ray is not None:
         from autolabel.run.executors.ray import import_ray
 
@@ -243,6 +254,10 @@ def _models(plan: RunPlan, settings: RunSettings, backends: Models | None) -> Mo
     detector, segmenter = backends if backends is not None else load_models(plan, settings.device, settings.precision)
     detector = with_tiling(detector, plan)
     check_prompts(detector, plan)
+    if examples is not None:
+        from autolabel.inference.examples import give_examples
+
+        give_examples(detector, examples)
     return detector, segmenter
 
 
