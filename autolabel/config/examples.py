@@ -55,12 +55,10 @@ def _boxes(v: Validator, key: str, items: Any) -> tuple[tuple[str, tuple[float, 
         return ()
     out = []
     for i, item in enumerate(items):
-        box = item.get("box") if isinstance(item, dict) else None
-        image = item.get("image") if isinstance(item, dict) else None
+        box: Any = item.get("box") if isinstance(item, dict) else None
+        image: Any = item.get("image") if isinstance(item, dict) else None
         ok = isinstance(item, dict) and set(item) == {"image", "box"} and isinstance(image, str) and image.strip()
-        nums = isinstance(box, list) and len(box) == 4
-        nums = nums and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in box)
-        if not ok or not nums:
+        if not ok or not isinstance(box, list) or len(box) != 4 or not all(_finite(x) for x in box):
             v.err(f"{key}[{i}]", f"must be {{image: PATH, box: [x0, y0, x1, y1]}}, got {shown(item)}")
             continue
         x0, y0, x1, y1 = (float(x) for x in box)
@@ -69,6 +67,10 @@ def _boxes(v: Validator, key: str, items: Any) -> tuple[tuple[str, tuple[float, 
             continue
         out.append((image.strip(), (x0, y0, x1, y1)))
     return tuple(out)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _check_detectors(v: Validator, detectors: tuple[DetectorConfig, ...]) -> None:
