@@ -497,3 +497,86 @@ def build_tiny_sam2_video(path: Path) -> Path:
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+def build_tiny_sam3_video(path: Path, sam3_dir: Path | None = None) -> Path:
+    """A tiny random-weight Sam3VideoModel (224 px: 16×16 patches of 14) saved with its Sam3VideoProcessor.
+    Its detector is the tiny SAM 3 (`build_tiny_sam3`, widened to 128 where the tracker's memory needs more
+    than 64), its tracker a SAM 2-style one at 128; detection thresholds are lowered and the object score
+    head biased so that random weights still start and keep objects (what the tests follow)."""
+    import json
+
+    import torch
+    from transformers import AutoProcessor, Sam2VideoVideoProcessor, Sam3VideoConfig, Sam3VideoModel
+    from transformers.models.sam3 import Sam3ImageProcessor
+    from transformers.models.sam3_video.processing_sam3_video import Sam3VideoProcessor
+
+    sam3_dir = sam3_dir or build_tiny_sam3(Path(path).parent / "sam3-for-video")
+    image_size, patch, wide = 224, 14, 128
+    n = image_size // patch
+    backbone = {
+        "model_type": "sam3_vit_model",
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "image_size": image_size,
+        "patch_size": patch,
+        "window_size": 8,
+        "global_attn_indexes": [1],
+        "pretrain_image_size": image_size,
+    }
+    vision = {
+        "model_type": "sam3_vision_model",
+        "backbone_config": backbone,
+        "fpn_hidden_size": wide,
+        "backbone_feature_sizes": [[4 * n, 4 * n], [2 * n, 2 * n], [n, n]],
+    }
+    det = json.loads((Path(sam3_dir) / "config.json").read_text())
+    det["vision_config"] = {
+        **det["vision_config"],
+        **vision,
+        "backbone_config": {**det["vision_config"]["backbone_config"], **backbone},
+    }
+    for key in ("geometry_encoder_config", "detr_encoder_config", "detr_decoder_config", "mask_decoder_config"):
+        det[key] = {**det[key], "hidden_size": wide}
+    tracker = {
+        "vision_config": vision,
+        "prompt_encoder_config": {"hidden_size": wide, "image_size": image_size, "patch_size": patch},
+        "mask_decoder_config": {"hidden_size": wide, "num_attention_heads": 2},
+        "memory_attention_rope_feat_sizes": [n, n],
+        "memory_encoder_output_channels": 64,
+        "image_size": image_size,
+        "memory_attention_hidden_size": wide,
+        "memory_encoder_hidden_size": wide,
+        "mask_downsampler_embed_dim": wide,
+        "memory_fuser_embed_dim": wide,
+        "memory_fuser_intermediate_dim": 256,
+        "memory_attention_feed_forward_hidden_size": 256,
+        "memory_attention_num_layers": 1,
+    }
+    config = Sam3VideoConfig(
+        detector_config=det,
+        tracker_config=tracker,
+        low_res_mask_size=4 * n,
+        score_threshold_detection=0.01,
+        new_det_thresh=0.01,
+        det_nms_thresh=0.9,
+        max_num_objects=6,
+        hotstart_delay=0,
+    )
+    torch.manual_seed(0)
+    model = Sam3VideoModel(config).eval()
+    with torch.no_grad():  # random weights: say every object is present, so its mask is the decoder's
+        model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(8.0)
+    tokenizer = AutoProcessor.from_pretrained(sam3_dir).tokenizer
+    size = {"height": image_size, "width": image_size}
+    processor = Sam3VideoProcessor(
+        image_processor=Sam3ImageProcessor(size=size),
+        video_processor=Sam2VideoVideoProcessor(size=size),
+        tokenizer=tokenizer,
+        target_size=image_size,
+    )
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return Path(path)

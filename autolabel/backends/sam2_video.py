@@ -28,3 +28,29 @@ def load_sam2_video(ref: str, device: str, dtype: Any) -> tuple[Any, Any]:
     video_processor = Sam2VideoVideoProcessor(size=dict(image_processor.size))
     processor = Sam2VideoProcessor(image_processor=image_processor, video_processor=video_processor)
     return model.to(device=device, dtype=dtype).eval(), processor
+
+
+def load_sam3_video(ref: str, device: str, dtype: Any) -> tuple[Any, Any]:
+    """`tracker: sam3`: (Sam3VideoModel on `device` in eval, Sam3VideoProcessor) from `video.model` (default:
+    the detector's, facebook/sam3, whose checkpoint holds the video model's detector and tracker)."""
+    from transformers import AutoProcessor, Sam3VideoModel
+
+    option = "video.model (ontology)"
+    processor, model = load_pretrained(
+        ref, "video", option, [AutoProcessor.from_pretrained, Sam3VideoModel.from_pretrained]
+    )
+    if type(processor).__name__ != "Sam3VideoProcessor":
+        from transformers.models.sam3_video.processing_sam3_video import Sam3VideoProcessor
+
+        processor = Sam3VideoProcessor(
+            image_processor=processor.image_processor,
+            video_processor=getattr(processor, "video_processor", None) or _video_processor(processor),
+            tokenizer=processor.tokenizer,
+        )
+    return model.to(device=device, dtype=dtype).eval(), processor
+
+
+def _video_processor(processor: Any) -> Any:
+    from transformers.models.sam2_video.video_processing_sam2_video import Sam2VideoVideoProcessor
+
+    return Sam2VideoVideoProcessor(size=dict(processor.image_processor.size))

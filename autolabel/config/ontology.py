@@ -137,7 +137,7 @@ class MasksConfig:
         return MaskCleanup(self.fill_holes_below, self.drop_islands_below, self.keep_largest_part)
 
 
-TRACKERS = ("auto", "detect", "sam2")  # auto: sam2 with a SAM 2 segmenter, else detect
+TRACKERS = ("auto", "detect", "sam2", "sam3")  # auto: sam2 with a SAM 2 segmenter, else detect
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,7 @@ class VideoConfig:
     track_low: float = num(0.1, 0.0, 1.0)  # weaker detections continue a track but never start one
     track_max_missed: int = num(30, 0, integer=True)  # sampled frames a track may go unseen before it ends
     scene_cut: float | None = num(0.5, 0.0, 1.0, nullable=True)  # colour change that ends every track; null: off
+    model: str | None = None  # tracker sam3: SAM 3's video model (default: the detector's model)
 
     def sampling_json(self) -> dict[str, Any]:
         """What changes the frames written of a clip."""

@@ -31,6 +31,11 @@ class RunPlan:
     source_engines: tuple[bool, ...] = ()  # an ensemble: which detectors make masks themselves
 
     @property
+    def video_model(self) -> str | None:
+        """tracker sam3: SAM 3's video model (`video.model`, else the detector's)."""
+        return self.ontology.video.model or self.detector_model
+
+    @property
     def verifier_model(self) -> str | None:
         """The verifier's model reference (its backend's default hub id unless the ontology names one)."""
         v = self.ontology.verifier
@@ -70,6 +75,8 @@ class RunPlan:
         run's fingerprint: changing it relabels the videos, never the images."""
         v = self.ontology.video
         what: dict[str, Any] = {"sampling": v.sampling_json(), "tracker": self.tracker}
+        if self.tracker == "sam3":
+            what.update(max_objects=v.max_objects, scene_cut=v.scene_cut, model=self.video_model)
         if self.tracker == "sam2":
             keyframes = {k: val for k, val in self.decisions.to_json().items() if "track" not in k}
             what.update(

@@ -67,12 +67,14 @@ class Validator:
         seg = self.section(data.get("segmenter"), "segmenter", SegmenterConfig)
         post = self.section(data.get("postprocess"), "postprocess", PostprocessConfig)
         masks = self.section(data.get("masks"), "masks", MasksConfig)
-        video = self.video(data.get("video"), seg)
+        video = self.video(data.get("video"), seg, det.backend)
         verifier = self.verifier(data.get("verifier"))
         examples = config_examples.examples(self, data.get("examples"), prompts, sources or (det,))
         self.backends(sources or (det,), seg)
-        if sources and video.tracker == "sam2":
-            self.err("video.tracker", "sam2 follows one detector's objects; with an ensemble use tracker: detect")
+        if sources and video.tracker in ("sam2", "sam3"):
+            self.err(
+                "video.tracker", f"{video.tracker} follows one detector's objects; with an ensemble use tracker: detect"
+            )
         if self.problems:
             return None
         return Ontology(
@@ -93,13 +95,19 @@ class Validator:
             examples,
         )
 
-    def video(self, m: Any, seg: SegmenterConfig) -> VideoConfig:
+    def video(self, m: Any, seg: SegmenterConfig, det_backend: str = "") -> VideoConfig:
         tracker = "auto"
         if isinstance(m, dict) and "tracker" in m:
             m = dict(m)
             tracker = m.pop("tracker")
             if tracker not in TRACKERS:
                 self.err("video.tracker", f"must be one of {', '.join(TRACKERS)}, got {shown(tracker)}")
+            elif tracker == "sam3" and det_backend != "sam3":
+                self.err(
+                    "video.tracker",
+                    f"sam3 follows the prompts with SAM 3's video model; the detector is '{det_backend}': use "
+                    "detector backend sam3, or tracker: detect",
+                )
             elif tracker == "sam2" and seg.backend != "sam2":
                 self.err(
                     "video.tracker",

@@ -73,6 +73,30 @@ def track_clip(
         resume.finished()
 
 
+def track_clip_sam3(
+    frames: list[ImageInfo], changes: list[float], plan: RunPlan, video: Any, device: str
+) -> Iterator[Outcome]:
+    """`tracker: sam3`: the clip's frames (in order) through one streaming SAM 3 video session
+    (`video.sam3_track.Sam3Tracker`), every frame a detection frame; a scene cut starts a new session."""
+    from autolabel.video.sam3_track import Sam3Tracker
+
+    v = plan.ontology.video
+    tracker = Sam3Tracker(video[0], video[1], list(plan.ontology.all_prompts), device=device, max_objects=v.max_objects)
+    for k, info in enumerate(frames):
+        if k > 0 and v.scene_cut is not None and changes[k] >= v.scene_cut:
+            tracker.cut()
+        try:
+            image = load_image(info.path)
+        except ImageError as e:
+            yield Skipped(info.relpath, e.message)
+            continue
+        h, w = image.shape[:2]
+        found = tracker.step(k, image)
+        objects = {oid: (found.prompts[oid], found.scores[oid]) for oid in found.masks}
+        cands = _candidates(found.masks, dict(objects), set(found.masks), h, w)
+        yield Done(CandidateResult(info.relpath, w, h, cands), info.signature)
+
+
 @dataclass
 class Resume:
     """Where a clip's tracker state is saved (`stem`), what it must belong to (`key`), from which frame a

@@ -115,7 +115,7 @@ def with_tiling(detector: Detector, plan: RunPlan, cfg: DetectorConfig | None = 
     t = (cfg or plan.ontology.detector).tiling
     if t is None or isinstance(detector, (TiledDetector, Ensemble)):
         return detector
-    if detector.kind == "engine":
+    if plan.engine or detector.kind == "engine":
         raise UsageError(
             "detector.tiling works with box detectors, not with engines that make masks (SAM 3)",
             hint="remove detector.tiling, or use a detector + segmenter pipeline",
@@ -124,9 +124,15 @@ def with_tiling(detector: Detector, plan: RunPlan, cfg: DetectorConfig | None = 
 
 
 def load_video_model(plan: RunPlan, device: str = "auto", precision: str = "auto") -> tuple[Any, str]:
-    """`tracker: sam2`: ((Sam2VideoModel, Sam2VideoProcessor) of the plan's segmenter model, its device)."""
-    from autolabel.backends.sam2_video import load_sam2_video
+    """`tracker: sam2`: ((Sam2VideoModel, Sam2VideoProcessor) of the plan's segmenter model, its device);
+    `tracker: sam3`: (Sam3VideoModel, Sam3VideoProcessor) of `video.model` or the detector's."""
+    from autolabel.backends.sam2_video import load_sam2_video, load_sam3_video
     from autolabel.backends.torch_utils import resolve_device, resolve_dtype
+
+    if plan.tracker == "sam3":
+        assert plan.video_model is not None
+        dev = resolve_device(device)
+        return load_sam3_video(plan.video_model, dev, resolve_dtype(precision, dev)), dev
 
     if plan.segmenter_model is None:
         raise UsageError("video.tracker: sam2 needs a SAM 2 segmenter model", hint="set segmenter.backend: sam2")

@@ -307,7 +307,7 @@ def _label(
     """Run the pending batches through the executor (and, with `tracker: sam2`, the clips through their
     sessions); a stop (Ctrl-C, SIGTERM) keeps what is done."""
     progress.start(len(images), summary.already_done)
-    tracked = clips if plan.tracker == "sam2" else {}
+    tracked = clips if plan.tracker in ("sam2", "sam3") else {}
     in_clips = {r for c in tracked.values() for r in c.frame_relpaths()}
     try:
         pending = [im for im in images if im.relpath not in in_clips]
@@ -320,7 +320,9 @@ def _label(
         elif batches and models is not None:
             run_local(LabelJob(batches, done, plan, settings, output_p, summary, progress), *models)
         if not done.issuperset(in_clips):  # under --ray too: a clip is followed in order, here
-            detector = models[0] if models is not None else load_detector(plan, settings.device, settings.precision)
+            detector = models[0] if models is not None else None
+            if detector is None and plan.tracker == "sam2":
+                detector = load_detector(plan, settings.device, settings.precision)
             video, device = load_video_model(plan, settings.device, settings.precision)
             frames = {im.relpath: im for im in images if im.relpath in in_clips}
             job = LabelJob([], done, plan, settings, output_p, summary, progress)

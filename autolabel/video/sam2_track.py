@@ -143,25 +143,34 @@ class Sam2Tracker:
             drop_objects(self.session, set(ids))
 
     def _prune(self, frame_idx: int) -> None:
-        """Forget what the model can no longer read (see the module doc): the next frame reads the memories
-        (features, position encodings) of the `num_maskmem - 1` frames before it, and only the object
-        pointers of older ones, up to its pointer window."""
-        pointer_only = frame_idx + 2 - self.model.config.num_maskmem  # older frames: their pointer alone is read
-        for per_obj in self.session.output_dict_per_obj.values():
-            old = per_obj["non_cond_frame_outputs"]
-            for f in [f for f in old if f < frame_idx - self.keep]:
-                del old[f]
-            for f, out in old.items():
-                for key in [k for k in out if k == "high_res_masks" or (f < pointer_only and k != "object_pointer")]:
-                    del out[key]
-            for out in per_obj["cond_frame_outputs"].values():
-                out.pop("high_res_masks", None)
-        for tracked in self.session.frames_tracked_per_obj.values():
-            for f in [f for f in tracked if f < frame_idx]:
-                del tracked[f]
-        frames = self.session.processed_frames
-        if frames:
-            for f in [f for f in frames if f < frame_idx]:
+        prune_session(self.session, frame_idx, self.model.config.num_maskmem, self.keep)
+
+
+def prune_session(session: Any, frame_idx: int, num_maskmem: int, keep: int, count_frames: bool = False) -> None:
+    """Forget what the model can no longer read (see the module doc): the next frame reads the memories
+    (features, position encodings) of the `num_maskmem - 1` frames before it, and only the object pointers
+    of older ones, up to its pointer window (`keep` frames). SAM 2's and SAM 3's video sessions alike; SAM 3
+    counts its processed frames (`num_frames`), so there (`count_frames`) an old frame's pixels are replaced
+    by an empty tensor instead of its entry going."""
+    pointer_only = frame_idx + 2 - num_maskmem  # older frames: their pointer alone is read
+    for per_obj in session.output_dict_per_obj.values():
+        old = per_obj["non_cond_frame_outputs"]
+        for f in [f for f in old if f < frame_idx - keep]:
+            del old[f]
+        for f, out in old.items():
+            for key in [k for k in out if k == "high_res_masks" or (f < pointer_only and k != "object_pointer")]:
+                del out[key]
+        for out in per_obj["cond_frame_outputs"].values():
+            out.pop("high_res_masks", None)
+    for tracked in session.frames_tracked_per_obj.values():
+        for f in [f for f in tracked if f < frame_idx]:
+            del tracked[f]
+    frames = session.processed_frames
+    if frames:
+        for f in [f for f in frames if f < frame_idx]:
+            if count_frames:
+                frames[f] = frames[f].new_empty(0)
+            else:
                 del frames[f]
 
 

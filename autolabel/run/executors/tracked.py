@@ -11,7 +11,7 @@ from typing import Any
 
 from autolabel.backends.base import Detector
 from autolabel.config.plan import fingerprint, inference_settings
-from autolabel.inference.clip_tracking import Resume, track_clip
+from autolabel.inference.clip_tracking import Resume, track_clip, track_clip_sam3
 from autolabel.run.clips import frames_root
 from autolabel.run.executors.local import StoreWriter
 from autolabel.run.settings import LabelJob
@@ -22,9 +22,17 @@ STATE = ".track-state"  # RUN/frames/<clip>/.track-state.{json,safetensors}
 
 
 def run_tracked(
-    job: LabelJob, clips: dict[str, Clip], frames: dict[str, ImageInfo], detector: Detector, video: Any, device: str
+    job: LabelJob,
+    clips: dict[str, Clip],
+    frames: dict[str, ImageInfo],
+    detector: Detector | None,
+    video: Any,
+    device: str,
 ) -> None:
-    """Track every clip with a frame not done; `video` is (Sam2VideoModel, Sam2VideoProcessor)."""
+    """Track every clip with a frame not done; `video` is (Sam2VideoModel, Sam2VideoProcessor), or with
+    `tracker: sam3` (Sam3VideoModel, Sam3VideoProcessor) — no detector: SAM 3 detects on every frame, and an
+    interrupted clip is followed again from its first frame (its stored frames are not written again; the
+    result is the same: the session is deterministic)."""
     key = fingerprint(inference_settings(job.plan, identities=False))
     every = float(os.environ.get("AUTOLABEL_TRACK_STATE_SECONDS", "30"))
     writer = StoreWriter(job.output_dir, job.summary, job.progress)
@@ -44,9 +52,15 @@ def run_tracked(
                 every,
             )
             try:
-                for outcome in track_clip(infos, changes, job.plan, detector, video, device, resume):
-                    writer.put(outcome)
+                if job.plan.tracker == "sam3":
+                    outcomes = track_clip_sam3(infos, changes, job.plan, video, device)
+                else:
+                    assert detector is not None
+                    outcomes = track_clip(infos, changes, job.plan, detector, video, device, resume)
+                for outcome in outcomes:
                     made.add(outcome.relpath)
+                    if outcome.relpath not in job.done:
+                        writer.put(outcome)
             except Exception as e:  # a model error on this clip: its frames are skipped with it, the run goes on
                 why = f"tracking the clip failed: {type(e).__name__}: {e}"
                 for r in relpaths:
