@@ -74,6 +74,8 @@ bench: $(VENV)/.installed-dev
 	$(PY) -m bench.gpu_sim $(GPUSIM_ARGS)
 	$(PY) -m bench.cuda $(CUDA_ARGS)
 	$(PY) -m bench.tune
+	$(PY) -m bench.ensemble
+	$(PY) -m bench.sam3_sim
 	$(PY) -m bench.ray_sim
 	$(PY) -m bench.driver_commit
 	$(PY) -m bench.video_memory
