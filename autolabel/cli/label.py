@@ -282,7 +282,19 @@ def validate(ontology: Annotated[Path, typer.Argument(help="Ontology YAML to che
             if plan.segmenter_model
             else ("segmenter: none (the engine makes masks)" if plan.engine and plan.segments else "segmenter: none")
         )
-        typer.echo(f"  detector: {ont.detector.backend} ({ont.detector.model or 'default model'}); {segmenter}")
+        dets = ", ".join(f"{d.backend} ({d.model or 'default model'})" for d in plan.sources)
+        typer.echo(f"  {'ensemble' if ont.ensemble else 'detector'}: {dets}; {segmenter}")
+        if ont.ensemble:
+            f = ont.fusion
+            typer.echo(f"  fusion: {f.score} of the scores, {f.mask} mask, objects at IoU {f.iou}")
+        if ont.verifier is not None:
+            v = ont.verifier
+            typer.echo(
+                f"  verifier: {v.backend} ({plan.verifier_model or 'plugin'}) asks about scores in "
+                f"[{v.low}, {v.high}); keeps P(yes) >= {v.min_yes}"
+            )
+        for e in ont.examples:
+            typer.echo(f"  examples of {e.prompt!r}: {len(e.boxes)} boxes" + ("" if e.text else " (without its text)"))
 
     guard(run)
 

@@ -57,10 +57,9 @@ def track_clip(
             resume.save(tracker, objects, k)
         if cut:
             tracker.cut()
-        try:
-            image = load_image(info.path)
-        except ImageError as e:
-            yield Skipped(info.relpath, e.message)
+        image = _read(info)
+        if isinstance(image, Skipped):
+            yield image
             continue
         h, w = image.shape[:2]
         found, prompts, scores = _detections(image, boxes_only, detector, counts) if keyframe else (None, [], None)
@@ -85,10 +84,9 @@ def track_clip_sam3(
     for k, info in enumerate(frames):
         if k > 0 and v.scene_cut is not None and changes[k] >= v.scene_cut:
             tracker.cut()
-        try:
-            image = load_image(info.path)
-        except ImageError as e:
-            yield Skipped(info.relpath, e.message)
+        image = _read(info)
+        if isinstance(image, Skipped):
+            yield image
             continue
         h, w = image.shape[:2]
         found = tracker.step(k, image)
@@ -131,6 +129,14 @@ class Resume:
         from autolabel.video.session_state import remove_state
 
         remove_state(self.stem)
+
+
+def _read(info: ImageInfo) -> np.ndarray | Skipped:
+    """A frame's pixels, or why it cannot be read (the frame is skipped, the clip goes on)."""
+    try:
+        return load_image(info.path)
+    except ImageError as e:
+        return Skipped(info.relpath, e.message)
 
 
 def _detections(
