@@ -580,3 +580,85 @@ def build_tiny_sam3_video(path: Path, sam3_dir: Path | None = None) -> Path:
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return Path(path)
+
+
+def build_tiny_smolvlm(path: Path) -> Path:
+    """A tiny random-weight SmolVLM (the default verifier's family): a word-level tokenizer holding SmolVLM's
+    special tokens and a chat template of its shape, 64 px images, one layer each. Saved with its processor."""
+    import torch
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import (
+        PreTrainedTokenizerFast,
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    special = [
+        "<|im_start|>",
+        "<end_of_utterance>",
+        "<image>",
+        "<fake_token_around_image>",
+        "<global-img>",
+        "<|endoftext|>",
+    ]
+    words = ["<unk>", *special, "User", "Assistant", ":", "Is", "this", "a", "an", "cat", "dog", "?", "Answer"]
+    words += ["yes", "no", "Yes", "No", "or", ".", "there", "in", "picture", "the"]
+    vocab = {w: i for i, w in enumerate(words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(r"[?.:]"), behavior="isolated")]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<|endoftext|>",
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        additional_special_tokens=special,
+    )
+    chat = (
+        "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{{':'}}"
+        "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+        "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+    )
+    size = {"longest_edge": 64}
+    images = SmolVLMImageProcessor(do_image_splitting=False, size=size, max_image_size=size)
+    processor = SmolVLMProcessor(
+        image_processor=images,
+        tokenizer=tokenizer,
+        video_processor=SmolVLMVideoProcessor(),
+        image_seq_len=4,  # (64 / 16)² patches ÷ scale_factor²
+        chat_template=chat,
+    )
+    config = SmolVLMConfig(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 64,
+            "patch_size": 16,
+        },
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "pad_token_id": vocab["<|endoftext|>"],
+            "max_position_embeddings": 256,
+        },
+        scale_factor=2,
+        image_token_id=vocab["<image>"],
+        pad_token_id=vocab["<|endoftext|>"],
+    )
+    torch.manual_seed(0)
+    SmolVLMForConditionalGeneration(config).eval().save_pretrained(path)
+    processor.save_pretrained(path)
+    return Path(path)

@@ -97,7 +97,7 @@ class VlmVerifier:
         if "pixel_values" in enc:
             enc["pixel_values"] = enc["pixel_values"].to(self.dtype)
         kwargs: dict[str, Any] = {}
-        if getattr(self.model.config, "is_encoder_decoder", False) or hasattr(self.model, "get_encoder"):
+        if getattr(self.model.config.get_text_config(), "is_encoder_decoder", False):
             kwargs["decoder_input_ids"] = torch.tensor([self._decoder_start()] * len(crops), device=self.device)
         with torch.inference_mode(), self.stats.timed(self._sync):
             out = self.model(**enc, **kwargs)

@@ -63,3 +63,30 @@ def test_vlm_verifier_refuses_a_missing_model(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError) as e:
         preflight_models(make_plan(ont))
     assert "verifier model path" in e.value.message and "verifier.model (ontology)" in (e.value.hint or "")
+
+
+def test_vlm_verifier_with_a_chat_model_matches_transformers_generate(tmp_path: Path) -> None:
+    """The default family (SmolVLM): the question through the chat template, several crops padded into one
+    forward pass, each P(yes) from the first answer token as `generate` scores it alone."""
+    from autolabel.backends.vlm import VlmVerifier, crop
+    from autolabel.config.ontology import VerifierConfig
+    from tests.tiny_models import build_tiny_smolvlm
+
+    path = build_tiny_smolvlm(tmp_path / "smolvlm")
+    v = VlmVerifier.from_config(VerifierConfig(model=str(path)), "cpu", torch.float32)
+    assert v.chat
+    image = np.random.default_rng(1).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    boxes = np.array([[5, 5, 40, 50], [60, 10, 118, 80]], dtype=np.float64)
+    questions = ["Is this a cat? Answer yes or no.", "Is there a dog in the picture?"]  # different lengths
+    p = v.verify(image, boxes, questions)
+    assert v.stats.passes == 1
+    for i, q in enumerate(questions):
+        msg = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}]
+        text = v.processor.apply_chat_template(msg, add_generation_prompt=True)
+        enc = v.processor(text=[text], images=[[crop(image, boxes[i], v.context)]], return_tensors="pt")
+        out = v.model.generate(
+            **enc, max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True
+        )
+        logits = out.logits[0][0].float().numpy()
+        yes, no = np.logaddexp.reduce(logits[v.yes]), np.logaddexp.reduce(logits[v.no])
+        np.testing.assert_allclose(p[i], 1 / (1 + np.exp(no - yes)), rtol=1e-4, atol=1e-6)
