@@ -57,9 +57,10 @@ def run_tracked(
                 else:
                     assert detector is not None
                     outcomes = track_clip(infos, changes, job.plan, detector, video, device, resume)
+                sam3 = job.plan.tracker == "sam3"  # followed again from the start: stored frames stay as they are
                 for outcome in outcomes:
                     made.add(outcome.relpath)
-                    if outcome.relpath not in job.done:
+                    if not (sam3 and outcome.relpath in job.done):
                         writer.put(outcome)
             except Exception as e:  # a model error on this clip: its frames are skipped with it, the run goes on
                 why = f"tracking the clip failed: {type(e).__name__}: {e}"
