@@ -1,6 +1,6 @@
 """`video.tracker: sam3` in `autolabel label`, with a tiny random-weight Sam3VideoModel: SAM 3 follows the
-ontology's prompts through the clip (every frame stored with its object ids, exports carry them); a run cut
-short resumes to byte-identical exports, as `tracker: sam2` does."""
+ontology's prompts through the clip (every frame stored with its object ids, exports carry them); a run
+killed (kill -9) mid-clip resumes to byte-identical exports, as `tracker: sam2` does."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import cli
+from tests.helpers import cli, killed_after
 from tests.video.clips import scene, write_clip
 
 pytest.importorskip("av")
@@ -75,13 +75,11 @@ def test_sam3_tracks_the_prompts_and_a_cut_short_run_resumes_byte_identical(
     again = _label(ontology, data, ref)
     assert again["processed"] == 0
     run = tmp_path / "run"
-    _label(ontology, data, run)
-    with sqlite3.connect(run / "run.sqlite") as db:  # as if stopped after five frames
-        db.execute(
-            "DELETE FROM images WHERE relpath IN (SELECT relpath FROM images ORDER BY relpath LIMIT -1 OFFSET 5)"
-        )
+    args = ["label", str(ontology), str(data), "-o", str(run), "-f", "coco,mot", "--device", "cpu"]
+    done = killed_after(args, run, 4)
+    assert 4 <= done < FRAMES, "killed mid-clip"
     resumed = _label(ontology, data, run)
-    assert resumed["processed"] == FRAMES - 5
+    assert resumed["processed"] == FRAMES - done  # followed again from the start; stored frames stay
     assert _rows(run) == rows
     for rel in ["coco/annotations.json", "mot/clip/gt/gt.txt"]:
         assert (run / rel).read_bytes() == (ref / rel).read_bytes(), rel
