@@ -40,11 +40,6 @@ class FusionSettings:
     class_score: tuple[str, ...] = ()  # per class: its own method ('' → `score`), chosen by tune
     source_thresholds: tuple[float, ...] = ()  # per source: its candidates under this take no part
 
-    def to_json(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
-
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FusionSettings:
         d = dict(d)

@@ -4,8 +4,7 @@ answers runs in `run/verify.py`."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,9 +16,6 @@ class VerifierSettings:
     low: float = 0.2
     high: float = 0.5
     min_yes: float = 0.5
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def doubtful(c: Candidates, n_pos: int, s: VerifierSettings) -> np.ndarray:

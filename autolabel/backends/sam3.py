@@ -35,8 +35,9 @@ def instances(out: Any, min_score: float, sizes: Sequence[tuple[int, int]]) -> l
     scores = out.pred_logits.sigmoid()
     presence = torch.ones(scores.shape[0], device=scores.device)
     if getattr(out, "presence_logits", None) is not None:
-        presence = out.presence_logits.sigmoid().reshape(scores.shape[0], -1)[:, 0]
-        scores = scores * out.presence_logits.sigmoid()
+        present = out.presence_logits.sigmoid()
+        presence = present.reshape(scores.shape[0], -1)[:, 0]
+        scores = scores * present
     results = []
     for b, (h, w) in enumerate(sizes):
         keep = scores[b] > min_score

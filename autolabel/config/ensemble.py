@@ -11,15 +11,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from autolabel.config.ontology import (
-    MASK_METHODS,
-    SCORE_METHODS,
-    DetectorConfig,
-    FusionConfig,
-    did_you_mean,
-    field_range,
-)
+from autolabel.config.ontology import DetectorConfig, FusionConfig, did_you_mean, field_range
 from autolabel.errors import shown
+from autolabel.fusion import MASKS, SCORES
 
 if TYPE_CHECKING:
     from autolabel.config.validate import Validator
@@ -64,7 +58,7 @@ def fusion(v: Validator, m: Any, sources: tuple[DetectorConfig, ...], cuts: tupl
             assert rng is not None
             values[k] = v.number(key, val, rng)
         elif k in ("score", "mask"):
-            choices = SCORE_METHODS if k == "score" else MASK_METHODS
+            choices = SCORES if k == "score" else MASKS
             if val not in choices:
                 v.err(key, f"must be one of {', '.join(choices)}, got {shown(val)}")
             else:

@@ -203,10 +203,6 @@ class Examples:
     text: bool = True
 
 
-SCORE_METHODS = ("mean", "max")
-MASK_METHODS = ("best", "vote")
-
-
 @dataclass(frozen=True)
 class Ontology:
     """A validated ontology. `prompts[i]` maps to class `prompt_class[i]` (index into `classes`)."""

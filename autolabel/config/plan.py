@@ -28,7 +28,6 @@ class RunPlan:
     engine: bool  # the detector makes masks itself (SAM 3): no separate segmenter (an ensemble: every one)
     decisions: DecisionSettings
     source_models: tuple[str | None, ...] = ()  # an ensemble: each detector's model (the first is detector_model)
-    source_engines: tuple[bool, ...] = ()  # an ensemble: which detectors make masks themselves
 
     @property
     def video_model(self) -> str | None:
@@ -89,15 +88,14 @@ def make_plan(ontology: Ontology) -> RunPlan:
     """Resolve backends and default model ids once."""
     specs = [get_spec(d.backend, "detector") for d in ontology.sources or (ontology.detector,)]
     models = tuple(d.model or sp.default_model for d, sp in zip(ontology.sources or (ontology.detector,), specs))
-    engines = tuple(sp.kind == "engine" for sp in specs)
     seg_backend = ontology.segmenter.backend
-    engine = all(engines)
+    engine = all(sp.kind == "engine" for sp in specs)
     seg_model = None
     if seg_backend != "none" and not engine:
         seg_model = ontology.segmenter.model or default_model(seg_backend, "segmenter")
     if not ontology.ensemble:
         return RunPlan(ontology, models[0], seg_model, engine, decision_settings(ontology))
-    return RunPlan(ontology, models[0], seg_model, engine, decision_settings(ontology), models, engines)
+    return RunPlan(ontology, models[0], seg_model, engine, decision_settings(ontology), models)
 
 
 def decision_settings(ontology: Ontology) -> DecisionSettings:

@@ -29,13 +29,6 @@ from autolabel.config.ontology import (
 from autolabel.errors import shown
 from autolabel.types import normalize_prompt
 
-
-def check_backend_name(name: str, role: str) -> str | None:
-    from autolabel.backends import check_backend
-
-    return check_backend(name, role)
-
-
 BOX_THRESHOLD = Range(0.0, 1.0)  # per-class thresholds: the range of detector.box_threshold (tested)
 
 
@@ -70,7 +63,7 @@ class Validator:
         video = self.video(data.get("video"), seg, det.backend)
         verifier = self.verifier(data.get("verifier"))
         examples = config_examples.examples(self, data.get("examples"), prompts, sources or (det,))
-        self.backends(sources or (det,), seg)
+        self.backends(sources or (det,), seg, verifier)
         if sources and video.tracker in ("sam2", "sam3"):
             self.err(
                 "video.tracker", f"{video.tracker} follows one detector's objects; with an ensemble use tracker: detect"
@@ -125,16 +118,13 @@ class Validator:
         v: VerifierConfig = self.section(m, "verifier", VerifierConfig)
         if v.low > v.high:
             self.err("verifier", f"low ({v.low}) must not be above high ({v.high}): [low, high) is the doubtful band")
-        problem = check_backend_name(v.backend, "verifier")
-        if problem:
-            self.err("verifier.backend", problem)
         try:
             v.question.format(**{"class": "x", "prompt": "x", "a": "a"})
         except (KeyError, IndexError, ValueError) as e:
             self.err("verifier.question", f"may use {{class}}, {{prompt}} and {{a}} only ({e})")
         return v
 
-    def backends(self, dets: tuple[DetectorConfig, ...], seg: SegmenterConfig) -> None:
+    def backends(self, dets: tuple[DetectorConfig, ...], seg: SegmenterConfig, v: VerifierConfig | None) -> None:
         """Unknown backend names (and plugins that do not import or have the wrong kind) are reported
         with the other problems, before any model is loaded."""
         from autolabel.backends import check_backend
@@ -143,6 +133,7 @@ class Validator:
         for key, name, role in [
             *((k, d.backend, "detector") for k, d in zip(keys, dets)),
             ("segmenter.backend", seg.backend, "segmenter"),
+            *([("verifier.backend", v.backend, "verifier")] if v is not None else []),
         ]:
             problem = check_backend(name, role)
             if problem:

@@ -50,5 +50,10 @@ class Ensemble:
         return out
 
 
+def parts(detector: Detector) -> list[Detector]:
+    """The detectors behind `detector`: an ensemble's, or the detector itself."""
+    return list(detector.parts) if isinstance(detector, Ensemble) else [detector]
+
+
 def with_source(pb: PromptBoxes, source: int) -> PromptBoxes:
     return replace(pb, source=np.full(len(pb.prompt_index), source, dtype=np.int64))

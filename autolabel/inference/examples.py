@@ -72,9 +72,9 @@ def example_signatures(ontology: Ontology, root: str | Path | None) -> dict[str,
 
 def give_examples(detector: Detector, loaded: Loaded) -> None:
     """Hand the examples to the detector (each detector of an ensemble)."""
-    from autolabel.inference.ensemble import Ensemble
+    from autolabel.inference.ensemble import parts
 
-    for part in detector.parts if isinstance(detector, Ensemble) else [detector]:
+    for part in parts(detector):
         target: Any = part
         if not callable(getattr(target, "set_examples", None)):
             raise UsageError(f"detector {type(part).__name__} cannot take example boxes")

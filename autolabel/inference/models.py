@@ -16,9 +16,9 @@ Models = tuple[Detector, Segmenter | None]  # (detector or engine, segmenter; No
 def check_prompts(detector: Detector, plan: RunPlan) -> None:
     """A prompt the text encoder cannot take is a usage error before the first image, not a model
     error on every image."""
-    from autolabel.inference.ensemble import Ensemble
+    from autolabel.inference.ensemble import parts
 
-    for part in detector.parts if isinstance(detector, Ensemble) else [detector]:
+    for part in parts(detector):
         if isinstance(part, PromptChecker):
             part.check_prompts(list(plan.ontology.all_prompts))
 

@@ -15,7 +15,7 @@ import numpy as np
 from autolabel.backends.base import Detector, PromptBoxes, Segmenter, StagedDetector, StagedSegmenter
 from autolabel.config.plan import RunPlan
 from autolabel.geometry import box_area, clip_xyxy
-from autolabel.inference.ensemble import Ensemble
+from autolabel.inference.ensemble import parts
 from autolabel.types import Candidates, RleMasks
 
 
@@ -85,10 +85,6 @@ def _shapes(images: Sequence[np.ndarray]) -> list[tuple[int, int]]:
     return [(int(img.shape[0]), int(img.shape[1])) for img in images]
 
 
-def _parts(detector: Detector) -> list[Detector]:
-    return list(detector.parts) if isinstance(detector, Ensemble) else [detector]
-
-
 def prepare_stage(
     images: Sequence[np.ndarray],
     plan: RunPlan,
@@ -100,7 +96,7 @@ def prepare_stage(
     it out (`prepare`); the others do it inside their own call."""
     t = _now()
     staged = Staged(images)
-    for part in _parts(detector):
+    for part in parts(detector):
         staged.det_inputs.append(part.prepare(list(images)) if isinstance(part, StagedDetector) else None)
     if plan.segments and isinstance(segmenter, StagedSegmenter):
         staged.seg_inputs = segmenter.prepare(list(images))
@@ -120,7 +116,7 @@ def _detect(
         else [d.candidate_threshold for d in plan.sources]
     )
     out = []
-    for part, inputs, floor, cfg in zip(_parts(detector), staged.det_inputs, floors, plan.sources):
+    for part, inputs, floor, cfg in zip(parts(detector), staged.det_inputs, floors, plan.sources):
         if inputs is not None and isinstance(part, StagedDetector):
             raw = part.detect_prepared(inputs, shapes, prompts, floor)
         else:

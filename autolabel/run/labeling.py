@@ -232,7 +232,7 @@ def run_labeling(
         )
         _label(images, done, plan, settings, models, output_p, summary, progress or Progress(), clips)
         if plan.ontology.verifier is not None and not summary.interrupted:
-            summary.verifier = _verify(output_p, plan, images, settings, backends)
+            summary.verifier = _verify(output_p, plan, images, settings)
     summary.wall_seconds = time.perf_counter() - t_start
     write_text_atomic(output_p / SUMMARY_NAME, json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
@@ -261,9 +261,7 @@ def _models(
     return detector, segmenter
 
 
-def _verify(
-    output_p: Path, plan: RunPlan, images: list[ImageInfo], settings: RunSettings, backends: Models | None
-) -> dict[str, Any]:
+def _verify(output_p: Path, plan: RunPlan, images: list[ImageInfo], settings: RunSettings) -> dict[str, Any]:
     """The verifier's pass over the doubtful candidates (loaded only when one is unanswered)."""
     from autolabel.inference.models import load_verifier
     from autolabel.run.verify import verify_run

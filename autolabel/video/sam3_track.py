@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from autolabel.types import normalize_prompt
+
 
 @dataclass
 class Sam3Frame:
@@ -37,6 +39,7 @@ class Sam3Tracker:
         cfg = self.model.config.tracker_config
         self.num_maskmem = int(cfg.num_maskmem)
         self.keep = max(int(cfg.max_object_pointers_in_encoder), self.num_maskmem) + 1
+        self.index = {normalize_prompt(p): i for i, p in enumerate(self.prompts)}  # SAM 3's prompt text → ours
         self._start()
 
     def _start(self) -> None:
@@ -51,14 +54,11 @@ class Sam3Tracker:
         out = self.model(inference_session=self.session, frame=inputs.pixel_values[0], frame_idx=frame_idx)
         post = self.processor.postprocess_outputs(self.session, out, original_sizes=inputs.original_sizes)
         frame = Sam3Frame()
-        from autolabel.types import normalize_prompt
-
-        index = {normalize_prompt(p): i for i, p in enumerate(self.prompts)}
         for k, oid in enumerate(post["object_ids"].tolist()):
             text = str(self.session.prompts[self.session.obj_id_to_prompt_id[oid]])
             frame.masks[self.base + oid] = post["masks"][k].cpu().numpy().astype(bool)
             frame.scores[self.base + oid] = float(post["scores"][k])
-            frame.prompts[self.base + oid] = index[normalize_prompt(text)]
+            frame.prompts[self.base + oid] = self.index[normalize_prompt(text)]
         if self.prune:
             from autolabel.video.sam2_track import prune_session
 

@@ -51,13 +51,13 @@ def run_tracked(
                 _prefix(relpaths, job.done),
                 every,
             )
+            sam3 = job.plan.tracker == "sam3"  # followed again from the start: stored frames stay as they are
             try:
-                if job.plan.tracker == "sam3":
+                if sam3:
                     outcomes = track_clip_sam3(infos, changes, job.plan, video, device)
                 else:
                     assert detector is not None
                     outcomes = track_clip(infos, changes, job.plan, detector, video, device, resume)
-                sam3 = job.plan.tracker == "sam3"  # followed again from the start: stored frames stay as they are
                 for outcome in outcomes:
                     made.add(outcome.relpath)
                     if not (sam3 and outcome.relpath in job.done):
